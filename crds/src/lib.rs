@@ -1,0 +1,32 @@
+//! # barrage-crds — the contract
+//!
+//! Everything that users, CI, the controller and the agents share, and nothing else:
+//! the `LoadTest` resource (spec, status, defaults, validation, JSON Schema) and the
+//! formats both binaries read and write (agent environment contract, DynamoDB item
+//! layout, blob key scheme, `AgentStatus`, the HdrHistogram interval log).
+//!
+//! This crate does no I/O and knows nothing of tokio or the AWS SDKs: every function
+//! here is pure, so it can be tested exhaustively and fuzzed.
+//!
+//! # Layout
+//! - [`duration`]: human durations (`250ms`, `10s`, `1h30m`) used across the spec.
+//! - [`spec`], [`status`], [`loadtest`]: the resource.
+//! - [`validate`]: defaults in one place and total validation with field paths.
+//! - [`schema`]: the JSON Schema generated from the types.
+//! - [`hlog`]: the interval histogram log (`.hlog`, V2 compressed), hardened decoding.
+//! - [`env`]: the agent environment contract.
+//! - [`keys`]: the blob key scheme.
+//! - [`items`]: the DynamoDB item layout.
+//! - [`agent_status`]: what an agent reports about itself.
+
+pub mod agent_status;
+pub mod duration;
+pub mod env;
+pub mod hlog;
+pub mod items;
+pub mod keys;
+pub mod loadtest;
+pub mod schema;
+pub mod spec;
+pub mod status;
+pub mod validate;
