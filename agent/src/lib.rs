@@ -1,1 +1,21 @@
-//! placeholder
+//! # barrage-agent — the load engine
+//!
+//! What meets the broker: the open-model [`schedule`], payload and key generation, the
+//! rdkafka producer and consumer adapters, and the [`recorder`] that keeps latencies in
+//! HdrHistograms rolled into interval logs. `barrage run` drives the same [`engine`]
+//! in-process; the `barrage-agent` binary drives it from the environment contract.
+//!
+//! # Layout
+//! - [`schedule`], [`payload`], [`keys`]: pure and seeded, tested on a virtual clock.
+//! - [`recorder`]: histograms and counters, recycled every interval (memory stays flat).
+//! - [`kafka`]: rdkafka configuration, producer context, topic administration.
+//! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
+//!
+//! Nothing here logs per record: counts and latencies go to histograms.
+
+pub mod schedule;
+pub mod engine;
+pub mod kafka;
+pub mod keys;
+pub mod payload;
+pub mod recorder;

@@ -1,1 +1,15 @@
-//! placeholder
+//! # barrage-controller — the operator and the `barrage` CLI
+//!
+//! Sans-IO core, effectful shell (the kube-rs / controller-rs pattern):
+//! - [`reconcile`]: THE PURE CORE. `plan(&LoadTest, &Observed, now) -> Plan`. No async, no SDK types.
+//! - [`launch`]: the `Launcher` port (start, stop, list agent tasks) with ECS and local-process adapters.
+//! - [`report`]: pure merge of interval histograms and rendering of the report set; the async
+//!   part only fetches and uploads.
+//! - [`runtime`]: the one effectful loop: watch, queue, lease, execute plans, requeue.
+//! - [`cli`]: `barrage apply | get | describe | watch | delete | report | run | validate | schema | controller`.
+
+pub mod cli;
+pub mod launch;
+pub mod reconcile;
+pub mod report;
+pub mod runtime;

@@ -1,1 +1,185 @@
-//! placeholder
+//! # barrage-store — where records and blobs are kept
+//!
+//! Two small ports that both binaries need, and their adapters:
+//! - [`Store`]: LoadTest records (spec and status kept apart), agent status, the leader lease.
+//!   Adapters: DynamoDB ([`dynamo`], watched through [`streams`]) and memory ([`memory`]).
+//! - [`Blobs`]: interval histograms and reports. Adapters: S3 ([`s3`]) and a local folder
+//!   ([`dir`]).
+//!
+//! SDK types never leave their adapter files: callers see only the types of `barrage-crds`
+//! and of this module. Every write that can race is conditional, and a failed condition is
+//! [`StoreError::Conflict`] ("read again and re-plan"), never a loud error.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use barrage_crds::agent_status::AgentStatus;
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::status::LoadTestStatus;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+pub mod dir;
+pub mod dynamo;
+pub mod memory;
+pub mod s3;
+pub mod streams;
+
+/// A LoadTest record as kept, with the bookkeeping the controller conditions its writes on.
+#[derive(Debug, Clone)]
+pub struct StoredLoadTest {
+    /// The record's name (its key), known even when the document does not parse.
+    pub name: String,
+    /// Bumped on every write of the record; writes are conditional on it.
+    pub version: u64,
+    /// Bumped only when the spec changes.
+    pub generation: i64,
+    /// The parsed document (metadata and spec, status attached), or why it could not be
+    /// parsed: a malformed record becomes `Failed`/`SpecInvalid`, it never stops the controller.
+    pub doc: Result<LoadTest, String>,
+    /// The status as last written by the controller.
+    pub status: Option<LoadTestStatus>,
+    /// Leader epoch of the last status write.
+    pub epoch: u64,
+    /// Set when a delete was requested (the finalizer then cleans up and removes the record).
+    pub deletion_requested: Option<DateTime<Utc>>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created { generation: i64 },
+    /// The spec changed: generation bumped.
+    Updated { generation: i64 },
+    /// Same spec as stored: nothing written.
+    Unchanged { generation: i64 },
+}
+
+/// A held leader lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    /// Fencing token: every controller write carries it; a newer holder's epoch is larger.
+    pub epoch: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost a race (version moved, or a newer leader epoch wrote).
+    #[error("conditional write on {what} failed: the record changed or a newer leader wrote")]
+    Conflict { what: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// The table or bucket is missing: the message says which and how to create it.
+    #[error("{0}")]
+    Missing(String),
+    /// The backend throttled the request; retry later.
+    #[error("throttled by {service} during {operation}")]
+    Throttled {
+        service: &'static str,
+        operation: &'static str,
+    },
+    #[error("{operation} failed: {message}")]
+    Backend {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("stored data is corrupt at {what}: {message}")]
+    Corrupt { what: String, message: String },
+    #[error("I/O error on {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// True when retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Throttled { .. } | StoreError::Backend { .. })
+    }
+
+    /// True for a lost conditional write: read again and re-plan.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// LoadTest records, agent status and the leader lease.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Every LoadTest record, parsed or not.
+    async fn list_load_tests(&self) -> Result<Vec<StoredLoadTest>>;
+
+    /// One record by name.
+    async fn get_load_test(&self, name: &str) -> Result<Option<StoredLoadTest>>;
+
+    /// Creates the record or updates its spec (metadata labels too). Generation bumps only
+    /// when the spec changed. Never touches status.
+    async fn apply(&self, load_test: &LoadTest) -> Result<Applied>;
+
+    /// Writes status only, if the record is still at `expected_version` and no newer leader
+    /// epoch has written. Returns the new version.
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &LoadTestStatus,
+        expected_version: u64,
+        epoch: u64,
+    ) -> Result<u64>;
+
+    /// Marks the record for deletion (the controller's finalizer does the rest).
+    async fn request_delete(&self, name: &str) -> Result<()>;
+
+    /// Removes the record after the finalizer ran, conditional like `write_status`.
+    async fn remove(&self, name: &str, expected_version: u64, epoch: u64) -> Result<()>;
+
+    /// Writes an agent's own status item (agents write only their own).
+    async fn put_agent_status(&self, status: &AgentStatus) -> Result<()>;
+
+    /// Every agent status item of one run.
+    async fn list_agent_status(&self, load_test: &str, run_id: &str) -> Result<Vec<AgentStatus>>;
+
+    /// Takes the lease if it is free or expired (the epoch then grows), or renews it if
+    /// `holder` holds it. `None` when another holder's lease is still valid.
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lease>>;
+
+    /// Gives the lease up (on graceful shutdown) so another controller takes over at once.
+    async fn release_lease(&self, lease: &Lease) -> Result<()>;
+}
+
+/// Whether a write-once put created the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOnce {
+    Created,
+    /// A blob was already there: a retry, so nothing is counted twice.
+    AlreadyExists,
+}
+
+/// Interval histograms and reports.
+#[async_trait]
+pub trait Blobs: Send + Sync {
+    /// Writes `key` only if it does not exist yet.
+    async fn put_once(&self, key: &str, body: Bytes, content_type: &str) -> Result<PutOnce>;
+
+    /// Writes `key`, replacing what was there (reports, which are re-rendered).
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<()>;
+
+    /// Reads `key`; `None` if absent.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Every key under `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Where `key` can be found, for people (`s3://…`, a path).
+    fn uri(&self, key: &str) -> String;
+}

@@ -1,0 +1,445 @@
+//! One agent's run: the sender thread that follows the schedule, the delivery callback that
+//! records latencies, and the interval clock that rolls histograms.
+//!
+//! The sender runs on a dedicated OS thread (sleeping with nanosecond resolution, never
+//! blocking tokio's workers); librdkafka's own thread serves delivery reports; the async side
+//! only ticks intervals and waits. Sends are never skipped silently: when the run is stopped
+//! early, what was due and not sent is counted as dropped.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_permanent};
+use crate::keys::KeyGen;
+use crate::payload::PayloadPool;
+use crate::recorder::{CounterSnapshot, Histograms, Recorder};
+use crate::schedule::{Profile, Schedule, Share};
+
+/// Header names carried by RoundTrip records.
+pub mod headers {
+    pub const AGENT: &str = "barrage-agent";
+    pub const SEQ: &str = "barrage-seq";
+    pub const SENT_NS: &str = "barrage-sent-ns";
+}
+
+/// Everything one agent needs to produce.
+pub struct ProduceJob {
+    /// librdkafka settings (bootstrap, acks, linger …).
+    pub client: ClientConfig,
+    pub topic: String,
+    /// Fleet-wide target in records per second.
+    pub profile: Profile,
+    pub share: Share,
+    pub values: PayloadPool,
+    pub keys: KeyGen,
+    /// Static headers added to every record.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Records sent back to back for one intended send time (Gatling's records per
+    /// transaction); with `transactional` they form one Kafka transaction.
+    pub records_per_transaction: u32,
+    pub transactional: bool,
+    /// Most records handed to the client and not yet acknowledged.
+    pub max_in_flight: usize,
+    /// Longest wait for outstanding acknowledgements at the end.
+    pub flush_timeout: Duration,
+    /// Interval histogram length.
+    pub interval: Duration,
+    /// RoundTrip: tag records with this agent's id and a sequence number.
+    pub round_trip_agent: Option<String>,
+}
+
+/// Commands from outside while the engine runs.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    reassign: Mutex<Option<Reassign>>,
+}
+
+/// A re-split of the fleet announced for offset `at_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reassign {
+    pub at_ns: u64,
+    pub slot: u32,
+    pub of: u32,
+}
+
+impl Control {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Asks the sender to stop; what was due and unsent is counted as dropped.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Announces a new share of the fleet from `at_ns` on.
+    pub fn reassign(&self, r: Reassign) {
+        *self
+            .reassign
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(r);
+    }
+
+    fn take_reassign(&self) -> Option<Reassign> {
+        self.reassign
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// One closed interval of histograms.
+#[derive(Debug, Clone)]
+pub struct IntervalRecord {
+    /// 0-based interval number since the run's origin.
+    pub index: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub histograms: Histograms,
+    /// The run's counters at the end of the interval (cumulative).
+    pub counters: CounterSnapshot,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub counters: CounterSnapshot,
+    /// Records acknowledged per partition.
+    pub per_partition: Vec<u64>,
+    /// Records this agent's share planned over the whole profile.
+    pub planned: u64,
+    /// Time from the origin to the end of the flush.
+    pub elapsed: Duration,
+    pub stopped_early: bool,
+    /// Records still unacknowledged when the flush bound ran out (then purged, counted as errors).
+    pub unflushed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("could not create the Kafka producer")]
+    Client(#[source] KafkaError),
+    #[error("could not initialise Kafka transactions (transactional: true)")]
+    Transactions(#[source] KafkaError),
+    #[error("the sender thread could not be started")]
+    Thread(#[source] std::io::Error),
+    #[error("the sender thread failed: {0}")]
+    Sender(String),
+}
+
+type Client = ThreadedProducer<DeliveryRecorder>;
+
+/// Runs one agent's produce workload to its end (or until `control.stop()`), sending every
+/// closed interval to `intervals`. The origin of `clock` is the run's start.
+pub async fn run_produce(
+    mut job: ProduceJob,
+    recorder: Arc<Recorder>,
+    clock: Clock,
+    control: Arc<Control>,
+    intervals: mpsc::UnboundedSender<IntervalRecord>,
+) -> Result<Outcome, EngineError> {
+    let producer: Arc<Client> = Arc::new(
+        ThreadedProducer::from_config_and_context(
+            &job.client,
+            DeliveryRecorder {
+                recorder: recorder.clone(),
+                clock,
+            },
+        )
+        .map_err(EngineError::Client)?,
+    );
+    if job.transactional {
+        let p = producer.clone();
+        let timeout = job.flush_timeout;
+        tokio::task::spawn_blocking(move || p.init_transactions(timeout))
+            .await
+            .map_err(|e| EngineError::Sender(e.to_string()))?
+            .map_err(EngineError::Transactions)?;
+    }
+    let interval = job.interval.max(Duration::from_millis(10));
+    let flush_timeout = job.flush_timeout;
+    // The schedule ticks once per transaction: records per second / records per transaction.
+    let per_tick = job.records_per_transaction.max(1);
+    if per_tick > 1 {
+        job.profile = scale_profile(&job.profile, 1.0 / f64::from(per_tick));
+    }
+    let planned = Schedule::new(job.profile.clone(), job.share).remaining() * u64::from(per_tick);
+
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let sender = {
+        let producer = producer.clone();
+        let recorder = recorder.clone();
+        let control = control.clone();
+        std::thread::Builder::new()
+            .name("barrage-sender".into())
+            .spawn(move || {
+                let result = send_loop(job, &producer, &recorder, clock, &control);
+                let _ = done_tx.send(());
+                result
+            })
+            .map_err(EngineError::Thread)?
+    };
+
+    // Roll histograms at every interval boundary until the sender is done.
+    let mut index: u32 = 0;
+    let mut spare = Histograms::default();
+    loop {
+        let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(boundary.into()) => {
+                spare = roll(&recorder, spare, index, interval, &intervals);
+                index += 1;
+            }
+            _ = &mut done_rx => break,
+        }
+    }
+    let stopped_early = match sender.join() {
+        Ok(Ok(stopped_early)) => stopped_early,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(EngineError::Sender("the sender thread panicked".into())),
+    };
+
+    // Wait for outstanding acknowledgements, within the bound, rolling intervals meanwhile.
+    let flushing = {
+        let producer = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            if producer.flush(flush_timeout).is_err() {
+                let left = producer.in_flight_count();
+                producer.purge(PurgeConfig::default().queue().inflight());
+                let _ = producer.flush(Duration::from_secs(5));
+                u64::try_from(left).unwrap_or(0)
+            } else {
+                0
+            }
+        })
+    };
+    tokio::pin!(flushing);
+    let unflushed = loop {
+        let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(boundary.into()) => {
+                spare = roll(&recorder, spare, index, interval, &intervals);
+                index += 1;
+            }
+            left = &mut flushing => break left.unwrap_or(0),
+        }
+    };
+    if unflushed > 0 {
+        warn!(
+            unflushed,
+            "Records were still unacknowledged when the flush bound ran out; they were purged and counted as errors."
+        );
+    }
+    // The last, partial interval.
+    let end_ns = clock.now_ns();
+    let histograms = recorder.swap(spare);
+    let _ = intervals.send(IntervalRecord {
+        index,
+        start_ns: interval_ns(interval) * u64::from(index),
+        end_ns: end_ns.max(interval_ns(interval) * u64::from(index)),
+        histograms,
+        counters: recorder.counters().snapshot(),
+    });
+    Ok(Outcome {
+        counters: recorder.counters().snapshot(),
+        per_partition: recorder.per_partition(),
+        planned,
+        elapsed: Duration::from_nanos(end_ns),
+        stopped_early,
+        unflushed,
+    })
+}
+
+fn interval_ns(interval: Duration) -> u64 {
+    u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn roll(
+    recorder: &Recorder,
+    spare: Histograms,
+    index: u32,
+    interval: Duration,
+    out: &mpsc::UnboundedSender<IntervalRecord>,
+) -> Histograms {
+    let histograms = recorder.swap(spare);
+    let len = interval_ns(interval);
+    let record = IntervalRecord {
+        index,
+        start_ns: len * u64::from(index),
+        end_ns: len * (u64::from(index) + 1),
+        histograms,
+        counters: recorder.counters().snapshot(),
+    };
+    match out.send(record) {
+        // The receiver keeps the histograms; start the next interval with fresh ones.
+        Ok(()) => Histograms::default(),
+        Err(mpsc::error::SendError(record)) => record.histograms,
+    }
+}
+
+/// Longest single sleep, so a stop request is noticed quickly.
+const MAX_SLEEP: Duration = Duration::from_millis(20);
+/// Below this gap the sender yields instead of sleeping (sleep overshoots by ~50 µs).
+const SPIN_BELOW: Duration = Duration::from_micros(60);
+
+/// Follows the schedule until it ends or a stop is requested. Returns whether it stopped early.
+fn send_loop(
+    mut job: ProduceJob,
+    producer: &Client,
+    recorder: &Recorder,
+    clock: Clock,
+    control: &Control,
+) -> Result<bool, EngineError> {
+    let per_tick = job.records_per_transaction.max(1);
+    let mut schedule = Schedule::new(job.profile.clone(), job.share);
+    let static_headers = std::mem::take(&mut job.headers);
+    let mut seq: u64 = 0;
+    let counters = recorder.counters();
+    loop {
+        if control.is_stopped() {
+            let now = clock.now_ns();
+            let dropped = schedule.remaining_before(now.saturating_add(1)) * u64::from(per_tick);
+            counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+            info!(dropped, "Stopped before the schedule ended.");
+            return Ok(true);
+        }
+        if let Some(r) = control.take_reassign() {
+            schedule.reassign(r.at_ns, r.slot, r.of);
+            debug!(slot = r.slot, of = r.of, at_ns = r.at_ns, "Share changed.");
+        }
+        let Some(due) = schedule.peek() else {
+            return Ok(false);
+        };
+        let now = clock.now_ns();
+        if due.at_ns > now {
+            let gap = Duration::from_nanos(due.at_ns - now);
+            if gap > SPIN_BELOW {
+                std::thread::sleep((gap - SPIN_BELOW / 2).min(MAX_SLEEP));
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        // Bounded in flight: wait for acknowledgements rather than queue without limit.
+        if usize::try_from(producer.in_flight_count()).unwrap_or(0) >= job.max_in_flight {
+            counters.queue_full.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(100));
+            continue;
+        }
+        schedule.next_due();
+        if job.transactional {
+            producer
+                .begin_transaction()
+                .map_err(|e| EngineError::Sender(format!("begin_transaction: {e}")))?;
+        }
+        for _ in 0..per_tick {
+            let value = job.values.next_value();
+            let key = job.keys.next_key(due.global);
+            let mut headers = None;
+            if !static_headers.is_empty() || job.round_trip_agent.is_some() {
+                let mut h = OwnedHeaders::new_with_capacity(static_headers.len() + 3);
+                for (k, v) in &static_headers {
+                    h = h.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+                if let Some(agent) = &job.round_trip_agent {
+                    let sent = clock.now_ns().to_be_bytes();
+                    h = h
+                        .insert(Header {
+                            key: headers::AGENT,
+                            value: Some(agent.as_bytes()),
+                        })
+                        .insert(Header {
+                            key: headers::SEQ,
+                            value: Some(&seq.to_be_bytes()),
+                        })
+                        .insert(Header {
+                            key: headers::SENT_NS,
+                            value: Some(&sent),
+                        });
+                }
+                headers = Some(h);
+            }
+            seq += 1;
+            let sent_ns = clock.now_ns();
+            let meta = Box::new(SendMeta {
+                intended_ns: due.at_ns,
+                sent_ns,
+                bytes: u32::try_from(value.len()).unwrap_or(u32::MAX),
+            });
+            let mut record = BaseRecord::with_opaque_to(&job.topic, meta).payload(value);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(h) = headers {
+                record = record.headers(h);
+            }
+            recorder.record_send(due.at_ns, sent_ns);
+            let mut pending = record;
+            loop {
+                match producer.send(pending) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_micros(200));
+                        pending = back;
+                    }
+                    Err((e, _)) => {
+                        // The record never left: undo the send count, count the error.
+                        counters.sent.fetch_sub(1, Ordering::Relaxed);
+                        counters.error(&error_kind(&e));
+                        if !is_permanent(&e) {
+                            debug!(error = %e, "Send failed.");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if job.transactional {
+            producer
+                .commit_transaction(job.flush_timeout)
+                .map_err(|e| EngineError::Sender(format!("commit_transaction: {e}")))?;
+        }
+    }
+}
+
+/// The same profile with every rate multiplied by `factor`.
+fn scale_profile(profile: &Profile, factor: f64) -> Profile {
+    use crate::schedule::Segment;
+    Profile::new(
+        profile
+            .segments()
+            .iter()
+            .map(|s| match *s {
+                Segment::Constant { rate, len } => Segment::Constant {
+                    rate: rate * factor,
+                    len,
+                },
+                Segment::Ramp { from, to, len } => Segment::Ramp {
+                    from: from * factor,
+                    to: to * factor,
+                    len,
+                },
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,145 @@
+//! Topic administration and the reachability check: make sure the broker answers, make sure
+//! the topic exists (creating it when asked), delete it at the end only if this run created it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::info;
+
+/// What ensuring the topic did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicOutcome {
+    /// This run created the topic (so it may delete it at the end).
+    Created,
+    /// The topic was already there.
+    Existed,
+}
+
+/// A topic to create when it does not exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicCreate {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot reach Kafka at {bootstrap}: no broker answered within {timeout:?} ({source})")]
+    Unreachable {
+        bootstrap: String,
+        timeout: Duration,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("topic {topic} does not exist and spec.topic.create is not set")]
+    TopicMissing { topic: String },
+    #[error("could not create topic {topic}: {code:?}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("could not delete topic {topic}: {code:?}")]
+    DeleteTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("Kafka admin request failed")]
+    Kafka(#[from] KafkaError),
+    #[error("the admin task failed: {0}")]
+    Task(String),
+}
+
+/// Topic administration through one admin client.
+pub struct Admin {
+    client: Arc<AdminClient<DefaultClientContext>>,
+    bootstrap: String,
+}
+
+impl Admin {
+    /// An admin client with the same connection settings as the producer.
+    pub fn new(config: &ClientConfig) -> Result<Self, AdminError> {
+        let bootstrap = config.get("bootstrap.servers").unwrap_or("").to_string();
+        let client = Arc::new(config.create::<AdminClient<DefaultClientContext>>()?);
+        Ok(Admin { client, bootstrap })
+    }
+
+    /// Waits at most `timeout` for the cluster's metadata: proves a broker answers. Returns
+    /// the partition count of `topic` if it exists.
+    pub async fn probe(&self, topic: &str, timeout: Duration) -> Result<Option<usize>, AdminError> {
+        // All topics, not just this one: asking for one topic by name can make a broker with
+        // auto.create.topics.enable create it.
+        let client = self.client.clone();
+        let result = tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
+            .await
+            .map_err(|e| AdminError::Task(e.to_string()))?;
+        let metadata = result.map_err(|source| AdminError::Unreachable {
+            bootstrap: self.bootstrap.clone(),
+            timeout,
+            source,
+        })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len()))
+    }
+
+    /// Makes sure `topic` exists. "Already exists" is success.
+    pub async fn ensure_topic(
+        &self,
+        topic: &str,
+        create: Option<&TopicCreate>,
+        timeout: Duration,
+    ) -> Result<TopicOutcome, AdminError> {
+        let existing = self.probe(topic, timeout).await?;
+        let Some(create) = create else {
+            return match existing {
+                Some(_) => Ok(TopicOutcome::Existed),
+                None => Err(AdminError::TopicMissing {
+                    topic: topic.to_string(),
+                }),
+            };
+        };
+        if existing.is_some() {
+            return Ok(TopicOutcome::Existed);
+        }
+        let mut new_topic = NewTopic::new(
+            topic,
+            create.partitions,
+            TopicReplication::Fixed(create.replication_factor),
+        );
+        for (k, v) in &create.configs {
+            new_topic = new_topic.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        let results = self.client.create_topics([&new_topic], &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(TopicOutcome::Existed),
+                Err((name, code)) => return Err(AdminError::CreateTopic { topic: name, code }),
+            }
+        }
+        info!(topic, partitions = create.partitions, "Created the topic.");
+        Ok(TopicOutcome::Created)
+    }
+
+    /// Deletes `topic`. Callers only do this for topics this run created.
+    pub async fn delete_topic(&self, topic: &str, timeout: Duration) -> Result<(), AdminError> {
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        for r in self.client.delete_topics(&[topic], &opts).await? {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((name, code)) => return Err(AdminError::DeleteTopic { topic: name, code }),
+            }
+        }
+        info!(topic, "Deleted the topic this run created.");
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Consuming: the RoundTrip reader (each agent reads every partition and keeps only its own
+//! records, so end-to-end latency is measured on one clock) and the sequence tracker that
+//! counts loss, duplicates and reordering with bounded memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+
+use crate::engine::headers;
+use crate::kafka::producer::Clock;
+use crate::recorder::Recorder;
+
+/// Sequence numbers seen in a sliding window of this many (2 MiB of bits).
+pub const WINDOW: u64 = 1 << 24;
+
+/// Tracks which sequence numbers of one agent came back. Memory is fixed: a ring of
+/// [`WINDOW`] bits past the low watermark; a number arriving below the watermark (more than
+/// [`WINDOW`] records late) cannot be told from a duplicate and is counted as one.
+#[derive(Debug, Clone)]
+pub struct SeqTracker {
+    low: u64,
+    bits: Vec<u64>,
+    max_seen: Option<u64>,
+    pub unique: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+}
+
+impl Default for SeqTracker {
+    fn default() -> Self {
+        Self::with_window(WINDOW)
+    }
+}
+
+impl SeqTracker {
+    /// A tracker with a window of `window` sequence numbers (a multiple of 64).
+    pub fn with_window(window: u64) -> Self {
+        let words = usize::try_from(window.max(64) / 64).unwrap_or(1 << 18);
+        SeqTracker {
+            low: 0,
+            bits: vec![0; words],
+            max_seen: None,
+            unique: 0,
+            duplicated: 0,
+            reordered: 0,
+        }
+    }
+
+    fn window(&self) -> u64 {
+        self.bits.len() as u64 * 64
+    }
+
+    fn slot(&self, seq: u64) -> (usize, u64) {
+        let pos = seq % self.window();
+        ((pos / 64) as usize, 1u64 << (pos % 64))
+    }
+
+    /// Records that `seq` arrived.
+    pub fn see(&mut self, seq: u64) {
+        if seq < self.low {
+            self.duplicated += 1;
+            return;
+        }
+        let window = self.window();
+        if seq >= self.low + window {
+            // Slide: forget positions that fall out of the window.
+            let new_low = seq + 1 - window;
+            let clear_to = new_low.min(self.low + window);
+            for s in self.low..clear_to {
+                let (w, b) = self.slot(s);
+                self.bits[w] &= !b;
+            }
+            if new_low >= self.low + window {
+                self.bits.iter_mut().for_each(|w| *w = 0);
+            }
+            self.low = new_low;
+        }
+        let (w, b) = self.slot(seq);
+        if self.bits[w] & b != 0 {
+            self.duplicated += 1;
+            return;
+        }
+        self.bits[w] |= b;
+        self.unique += 1;
+        match self.max_seen {
+            Some(max) if seq < max => self.reordered += 1,
+            _ => self.max_seen = Some(seq),
+        }
+    }
+
+    /// Records acknowledged by the broker that never came back.
+    pub fn lost(&self, acked: u64) -> u64 {
+        acked.saturating_sub(self.unique)
+    }
+}
+
+/// A consumer that reads every partition of `topic` from its end, for RoundTrip.
+pub fn round_trip_consumer(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BaseConsumer, KafkaError> {
+    let consumer: BaseConsumer = config.create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Reads until `stop` is set, recording end-to-end latency of this agent's records.
+pub fn read_own_records(
+    consumer: &BaseConsumer,
+    agent: &str,
+    recorder: &Arc<Recorder>,
+    clock: Clock,
+    stop: &AtomicBool,
+    tracker: &mut SeqTracker,
+) {
+    let counters = recorder.counters();
+    while !stop.load(Ordering::Relaxed) {
+        let Some(result) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let Ok(message) = result else {
+            continue;
+        };
+        let now = clock.now_ns();
+        let Some(hs) = message.headers() else {
+            continue;
+        };
+        let mut mine = false;
+        let mut seq = None;
+        let mut sent = None;
+        for h in hs.iter() {
+            match (h.key, h.value) {
+                (headers::AGENT, Some(v)) => mine = v == agent.as_bytes(),
+                (headers::SEQ, Some(v)) => seq = v.try_into().ok().map(u64::from_be_bytes),
+                (headers::SENT_NS, Some(v)) => sent = v.try_into().ok().map(u64::from_be_bytes),
+                _ => {}
+            }
+        }
+        if !mine {
+            continue;
+        }
+        let (Some(seq), Some(sent)) = (seq, sent) else {
+            continue;
+        };
+        counters.consumed.fetch_add(1, Ordering::Relaxed);
+        recorder.record_e2e(sent, now);
+        tracker.see(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_arrivals_are_all_unique() {
+        let mut t = SeqTracker::with_window(128);
+        (0..1_000).for_each(|s| t.see(s));
+        assert_eq!((t.unique, t.duplicated, t.reordered), (1_000, 0, 0));
+        assert_eq!(t.lost(1_000), 0);
+    }
+
+    #[test]
+    fn gaps_count_as_lost_and_repeats_as_duplicates() {
+        let mut t = SeqTracker::with_window(128);
+        for s in (0..100).filter(|s| s % 10 != 3) {
+            t.see(s);
+        }
+        t.see(5);
+        t.see(5);
+        assert_eq!(t.unique, 90);
+        assert_eq!(t.duplicated, 2);
+        assert_eq!(t.lost(100), 10);
+    }
+
+    #[test]
+    fn late_arrivals_inside_the_window_count_as_reordered_not_lost() {
+        let mut t = SeqTracker::with_window(128);
+        t.see(0);
+        t.see(2);
+        t.see(1);
+        assert_eq!((t.unique, t.reordered, t.duplicated), (3, 1, 0));
+    }
+
+    #[test]
+    fn the_window_slides_with_fixed_memory() {
+        let mut t = SeqTracker::with_window(64);
+        (0..10_000).for_each(|s| t.see(s));
+        assert_eq!(t.unique, 10_000);
+        assert_eq!(t.bits.len(), 1);
+        // Far below the window: indistinguishable from a duplicate.
+        t.see(3);
+        assert_eq!(t.duplicated, 1);
+        // A jump far ahead clears the whole window.
+        t.see(1_000_000);
+        t.see(999_990);
+        assert_eq!(t.unique, 10_002);
+    }
+}

@@ -1,0 +1,323 @@
+//! Latency and counter recording.
+//!
+//! Every acknowledged record lands in two histograms: `produce` measures from the *intended*
+//! send time (coordinated-omission free: a stalled sender shows up as latency) and `service`
+//! from the actual send. Schedule lag (actual minus intended send time) has its own
+//! histogram, and RoundTrip's end-to-end latency another. Values are microseconds with three
+//! significant digits; histograms auto-resize up to [`CAP_US`], past which a value is
+//! recorded at the cap and counted as overflow, so counts always equal records.
+//!
+//! Histograms are swapped out every interval and the spare set is reset and reused: memory
+//! does not grow with the length of the run.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+
+/// Largest value kept exactly, in microseconds (one hour). Larger values count as overflow.
+pub const CAP_US: u64 = 3_600_000_000;
+/// Significant digits of every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A fresh histogram with Barrage's configuration: 1 µs to [`CAP_US`], 3 significant digits,
+/// auto-resizing so small runs stay small.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, CAP_US, SIGFIG)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+/// The metric histograms of one interval.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    /// Intended send time → ack (coordinated-omission free).
+    pub produce: Histogram<u64>,
+    /// Actual send time → ack (service time).
+    pub service: Histogram<u64>,
+    /// Actual send time − intended send time.
+    pub lag: Histogram<u64>,
+    /// RoundTrip: send time → consumed by the same agent.
+    pub e2e: Histogram<u64>,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms {
+            produce: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            e2e: new_histogram(),
+        }
+    }
+}
+
+impl Histograms {
+    /// Clears every histogram, keeping its allocation.
+    pub fn reset(&mut self) {
+        self.produce.reset();
+        self.service.reset();
+        self.lag.reset();
+        self.e2e.reset();
+    }
+
+    /// The histograms with their log tags, in a fixed order.
+    pub fn tagged(&self) -> [(&'static str, &Histogram<u64>); 4] {
+        [
+            ("produce", &self.produce),
+            ("service", &self.service),
+            ("lag", &self.lag),
+            ("e2e", &self.e2e),
+        ]
+    }
+}
+
+/// Records a value in microseconds, saturating at the cap. Returns true on overflow.
+fn record_us(h: &mut Histogram<u64>, nanos: u64) -> bool {
+    let us = (nanos / 1_000).max(1);
+    let (value, overflow) = if us > CAP_US {
+        (CAP_US, true)
+    } else {
+        (us, false)
+    };
+    // With auto-resize on and value <= CAP_US the only failure is allocation failure, which
+    // aborts anyway; saturating keeps the count right in every case.
+    if h.record(value).is_err() {
+        h.saturating_record(value);
+    }
+    overflow
+}
+
+/// Thread-safe counters that live for the whole run (never reset).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub errors: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Sends made more than [`LATE_NS`] after their intended time.
+    pub late: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Times the client queue was full and the sender had to wait.
+    pub queue_full: AtomicU64,
+    /// Latencies past [`CAP_US`].
+    pub overflow: AtomicU64,
+    /// RoundTrip: records consumed back.
+    pub consumed: AtomicU64,
+    pub lost: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub reordered: AtomicU64,
+    errors_by_kind: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A send later than this after its intended time counts as late (1 ms).
+pub const LATE_NS: u64 = 1_000_000;
+
+/// A point-in-time copy of [`Counters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterSnapshot {
+    pub sent: u64,
+    pub acked: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub late: u64,
+    pub bytes: u64,
+    pub queue_full: u64,
+    pub overflow: u64,
+    pub consumed: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+}
+
+impl Counters {
+    /// Counts one failed record under `kind` (e.g. `MessageSizeTooLarge`).
+    pub fn error(&self, kind: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut map = self
+            .errors_by_kind
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map.entry(kind.to_string()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterSnapshot {
+            sent: get(&self.sent),
+            acked: get(&self.acked),
+            errors: get(&self.errors),
+            dropped: get(&self.dropped),
+            late: get(&self.late),
+            bytes: get(&self.bytes),
+            queue_full: get(&self.queue_full),
+            overflow: get(&self.overflow),
+            consumed: get(&self.consumed),
+            lost: get(&self.lost),
+            duplicated: get(&self.duplicated),
+            reordered: get(&self.reordered),
+            errors_by_kind: self
+                .errors_by_kind
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// The histograms being filled for the current interval, shared between the sender (lag),
+/// the delivery callback (produce, service) and the consumer (e2e).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    current: Mutex<Histograms>,
+    /// Records acknowledged per partition (index = partition), for the run's summary.
+    partitions: Mutex<Vec<u64>>,
+    counters: Counters,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Histograms> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A record was acknowledged at `acked_ns`; all times are nanoseconds on one clock.
+    pub fn record_ack(
+        &self,
+        partition: i32,
+        intended_ns: u64,
+        sent_ns: u64,
+        acked_ns: u64,
+        bytes: u64,
+    ) {
+        let mut h = self.lock();
+        let o1 = record_us(&mut h.produce, acked_ns.saturating_sub(intended_ns));
+        let o2 = record_us(&mut h.service, acked_ns.saturating_sub(sent_ns));
+        drop(h);
+        if let Ok(p) = usize::try_from(partition) {
+            let mut parts = self
+                .partitions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if parts.len() <= p {
+                parts.resize(p + 1, 0);
+            }
+            parts[p] += 1;
+        }
+        self.counters.acked.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if o1 || o2 {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records acknowledged per partition so far (index = partition).
+    pub fn per_partition(&self) -> Vec<u64> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// A record was handed to the client `sent_ns - intended_ns` after its intended time.
+    pub fn record_send(&self, intended_ns: u64, sent_ns: u64) {
+        let lag = sent_ns.saturating_sub(intended_ns);
+        let overflow = record_us(&mut self.lock().lag, lag);
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        if lag > LATE_NS {
+            self.counters.late.fetch_add(1, Ordering::Relaxed);
+        }
+        if overflow {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// RoundTrip: a record sent at `sent_ns` was consumed back at `received_ns`.
+    pub fn record_e2e(&self, sent_ns: u64, received_ns: u64) {
+        let overflow = record_us(&mut self.lock().e2e, received_ns.saturating_sub(sent_ns));
+        if overflow {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends the current interval: swaps in `spare` (reset first) and returns what was
+    /// recorded since the last swap.
+    pub fn swap(&self, mut spare: Histograms) -> Histograms {
+        spare.reset();
+        std::mem::replace(&mut *self.lock(), spare)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_stalled_sender_shows_in_produce_latency_but_not_in_service_time() {
+        let r = Recorder::new();
+        // 1 000 records meant every millisecond; a 1.4 s stall delays the sends of the first
+        // 1 400 ms, which then all go out at once and are acked 2 ms later.
+        for i in 0..1_000u64 {
+            let intended = i * MS;
+            let sent = intended.max(1_400 * MS);
+            r.record_send(intended, sent);
+            r.record_ack(0, intended, sent, sent + 2 * MS, 100);
+        }
+        let h = r.swap(Histograms::default());
+        assert!(h.produce.value_at_quantile(0.999) >= 1_000_000, "corrected p99.9 should be >= 1 s");
+        assert!(h.service.value_at_quantile(0.999) <= 2_100, "service time stays ~2 ms");
+        assert!(h.lag.max() >= 1_390_000);
+        assert_eq!(h.produce.len(), 1_000);
+        assert_eq!(r.counters().snapshot().late, 999);
+    }
+
+    #[test]
+    fn values_past_the_cap_are_counted_as_overflow_and_kept_in_the_count() {
+        let r = Recorder::new();
+        r.record_ack(0, 0, 0, (CAP_US + 5) * 1_000, 1);
+        let h = r.swap(Histograms::default());
+        assert_eq!(h.produce.len(), 1);
+        assert!(h.produce.max() >= CAP_US - CAP_US / 1_000);
+        assert_eq!(r.counters().snapshot().overflow, 1);
+    }
+
+    #[test]
+    fn swapping_starts_an_empty_interval_and_reuses_the_spare() {
+        let r = Recorder::new();
+        r.record_ack(2, 0, 0, 5 * MS, 10);
+        assert_eq!(r.per_partition(), vec![0, 0, 1]);
+        let first = r.swap(Histograms::default());
+        assert_eq!(first.produce.len(), 1);
+        let second = r.swap(first);
+        assert_eq!(second.produce.len(), 0);
+        // The recycled set was reset before reuse.
+        let third = r.swap(Histograms::default());
+        assert_eq!(third.produce.len(), 0);
+    }
+
+    #[test]
+    fn errors_are_counted_by_kind() {
+        let c = Counters::default();
+        c.error("MessageSizeTooLarge");
+        c.error("MessageSizeTooLarge");
+        c.error("UnknownTopicOrPartition");
+        let s = c.snapshot();
+        assert_eq!(s.errors, 3);
+        assert_eq!(s.errors_by_kind.get("MessageSizeTooLarge"), Some(&2));
+    }
+}

@@ -1,0 +1,680 @@
+//! The open-model schedule: *when* each record is meant to be sent.
+//!
+//! The fleet shares one global sequence of intended send times. Send `j` is due when the
+//! integral of the target rate since the start reaches `j`: for a constant rate `r` that is
+//! `start + j * 1e9 / r` nanoseconds, computed from `j` directly every time, so no rounding
+//! accumulates however long the run. Agent `slot` of `of` takes the sends `j` with
+//! `j % of == slot`, so the shares of a fleet always sum exactly to the total — for ramps and
+//! staircases too — and a re-split while running starts a new partition at a global index.
+//!
+//! Pure and clock-free: callers pass nanosecond offsets from the run's start. No I/O here.
+
+use std::time::Duration;
+
+/// Rates are kept in milli-records per second so that fractional rates (`0.5/s`) stay exact
+/// integers on the constant-rate path.
+const MILLI: u128 = 1_000;
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// One piece of the fleet-wide rate profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    /// `rate` records per second for `len`.
+    Constant { rate: f64, len: Duration },
+    /// From `from` to `to` records per second, linearly, over `len`.
+    Ramp { from: f64, to: f64, len: Duration },
+}
+
+impl Segment {
+    fn len_ns(&self) -> u128 {
+        match self {
+            Segment::Constant { len, .. } | Segment::Ramp { len, .. } => len.as_nanos(),
+        }
+    }
+
+    /// Expected records in the first `t_ns` nanoseconds of this segment (the integral of its rate).
+    fn integral(&self, t_ns: u128) -> f64 {
+        let t = t_ns as f64 / 1e9;
+        match *self {
+            Segment::Constant { rate, .. } => rate * t,
+            Segment::Ramp { from, to, len } => {
+                let span = len.as_secs_f64();
+                if span == 0.0 {
+                    return 0.0;
+                }
+                from * t + (to - from) * t * t / (2.0 * span)
+            }
+        }
+    }
+
+    fn rate_at(&self, t_ns: u128) -> f64 {
+        match *self {
+            Segment::Constant { rate, .. } => rate,
+            Segment::Ramp { from, to, len } => {
+                let span = len.as_nanos();
+                if span == 0 {
+                    return to;
+                }
+                from + (to - from) * (t_ns.min(span) as f64 / span as f64)
+            }
+        }
+    }
+}
+
+/// The fleet-wide target rate over time: segments back to back from offset 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    segments: Vec<Segment>,
+    /// First global send index due within each segment: the integral so far, rounded up.
+    base_index: Vec<u64>,
+    /// Exact (real-valued) integral at the start of each segment.
+    base_integral: Vec<f64>,
+    start_ns: Vec<u128>,
+    end_ns: u128,
+}
+
+impl Profile {
+    /// Builds a profile. Negative or non-finite rates are treated as zero: validation in
+    /// `barrage-crds` rejects them long before they get here.
+    pub fn new(segments: Vec<Segment>) -> Self {
+        let segments: Vec<Segment> = segments
+            .into_iter()
+            .map(|s| match s {
+                Segment::Constant { rate, len } => Segment::Constant {
+                    rate: sane(rate),
+                    len,
+                },
+                Segment::Ramp { from, to, len } => Segment::Ramp {
+                    from: sane(from),
+                    to: sane(to),
+                    len,
+                },
+            })
+            .collect();
+        let mut base_index = Vec::with_capacity(segments.len());
+        let mut base_integral = Vec::with_capacity(segments.len());
+        let mut start_ns = Vec::with_capacity(segments.len());
+        let mut at = 0u128;
+        let mut integral = 0.0f64;
+        for s in &segments {
+            start_ns.push(at);
+            base_integral.push(integral);
+            base_index.push(ceil_index(integral));
+            integral += s.integral(s.len_ns());
+            at += s.len_ns();
+        }
+        Profile {
+            segments,
+            base_index,
+            base_integral,
+            start_ns,
+            end_ns: at,
+        }
+    }
+
+    /// A single constant segment.
+    pub fn constant(rate: f64, len: Duration) -> Self {
+        Profile::new(vec![Segment::Constant { rate, len }])
+    }
+
+    /// Total length of the profile.
+    pub fn len(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.end_ns).unwrap_or(u64::MAX))
+    }
+
+    /// True when the profile has no time in it.
+    pub fn is_empty(&self) -> bool {
+        self.end_ns == 0
+    }
+
+    /// The segments, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Fleet-wide target rate at `offset_ns` (0 after the end).
+    pub fn rate_at(&self, offset_ns: u64) -> f64 {
+        let t = u128::from(offset_ns);
+        match self.segment_at(t) {
+            Some(k) => self.segments[k].rate_at(t - self.start_ns[k]),
+            None => 0.0,
+        }
+    }
+
+    /// Number of fleet-wide sends due strictly before `offset_ns` (capped at the profile's end).
+    pub fn sends_before(&self, offset_ns: u64) -> u64 {
+        let t = u128::from(offset_ns).min(self.end_ns);
+        if t == self.end_ns {
+            return self.total_sends();
+        }
+        let Some(k) = self.segment_at(t) else {
+            return 0;
+        };
+        let local = t - self.start_ns[k];
+        match self.segments[k] {
+            Segment::Constant { rate, .. } => {
+                let milli = milli_rate(rate);
+                if milli == 0 {
+                    return self.base_index[k];
+                }
+                // Sends at local times ceil-free: j is due at base + (j - base_index) * 1e12 / milli.
+                // Count of j with due time < local.
+                let first_due = self.first_due_offset(k);
+                if local <= first_due {
+                    return self.base_index[k];
+                }
+                let n = ((local - first_due) * milli).div_ceil(MILLI * NANOS_PER_SEC);
+                self.base_index[k] + u64::try_from(n).unwrap_or(u64::MAX)
+            }
+            Segment::Ramp { .. } => {
+                // j is due at the time the integral reaches j: count j < integral(t).
+                let total = self.base_integral[k] + self.segments[k].integral(local);
+                ceil_index(total).max(self.base_index[k])
+            }
+        }
+    }
+
+    /// Total fleet-wide sends in the whole profile.
+    pub fn total_sends(&self) -> u64 {
+        let total = self.base_integral.last().copied().unwrap_or(0.0)
+            + self
+                .segments
+                .last()
+                .map(|s| s.integral(s.len_ns()))
+                .unwrap_or(0.0);
+        ceil_index(total)
+    }
+
+    /// Intended offset (ns from the run's start) of fleet-wide send `j`, or `None` past the end.
+    pub fn due_ns(&self, j: u64) -> Option<u64> {
+        if j >= self.total_sends() {
+            return None;
+        }
+        // The segment holding j: the last one whose base index is <= j and which has sends.
+        let k = match self.base_index.partition_point(|&b| b <= j) {
+            0 => return None,
+            p => p - 1,
+        };
+        let k = self.nonempty_segment_for(k, j)?;
+        let seg_start = self.start_ns[k];
+        let local = match self.segments[k] {
+            Segment::Constant { rate, .. } => {
+                let milli = milli_rate(rate);
+                if milli == 0 {
+                    return None;
+                }
+                let first_due = self.first_due_offset(k);
+                let i = u128::from(j - self.base_index[k]);
+                first_due + (i * MILLI * NANOS_PER_SEC) / milli
+            }
+            Segment::Ramp { from, to, len } => {
+                // Solve base_integral + from*t + a*t^2/2 = j for t, a = (to - from) / len.
+                let need = (j as f64 - self.base_integral[k]).max(0.0);
+                let span = len.as_secs_f64();
+                let a = if span > 0.0 { (to - from) / span } else { 0.0 };
+                let t = if a.abs() < 1e-12 {
+                    if from > 0.0 { need / from } else { 0.0 }
+                } else {
+                    let disc = (from * from + 2.0 * a * need).max(0.0);
+                    (disc.sqrt() - from) / a
+                };
+                ((t.max(0.0) * 1e9).round() as u128).min(len.as_nanos())
+            }
+        };
+        u64::try_from(seg_start + local).ok()
+    }
+
+    /// Offset within constant segment `k` of its first send: the time at which the running
+    /// integral reaches the next whole number.
+    fn first_due_offset(&self, k: usize) -> u128 {
+        let gap = self.base_index[k] as f64 - self.base_integral[k];
+        if gap <= 1e-9 {
+            return 0;
+        }
+        match self.segments[k] {
+            Segment::Constant { rate, .. } if rate > 0.0 => (gap / rate * 1e9).round() as u128,
+            _ => 0,
+        }
+    }
+
+    fn nonempty_segment_for(&self, mut k: usize, j: u64) -> Option<usize> {
+        // Several zero-rate or zero-length segments can share a base index; pick the one whose
+        // integral actually covers j.
+        while k < self.segments.len() {
+            let end = self.base_integral[k] + self.segments[k].integral(self.segments[k].len_ns());
+            if (j as f64) < end - 1e-9 || k + 1 == self.segments.len() {
+                return Some(k);
+            }
+            k += 1;
+        }
+        None
+    }
+
+    fn segment_at(&self, t: u128) -> Option<usize> {
+        if t >= self.end_ns {
+            return None;
+        }
+        match self.start_ns.partition_point(|&s| s <= t) {
+            0 => None,
+            p => Some(p - 1),
+        }
+    }
+}
+
+/// Smallest whole number `>= x`, forgiving float noise on exact integers (1000/s for 10 s is
+/// exactly 10 000 sends, not 10 001).
+fn ceil_index(x: f64) -> u64 {
+    let rounded = x.round();
+    if (x - rounded).abs() < 1e-6 {
+        rounded.max(0.0) as u64
+    } else {
+        x.ceil().max(0.0) as u64
+    }
+}
+
+fn sane(rate: f64) -> f64 {
+    if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        0.0
+    }
+}
+
+fn milli_rate(rate: f64) -> u128 {
+    (rate * MILLI as f64).round() as u128
+}
+
+/// This agent's place in the fleet: it takes the global sends `j` with
+/// `(j - from_index) % of == slot`, from `from_index` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub slot: u32,
+    pub of: u32,
+    pub from_index: u64,
+}
+
+impl Share {
+    /// The whole fleet's schedule in one agent.
+    pub const ALL: Share = Share {
+        slot: 0,
+        of: 1,
+        from_index: 0,
+    };
+
+    /// Agent `slot` of `of`, from the start.
+    pub fn new(slot: u32, of: u32) -> Self {
+        Share {
+            slot,
+            of: of.max(1),
+            from_index: 0,
+        }
+    }
+
+    /// Agent `slot` of `of` for the sends from fleet-wide index `from_index` on: a replacement
+    /// or a newly added agent joining a running schedule.
+    pub fn joining(slot: u32, of: u32, from_index: u64) -> Self {
+        Share {
+            slot,
+            of: of.max(1),
+            from_index,
+        }
+    }
+
+    /// First global index `>= j` that belongs to this share.
+    fn first_at_or_after(&self, j: u64) -> u64 {
+        let of = u64::from(self.of);
+        let slot = u64::from(self.slot);
+        let base = j.max(self.from_index);
+        let rel = base - self.from_index;
+        let rem = rel % of;
+        let skip = if rem <= slot {
+            slot - rem
+        } else {
+            of - rem + slot
+        };
+        base + skip
+    }
+}
+
+/// Iterates one agent's intended send times. Holds only a cursor: memory is constant however
+/// long the run.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    profile: Profile,
+    share: Share,
+    /// A re-split announced for a global index this agent has not reached yet.
+    pending: Option<Share>,
+    next_global: u64,
+}
+
+/// One intended send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Fleet-wide sequence number of the send.
+    pub global: u64,
+    /// Intended offset from the run's start, nanoseconds.
+    pub at_ns: u64,
+}
+
+impl Schedule {
+    pub fn new(profile: Profile, share: Share) -> Self {
+        let next_global = share.first_at_or_after(share.from_index);
+        Schedule {
+            profile,
+            share,
+            pending: None,
+            next_global,
+        }
+    }
+
+    /// The profile this schedule follows.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The current share.
+    pub fn share(&self) -> Share {
+        self.share
+    }
+
+    /// The next intended send, without consuming it.
+    pub fn peek(&self) -> Option<Due> {
+        self.profile.due_ns(self.next_global).map(|at_ns| Due {
+            global: self.next_global,
+            at_ns,
+        })
+    }
+
+    /// Consumes and returns the next intended send.
+    pub fn next_due(&mut self) -> Option<Due> {
+        let due = self.peek()?;
+        self.next_global += u64::from(self.share.of);
+        if let Some(next) = self.pending
+            && self.next_global >= next.from_index
+        {
+            self.switch_to(next);
+        }
+        Some(due)
+    }
+
+    /// Re-splits the fleet from `at_ns` on: this agent becomes `slot` of `of`. Sends due before
+    /// `at_ns` keep their old owner; from the first global send at or after `at_ns` the new
+    /// partition applies. Every agent of the fleet applying the same `(at_ns, of)` keeps the
+    /// sum of shares exactly equal to the total.
+    ///
+    /// The controller announces re-splits for an offset a little in the future. An agent that
+    /// is behind keeps sending what it owes under the old split up to `at_ns` first. An agent
+    /// already past `at_ns` switches at once, from its own position.
+    pub fn reassign(&mut self, at_ns: u64, slot: u32, of: u32) {
+        let next = Share::joining(slot, of, self.profile.sends_before(at_ns));
+        // Everything this agent has taken so far lies below `taken_below`.
+        let taken_below = self.next_global.saturating_sub(u64::from(self.share.of) - 1);
+        if taken_below <= next.from_index {
+            if self.next_global >= next.from_index {
+                self.switch_to(next);
+            } else {
+                self.pending = Some(next);
+            }
+        } else {
+            self.pending = None;
+            self.share = next;
+            self.next_global = next.first_at_or_after(self.next_global);
+        }
+    }
+
+    fn switch_to(&mut self, next: Share) {
+        self.pending = None;
+        self.share = next;
+        self.next_global = next.first_at_or_after(next.from_index);
+    }
+
+    /// Replaces the rate profile from `at_ns` on (a spec edit while running), keeping the
+    /// share. Sends already due are kept; the new profile's schedule continues from the same
+    /// global position.
+    pub fn replace_profile(&mut self, profile: Profile, at_ns: u64) {
+        let from_index = profile.sends_before(at_ns);
+        self.profile = profile;
+        self.pending = None;
+        self.share.from_index = from_index;
+        self.next_global = self.share.first_at_or_after(from_index.max(self.next_global));
+    }
+
+    /// Sends of this agent's share due strictly before `offset_ns` that have not been taken
+    /// yet: what would be dropped if the run stopped now.
+    pub fn remaining_before(&self, offset_ns: u64) -> u64 {
+        let end = self.profile.sends_before(offset_ns);
+        if end <= self.next_global {
+            return 0;
+        }
+        (end - self.next_global).div_ceil(u64::from(self.share.of))
+    }
+
+    /// Sends of this agent's share left in the whole profile.
+    pub fn remaining(&self) -> u64 {
+        let end = self.profile.total_sends();
+        if end <= self.next_global {
+            return 0;
+        }
+        (end - self.next_global).div_ceil(u64::from(self.share.of))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn drain(mut s: Schedule) -> Vec<Due> {
+        std::iter::from_fn(|| s.next_due()).collect()
+    }
+
+    /// Sends per second achieved over the sends made, measured like a stopwatch would: count
+    /// divided by the time from the first intended send to one interval past the last.
+    fn achieved_rate(dues: &[Due]) -> f64 {
+        let n = dues.len() as f64;
+        let first = dues.first().map(|d| d.at_ns).unwrap_or(0);
+        let last = dues.last().map(|d| d.at_ns).unwrap_or(0);
+        (n - 1.0) / ((last - first) as f64 / 1e9)
+    }
+
+    #[test]
+    fn constant_rate_is_within_a_tenth_of_a_percent_over_a_million_sends() {
+        for rate in [1_000.0, 7_919.0, 100_000.0, 1_234_567.0, 5_000_000.0] {
+            let len = Duration::from_secs_f64(1_000_000.0 / rate);
+            let s = Schedule::new(Profile::constant(rate, len), Share::ALL);
+            let dues = drain(s);
+            assert!(
+                (dues.len() as i64 - 1_000_000).abs() <= 1,
+                "rate {rate}: {} sends",
+                dues.len()
+            );
+            let achieved = achieved_rate(&dues);
+            assert!(
+                (achieved / rate - 1.0).abs() < 0.001,
+                "rate {rate}: achieved {achieved}"
+            );
+            assert!(dues.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+        }
+    }
+
+    #[test]
+    fn constant_rate_due_times_are_exact_integer_nanoseconds() {
+        let p = Profile::constant(3.0, Duration::from_secs(10));
+        assert_eq!(p.total_sends(), 30);
+        assert_eq!(p.due_ns(0), Some(0));
+        assert_eq!(p.due_ns(1), Some(333_333_333));
+        assert_eq!(p.due_ns(3), Some(SEC));
+        assert_eq!(p.due_ns(29), Some(9 * SEC + 666_666_666));
+        assert_eq!(p.due_ns(30), None);
+    }
+
+    #[test]
+    fn ramp_sends_match_the_integral_of_the_rate() {
+        // 0 → 10 000/s over 200 s: integral 1 000 000 sends.
+        let p = Profile::new(vec![Segment::Ramp {
+            from: 0.0,
+            to: 10_000.0,
+            len: Duration::from_secs(200),
+        }]);
+        assert_eq!(p.total_sends(), 1_000_000);
+        let dues = drain(Schedule::new(p.clone(), Share::ALL));
+        assert_eq!(dues.len(), 1_000_000);
+        // Over each 10 s window the count matches the integral within 0.1 %.
+        for w in 1..20u64 {
+            let (a, b) = (w * 10 * SEC, (w + 1) * 10 * SEC);
+            let got = dues.iter().filter(|d| d.at_ns >= a && d.at_ns < b).count() as f64;
+            let t0 = (w * 10) as f64;
+            let t1 = t0 + 10.0;
+            let want = 10_000.0 * (t1 * t1 - t0 * t0) / (2.0 * 200.0);
+            assert!((got / want - 1.0).abs() < 0.001, "window {w}: {got} vs {want}");
+        }
+        assert!(dues.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+    }
+
+    #[test]
+    fn staircase_as_constant_steps_keeps_each_step_rate() {
+        let steps: Vec<Segment> = (1..=5)
+            .map(|k| Segment::Constant {
+                rate: 1_000.0 * k as f64,
+                len: Duration::from_secs(60),
+            })
+            .collect();
+        let p = Profile::new(steps);
+        assert_eq!(p.total_sends(), 60 * 15_000);
+        let dues = drain(Schedule::new(p, Share::ALL));
+        for k in 0..5u64 {
+            let (a, b) = (k * 60 * SEC, (k + 1) * 60 * SEC);
+            let got = dues.iter().filter(|d| d.at_ns >= a && d.at_ns < b).count();
+            assert_eq!(got as u64, 60 * 1_000 * (k + 1), "step {k}");
+        }
+    }
+
+    #[test]
+    fn fractional_boundaries_carry_over_between_segments() {
+        // 1.5 sends in the first segment, 1.5 in the second: 3 sends in all, none lost.
+        let p = Profile::new(vec![
+            Segment::Constant {
+                rate: 1.5,
+                len: Duration::from_secs(1),
+            },
+            Segment::Constant {
+                rate: 3.0,
+                len: Duration::from_millis(500),
+            },
+        ]);
+        assert_eq!(p.total_sends(), 3);
+        let dues = drain(Schedule::new(p, Share::ALL));
+        let at: Vec<u64> = dues.iter().map(|d| d.at_ns).collect();
+        assert_eq!(at.len(), 3);
+        assert_eq!(at[0], 0);
+        assert_eq!(at[1], 666_666_666);
+        // Integral reaches 2 at 1 s + (0.5 / 3) s.
+        assert_eq!(at[2], SEC + 166_666_667);
+    }
+
+    #[test]
+    fn shares_of_a_fleet_sum_exactly_to_the_total() {
+        let p = Profile::new(vec![
+            Segment::Ramp {
+                from: 10.0,
+                to: 5_000.0,
+                len: Duration::from_secs(30),
+            },
+            Segment::Constant {
+                rate: 3_333.3,
+                len: Duration::from_secs(30),
+            },
+        ]);
+        let total = p.total_sends();
+        for of in [1u32, 2, 3, 7, 10] {
+            let mut all: Vec<u64> = (0..of)
+                .flat_map(|slot| drain(Schedule::new(p.clone(), Share::new(slot, of))))
+                .map(|d| d.global)
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all.len() as u64, total, "fleet of {of}");
+            assert!(all.iter().enumerate().all(|(i, &g)| i as u64 == g));
+        }
+    }
+
+    #[test]
+    fn a_resplit_while_running_keeps_the_sum_exact() {
+        let p = Profile::constant(10_000.0, Duration::from_secs(10));
+        let total = p.total_sends();
+        let change_at = 4 * SEC + 123;
+        // Three agents, then five from `change_at`: the two new ones start there.
+        let mut got = Vec::new();
+        for slot in 0..3u32 {
+            let mut s = Schedule::new(p.clone(), Share::new(slot, 3));
+            while let Some(d) = s.peek() {
+                if d.at_ns >= change_at {
+                    break;
+                }
+                got.push(s.next_due().map(|d| d.global));
+            }
+            s.reassign(change_at, slot, 5);
+            got.extend(drain(s).into_iter().map(|d| Some(d.global)));
+        }
+        let from_index = p.sends_before(change_at);
+        for slot in 3..5u32 {
+            let s = Schedule::new(p.clone(), Share::joining(slot, 5, from_index));
+            got.extend(drain(s).into_iter().map(|d| Some(d.global)));
+        }
+        let mut got: Vec<u64> = got.into_iter().flatten().collect();
+        got.sort_unstable();
+        assert_eq!(got.len() as u64, total);
+        assert!(got.iter().enumerate().all(|(i, &g)| i as u64 == g));
+    }
+
+    #[test]
+    fn remaining_counts_what_a_stop_would_drop() {
+        let p = Profile::constant(100.0, Duration::from_secs(10));
+        let mut s = Schedule::new(p, Share::new(1, 2));
+        assert_eq!(s.remaining(), 500);
+        for _ in 0..100 {
+            s.next_due();
+        }
+        assert_eq!(s.remaining(), 400);
+        // At 5 s the fleet has 500 sends due, this agent 250, of which it took 100.
+        assert_eq!(s.remaining_before(5 * SEC), 150);
+    }
+
+    #[test]
+    fn zero_and_invalid_rates_send_nothing() {
+        let p = Profile::new(vec![
+            Segment::Constant {
+                rate: 0.0,
+                len: Duration::from_secs(5),
+            },
+            Segment::Constant {
+                rate: f64::NAN,
+                len: Duration::from_secs(5),
+            },
+        ]);
+        assert_eq!(p.total_sends(), 0);
+        assert_eq!(Schedule::new(p, Share::ALL).next_due(), None);
+    }
+
+    #[test]
+    fn a_pause_segment_between_two_rates_shifts_nothing_else() {
+        let p = Profile::new(vec![
+            Segment::Constant {
+                rate: 10.0,
+                len: Duration::from_secs(1),
+            },
+            Segment::Constant {
+                rate: 0.0,
+                len: Duration::from_secs(1),
+            },
+            Segment::Constant {
+                rate: 10.0,
+                len: Duration::from_secs(1),
+            },
+        ]);
+        let dues = drain(Schedule::new(p, Share::ALL));
+        assert_eq!(dues.len(), 20);
+        assert_eq!(dues[9].at_ns, 900_000_000);
+        assert_eq!(dues[10].at_ns, 2 * SEC);
+    }
+}
