@@ -1,1 +1,366 @@
-//! TODO: status
+//! `LoadTestStatus`: what the controller observed and decided. Written only by the controller.
+//!
+//! Unlike the spec, status tolerates unknown fields (a newer controller may add some while an
+//! older CLI reads them) and every field has a default.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How many transitions `status.transitions` keeps.
+pub const MAX_TRANSITIONS: usize = 20;
+
+/// Observed state of a load test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoadTestStatus {
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// The metadata.generation this status was computed from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Identifier of the current run (a new one per run of the same LoadTest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The shared clock time at which every agent starts its schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<DateTime<Utc>>,
+    /// When the current phase was entered (phase timeouts count from here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<DateTime<Utc>>,
+    /// Conditions, Kubernetes style (e.g. SpecInvalid, AgentsReady, ThresholdsMet).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Agent counts.
+    pub agents: AgentCounts,
+    /// Live progress, summed over the agents.
+    pub progress: Progress,
+    /// Final summary, once the run has been reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Verdict from the thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Where the reports are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports: Option<ReportLocations>,
+    /// The last phase transitions (at most 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    /// A human-readable message about the current state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl LoadTestStatus {
+    /// The condition of type `type_`, if any.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Records a transition, keeping at most [`MAX_TRANSITIONS`] (oldest dropped).
+    pub fn push_transition(&mut self, t: Transition) {
+        self.transitions.push(t);
+        if self.transitions.len() > MAX_TRANSITIONS {
+            let excess = self.transitions.len() - MAX_TRANSITIONS;
+            self.transitions.drain(..excess);
+        }
+    }
+}
+
+/// Lifecycle phase:
+/// `Pending → Provisioning → Running → Draining → Reporting → Succeeded | Failed`, and `Cancelling → Cancelled`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum Phase {
+    /// Accepted, nothing started.
+    #[default]
+    Pending,
+    /// Ensuring the topic and launching agents; waiting for them to be Ready.
+    Provisioning,
+    /// The load is running.
+    Running,
+    /// The load ended; agents flush and upload their last intervals.
+    Draining,
+    /// Merging histograms, writing reports, evaluating thresholds.
+    Reporting,
+    /// Done; the verdict passed.
+    Succeeded,
+    /// Done; the spec was invalid, something timed out, or a threshold failed.
+    Failed,
+    /// Stopping agents after a deletion or cancellation.
+    Cancelling,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: &'static [Phase] = &[
+        Phase::Pending,
+        Phase::Provisioning,
+        Phase::Running,
+        Phase::Draining,
+        Phase::Reporting,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Cancelling,
+        Phase::Cancelled,
+    ];
+
+    /// True for Succeeded, Failed and Cancelled.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
+    }
+
+    /// The name as serialized.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Provisioning => "Provisioning",
+            Phase::Running => "Running",
+            Phase::Draining => "Draining",
+            Phase::Reporting => "Reporting",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Cancelling => "Cancelling",
+            Phase::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A condition, Kubernetes shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. SpecInvalid, AgentsReady, ThresholdsMet.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: ConditionStatus,
+    /// A CamelCase reason.
+    #[serde(default)]
+    pub reason: String,
+    /// A human-readable message.
+    #[serde(default)]
+    pub message: String,
+    /// When the status last changed.
+    pub last_transition_time: DateTime<Utc>,
+    /// The metadata.generation the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Condition status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Not known yet.
+    #[default]
+    Unknown,
+}
+
+/// Agent counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentCounts {
+    /// Agents the spec asks for.
+    pub desired: u32,
+    /// Agent tasks started (RunTask succeeded).
+    pub launched: u32,
+    /// Agents that reported Ready.
+    pub ready: u32,
+    /// Agents running the load.
+    pub running: u32,
+    /// Agents that failed.
+    pub failed: u32,
+    /// Agents replaced after dying.
+    pub replaced: u32,
+}
+
+/// Live progress, summed over agents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Progress {
+    /// Records sent.
+    pub sent: u64,
+    /// Records acknowledged.
+    pub acked: u64,
+    /// Records that failed.
+    pub errors: u64,
+    /// Records dropped (never sent: the agent could not keep up).
+    pub dropped: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Current achieved rate, records per second.
+    pub current_rate: f64,
+    /// Produce p99 of the latest window, microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_p99_us: Option<u64>,
+}
+
+/// Final summary of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Summary {
+    /// Records sent.
+    pub records_sent: u64,
+    /// Records acknowledged.
+    pub records_acked: u64,
+    /// Records that failed.
+    pub records_failed: u64,
+    /// Records dropped.
+    pub records_dropped: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Achieved rate over the load, records per second.
+    pub achieved_rate: f64,
+    /// Target rate over the load, records per second.
+    pub target_rate: f64,
+    /// Produce latency p50, microseconds.
+    pub produce_p50_us: u64,
+    /// Produce latency p99, microseconds.
+    pub produce_p99_us: u64,
+    /// Produce latency maximum, microseconds.
+    pub produce_max_us: u64,
+    /// End-to-end latency p99, microseconds (RoundTrip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_p99_us: Option<u64>,
+    /// Records lost (RoundTrip).
+    pub lost: u64,
+    /// Records duplicated (RoundTrip).
+    pub duplicated: u64,
+}
+
+/// Verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// Passed, Failed, Invalid or Incomplete.
+    pub result: VerdictResult,
+    /// Why, one line per threshold or problem.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// Verdict result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum VerdictResult {
+    /// Every threshold held.
+    Passed,
+    /// A threshold failed.
+    Failed,
+    /// The measurement cannot be trusted (e.g. agents saturated).
+    Invalid,
+    /// The run did not complete.
+    Incomplete,
+}
+
+/// Report URIs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReportLocations {
+    /// report.json URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<String>,
+    /// report.html URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// merged.hlog URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hlog: Option<String>,
+    /// junit.xml URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub junit: Option<String>,
+}
+
+/// A phase transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// Phase left.
+    pub from: Phase,
+    /// Phase entered.
+    pub to: Phase,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_phases_are_exactly_succeeded_failed_cancelled() {
+        let terminal: Vec<Phase> = Phase::ALL
+            .iter()
+            .copied()
+            .filter(Phase::is_terminal)
+            .collect();
+        assert_eq!(
+            terminal,
+            vec![Phase::Succeeded, Phase::Failed, Phase::Cancelled]
+        );
+    }
+
+    #[test]
+    fn transitions_keep_the_last_twenty() {
+        let mut st = LoadTestStatus::default();
+        let at = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+        for i in 0..25 {
+            st.push_transition(Transition {
+                from: Phase::Pending,
+                to: Phase::Running,
+                at,
+                reason: i.to_string(),
+            });
+        }
+        assert_eq!(st.transitions.len(), MAX_TRANSITIONS);
+        assert_eq!(st.transitions[0].reason, "5");
+        assert_eq!(st.transitions[19].reason, "24");
+    }
+
+    #[test]
+    fn condition_type_serializes_as_type() {
+        let c = Condition {
+            type_: "SpecInvalid".into(),
+            status: ConditionStatus::True,
+            reason: "Validation".into(),
+            message: "bad".into(),
+            last_transition_time: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap(),
+            observed_generation: Some(2),
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["type"], "SpecInvalid");
+        assert_eq!(v["lastTransitionTime"], "2023-11-14T22:13:20Z");
+        let back: Condition = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+    }
+}
