@@ -16,7 +16,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 install=1
 gates=()
@@ -255,14 +255,7 @@ EOF
 }
 
 for g in "${gates[@]}"; do
-  case "$g" in
-    cfn-lint) gate_cfn_lint && pass "$g" || fail "$g" ;;
-    checkov) gate_checkov && pass "$g" || fail "$g" ;;
-    hadolint) gate_hadolint && pass "$g" || fail "$g" ;;
-    env-contract) gate_env_contract && pass "$g" || fail "$g" ;;
-    audit) gate_audit && pass "$g" || fail "$g" ;;
-    deny) gate_deny && pass "$g" || fail "$g" ;;
-  esac
+  if "gate_${g//-/_}"; then pass "$g"; else fail "$g"; fi
 done
 
 # Deliberately not the "N passed, N failed" shape: that line is how CI counts tests.
