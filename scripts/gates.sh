@@ -5,11 +5,12 @@
 #   cfn-lint      infra/*.yaml                          0 errors
 #   checkov       infra/ (CloudFormation) + Dockerfiles 0 failed checks; every skip carries a reason
 #   hadolint      Dockerfile.controller, Dockerfile.agent  0 errors
-#   env-contract  agent task definition env == Metadata Barrage::AgentEnvironment == crds AGENT_ENV
+#   infra-contract  agent task definition env == Metadata Barrage::AgentEnvironment == crds AGENT_ENV;
+#                   no secret in the environment; every template Parameter has a Description
 #   cargo-audit   Cargo.lock vs the offline RustSec snapshot: 0 vulnerabilities, 0 unjustified warnings
 #   cargo-deny    bans licenses sources with deny.toml
 #
-# Usage: scripts/gates.sh [--no-install] [GATE...]      (GATE: cfn-lint checkov hadolint env-contract audit deny)
+# Usage: scripts/gates.sh [--no-install] [GATE...]      (GATE: cfn-lint checkov hadolint infra-contract audit deny)
 # Environment:
 #   BARRAGE_ADVISORY_DB  RustSec advisory database (default: ../shared/advisory-db relative to the repo root)
 #   BARRAGE_TOOLS        where scripts/install-tools.sh keeps the tools
@@ -23,12 +24,12 @@ gates=()
 for arg in "$@"; do
   case "$arg" in
     --no-install) install=0 ;;
-    cfn-lint | checkov | hadolint | env-contract | audit | deny) gates+=("$arg") ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    cfn-lint | checkov | hadolint | infra-contract | audit | deny) gates+=("$arg") ;;
+    -h | --help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "gates: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
-((${#gates[@]})) || gates=(cfn-lint checkov hadolint env-contract audit deny)
+((${#gates[@]})) || gates=(cfn-lint checkov hadolint infra-contract audit deny)
 
 if ((install)); then
   path_line="$(bash "$ROOT/scripts/install-tools.sh" | tail -n 1)" || { echo "gates: install-tools.sh failed" >&2; exit 1; }
@@ -38,6 +39,7 @@ fi
 TOOL_PATH="${path_line#PATH+=}"
 export PATH="$TOOL_PATH:$PATH"
 PY="${TOOL_PATH%%:*}/python"
+export PYTHONUNBUFFERED=1 # details (stderr) and the count line (stdout) in the order they happen
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -129,7 +131,7 @@ sys.exit(1 if count.get("error", 0) else 0)
 EOF
 }
 
-gate_env_contract() {
+gate_infra_contract() {
   # The agent task definition's `environment` holds exactly the static names of the contract, the
   # controller's overrides the per-run names, and together they are crds' AGENT_ENV: nothing missing,
   # nothing extra, and no secret among them.
@@ -172,10 +174,14 @@ if contract:
 else:
     problems.append("crds/src/env.rs: no AGENT_ENV with \"BARRAGE_...\" names found")
     source = "crds AGENT_ENV not found"
+params = tpl.get("Parameters", {})
+for name, p in params.items():
+    if not str(p.get("Description", "")).strip():
+        problems.append(f"parameter {name} has no Description")
 for p in problems:
     print(f"  {p}", file=sys.stderr)
-print(f"env-contract: {len(static)} static + {len(per_run)} per-run names, {len(sec)} secrets, "
-      f"{len(problems)} problems, checked against {source}")
+print(f"infra-contract: {len(static)} static + {len(per_run)} per-run names, {len(sec)} secrets, "
+      f"{len(params)} parameters described, {len(problems)} problems, checked against {source}")
 sys.exit(1 if problems else 0)
 EOF
 }
