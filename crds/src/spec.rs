@@ -1387,7 +1387,7 @@ impl ThresholdValue {
                     Some(d) => d.as_nanos_u64() as f64 / 1000.0,
                     None => {
                         return Err(format!(
-                            "{metric} is a latency: the value needs a time unit such as 50ms, 250us or 1.5s (got {raw:?})"
+                            "{metric} is a latency: the value needs a time unit such as 50ms, 250us or 1.5s (got {text:?})"
                         ));
                     }
                 }
@@ -1401,7 +1401,7 @@ impl ThresholdValue {
                     Ok(v) if v.is_finite() && v >= 0.0 && !num.is_empty() => v * scale,
                     _ => {
                         return Err(format!(
-                            "{metric} is a ratio: expected a non-negative number or percentage such as 0.001 or 0.1% (got {raw:?})"
+                            "{metric} is a ratio: expected a non-negative number or percentage such as 0.001 or 0.1% (got {text:?})"
                         ));
                     }
                 }
@@ -1410,7 +1410,7 @@ impl ThresholdValue {
                 Ok(v) => v as f64,
                 Err(_) => {
                     return Err(format!(
-                        "{metric} is a count: expected a non-negative integer (got {raw:?})"
+                        "{metric} is a count: expected a non-negative integer (got {text:?})"
                     ));
                 }
             },
