@@ -1165,7 +1165,7 @@ fn check_agents(lt: &LoadTest, v: &mut V) {
                     ),
                 );
             } else if let Some((lo, hi, step)) = fargate_memory(a.cpu)
-                && (a.memory < lo || a.memory > hi || (a.memory - lo) % step != 0)
+                && (a.memory < lo || a.memory > hi || !(a.memory - lo).is_multiple_of(step))
             {
                 v.err(
                     "spec.agents.memory",
@@ -1328,7 +1328,7 @@ fn check_report(lt: &LoadTest, v: &mut V) {
                     r.interval
                 ),
             );
-        } else if interval > 0 && w.as_nanos_u64() % interval != 0 {
+        } else if interval > 0 && !w.as_nanos_u64().is_multiple_of(interval) {
             v.err(
                 "spec.report.window",
                 format!(
