@@ -225,7 +225,7 @@ EOF
 }
 
 gate_deny() {
-  cargo deny --format json --color never check --config deny.toml bans licenses sources \
+  cargo deny --format json --color never --config deny.toml check --show-stats bans licenses sources \
     >"$TMP/deny.out" 2>"$TMP/deny.json"
   local rc=$?
   "$PY" - "$TMP/deny.json" "$rc" <<'EOF'
