@@ -1063,7 +1063,7 @@ impl LoadSpec {
             let tail = self.steps.last().map_or(0.0, LoadStep::final_rate);
             records += tail * (total - start).as_secs_f64();
         }
-        if !records.is_finite() || records <= 0.0 {
+        if records.is_nan() || records <= 0.0 {
             return 0;
         }
         let floored = (records + 1e-6).floor();
