@@ -163,9 +163,12 @@ try:
     src = open(sys.argv[2]).read()
 except OSError:
     src = ""
-start = src.find("AGENT_ENV")
-block = src[start:src.find("];", start)] if start >= 0 else ""
-contract = set(re.findall(r'"(BARRAGE_[A-Z0-9_]+)"', block))
+# AGENT_ENV's entries name their variable as a string literal or as a `pub const X: &str = "..."`.
+consts = dict(re.findall(r'const\s+([A-Z0-9_]+)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"', src))
+m = re.search(r"const\s+AGENT_ENV\s*:[^=]*=\s*&\[(.*?)\n\];", src, re.S)
+contract = set()
+for ref in re.findall(r'name:\s*("[^"]*"|[A-Za-z0-9_:]+)', m.group(1) if m else ""):
+    contract.add(ref.strip('"') if ref.startswith('"') else consts.get(ref.split("::")[-1], "?" + ref))
 if contract:
     missing, extra = contract - (static | per_run), (static | per_run) - contract
     if missing: problems.append(f"in AGENT_ENV but set by neither the task definition nor the controller: {sorted(missing)}")
