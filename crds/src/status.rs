@@ -52,6 +52,115 @@ pub struct LoadTestStatus {
     /// A human-readable message about the current state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// One record per agent slot: which incarnation runs it, its task, its launch attempts.
+    /// Launch intents are recorded here *before* RunTask is called, so a controller that
+    /// crashes between the two never launches a slot twice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<SlotStatus>,
+    /// How the rate is split across the fleet, and from when. Agents read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetAssignment>,
+    /// Launch slow start: the size of the next RunTask batch (1, 2, 4 … 10; 0 reads as 1).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub launch_window: u32,
+    /// True when an agent of this run created the topic (so `cleanup: DeleteIfCreated` deletes it).
+    #[serde(skip_serializing_if = "is_false")]
+    pub topic_created: bool,
+    /// True once the controller asked for the topic this run created to be deleted.
+    #[serde(skip_serializing_if = "is_false")]
+    pub topic_deleted: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What the controller knows about one agent slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SlotStatus {
+    /// Slot number, 0-based (`BARRAGE_SLOT`).
+    pub slot: u32,
+    /// Incarnation of the agent in this slot (`BARRAGE_INCARNATION`); +1 on every replacement.
+    pub incarnation: u32,
+    /// Where the slot is.
+    pub state: SlotState,
+    /// Launch attempts for this incarnation (part of the RunTask client token).
+    pub attempt: u32,
+    /// The task running this incarnation, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// How many times this slot was replaced after its agent died.
+    pub restarts: u32,
+    /// When the last launch of this slot was decided (the launch is in flight until seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<DateTime<Utc>>,
+    /// True once a task of the last launch was seen (or RunTask returned it).
+    #[serde(skip_serializing_if = "is_false")]
+    pub seen: bool,
+    /// In `Backoff`: when to try again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Since when a task that was seen is missing from the task list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<DateTime<Utc>>,
+    /// Why the last task or launch of this slot ended, e.g. `exit code 137: OutOfMemoryError`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Where an agent slot is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SlotState {
+    /// To be launched when the launch window allows.
+    #[default]
+    Waiting,
+    /// RunTask decided; the task is not seen yet.
+    Launching,
+    /// The task is seen alive.
+    Running,
+    /// The launch failed; retried at `retryAt`.
+    Backoff,
+    /// The agent finished its share.
+    Completed,
+    /// The slot gave up: restarts or launch attempts exhausted.
+    Failed,
+    /// The slot was removed by a scale-down; its task is stopped.
+    Retired,
+}
+
+/// How the load is split across the fleet. Agents switch to a new assignment at `effectiveAt`,
+/// all on the same clock, so the shares always sum exactly to the total rate: the member at
+/// position `k` of `n` sends the records of the global schedule whose index, counted from the
+/// first record at or after `effectiveAt`, is `k` modulo `n`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FleetAssignment {
+    /// Incremented on every change.
+    pub epoch: u32,
+    /// The slots that share the load, in order.
+    pub members: Vec<u32>,
+    /// When this assignment takes effect.
+    pub effective_at: Option<DateTime<Utc>>,
+    /// The spec generation (rate, pause) the fleet follows from `effectiveAt`.
+    pub spec_generation: i64,
+    /// True while the load is paused.
+    #[serde(skip_serializing_if = "is_false")]
+    pub paused: bool,
+}
+
+impl FleetAssignment {
+    /// The position of `slot` in the members (its share index), if it is one.
+    pub fn share_index(&self, slot: u32) -> Option<u32> {
+        self.members
+            .iter()
+            .position(|&s| s == slot)
+            .and_then(|i| u32::try_from(i).ok())
+    }
 }
 
 impl LoadTestStatus {
@@ -345,6 +454,21 @@ mod tests {
         assert_eq!(st.transitions.len(), MAX_TRANSITIONS);
         assert_eq!(st.transitions[0].reason, "5");
         assert_eq!(st.transitions[19].reason, "24");
+    }
+
+    #[test]
+    fn old_status_records_without_slots_or_fleet_still_parse() {
+        let st: LoadTestStatus =
+            serde_json::from_str(r#"{"phase":"Running","observedGeneration":3}"#).unwrap();
+        assert!(st.slots.is_empty());
+        assert!(st.fleet.is_none());
+        assert_eq!(st.launch_window, 0);
+        let fleet = FleetAssignment {
+            members: vec![0, 2, 5],
+            ..FleetAssignment::default()
+        };
+        assert_eq!(fleet.share_index(5), Some(2));
+        assert_eq!(fleet.share_index(1), None);
     }
 
     #[test]
