@@ -228,7 +228,8 @@ EOF
 }
 
 gate_deny() {
-  cargo deny --format json --color never --config deny.toml check --show-stats bans licenses sources \
+  # --locked: never rewrite Cargo.lock (a stale lockfile fails the gate instead).
+  cargo deny --format json --color never --config deny.toml --locked check --show-stats bans licenses sources \
     >"$TMP/deny.out" 2>"$TMP/deny.json"
   local rc=$?
   "$PY" - "$TMP/deny.json" "$rc" <<'EOF'
