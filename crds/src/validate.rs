@@ -83,6 +83,166 @@ pub mod limits {
     pub const MAX_PROPERTY_VALUE_LEN: usize = 1024;
 }
 
+/// The bounds of each field, as documented in crds/SPEC.md (a test checks every path exists).
+pub const BOUNDS: &[(&str, &str)] = &[
+    ("apiVersion", "`barrage.dev/v1alpha1`"),
+    ("kind", "`LoadTest`"),
+    (
+        "metadata.name",
+        "1–63 of a-z 0-9 -, starts and ends alphanumeric",
+    ),
+    (
+        "metadata.labels",
+        "at most 40; keys 1–128 chars, not aws: or barrage.dev/; values ≤ 256 chars",
+    ),
+    (
+        "spec.kafka.bootstrapServers",
+        "comma-separated host:port, port 1–65535",
+    ),
+    (
+        "spec.kafka.security.sasl",
+        "required for SASL_PLAINTEXT and SASL_SSL, forbidden otherwise",
+    ),
+    (
+        "spec.kafka.security.ssl",
+        "only with SSL, SASL_SSL, AWS_MSK_IAM",
+    ),
+    (
+        "spec.kafka.security.region",
+        "only with AWS_MSK_IAM; an AWS region",
+    ),
+    (
+        "spec.kafka.security.sasl.credentials",
+        "exactly one of secretsManagerArn, ssmParameter",
+    ),
+    (
+        "spec.kafka.security.sasl.credentials.secretsManagerArn",
+        "arn:aws…:secretsmanager:REGION:ACCOUNT:secret:NAME",
+    ),
+    (
+        "spec.kafka.security.sasl.credentials.ssmParameter",
+        "parameter name (a-z A-Z 0-9 _ . - /) or ARN",
+    ),
+    ("spec.kafka.producer.batchSize", "1–2147483647"),
+    ("spec.kafka.producer.linger", "at most 15m"),
+    (
+        "spec.kafka.producer.idempotence",
+        "requires acks all; required by transactional",
+    ),
+    ("spec.kafka.producer.maxInFlight", "1–10000000"),
+    (
+        "spec.kafka.producer.properties",
+        "allow-listed keys only, values 1–1024 chars",
+    ),
+    ("spec.kafka.consumer.groupId", "1–255 chars"),
+    (
+        "spec.kafka.consumer.properties",
+        "allow-listed keys only, values 1–1024 chars",
+    ),
+    ("spec.topic.name", "1–249 of a-z A-Z 0-9 . _ -, not . or .."),
+    ("spec.topic.create.partitions", "1–10000"),
+    ("spec.topic.create.replicationFactor", "1–32"),
+    (
+        "spec.topic.create.configs",
+        "dotted lowercase names; min.insync.replicas ≤ replicationFactor",
+    ),
+    ("spec.topic.cleanup", "DeleteIfCreated needs create"),
+    ("spec.workload.records.recordsPerTransaction", "1–10000"),
+    ("spec.workload.records.transactional", "not with Consume"),
+    ("spec.workload.records.value.size", "0–10485760"),
+    (
+        "spec.workload.records.value.uniformSize",
+        "min ≤ max ≤ 10485760",
+    ),
+    (
+        "spec.workload.records.value.avro",
+        "exactly one of schema, schemaFile",
+    ),
+    (
+        "spec.workload.records.value.avro.schema",
+        "JSON; generator names must be fields of a record schema",
+    ),
+    (
+        "spec.workload.records.value.json.template",
+        "non-empty; JSON once placeholders are filled",
+    ),
+    (
+        "spec.workload.records.key.cardinality",
+        "≥ 1 when keys are used",
+    ),
+    (
+        "spec.workload.records.key.exponent",
+        "zipf only; > 0 and ≤ 10",
+    ),
+    (
+        "spec.workload.records.headers",
+        "at most 64; names not starting with barrage. or barrage-",
+    ),
+    (
+        "spec.load.steps",
+        "1–1000 steps; sum ≤ 30d when duration is absent",
+    ),
+    (
+        "spec.load.steps[].constant.rate",
+        "> 0; ≤ 2000000 × agents.count",
+    ),
+    ("spec.load.steps[].constant.for", "> 0"),
+    (
+        "spec.load.steps[].ramp.from",
+        "≥ 0; ≤ 2000000 × agents.count",
+    ),
+    (
+        "spec.load.steps[].ramp.to",
+        "≥ 0; ≤ 2000000 × agents.count; not both 0",
+    ),
+    ("spec.load.steps[].ramp.over", "> 0"),
+    ("spec.load.steps[].staircase.start", "≥ 0"),
+    (
+        "spec.load.steps[].staircase.step",
+        "> 0; at most 10000 stairs",
+    ),
+    (
+        "spec.load.steps[].staircase.until",
+        "> start; ≤ 2000000 × agents.count",
+    ),
+    ("spec.load.steps[].staircase.every", "> 0"),
+    ("spec.load.duration", "> 0, ≤ 30d"),
+    ("spec.load.maxDuration", "≥ the load duration, ≤ 31d"),
+    (
+        "spec.agents",
+        "agents × cpu/1024 × maxDuration hours ≤ 5000 vCPU-hours",
+    ),
+    ("spec.agents.count", "1–1000"),
+    (
+        "spec.agents.cpu",
+        "FARGATE: 256, 512, 1024, 2048, 4096, 8192, 16384; EC2: 128–196608",
+    ),
+    (
+        "spec.agents.memory",
+        "FARGATE: valid for cpu (see Limits); EC2: 512–1048576",
+    ),
+    ("spec.agents.spot", "FARGATE only"),
+    ("spec.agents.maxRestarts", "0–100"),
+    ("spec.agents.readyFraction", "> 0, ≤ 1"),
+    (
+        "spec.thresholds",
+        "at most 100; e2e.* and records.* need RoundTrip; scope window needs report.window",
+    ),
+    ("spec.report.interval", "1s–1h"),
+    ("spec.report.window", "a multiple of interval, ≤ 30d"),
+    ("spec.report.destination", "exactly one of s3, local"),
+    ("spec.report.destination.s3.bucket", "an S3 bucket name"),
+    (
+        "spec.report.destination.s3.prefix",
+        "no leading /, ≤ 512 chars",
+    ),
+    ("spec.timeouts.provisioning", "1s–1d"),
+    ("spec.timeouts.ready", "1s–1d"),
+    ("spec.timeouts.draining", "1s–1d"),
+    ("spec.timeouts.reporting", "1s–1d"),
+    ("spec.timeouts.cancelling", "1s–1d"),
+];
+
 /// One problem: the field path and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
