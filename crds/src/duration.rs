@@ -17,6 +17,9 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 const NANOS_PER_MIN: u64 = 60 * NANOS_PER_SEC;
 const NANOS_PER_HOUR: u64 = 60 * NANOS_PER_MIN;
 const NANOS_PER_DAY: u64 = 24 * NANOS_PER_HOUR;
+const NANOS_PER_SEC_U128: u128 = NANOS_PER_SEC as u128;
+/// `std::time::Duration::MAX` in nanoseconds.
+const MAX_NANOS: u128 = (u64::MAX as u128) * NANOS_PER_SEC_U128 + (NANOS_PER_SEC_U128 - 1);
 
 /// Units in the order [`HumanDuration`]'s `Display` prints them.
 const UNITS: &[(&str, u64)] = &[
@@ -33,7 +36,7 @@ const UNITS: &[(&str, u64)] = &[
 ///
 /// Accepted units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, `d`; several parts may be
 /// concatenated (`1h30m`). A bare number (in YAML or JSON) means seconds. The largest value is
-/// `u64::MAX` nanoseconds (about 584 years). `Display` prints the canonical form (`1h30m`,
+/// `std::time::Duration::MAX`; every value prints and parses back exactly. `Display` prints the canonical form (`1h30m`,
 /// `1s500ms`, `0s`), which parses back to the same value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(std::time::Duration);
@@ -50,7 +53,7 @@ pub enum DurationError {
         text: String,
     },
     /// The value does not fit in 64-bit nanoseconds.
-    #[error("invalid duration {text:?}: too large (at most about 584 years)")]
+    #[error("invalid duration {text:?}: too large")]
     TooLarge {
         /// The rejected text.
         text: String,
@@ -109,7 +112,14 @@ impl HumanDuration {
 
     /// Parses `text` (`"1h30m"`, `"1.5s"`, `"250ms"`, `"30"` = seconds).
     pub fn parse(text: &str) -> Result<Self, DurationError> {
-        parse_nanos(text).map(HumanDuration::from_nanos)
+        let nanos = parse_nanos(text)?;
+        // parse_nanos bounds the value by MAX_NANOS, so the seconds fit in a u64.
+        let secs =
+            u64::try_from(nanos / NANOS_PER_SEC_U128).map_err(|_| DurationError::TooLarge {
+                text: text.to_string(),
+            })?;
+        let sub = (nanos % NANOS_PER_SEC_U128) as u32;
+        Ok(HumanDuration(std::time::Duration::new(secs, sub)))
     }
 }
 
@@ -164,7 +174,7 @@ fn unit_nanos(unit: &str) -> Option<u64> {
 }
 
 /// Parses a duration into nanoseconds with exact integer arithmetic.
-fn parse_nanos(text: &str) -> Result<u64, DurationError> {
+fn parse_nanos(text: &str) -> Result<u128, DurationError> {
     let syntax = || DurationError::Syntax {
         text: text.to_string(),
     };
@@ -185,7 +195,7 @@ fn parse_nanos(text: &str) -> Result<u64, DurationError> {
     if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return number_times(bare, NANOS_PER_SEC, text)?.ok_or_else(too_large);
     }
-    let mut total: u64 = 0;
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_len = rest
@@ -203,14 +213,17 @@ fn parse_nanos(text: &str) -> Result<u64, DurationError> {
         rest = &rest[unit_len..];
         let nanos = unit_nanos(unit).ok_or_else(syntax)?;
         let part = number_times(number, nanos, text)?.ok_or_else(too_large)?;
-        total = total.checked_add(part).ok_or_else(too_large)?;
+        total = total
+            .checked_add(part)
+            .filter(|t| *t <= MAX_NANOS)
+            .ok_or_else(too_large)?;
     }
     Ok(total)
 }
 
 /// `number` (digits with at most one `.`) times `unit` nanoseconds; `Ok(None)` on overflow.
 /// Fractions finer than a nanosecond are truncated.
-fn number_times(number: &str, unit: u64, text: &str) -> Result<Option<u64>, DurationError> {
+fn number_times(number: &str, unit: u64, text: &str) -> Result<Option<u128>, DurationError> {
     let syntax = || DurationError::Syntax {
         text: text.to_string(),
     };
@@ -228,7 +241,7 @@ fn number_times(number: &str, unit: u64, text: &str) -> Result<Option<u64>, Dura
             .checked_mul(10)
             .and_then(|v| v.checked_add(u128::from(d)))
         {
-            Some(v) if v <= u128::from(u64::MAX) => v,
+            Some(v) if v <= MAX_NANOS => v,
             _ => return Ok(None),
         };
     }
@@ -240,14 +253,15 @@ fn number_times(number: &str, unit: u64, text: &str) -> Result<Option<u64>, Dura
     let mut frac_num: u128 = 0;
     for c in frac.chars() {
         let d = c.to_digit(10).ok_or_else(syntax)?;
-        if scale >= 10u128.pow(30) {
+        if scale >= 10u128.pow(20) {
             continue; // beyond any meaningful precision
         }
         scale *= 10;
         frac_num = frac_num * 10 + u128::from(d);
     }
-    nanos += frac_num * u128::from(unit) / scale;
-    Ok(u64::try_from(nanos).ok())
+    // frac_num < 10^20 and unit < 10^14, so the product fits in a u128.
+    nanos = nanos.saturating_add(frac_num * u128::from(unit) / scale);
+    Ok((nanos <= MAX_NANOS).then_some(nanos))
 }
 
 impl Serialize for HumanDuration {
@@ -385,6 +399,22 @@ mod tests {
             assert_eq!(parsed.to_string(), canon);
             assert_eq!(d(canon), parsed);
         }
+    }
+
+    #[test]
+    fn extremes_print_and_parse_back() {
+        for extreme in [
+            HumanDuration::from_std(std::time::Duration::MAX),
+            HumanDuration::from_secs(u64::MAX),
+            HumanDuration::from_secs(u64::MAX / 1_000_000_000 + 1),
+            HumanDuration::from_nanos(1),
+        ] {
+            assert_eq!(HumanDuration::parse(&extreme.to_string()).unwrap(), extreme);
+        }
+        assert!(HumanDuration::parse("213503982334602d").is_err());
+        assert!(HumanDuration::parse("1.0000000000000000000000000000000000000001d").is_ok());
+        let v: HumanDuration = serde_json::from_str("18446744073709551615").unwrap();
+        assert_eq!(v.to_string().parse::<HumanDuration>().unwrap(), v);
     }
 
     #[test]
