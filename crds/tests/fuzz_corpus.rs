@@ -1,0 +1,80 @@
+//! Replays the fuzz corpus (crds/fuzz/corpus/spec) with a normal `cargo test`: every input
+//! parses or fails with errors, deterministically, without panicking; accepted inputs round-trip.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::validate::parse_and_validate;
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/spec");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn fuzz_corpus_replays_without_panics_and_deterministically() {
+    let files = corpus();
+    assert!(files.len() >= 10, "the seed corpus is missing");
+    let mut accepted = 0;
+    for (name, bytes) in &files {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        let first = parse_and_validate(text);
+        assert_eq!(first, parse_and_validate(text), "{name}: not deterministic");
+        match &first {
+            Ok(lt) => {
+                accepted += 1;
+                assert_eq!(&LoadTest::from_yaml(&lt.to_yaml()).unwrap(), lt, "{name}");
+                assert_eq!(&LoadTest::from_json(&lt.to_json()).unwrap(), lt, "{name}");
+            }
+            Err(e) => assert!(e.0.iter().all(|f| !f.message.is_empty()), "{name}"),
+        }
+    }
+    assert!(
+        accepted >= 8,
+        "the valid seeds must still validate (got {accepted})"
+    );
+}
+
+#[test]
+fn fuzz_corpus_seeds_have_the_expected_outcome() {
+    let files = corpus();
+    let get = |n: &str| {
+        let (_, b) = files.iter().find(|(name, _)| name == n).unwrap();
+        String::from_utf8(b.clone()).unwrap()
+    };
+    for valid in [
+        "quickstart.yaml",
+        "quickstart.json",
+        "soak-multi-day.yaml",
+        "seed-recipe.yaml",
+    ] {
+        assert!(parse_and_validate(&get(valid)).is_ok(), "{valid}");
+    }
+    let errs = parse_and_validate(&get("broken-many.yaml")).unwrap_err();
+    assert!(errs.0.len() >= 15, "every problem is listed:\n{errs}");
+    for invalid in [
+        "deep.json",
+        "alias-fanout.yaml",
+        "tags-and-recursive-alias.yaml",
+        "empty.yaml",
+        "huge-numbers.yaml",
+        "bom.yaml",
+    ] {
+        assert!(parse_and_validate(&get(invalid)).is_err(), "{invalid}");
+    }
+}
