@@ -230,9 +230,19 @@ pub(crate) fn from_value(value: serde_json::Value) -> Result<LoadTest, ParseErro
             ),
         });
     }
-    serde_path_to_error::deserialize::<_, LoadTest>(value).map_err(|e| ParseError {
-        path: format_path(e.path()),
-        message: e.inner().to_string(),
+    serde_path_to_error::deserialize::<_, LoadTest>(value).map_err(|e| {
+        let path = format_path(e.path());
+        let secret = path.starts_with("spec.kafka")
+            && e.path().iter().last().is_some_and(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => crate::validate::is_secret_key(key),
+                _ => false,
+            });
+        let message = if secret {
+            crate::validate::inline_secret_message().to_string()
+        } else {
+            e.inner().to_string()
+        };
+        ParseError { path, message }
     })
 }
 
@@ -287,6 +297,7 @@ pub(crate) fn format_path(path: &serde_path_to_error::Path) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::spec::Acks;
 
     #[test]
     fn example_round_trips_through_yaml_and_json() {
@@ -313,6 +324,32 @@ mod tests {
         let err = from_value(v).unwrap_err();
         assert_eq!(err.path, "spec.load.steps[0].constant.rate");
         assert!(err.message.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn an_inline_password_is_explained_even_without_validation() {
+        let mut v = LoadTest::example("demo", "127.0.0.1:9092", "t").to_value();
+        v["spec"]["kafka"]["security"] = serde_json::json!({"protocol": "SASL_SSL",
+            "sasl": {"mechanism": "PLAIN", "password": "x", "credentials": {"ssmParameter": "/p"}}});
+        let err = from_value(v).unwrap_err();
+        assert_eq!(err.path, "spec.kafka.security.sasl.password");
+        assert!(
+            err.message.starts_with("inline secrets are not accepted"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn acks_accepts_strings_and_numbers() {
+        for (text, acks) in [
+            ("\"all\"", Acks::All),
+            ("-1", Acks::All),
+            ("1", Acks::Leader),
+            ("\"0\"", Acks::None),
+        ] {
+            assert_eq!(serde_json::from_str::<Acks>(text).unwrap(), acks);
+        }
+        assert!(serde_json::from_str::<Acks>("2").is_err());
     }
 
     #[test]

@@ -127,10 +127,12 @@ fn const_values(node: &serde_json::Value) -> Option<Vec<String>> {
     items
         .iter()
         .map(|i| {
-            i.get("const")
-                .or(Some(i))
-                .and_then(|c| c.as_str())
-                .map(|s| format!("`{s}`"))
+            let c = i.get("const").unwrap_or(i);
+            match c {
+                serde_json::Value::String(s) => Some(format!("`{s}`")),
+                serde_json::Value::Number(n) => Some(format!("`{n}`")),
+                _ => None,
+            }
         })
         .collect()
 }
@@ -144,7 +146,9 @@ fn type_words(root: &serde_json::Value, node: &serde_json::Value) -> String {
         }
     }
     let r = resolve(root, node);
-    if let Some(values) = const_values(r) {
+    if let Some(mut values) = const_values(r) {
+        let mut seen = std::collections::BTreeSet::new();
+        values.retain(|v| seen.insert(v.clone()));
         return format!("one of {}", values.join(", "));
     }
     if let Some(variants) = tagged_variants(r) {

@@ -374,7 +374,7 @@ impl Default for ProducerSpec {
 }
 
 /// Producer acknowledgements.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub enum Acks {
     /// No acknowledgement.
     #[serde(rename = "0")]
@@ -396,6 +396,19 @@ impl Acks {
             Acks::Leader => "1",
             Acks::All => "all",
         }
+    }
+}
+
+impl JsonSchema for Acks {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Acks".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Producer acknowledgements: \"0\" (none), \"1\" (the leader) or \"all\" (all in-sync replicas); the numbers 0, 1 and -1 are accepted too.",
+            "enum": ["0", "1", "all", 0, 1, -1]
+        })
     }
 }
 
