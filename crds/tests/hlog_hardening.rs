@@ -481,8 +481,17 @@ fn a_payload_running_past_the_counts_array_is_a_payload_error() {
     assert!(matches!(err, HlogError::Payload(_)), "{err:?}");
 }
 
+/// Cases per never-panic property: 512, or `PROPTEST_CASES` for a longer fuzzing run
+/// (`PROPTEST_CASES=200000 cargo test --release -p barrage-crds --test hlog_hardening arbitrary`).
+fn fuzz_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,200}") {
@@ -516,6 +525,29 @@ proptest! {
             // Whatever decodes is a usable histogram.
             let _ = (h.len(), h.max(), h.min(), h.value_at_quantile(0.99), h.mean());
             let _ = encode_v2_compressed(&h).unwrap();
+        }
+    }
+
+    #[test]
+    fn mutated_valid_histograms_never_panic(
+        values in prop::collection::vec((1..=3_600_000_000_u64, 1..=1_000_u64), 1..100),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        use hdrhistogram::serialization::Serializer as _;
+        let mut h = new_histogram();
+        for (v, n) in values {
+            h.record_n(v, n).unwrap();
+        }
+        let mut v2 = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new().serialize(&h, &mut v2).unwrap();
+        for (at, byte) in edits {
+            let i = at.index(v2.len());
+            v2[i] = byte;
+        }
+        let _cap = capped();
+        if let Ok(d) = decode(&compressed(&v2)) {
+            let _ = (d.len(), d.max(), d.min(), d.value_at_quantile(0.99), d.mean());
+            let _ = encode_v2_compressed(&d).unwrap();
         }
     }
 }
