@@ -233,7 +233,7 @@ pub(crate) fn from_value(value: serde_json::Value) -> Result<LoadTest, ParseErro
     serde_path_to_error::deserialize::<_, LoadTest>(value).map_err(|e| {
         let path = format_path(e.path());
         let secret = path.starts_with("spec.kafka")
-            && e.path().iter().last().is_some_and(|seg| match seg {
+            && e.path().iter().next_back().is_some_and(|seg| match seg {
                 serde_path_to_error::Segment::Map { key } => crate::validate::is_secret_key(key),
                 _ => false,
             });
