@@ -1,0 +1,591 @@
+#!/usr/bin/env bash
+# Real services for development and tests, started and stopped by the project itself:
+#   - Apache Kafka (KRaft, one node with the broker and controller roles) from Apache Kafka's own jars,
+#     resolved from Maven Central with Maven;
+#   - moto server (the AWS API emulator: DynamoDB, DynamoDB Streams, S3, ECS) from PyPI in a virtualenv.
+#
+# Usage: scripts/services.sh up|down|status|env|classpath
+#   up         start what is not running yet (downloads on first use, cached), wait until both answer
+#   down       stop what `up` started (by pid), nothing else
+#   status     print what runs where; exit 0 when both run, 3 otherwise
+#   env        print shell exports for clients: eval "$(scripts/services.sh env)"
+#   classpath  print the Kafka classpath (broker and Kafka's tools, e.g. org.apache.kafka.tools.ProducerPerformance)
+#
+# Everything lives under "${XDG_CACHE_HOME:-$HOME/.cache}/barrage"; every socket is bound to 127.0.0.1.
+# Settings (environment): BARRAGE_KAFKA_PORT (9092), BARRAGE_KAFKA_CONTROLLER_PORT (9093), BARRAGE_MOTO_PORT (5000),
+# BARRAGE_KAFKA_HEAP (-Xmx1g), BARRAGE_SERVICES_TIMEOUT (readiness bound in seconds, 90).
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
+
+# Pinned versions. Kafka 4.x needs Java 17 or newer for the broker.
+KAFKA_VERSION="4.4.0"
+SCALA_BINARY="2.13"
+LOG4J_VERSION="2.26.1"
+MAVEN_DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+MOTO_VERSION="5.2.5"
+
+HOST="127.0.0.1"
+KAFKA_PORT="${BARRAGE_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${BARRAGE_KAFKA_CONTROLLER_PORT:-9093}"
+MOTO_PORT="${BARRAGE_MOTO_PORT:-5000}"
+KAFKA_HEAP="${BARRAGE_KAFKA_HEAP:--Xmx1g}"
+READY_TIMEOUT="${BARRAGE_SERVICES_TIMEOUT:-90}"
+
+for port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT MOTO_PORT READY_TIMEOUT; do
+    if ! [[ "${!port_var}" =~ ^[0-9]+$ ]]; then
+        barrage_die "$port_var must be a number (got '${!port_var}')"
+    fi
+done
+
+CACHE="$(barrage_cache_dir)"
+KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+MAVEN_REPO="$CACHE/maven-repository"
+MOTO_VENV="$CACHE/moto-$MOTO_VERSION"
+RUN_DIR="$CACHE/run"
+LOG_DIR="$CACHE/logs"
+KAFKA_LOG_DIR="$LOG_DIR/kafka"
+KAFKA_DATA="$CACHE/kafka-data/$KAFKA_VERSION-$KAFKA_PORT-$KAFKA_CONTROLLER_PORT"
+KAFKA_PID_FILE="$RUN_DIR/kafka.pid"
+KAFKA_PORT_FILE="$RUN_DIR/kafka.port"
+KAFKA_CONFIG="$RUN_DIR/kafka-server.properties"
+KAFKA_LOG4J="$RUN_DIR/kafka-log4j2.properties"
+TOOLS_LOG4J="$RUN_DIR/tools-log4j2.properties"
+MOTO_PID_FILE="$RUN_DIR/moto.pid"
+MOTO_PORT_FILE="$RUN_DIR/moto.port"
+MOTO_LOG="$LOG_DIR/moto.log"
+
+log() { barrage_log "services: $*"; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Process and port probes
+
+# pid_of FILE MARKER -> prints the pid when FILE names a live process whose command line contains MARKER.
+pid_of() {
+    local file="$1" marker="$2" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(tr -dc '0-9' <"$file")"
+    [[ -n "$pid" ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    local cmdline
+    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    [[ "$cmdline" == *"$marker"* ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+kafka_pid() { pid_of "$KAFKA_PID_FILE" "kafka.Kafka $KAFKA_CONFIG"; }
+moto_pid() { pid_of "$MOTO_PID_FILE" "moto_server"; }
+
+# Port of the running instance (recorded at start), else the configured one.
+recorded_port() {
+    local file="$1" default="$2" port=""
+    [[ -f "$file" ]] && port="$(tr -dc '0-9' <"$file")"
+    printf '%s\n' "${port:-$default}"
+}
+
+tcp_open() {
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null
+}
+
+# A real Kafka request: ApiVersions v0 (api key 18, correlation id 42, client id "barrage").
+# Succeeds when the reply carries correlation id 42 and error code 0.
+kafka_answers() {
+    local reply
+    reply="$(timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "\x00\x00\x00\x11\x00\x12\x00\x00\x00\x00\x00\x2a\x00\x07barrage" >&3
+        head -c 10 <&3 | od -An -tx1' "$HOST" "$1" 2>/dev/null)" || return 1
+    reply="${reply//[[:space:]]/}"
+    [[ "${#reply}" -eq 20 && "${reply:8:12}" == "0000002a0000" ]]
+}
+
+moto_python() {
+    if [[ -x "$MOTO_VENV/bin/python" ]]; then
+        printf '%s\n' "$MOTO_VENV/bin/python"
+    else
+        printf '%s\n' python3
+    fi
+}
+
+# An HTTP request to moto's own API; succeeds on a 200 answer.
+moto_answers() {
+    "$(moto_python)" - "$HOST" "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+host, port = sys.argv[1], sys.argv[2]
+with urllib.request.urlopen(f"http://{host}:{port}/moto-api/data.json", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+}
+
+# stop NAME PIDFILE MARKER WAIT_SECONDS: TERM, wait, then KILL; only a process `up` started (pid file + marker).
+stop_service() {
+    local name="$1" file="$2" marker="$3" wait_s="$4" pid i
+    if ! pid="$(pid_of "$file" "$marker")"; then
+        if [[ -f "$file" ]]; then
+            log "$name: not running (removing stale pid file $file)"
+            rm -f "$file"
+        else
+            log "$name: not running"
+        fi
+        return 0
+    fi
+    log "$name: stopping pid $pid"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < wait_s * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name: still running after ${wait_s}s, sending KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+    fi
+    rm -f "$file"
+    log "$name: stopped"
+}
+
+# Start "$@" in its own session, detached from our stdin/stdout; the child writes its own pid before exec.
+spawn() {
+    local pid_file="$1" out="$2"
+    shift 2
+    rm -f "$pid_file"
+    # 9>&-: the service must not inherit the lock on services.lock (see with_lock).
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pid_file" "$@" </dev/null >>"$out" 2>&1 9>&- &
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s "$pid_file" ]] && return 0
+        sleep 0.1
+    done
+    barrage_die "could not start $1 (no pid file $pid_file)"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kafka
+
+java_major() {
+    java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit }'
+}
+
+require_java() {
+    command -v java >/dev/null 2>&1 || barrage_die "java is not installed (Kafka $KAFKA_VERSION needs Java 17+); run scripts/setup.sh"
+    local major
+    major="$(java_major)"
+    if [[ -z "$major" || "$major" -lt 17 ]]; then
+        barrage_die "Kafka $KAFKA_VERSION needs Java 17 or newer (found: $(java -version 2>&1 | head -1))"
+    fi
+}
+
+write_kafka_pom() {
+    cat >"$KAFKA_HOME/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/services.sh: Apache Kafka's own jars with their runtime dependencies. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.barrage.services</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>$KAFKA_VERSION</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_$SCALA_BINARY</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <!-- Logging backend: Kafka logs through SLF4J 1.7; Log4j 2 writes the files. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>$LOG4J_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$LOG4J_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+}
+
+resolve_kafka() {
+    if [[ -f "$KAFKA_HOME/.resolved" ]] && compgen -G "$KAFKA_LIBS/kafka_$SCALA_BINARY-$KAFKA_VERSION.jar" >/dev/null; then
+        return 0
+    fi
+    command -v mvn >/dev/null 2>&1 || barrage_die "Maven (mvn) is not installed; run scripts/setup.sh"
+    mkdir -p "$KAFKA_HOME" "$LOG_DIR"
+    write_kafka_pom
+    local started maven_log="$LOG_DIR/maven-kafka-$KAFKA_VERSION.log"
+    started="$(barrage_now)"
+    log "kafka: resolving org.apache.kafka:kafka_$SCALA_BINARY:$KAFKA_VERSION and kafka-tools with Maven (first use only; log: $maven_log)"
+    rm -rf "$KAFKA_LIBS.partial"
+    if ! mvn -B -q -f "$KAFKA_HOME/pom.xml" -Dmaven.repo.local="$MAVEN_REPO" \
+        "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" \
+        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial" \
+        </dev/null >"$maven_log" 2>&1; then
+        tail -n 30 "$maven_log" >&2
+        barrage_die "Maven could not resolve Apache Kafka $KAFKA_VERSION (full log: $maven_log)"
+    fi
+    rm -rf "$KAFKA_LIBS"
+    mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
+    touch "$KAFKA_HOME/.resolved"
+    log "kafka: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $KAFKA_LIBS ($(barrage_elapsed "$started")s)"
+}
+
+write_kafka_config() {
+    mkdir -p "$RUN_DIR" "$KAFKA_LOG_DIR" "$KAFKA_DATA"
+    cat >"$KAFKA_CONFIG" <<EOF
+# Generated by scripts/services.sh on every start; edits are overwritten.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DATA
+metadata.log.dir=$KAFKA_DATA
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=3
+num.io.threads=4
+# Load tests write a lot: keep at most two hours and 1 GiB per partition.
+log.retention.hours=2
+log.retention.bytes=1073741824
+log.segment.bytes=268435456
+log.retention.check.interval.ms=60000
+EOF
+    cat >"$KAFKA_LOG4J" <<EOF
+# Generated by scripts/services.sh: the broker logs to $KAFKA_LOG_DIR/server.log.
+status = warn
+name = barrage-kafka
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $KAFKA_LOG_DIR/server.log
+appender.file.filePattern = $KAFKA_LOG_DIR/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.request.additivity = false
+logger.request.appenderRef.file.ref = file
+EOF
+    cat >"$TOOLS_LOG4J" <<EOF
+# Generated by scripts/services.sh: Kafka's command-line tools log warnings to stderr.
+status = warn
+name = barrage-kafka-tools
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stderr.ref = stderr
+EOF
+}
+
+# Run one of Kafka's command-line classes with the project's classpath and quiet logging.
+kafka_tool() {
+    java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" "$@"
+}
+
+format_kafka_storage() {
+    if [[ -f "$KAFKA_DATA/meta.properties" ]]; then
+        log "kafka: storage $KAFKA_DATA already formatted ($(grep '^cluster.id=' "$KAFKA_DATA/meta.properties" || echo 'cluster.id unknown'))"
+        return 0
+    fi
+    local cluster_id out attempt
+    for attempt in 1 2; do
+        cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG_DIR/format.log" | tail -n 1)"
+        [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || barrage_die "kafka: could not generate a cluster id (log: $KAFKA_LOG_DIR/format.log)"
+        if out="$(kafka_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$KAFKA_CONFIG" 2>&1)"; then
+            printf '%s\n' "$out" >>"$KAFKA_LOG_DIR/format.log"
+            log "kafka: formatted storage $KAFKA_DATA (cluster.id=$cluster_id)"
+            return 0
+        fi
+        printf '%s\n' "$out" >>"$KAFKA_LOG_DIR/format.log"
+        if [[ "$attempt" -eq 1 ]]; then
+            # Our private data folder holds something half-formatted or from another cluster: start it afresh.
+            log "kafka: formatting $KAFKA_DATA failed ($(printf '%s' "$out" | tail -n 1)); wiping it and retrying"
+            rm -rf "$KAFKA_DATA"
+            mkdir -p "$KAFKA_DATA"
+        fi
+    done
+    printf '%s\n' "$out" | tail -n 20 >&2
+    barrage_die "kafka: could not format storage $KAFKA_DATA (log: $KAFKA_LOG_DIR/format.log)"
+}
+
+kafka_up() {
+    local pid running_port
+    if pid="$(kafka_pid)"; then
+        running_port="$(recorded_port "$KAFKA_PORT_FILE" "$KAFKA_PORT")"
+        if [[ "$running_port" != "$KAFKA_PORT" ]]; then
+            barrage_die "kafka: already running (pid $pid) on $HOST:$running_port, not on the requested port $KAFKA_PORT; run 'scripts/services.sh down' first"
+        fi
+        if kafka_answers "$KAFKA_PORT"; then
+            log "kafka: already up (pid $pid, $HOST:$KAFKA_PORT) - nothing to do"
+            return 0
+        fi
+        log "kafka: pid $pid runs but $HOST:$KAFKA_PORT does not answer yet; waiting"
+        wait_for_kafka "$pid" "$(barrage_now)"
+        return 0
+    fi
+    rm -f "$KAFKA_PID_FILE"
+    local port
+    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+        if tcp_open "$port"; then
+            barrage_die "kafka: port $HOST:$port is already in use by a process this script did not start; stop it or set BARRAGE_KAFKA_PORT / BARRAGE_KAFKA_CONTROLLER_PORT"
+        fi
+    done
+    require_java
+    resolve_kafka
+    write_kafka_config
+    format_kafka_storage
+    local started
+    started="$(barrage_now)"
+    printf '\n===== %s starting Kafka %s =====\n' "$(date -u +%FT%TZ)" "$KAFKA_VERSION" >>"$KAFKA_LOG_DIR/stdout.log"
+    # shellcheck disable=SC2086 # KAFKA_HEAP may hold several JVM options
+    spawn "$KAFKA_PID_FILE" "$KAFKA_LOG_DIR/stdout.log" \
+        java -Xms256m $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        -Dkafka.logs.dir="$KAFKA_LOG_DIR" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG"
+    printf '%s\n' "$KAFKA_PORT" >"$KAFKA_PORT_FILE"
+    pid="$(tr -dc '0-9' <"$KAFKA_PID_FILE")"
+    log "kafka: started pid $pid (log: $KAFKA_LOG_DIR/server.log, stdout: $KAFKA_LOG_DIR/stdout.log)"
+    wait_for_kafka "$pid" "$started"
+}
+
+kafka_failure() {
+    log "kafka: $1"
+    log "----- last lines of $KAFKA_LOG_DIR/server.log -----"
+    tail -n 40 "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
+    log "----- last lines of $KAFKA_LOG_DIR/stdout.log -----"
+    tail -n 20 "$KAFKA_LOG_DIR/stdout.log" >&2 2>/dev/null || true
+    exit 1
+}
+
+wait_for_kafka() {
+    local pid="$1" started="$2" deadline
+    deadline=$(($(date +%s) + READY_TIMEOUT))
+    until kafka_answers "$KAFKA_PORT"; do
+        kill -0 "$pid" 2>/dev/null || kafka_failure "the broker (pid $pid) exited during start-up"
+        if (($(date +%s) >= deadline)); then
+            kafka_failure "no answer to an ApiVersions request on $HOST:$KAFKA_PORT within ${READY_TIMEOUT}s (pid $pid still runs; 'scripts/services.sh down' stops it)"
+        fi
+        sleep 0.5
+    done
+    # The socket answers; now a full client round trip (metadata) through Kafka's own admin tool.
+    local remaining out
+    remaining=$((deadline - $(date +%s)))
+    ((remaining > 5)) || remaining=5
+    if ! out="$(timeout "$remaining" java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" --list 2>&1)"; then
+        printf '%s\n' "$out" | tail -n 20 >&2
+        kafka_failure "TopicCommand --list against $HOST:$KAFKA_PORT failed"
+    fi
+    log "kafka: ready at $HOST:$KAFKA_PORT after $(barrage_elapsed "$started")s (ApiVersions and TopicCommand --list answered)"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# moto server
+
+install_moto() {
+    if [[ -f "$MOTO_VENV/.installed" && -x "$MOTO_VENV/bin/moto_server" ]]; then
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || barrage_die "python3 is not installed; run scripts/setup.sh"
+    local started pip_log="$LOG_DIR/pip-moto-$MOTO_VERSION.log"
+    started="$(barrage_now)"
+    mkdir -p "$LOG_DIR"
+    log "moto: creating virtualenv $MOTO_VENV with moto[server]==$MOTO_VERSION (first use only; log: $pip_log)"
+    rm -rf "$MOTO_VENV"
+    if ! python3 -m venv "$MOTO_VENV" >"$pip_log" 2>&1; then
+        tail -n 20 "$pip_log" >&2
+        barrage_die "python3 -m venv failed (Debian needs the python3-venv package; run scripts/setup.sh)"
+    fi
+    if ! "$MOTO_VENV/bin/python" -m pip install --no-input --quiet "moto[server]==$MOTO_VERSION" </dev/null >>"$pip_log" 2>&1; then
+        tail -n 30 "$pip_log" >&2
+        barrage_die "pip could not install moto[server]==$MOTO_VERSION (full log: $pip_log)"
+    fi
+    touch "$MOTO_VENV/.installed"
+    log "moto: installed ($(barrage_elapsed "$started")s)"
+}
+
+moto_up() {
+    local pid running_port
+    if pid="$(moto_pid)"; then
+        running_port="$(recorded_port "$MOTO_PORT_FILE" "$MOTO_PORT")"
+        if [[ "$running_port" != "$MOTO_PORT" ]]; then
+            barrage_die "moto: already running (pid $pid) on $HOST:$running_port, not on the requested port $MOTO_PORT; run 'scripts/services.sh down' first"
+        fi
+        if moto_answers "$MOTO_PORT"; then
+            log "moto: already up (pid $pid, http://$HOST:$MOTO_PORT) - nothing to do"
+            return 0
+        fi
+        log "moto: pid $pid runs but http://$HOST:$MOTO_PORT does not answer yet; waiting"
+        wait_for_moto "$pid" "$(barrage_now)"
+        return 0
+    fi
+    rm -f "$MOTO_PID_FILE"
+    if tcp_open "$MOTO_PORT"; then
+        barrage_die "moto: port $HOST:$MOTO_PORT is already in use by a process this script did not start; stop it or set BARRAGE_MOTO_PORT"
+    fi
+    install_moto
+    mkdir -p "$RUN_DIR" "$LOG_DIR"
+    local started
+    started="$(barrage_now)"
+    printf '\n===== %s starting moto server %s =====\n' "$(date -u +%FT%TZ)" "$MOTO_VERSION" >>"$MOTO_LOG"
+    spawn "$MOTO_PID_FILE" "$MOTO_LOG" "$MOTO_VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
+    printf '%s\n' "$MOTO_PORT" >"$MOTO_PORT_FILE"
+    pid="$(tr -dc '0-9' <"$MOTO_PID_FILE")"
+    log "moto: started pid $pid (log: $MOTO_LOG)"
+    wait_for_moto "$pid" "$started"
+}
+
+wait_for_moto() {
+    local pid="$1" started="$2" deadline
+    deadline=$(($(date +%s) + READY_TIMEOUT))
+    until moto_answers "$MOTO_PORT"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$MOTO_LOG" >&2 || true
+            barrage_die "moto: the server (pid $pid) exited during start-up (log: $MOTO_LOG)"
+        fi
+        if (($(date +%s) >= deadline)); then
+            tail -n 30 "$MOTO_LOG" >&2 || true
+            barrage_die "moto: no HTTP answer on http://$HOST:$MOTO_PORT within ${READY_TIMEOUT}s (pid $pid still runs; log: $MOTO_LOG)"
+        fi
+        sleep 0.3
+    done
+    log "moto: ready at http://$HOST:$MOTO_PORT after $(barrage_elapsed "$started")s"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+
+with_lock() {
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/services.lock"
+    if ! flock -n 9; then
+        log "another scripts/services.sh holds $CACHE/services.lock; waiting for it"
+        flock -w 900 9 || barrage_die "timed out waiting for $CACHE/services.lock"
+    fi
+}
+
+cmd_up() {
+    with_lock
+    local started
+    started="$(barrage_now)"
+    kafka_up
+    moto_up
+    log "up in $(barrage_elapsed "$started")s; clients: eval \"\$(scripts/services.sh env)\""
+}
+
+cmd_down() {
+    with_lock
+    stop_service kafka "$KAFKA_PID_FILE" "kafka.Kafka $KAFKA_CONFIG" 60
+    stop_service moto "$MOTO_PID_FILE" "moto_server" 15
+    rm -f "$KAFKA_PORT_FILE" "$MOTO_PORT_FILE"
+}
+
+cmd_status() {
+    local up=0 pid port
+    if pid="$(kafka_pid)"; then
+        port="$(recorded_port "$KAFKA_PORT_FILE" "$KAFKA_PORT")"
+        if kafka_answers "$port"; then
+            printf 'kafka: up      pid %s  bootstrap %s:%s  controller %s:%s  Kafka %s  log %s\n' \
+                "$pid" "$HOST" "$port" "$HOST" "$KAFKA_CONTROLLER_PORT" "$KAFKA_VERSION" "$KAFKA_LOG_DIR/server.log"
+            up=$((up + 1))
+        else
+            printf 'kafka: running pid %s but %s:%s does not answer  log %s\n' "$pid" "$HOST" "$port" "$KAFKA_LOG_DIR/server.log"
+        fi
+    else
+        printf 'kafka: down    (would listen on %s:%s)\n' "$HOST" "$KAFKA_PORT"
+    fi
+    if pid="$(moto_pid)"; then
+        port="$(recorded_port "$MOTO_PORT_FILE" "$MOTO_PORT")"
+        if moto_answers "$port"; then
+            printf 'moto:  up      pid %s  endpoint http://%s:%s  moto %s  log %s\n' "$pid" "$HOST" "$port" "$MOTO_VERSION" "$MOTO_LOG"
+            up=$((up + 1))
+        else
+            printf 'moto:  running pid %s but http://%s:%s does not answer  log %s\n' "$pid" "$HOST" "$port" "$MOTO_LOG"
+        fi
+    else
+        printf 'moto:  down    (would listen on http://%s:%s)\n' "$HOST" "$MOTO_PORT"
+    fi
+    printf 'cache: %s\n' "$CACHE"
+    [[ "$up" -eq 2 ]] || return 3
+}
+
+cmd_env() {
+    local kafka_port moto_port state=down
+    kafka_port="$KAFKA_PORT"
+    moto_port="$MOTO_PORT"
+    if kafka_pid >/dev/null; then kafka_port="$(recorded_port "$KAFKA_PORT_FILE" "$KAFKA_PORT")"; fi
+    if moto_pid >/dev/null; then moto_port="$(recorded_port "$MOTO_PORT_FILE" "$MOTO_PORT")"; fi
+    if kafka_pid >/dev/null && moto_pid >/dev/null; then
+        state=up
+    else
+        log "warning: the services are not both running (BARRAGE_SERVICES=down); start them with scripts/services.sh up"
+    fi
+    cat <<EOF
+export BARRAGE_KAFKA_BOOTSTRAP=$HOST:$kafka_port
+export AWS_ENDPOINT_URL=http://$HOST:$moto_port
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export BARRAGE_SERVICES=$state
+EOF
+}
+
+cmd_classpath() {
+    if [[ ! -f "$KAFKA_HOME/.resolved" ]]; then
+        with_lock
+        resolve_kafka
+    fi
+    printf '%s\n' "$KAFKA_LIBS/*"
+}
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+env) cmd_env ;;
+classpath) cmd_classpath ;;
+-h | --help | help)
+    usage
+    exit 0
+    ;;
+*)
+    usage
+    exit 2
+    ;;
+esac
