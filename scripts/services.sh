@@ -13,7 +13,7 @@
 #
 # Everything lives under "${XDG_CACHE_HOME:-$HOME/.cache}/barrage"; every socket is bound to 127.0.0.1.
 # Settings (environment): BARRAGE_KAFKA_PORT (9092), BARRAGE_KAFKA_CONTROLLER_PORT (9093), BARRAGE_MOTO_PORT (5000),
-# BARRAGE_KAFKA_HEAP (-Xmx1g), BARRAGE_SERVICES_TIMEOUT (readiness bound in seconds, 90).
+# BARRAGE_KAFKA_HEAP ("-Xms256m -Xmx1g"), BARRAGE_SERVICES_TIMEOUT (readiness bound in seconds, 90).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,7 +31,7 @@ HOST="127.0.0.1"
 KAFKA_PORT="${BARRAGE_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${BARRAGE_KAFKA_CONTROLLER_PORT:-9093}"
 MOTO_PORT="${BARRAGE_MOTO_PORT:-5000}"
-KAFKA_HEAP="${BARRAGE_KAFKA_HEAP:--Xmx1g}"
+KAFKA_HEAP="${BARRAGE_KAFKA_HEAP:--Xms256m -Xmx1g}"
 READY_TIMEOUT="${BARRAGE_SERVICES_TIMEOUT:-90}"
 
 for port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT MOTO_PORT READY_TIMEOUT; do
@@ -319,6 +319,13 @@ format_kafka_storage() {
         return 0
     fi
     local cluster_id out attempt
+    if [[ -n "$(ls -A "$KAFKA_DATA" 2>/dev/null)" ]]; then
+        # Without meta.properties the folder is a leftover (an interrupted format, or logs of an older cluster);
+        # a new cluster id over old metadata makes the broker exit at start-up, so start from an empty folder.
+        log "kafka: $KAFKA_DATA has data but no meta.properties; wiping it before formatting"
+        rm -rf "$KAFKA_DATA"
+        mkdir -p "$KAFKA_DATA"
+    fi
     for attempt in 1 2; do
         cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG_DIR/format.log" | tail -n 1)"
         [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || barrage_die "kafka: could not generate a cluster id (log: $KAFKA_LOG_DIR/format.log)"
@@ -370,7 +377,7 @@ kafka_up() {
     printf '\n===== %s starting Kafka %s =====\n' "$(date -u +%FT%TZ)" "$KAFKA_VERSION" >>"$KAFKA_LOG_DIR/stdout.log"
     # shellcheck disable=SC2086 # KAFKA_HEAP may hold several JVM options
     spawn "$KAFKA_PID_FILE" "$KAFKA_LOG_DIR/stdout.log" \
-        java -Xms256m $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
         -Dkafka.logs.dir="$KAFKA_LOG_DIR" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG"
     printf '%s\n' "$KAFKA_PORT" >"$KAFKA_PORT_FILE"
@@ -381,10 +388,13 @@ kafka_up() {
 
 kafka_failure() {
     log "kafka: $1"
+    log "----- last errors in $KAFKA_LOG_DIR/server.log -----"
+    grep -E '^\[[^]]*\] (ERROR|FATAL) ' "$KAFKA_LOG_DIR/server.log" 2>/dev/null | tail -n 10 >&2 || true
     log "----- last lines of $KAFKA_LOG_DIR/server.log -----"
-    tail -n 40 "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
+    tail -n 25 "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
     log "----- last lines of $KAFKA_LOG_DIR/stdout.log -----"
     tail -n 20 "$KAFKA_LOG_DIR/stdout.log" >&2 2>/dev/null || true
+    log "kafka: to start again from empty storage: scripts/services.sh down && rm -rf '$KAFKA_DATA'"
     exit 1
 }
 
