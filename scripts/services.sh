@@ -6,7 +6,7 @@
 #
 # Usage: scripts/services.sh up|down|status|env|classpath
 #   up         start what is not running yet (downloads on first use, cached), wait until both answer
-#   down       stop what `up` started (by pid), nothing else
+#   down       stop what `up` started (by pid), nothing else; `down kafka` or `down moto` stops one
 #   status     print what runs where; exit 0 when both run, 3 otherwise
 #   env        print shell exports for clients: eval "$(scripts/services.sh env)"
 #   classpath  print the Kafka classpath (broker and Kafka's tools, e.g. org.apache.kafka.tools.ProducerPerformance)
@@ -87,6 +87,7 @@ recorded_port() {
 }
 
 tcp_open() {
+    # shellcheck disable=SC2016 # expanded by the inner shell
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null
 }
 
@@ -94,6 +95,7 @@ tcp_open() {
 # Succeeds when the reply carries correlation id 42 and error code 0.
 kafka_answers() {
     local reply
+    # shellcheck disable=SC2016 # expanded by the inner shell
     reply="$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/$0/$1" || exit 1
         printf "\x00\x00\x00\x11\x00\x12\x00\x00\x00\x00\x00\x2a\x00\x07barrage" >&3
@@ -153,6 +155,7 @@ spawn() {
     shift 2
     rm -f "$pid_file"
     # 9>&-: the service must not inherit the lock on services.lock (see with_lock).
+    # shellcheck disable=SC2016 # expanded by the inner shell
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pid_file" "$@" </dev/null >>"$out" 2>&1 9>&- &
     local i
     for ((i = 0; i < 50; i++)); do
@@ -425,7 +428,10 @@ wait_for_kafka() {
 
 install_moto() {
     if [[ -f "$MOTO_VENV/.installed" && -x "$MOTO_VENV/bin/moto_server" ]]; then
-        return 0
+        if "$MOTO_VENV/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+            return 0
+        fi
+        log "moto: the virtualenv $MOTO_VENV no longer works (was python3 replaced?); recreating it"
     fi
     command -v python3 >/dev/null 2>&1 || barrage_die "python3 is not installed; run scripts/setup.sh"
     local started pip_log="$LOG_DIR/pip-moto-$MOTO_VERSION.log"
@@ -515,10 +521,20 @@ cmd_up() {
 }
 
 cmd_down() {
+    local which="${1:-all}"
+    case "$which" in
+    all | kafka | moto) ;;
+    *) barrage_die "down takes no argument, 'kafka' or 'moto' (got '$which')" ;;
+    esac
     with_lock
-    stop_service kafka "$KAFKA_PID_FILE" "kafka.Kafka $KAFKA_CONFIG" 60
-    stop_service moto "$MOTO_PID_FILE" "moto_server" 15
-    rm -f "$KAFKA_PORT_FILE" "$MOTO_PORT_FILE"
+    if [[ "$which" != moto ]]; then
+        stop_service kafka "$KAFKA_PID_FILE" "kafka.Kafka $KAFKA_CONFIG" 60
+        rm -f "$KAFKA_PORT_FILE"
+    fi
+    if [[ "$which" != kafka ]]; then
+        stop_service moto "$MOTO_PID_FILE" "moto_server" 15
+        rm -f "$MOTO_PORT_FILE"
+    fi
 }
 
 cmd_status() {
@@ -586,7 +602,7 @@ usage() {
 
 case "${1:-}" in
 up) cmd_up ;;
-down) cmd_down ;;
+down) cmd_down "${2:-all}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
 classpath) cmd_classpath ;;
