@@ -78,3 +78,28 @@ fn fuzz_corpus_seeds_have_the_expected_outcome() {
         assert!(parse_and_validate(&get(invalid)).is_err(), "{invalid}");
     }
 }
+
+/// The histogram decoder corpus (crds/fuzz/corpus/hlog, from the hlog_decode target) replays
+/// without panics and deterministically.
+#[test]
+fn fuzz_corpus_hlog_replays_without_panics_and_deterministically() {
+    use barrage_crds::hlog::{DecodeLimits, decode_v2_compressed, parse_log};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/hlog");
+    let limits = DecodeLimits::default();
+    let mut decoded = 0;
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        files += 1;
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let a = decode_v2_compressed(text.trim(), &limits);
+        assert_eq!(a, decode_v2_compressed(text.trim(), &limits));
+        decoded += usize::from(a.is_ok());
+        let l = parse_log(text, &limits);
+        assert_eq!(l, parse_log(text, &limits));
+    }
+    assert!(files >= 10, "the hlog corpus is missing");
+    assert!(decoded >= 1, "some seed blobs must decode");
+}
