@@ -1,1 +1,371 @@
-//! TODO: report
+//! # Reports: exact merge of agent histograms, verdicts, and the report set
+//!
+//! This module owns turning agent interval blobs into `report.json`, `report.html`,
+//! `merged.hlog` and `junit.xml`, and the verdict. It is pure (no async, no SDK types) except
+//! [`fetch::render_from_blobs`], which only lists, reads and writes blobs around the pure core.
+//!
+//! # Layout
+//! - [`blob`]: the agent's interval blob (a standard `.hlog` with `#[Barrage-Interval: …]` and
+//!   `#[Barrage-Counters: …]` comment lines) — [`encode_interval_blob`], [`decode_interval_blob`].
+//! - [`merge`]: [`Merger`], HdrHistogram addition per interval, window, agent and run; gaps with
+//!   their cause; the same output whatever order blobs arrive in.
+//! - [`window`]: soak windows as pure functions over interval indices.
+//! - [`verdict`]: thresholds (run and per window) with observed values; `Invalid` when the
+//!   generator was the bottleneck; `Incomplete` for partial data.
+//! - [`json`]: `report.json`, schema [`json::SCHEMA`] (documented in `docs/REPORT.md`).
+//! - [`html`]: `report.html`, one self-contained page with inline SVG charts.
+//! - [`junit`]: `junit.xml`, one test case per threshold.
+//! - [`hlogout`]: `merged.hlog`, the merged interval histograms, tags kept.
+//! - [`render`]: [`render_dir`], the whole set from a folder of `.hlog` files.
+//! - [`fetch`]: the thin async shell over the blob store.
+//!
+//! It must not talk to AWS or Kafka, and must not depend on `HashMap` iteration order.
+
+use std::path::PathBuf;
+
+use barrage_crds::hlog::{HistogramConfig, HlogError};
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::{LoadTestSpec, Threshold, ValueSpec, WorkloadKind};
+use barrage_crds::status::{Summary, Verdict};
+use serde::Serialize;
+
+pub mod blob;
+pub mod fetch;
+pub mod hlogout;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod merge;
+pub mod render;
+pub mod verdict;
+pub mod window;
+
+pub use blob::{AgentInterval, IntervalCounters, decode_interval_blob, encode_interval_blob};
+pub use merge::{MergeOptions, Merged, Merger};
+pub use render::render_dir;
+pub use verdict::ValidityBounds;
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A histogram or interval log could not be read or written.
+    #[error("{what}: {source}")]
+    Hlog {
+        /// Which blob or histogram.
+        what: String,
+        /// Why.
+        #[source]
+        source: HlogError,
+    },
+    /// An interval blob is malformed.
+    #[error("{what}: {message}")]
+    Blob {
+        /// Which blob.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Histograms with different bucket layouts cannot be merged exactly.
+    #[error(
+        "histogram configuration mismatch: {what} has {found}, the run's histograms have {expected}"
+    )]
+    ConfigMismatch {
+        /// Which histogram.
+        what: String,
+        /// The configuration of the first histogram seen.
+        expected: HistogramConfig,
+        /// This one's.
+        found: HistogramConfig,
+    },
+    /// Agents used different interval lengths.
+    #[error(
+        "interval length mismatch: {what} is {found_ms} ms long, the run's intervals are {expected_ms} ms"
+    )]
+    IntervalMismatch {
+        /// Which interval.
+        what: String,
+        /// The length of the first interval seen.
+        expected_ms: u64,
+        /// This one's.
+        found_ms: u64,
+    },
+    /// The same agent interval was given twice.
+    #[error("interval {index} of agent {slot}-{incarnation} was given twice")]
+    Duplicate {
+        /// Slot.
+        slot: u32,
+        /// Incarnation.
+        incarnation: u32,
+        /// Interval index.
+        index: u32,
+    },
+    /// There is nothing to report.
+    #[error("nothing to report: {0}")]
+    Empty(String),
+    /// Some other inconsistency.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read or written.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blob store failed.
+    #[error("blob store: {operation} {key}: {message}")]
+    Store {
+        /// list, get or put.
+        operation: &'static str,
+        /// The key or prefix.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The producer and workload settings that decide what was measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// Produce, Consume or RoundTrip.
+    pub workload: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partitions, when the run created the topic.
+    pub partitions: Option<i32>,
+    /// `0`, `1` or `all`.
+    pub acks: String,
+    /// linger.ms as written.
+    pub linger: String,
+    /// batch.size in bytes.
+    pub batch_size: u32,
+    /// Compression codec.
+    pub compression: String,
+    /// Idempotent producer.
+    pub idempotence: bool,
+    /// librdkafka partitioner.
+    pub partitioner: String,
+    /// Records in flight per agent.
+    pub max_in_flight: u32,
+    /// Record value size or shape.
+    pub record_size: String,
+    /// Key distribution.
+    pub keys: String,
+    /// Records per transaction.
+    pub records_per_transaction: u32,
+    /// Real Kafka transactions.
+    pub transactional: bool,
+    /// Agents asked for.
+    pub agents: u32,
+    /// Peak target rate, records per second across the fleet.
+    pub peak_rate: f64,
+    /// Load duration as planned.
+    pub duration: String,
+    /// Report interval.
+    pub interval: String,
+    /// Soak window, if any.
+    pub window: Option<String>,
+    /// Extra librdkafka producer properties.
+    pub producer_properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// The settings of `spec`.
+    pub fn from_spec(spec: &LoadTestSpec) -> Settings {
+        let p = &spec.kafka.producer;
+        let r = &spec.workload.records;
+        let record_size = match &r.value {
+            ValueSpec::Size(n) => format!("{n} B"),
+            ValueSpec::UniformSize(s) => format!("{}–{} B uniform", s.min, s.max),
+            ValueSpec::Avro(_) => "Avro records".to_string(),
+            ValueSpec::Json(_) => "JSON template".to_string(),
+        };
+        let keys = format!("{:?}", r.key.distribution).to_lowercase();
+        let keys = if keys == "none" {
+            keys
+        } else {
+            format!("{keys} over {} keys", r.key.cardinality)
+        };
+        Settings {
+            workload: match spec.workload.kind {
+                WorkloadKind::Produce => "Produce",
+                WorkloadKind::Consume => "Consume",
+                WorkloadKind::RoundTrip => "RoundTrip",
+            }
+            .to_string(),
+            topic: spec.topic.name.clone(),
+            partitions: spec.topic.create.as_ref().map(|c| c.partitions),
+            acks: p.acks.as_str().to_string(),
+            linger: p.linger.to_string(),
+            batch_size: p.batch_size,
+            compression: p.compression.as_str().to_string(),
+            idempotence: p.idempotence,
+            partitioner: p.partitioner.as_str().to_string(),
+            max_in_flight: p.max_in_flight,
+            record_size,
+            keys,
+            records_per_transaction: r.records_per_transaction,
+            transactional: r.transactional,
+            agents: spec.agents.count,
+            peak_rate: merge::round3(spec.load.peak_rate()),
+            duration: barrage_crds::duration::HumanDuration::from_millis(
+                u64::try_from(spec.load.total_duration().as_millis()).unwrap_or(u64::MAX),
+            )
+            .to_string(),
+            interval: spec.report.interval.to_string(),
+            window: spec.report.window.as_ref().map(ToString::to_string),
+            producer_properties: p.properties.clone(),
+        }
+    }
+}
+
+/// What a report knows beyond the blobs: thresholds, settings, the target, the run's shape.
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// The LoadTest's name.
+    pub load_test: Option<String>,
+    /// The run id.
+    pub run_id: Option<String>,
+    /// Thresholds to evaluate.
+    pub thresholds: Vec<Threshold>,
+    /// Settings that decide what was measured.
+    pub settings: Option<Settings>,
+    /// Records the load profile asked for over the whole run (fleet-wide).
+    pub target_records: Option<u64>,
+    /// Intervals per soak window.
+    pub window_intervals: Option<u32>,
+    /// Agents asked for.
+    pub expected_agents: Option<u32>,
+    /// First interval index the report covers (a window's first; default 0).
+    pub first_interval: Option<u32>,
+    /// Last interval index the run should have (inclusive).
+    pub last_interval: Option<u32>,
+    /// Whether the run finished (false for reports of a run in progress or cancelled).
+    pub complete: bool,
+    /// Bounds of the generator-saturation checks.
+    pub bounds: ValidityBounds,
+}
+
+impl ReportContext {
+    /// For rendering files with nothing else known: no thresholds, no target, complete.
+    pub fn offline() -> ReportContext {
+        ReportContext {
+            complete: true,
+            ..ReportContext::default()
+        }
+    }
+
+    /// For a run of `lt`: its thresholds, settings, target, agents and windows.
+    pub fn for_run(lt: &LoadTest, run_id: &str, complete: bool) -> ReportContext {
+        let spec = &lt.spec;
+        let interval_ms = spec.report.interval.as_std().as_millis();
+        let total_ms = spec.load.total_duration().as_millis();
+        let last_interval = (interval_ms > 0 && total_ms > 0)
+            .then(|| u32::try_from(total_ms.div_ceil(interval_ms) - 1).unwrap_or(u32::MAX));
+        let window_intervals = spec.report.window.as_ref().and_then(|w| {
+            window::intervals_per_window(
+                u64::try_from(interval_ms).unwrap_or(u64::MAX),
+                u64::try_from(w.as_std().as_millis()).unwrap_or(u64::MAX),
+            )
+        });
+        let target_records =
+            (spec.workload.kind != WorkloadKind::Consume).then(|| spec.load.expected_records());
+        ReportContext {
+            load_test: Some(lt.name().to_string()),
+            run_id: Some(run_id.to_string()),
+            thresholds: spec.thresholds.clone(),
+            settings: Some(Settings::from_spec(spec)),
+            target_records,
+            window_intervals,
+            expected_agents: Some(spec.agents.count),
+            first_interval: None,
+            last_interval,
+            complete,
+            bounds: ValidityBounds::default(),
+        }
+    }
+
+    /// The merge options this context implies.
+    pub fn merge_options(&self) -> MergeOptions {
+        MergeOptions {
+            window_intervals: self.window_intervals,
+            expected_agents: self.expected_agents,
+            first_interval: self.first_interval,
+            last_interval: self.last_interval,
+        }
+    }
+}
+
+/// The four report files and what they say.
+#[derive(Debug, Clone)]
+pub struct ReportSet {
+    /// The report as data (what `report.json` holds).
+    pub report: json::Report,
+    /// `report.json`.
+    pub json: String,
+    /// `report.html`.
+    pub html: String,
+    /// `merged.hlog`.
+    pub hlog: String,
+    /// `junit.xml`.
+    pub junit: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The summary for the LoadTest's status.
+    pub summary: Summary,
+}
+
+impl ReportSet {
+    /// The files by name (`report.json`, `report.html`, `merged.hlog`, `junit.xml`), with
+    /// their content types.
+    pub fn files(&self) -> [(&'static str, &'static str, &str); 4] {
+        [
+            ("report.json", "application/json", self.json.as_str()),
+            (
+                "report.html",
+                "text/html; charset=utf-8",
+                self.html.as_str(),
+            ),
+            (
+                "merged.hlog",
+                "text/plain; charset=utf-8",
+                self.hlog.as_str(),
+            ),
+            ("junit.xml", "application/xml", self.junit.as_str()),
+        ]
+    }
+}
+
+/// Builds the whole report set from a merge: verdict, JSON, HTML, merged log, JUnit.
+pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, ReportError> {
+    let scheduled = merged.total.counters.scheduled;
+    let threshold_target = ctx.target_records.or((scheduled > 0).then_some(scheduled));
+    let generator_target = if scheduled > 0 {
+        Some(scheduled)
+    } else {
+        ctx.target_records
+    };
+    let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, threshold_target);
+    let invalid = verdict::invalid_reasons(merged, generator_target, &ctx.bounds);
+    let incomplete = verdict::incomplete_reasons(merged, ctx.complete);
+    let v = verdict::verdict(&results, &invalid, &incomplete);
+    let report = json::Report::build(merged, ctx, &results, &v, threshold_target);
+    let json = report.to_json()?;
+    let html = html::render(&report);
+    let hlog = hlogout::merged_log(merged)?;
+    let junit = junit::render(&report);
+    let summary = report.status_summary();
+    Ok(ReportSet {
+        report,
+        json,
+        html,
+        hlog,
+        junit,
+        verdict: v,
+        summary,
+    })
+}

@@ -1,0 +1,177 @@
+//! The thin async shell: list and read a run's interval blobs, merge them interval by
+//! interval (so memory holds one interval's histograms at a time, plus the run's totals), and
+//! write the report set back.
+//!
+//! It talks to storage only through [`BlobIo`], a three-method view of the blob store; the
+//! store crate's `Blobs` adapters implement it in one line each:
+//! `list(prefix)`, `get(key)` and `put(key, body, content_type)`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use barrage_crds::keys::{self, ReportFile};
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::{ReportContext, ReportError, ReportSet, blob, build_report, merge::Merger, window};
+
+/// How many blobs are read at once.
+pub const READ_CONCURRENCY: usize = 32;
+
+/// What the report needs from the blob store.
+#[async_trait]
+pub trait BlobIo: Send + Sync {
+    /// Every key under `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String>;
+    /// The blob at `key`, `None` if absent.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Writes (replaces) `key`.
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String>;
+}
+
+/// Interval blob keys of a run, grouped by interval index (sorted), optionally only the
+/// intervals in `only`. Keys that are not interval keys are ignored.
+pub fn group_keys(listed: &[String], only: Option<&Range<u32>>) -> BTreeMap<u32, Vec<String>> {
+    let mut by_interval: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for key in listed {
+        let Some(k) = keys::parse_interval_key(key) else {
+            continue;
+        };
+        if only.is_some_and(|r| !r.contains(&k.interval)) {
+            continue;
+        }
+        by_interval.entry(k.interval).or_default().push(key.clone());
+    }
+    by_interval
+}
+
+/// Reads every interval blob of the run `ctx` names (only the intervals in `only`, if given)
+/// and merges them, one interval at a time.
+pub async fn merge_from_blobs(
+    blobs: &dyn BlobIo,
+    load_test: &str,
+    run_id: &str,
+    ctx: &ReportContext,
+    only: Option<Range<u32>>,
+) -> Result<super::Merged, ReportError> {
+    let prefix = keys::agents_prefix(load_test, run_id);
+    let listed = blobs
+        .list(&prefix)
+        .await
+        .map_err(|message| ReportError::Store {
+            operation: "list",
+            key: prefix.clone(),
+            message,
+        })?;
+    let mut merger = Merger::new(ctx.merge_options());
+    for (index, keys_of_interval) in group_keys(&listed, only.as_ref()) {
+        let mut texts = futures::stream::iter(keys_of_interval.into_iter().map(|key| async move {
+            let body = blobs
+                .get(&key)
+                .await
+                .map_err(|message| ReportError::Store {
+                    operation: "get",
+                    key: key.clone(),
+                    message,
+                })?;
+            Ok::<_, ReportError>((key, body))
+        }))
+        .buffered(READ_CONCURRENCY);
+        while let Some((key, body)) = texts.try_next().await? {
+            // Listed a moment ago: a blob that vanished since is a gap the merge reports.
+            let Some(body) = body else { continue };
+            let text = String::from_utf8(body).map_err(|e| ReportError::Blob {
+                what: key.clone(),
+                message: format!("not UTF-8 text: {e}"),
+            })?;
+            let interval = blob::decode_interval_blob(&text)?;
+            merger.add(&interval)?;
+        }
+        merger.close_through(index)?;
+    }
+    merger.finish()
+}
+
+/// Merges the run's blobs, renders the report set and writes it under
+/// `runs/{lt}/{run}/report/`. Returns the set (verdict and summary included).
+pub async fn render_from_blobs(
+    blobs: &dyn BlobIo,
+    ctx: &ReportContext,
+) -> Result<ReportSet, ReportError> {
+    let (lt, run) = names(ctx)?;
+    let merged = merge_from_blobs(blobs, lt, run, ctx, None).await?;
+    let set = build_report(&merged, ctx)?;
+    for file in ReportFile::ALL {
+        let body = match file {
+            ReportFile::Json => &set.json,
+            ReportFile::Html => &set.html,
+            ReportFile::MergedHlog => &set.hlog,
+            ReportFile::Junit => &set.junit,
+        };
+        put(
+            blobs,
+            &keys::report_key(lt, run, file),
+            body,
+            file.content_type(),
+        )
+        .await?;
+    }
+    Ok(set)
+}
+
+/// The report of soak window `w` (its intervals only, as a complete report of its own),
+/// written to `runs/{lt}/{run}/windows/{w:05}/report.json`. Needs `ctx.window_intervals`.
+pub async fn render_window_from_blobs(
+    blobs: &dyn BlobIo,
+    ctx: &ReportContext,
+    w: u32,
+) -> Result<ReportSet, ReportError> {
+    let (lt, run) = names(ctx)?;
+    let k = ctx
+        .window_intervals
+        .ok_or_else(|| ReportError::Invalid("the run has no report window".into()))?;
+    let range = window::window_range(w, k);
+    let window_ctx = ReportContext {
+        window_intervals: None,
+        first_interval: Some(range.start),
+        last_interval: Some(range.end.saturating_sub(1)),
+        complete: true,
+        target_records: None,
+        ..ctx.clone()
+    };
+    let merged = merge_from_blobs(blobs, lt, run, &window_ctx, Some(range)).await?;
+    let set = build_report(&merged, &window_ctx)?;
+    put(
+        blobs,
+        &keys::window_report_key(lt, run, w),
+        &set.json,
+        ReportFile::Json.content_type(),
+    )
+    .await?;
+    Ok(set)
+}
+
+fn names(ctx: &ReportContext) -> Result<(&str, &str), ReportError> {
+    match (&ctx.load_test, &ctx.run_id) {
+        (Some(lt), Some(run)) => Ok((lt, run)),
+        _ => Err(ReportError::Invalid(
+            "rendering from the blob store needs the LoadTest name and run id".into(),
+        )),
+    }
+}
+
+async fn put(
+    blobs: &dyn BlobIo,
+    key: &str,
+    body: &str,
+    content_type: &str,
+) -> Result<(), ReportError> {
+    blobs
+        .put(key, body.as_bytes().to_vec(), content_type)
+        .await
+        .map_err(|message| ReportError::Store {
+            operation: "put",
+            key: key.to_string(),
+            message,
+        })
+}

@@ -1,0 +1,6 @@
+//! `report.html`
+use super::json::Report;
+/// Renders.
+pub fn render(report: &Report) -> String {
+    format!("{}", report.schema)
+}

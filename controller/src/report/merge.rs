@@ -1,0 +1,785 @@
+//! Exact merge of agent interval histograms: per interval, per window, per agent and over the
+//! whole run, by HdrHistogram addition (percentiles are never averaged).
+//!
+//! [`Merger`] takes [`AgentInterval`]s in any order. Memory is bounded by what is still open:
+//! an interval's histograms are folded into the run, its window and its agents when
+//! [`Merger::close_through`] is called (or at [`Merger::finish`]), and only a small
+//! [`IntervalSummary`] (statistics and the encoded merged histograms) is kept. Feeding blobs
+//! interval by interval and closing each one keeps memory flat however many agents there are.
+//!
+//! Everything that ends up in a report is kept in ordered maps and sorted vectors, so the same
+//! blobs in any order give byte-identical output.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use barrage_crds::hlog::{self, HistogramConfig};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::ReportError;
+use super::blob::{AgentInterval, IntervalCounters};
+use super::window;
+
+/// Percentiles and extremes of one histogram, values in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min: u64,
+    /// Mean, rounded to 0.001 µs.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+/// Rounds to three decimals so reports print the same number on every run.
+pub fn round3(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1000.0).round() / 1000.0 + 0.0
+    } else {
+        0.0
+    }
+}
+
+impl Stats {
+    /// The statistics of `h` (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Stats {
+        if h.is_empty() {
+            return Stats::default();
+        }
+        Stats {
+            count: h.len(),
+            min: h.min_nz(),
+            mean: round3(h.mean()),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+/// An empty, auto-resizing histogram sharing `config`'s bucket layout, as small as possible.
+pub fn empty_histogram(config: HistogramConfig) -> Result<Histogram<u64>, ReportError> {
+    let mut h = Histogram::new_with_bounds(
+        config.lowest,
+        config.lowest.saturating_mul(2).max(2),
+        config.sigfig,
+    )
+    .map_err(|e| ReportError::Invalid(format!("histogram configuration {config}: {e:?}")))?;
+    h.auto(true);
+    Ok(h)
+}
+
+/// The same values in a histogram whose range depends only on its contents (the standard
+/// range, or more if a value exceeds it), so its encoding does not depend on merge order.
+pub fn canonical(h: &Histogram<u64>) -> Result<Histogram<u64>, ReportError> {
+    let high = HistogramConfig::STANDARD
+        .highest
+        .max(h.max())
+        .max(h.low().saturating_mul(2));
+    let mut c = Histogram::new_with_bounds(h.low(), high, h.sigfig())
+        .map_err(|e| ReportError::Invalid(format!("histogram bounds: {e:?}")))?;
+    c.add(h)
+        .map_err(|e| ReportError::Invalid(format!("histogram copy: {e:?}")))?;
+    Ok(c)
+}
+
+/// Histograms by tag and counters, added up.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    /// Histograms by tag.
+    pub histograms: BTreeMap<String, Histogram<u64>>,
+    /// Counters.
+    pub counters: IntervalCounters,
+}
+
+impl Accumulator {
+    fn add_histogram(
+        &mut self,
+        config: HistogramConfig,
+        tag: &str,
+        h: &Histogram<u64>,
+    ) -> Result<(), ReportError> {
+        if h.is_empty() {
+            return Ok(());
+        }
+        let dst = match self.histograms.get_mut(tag) {
+            Some(d) => d,
+            None => self
+                .histograms
+                .entry(tag.to_string())
+                .or_insert(empty_histogram(config)?),
+        };
+        hlog::merge_into(dst, h).map_err(|source| ReportError::Hlog {
+            what: format!("merging {tag}"),
+            source,
+        })
+    }
+
+    fn add(&mut self, config: HistogramConfig, other: &Accumulator) -> Result<(), ReportError> {
+        for (tag, h) in &other.histograms {
+            self.add_histogram(config, tag, h)?;
+        }
+        self.counters.add(&other.counters);
+        Ok(())
+    }
+
+    /// Statistics by tag.
+    pub fn stats(&self) -> BTreeMap<String, Stats> {
+        self.histograms
+            .iter()
+            .map(|(t, h)| (t.clone(), Stats::of(h)))
+            .collect()
+    }
+}
+
+/// One merged interval, kept after its histograms are folded away.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalSummary {
+    /// Interval index from the run's start.
+    pub index: u32,
+    /// Earliest start any agent gave for it, epoch milliseconds.
+    pub start_ms: u64,
+    /// Length, milliseconds.
+    pub length_ms: u64,
+    /// Agent incarnations that reported it.
+    pub agents: u32,
+    /// Counters summed over agents.
+    pub counters: IntervalCounters,
+    /// Statistics of the merged histograms, by tag.
+    pub stats: BTreeMap<String, Stats>,
+    /// The merged histograms, V2-compressed base64 with their max, by tag (for merged.hlog).
+    pub encoded: BTreeMap<String, String>,
+}
+
+/// A merged window (soaks): a fixed range of intervals.
+#[derive(Debug, Clone)]
+pub struct WindowSummary {
+    /// Window index.
+    pub index: u32,
+    /// First interval index (inclusive).
+    pub first_interval: u32,
+    /// Last interval index (inclusive).
+    pub last_interval: u32,
+    /// Intervals of the window that had data.
+    pub intervals_with_data: u32,
+    /// Merged histograms and counters.
+    pub acc: Accumulator,
+}
+
+/// One agent incarnation's totals.
+#[derive(Debug, Clone)]
+pub struct AgentSummary {
+    /// Slot.
+    pub slot: u32,
+    /// Incarnation.
+    pub incarnation: u32,
+    /// Interval indices reported, sorted.
+    pub intervals: Vec<u32>,
+    /// Counters over its intervals.
+    pub counters: IntervalCounters,
+    /// Its produce latency (merged over its intervals).
+    pub produce: Stats,
+    /// Its schedule lag.
+    pub lag: Stats,
+}
+
+/// Why some (agent, interval) has no data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum GapCause {
+    /// Between an incarnation's first and last interval: the blob was never written or lost.
+    Missing,
+    /// Between one incarnation's last interval and the next one's first: the agent died and was
+    /// replaced.
+    Replaced {
+        /// The incarnation that stopped.
+        previous: u32,
+        /// The incarnation that took over.
+        next: u32,
+    },
+    /// Before the slot's first interval: the agent joined late.
+    NotStarted,
+    /// After the slot's last interval: the agent stopped before the run ended.
+    Stopped,
+    /// The slot never reported anything.
+    NoData,
+}
+
+impl GapCause {
+    /// A gap the report explains (the slot's replacement) rather than a hole in the data.
+    pub fn is_explained(&self) -> bool {
+        matches!(self, GapCause::Replaced { .. })
+    }
+
+    /// A sentence for people.
+    pub fn describe(&self) -> String {
+        match self {
+            GapCause::Missing => {
+                "interval blobs missing between the incarnation's first and last".into()
+            }
+            GapCause::Replaced { previous, next } => {
+                format!("agent replaced: incarnation {previous} stopped, {next} took over")
+            }
+            GapCause::NotStarted => "agent had not started yet".into(),
+            GapCause::Stopped => "agent stopped before the run ended".into(),
+            GapCause::NoData => "the slot never reported".into(),
+        }
+    }
+}
+
+/// A range of intervals of one slot with no data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// Slot.
+    pub slot: u32,
+    /// The incarnation concerned, when one is (missing blobs, stop).
+    pub incarnation: Option<u32>,
+    /// First interval without data (inclusive).
+    pub from_interval: u32,
+    /// Last interval without data (inclusive).
+    pub to_interval: u32,
+    /// Why.
+    pub cause: GapCause,
+}
+
+/// What the merger knows beyond the blobs.
+#[derive(Debug, Clone, Default)]
+pub struct MergeOptions {
+    /// Intervals per window (soaks); `None` for no windows.
+    pub window_intervals: Option<u32>,
+    /// Agents the run asked for (slots `0..n`); slots that never reported become gaps.
+    pub expected_agents: Option<u32>,
+    /// The first interval index the report covers (default 0; a window's first interval).
+    pub first_interval: Option<u32>,
+    /// The last interval index the run should have (inclusive); defaults to the last one seen.
+    pub last_interval: Option<u32>,
+}
+
+/// Everything merged.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The histograms' bucket layout (lowest, sigfig; highest as the standard one).
+    pub config: HistogramConfig,
+    /// Interval length, milliseconds.
+    pub length_ms: u64,
+    /// The run's start: the start of interval 0, epoch milliseconds.
+    pub run_start_ms: u64,
+    /// Intervals with data, by index.
+    pub intervals: Vec<IntervalSummary>,
+    /// Windows, by index (empty without windows).
+    pub windows: Vec<WindowSummary>,
+    /// Agent incarnations, by (slot, incarnation).
+    pub agents: Vec<AgentSummary>,
+    /// Totals over the run.
+    pub total: Accumulator,
+    /// Intervals without data, by slot and interval.
+    pub gaps: Vec<Gap>,
+    /// Agent interval blobs merged.
+    pub blobs: u64,
+    /// Inconsistencies found in the data (they make the run invalid).
+    pub problems: Vec<String>,
+}
+
+impl Merged {
+    /// The last interval index of the run (inclusive).
+    pub fn last_interval(&self) -> Option<u32> {
+        self.intervals.last().map(|i| i.index)
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenInterval {
+    acc: Accumulator,
+    start_ms: Option<u64>,
+    agents: BTreeSet<(u32, u32)>,
+}
+
+#[derive(Debug)]
+struct AgentAcc {
+    intervals: Vec<u32>,
+    counters: IntervalCounters,
+    produce: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
+}
+
+/// Merges agent intervals; see the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct Merger {
+    options: MergeOptions,
+    config: Option<HistogramConfig>,
+    length_ms: Option<u64>,
+    run_start_ms: Option<u64>,
+    open: BTreeMap<u32, OpenInterval>,
+    closed: BTreeMap<u32, IntervalSummary>,
+    windows: BTreeMap<u32, (BTreeSet<u32>, Accumulator)>,
+    agents: BTreeMap<(u32, u32), AgentAcc>,
+    total: Accumulator,
+    blobs: u64,
+    problems: Vec<String>,
+}
+
+impl Merger {
+    /// A merger with `options`.
+    pub fn new(options: MergeOptions) -> Merger {
+        Merger {
+            options,
+            ..Merger::default()
+        }
+    }
+
+    /// Adds one agent interval. Fails on a histogram configuration or interval length that
+    /// differs from the ones seen before, a duplicate, or an interval already closed.
+    pub fn add(&mut self, interval: &AgentInterval) -> Result<(), ReportError> {
+        let who = format!(
+            "interval {} of agent {}-{}",
+            interval.index, interval.slot, interval.incarnation
+        );
+        for (tag, h) in &interval.histograms {
+            let found = hlog::histogram_config_of(h);
+            match self.config {
+                None => {
+                    self.config = Some(HistogramConfig {
+                        highest: HistogramConfig::STANDARD.highest,
+                        ..found
+                    })
+                }
+                Some(expected) if !expected.is_compatible_with(&found) => {
+                    return Err(ReportError::ConfigMismatch {
+                        what: format!("{who}, histogram {tag}"),
+                        expected,
+                        found,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        match self.length_ms {
+            None => self.length_ms = Some(interval.length_ms),
+            Some(l) if l != interval.length_ms => {
+                return Err(ReportError::IntervalMismatch {
+                    what: who,
+                    expected_ms: l,
+                    found_ms: interval.length_ms,
+                });
+            }
+            Some(_) => {}
+        }
+        if self.closed.contains_key(&interval.index) {
+            return Err(ReportError::Invalid(format!(
+                "{who} arrived after its interval was closed"
+            )));
+        }
+        let config = self.config.unwrap_or(HistogramConfig::STANDARD);
+        let counters = interval.effective_counters();
+        let produced = interval
+            .histograms
+            .get(hlog::TAG_PRODUCE)
+            .map_or(0, Histogram::len);
+        if produced != counters.acked {
+            self.problems.push(format!(
+                "{who}: the produce histogram holds {produced} values but {} records were acked",
+                counters.acked
+            ));
+        }
+        let start = interval
+            .start_ms
+            .saturating_sub(u64::from(interval.index).saturating_mul(interval.length_ms));
+        self.run_start_ms = Some(self.run_start_ms.map_or(start, |s| s.min(start)));
+
+        let open = self.open.entry(interval.index).or_default();
+        if !open.agents.insert((interval.slot, interval.incarnation)) {
+            return Err(ReportError::Duplicate {
+                slot: interval.slot,
+                incarnation: interval.incarnation,
+                index: interval.index,
+            });
+        }
+        open.start_ms = Some(
+            open.start_ms
+                .map_or(interval.start_ms, |s| s.min(interval.start_ms)),
+        );
+        for (tag, h) in &interval.histograms {
+            open.acc.add_histogram(config, tag, h)?;
+        }
+        open.acc.counters.add(&counters);
+
+        let agent = self
+            .agents
+            .entry((interval.slot, interval.incarnation))
+            .or_insert_with(|| AgentAcc {
+                intervals: Vec::new(),
+                counters: IntervalCounters::default(),
+                produce: None,
+                lag: None,
+            });
+        agent.intervals.push(interval.index);
+        agent.counters.add(&counters);
+        for (tag, slot) in [
+            (hlog::TAG_PRODUCE, &mut agent.produce),
+            (hlog::TAG_LAG, &mut agent.lag),
+        ] {
+            if let Some(h) = interval.histograms.get(tag).filter(|h| !h.is_empty()) {
+                let dst = match slot {
+                    Some(d) => d,
+                    None => slot.insert(empty_histogram(config)?),
+                };
+                hlog::merge_into(dst, h).map_err(|source| ReportError::Hlog {
+                    what: who.clone(),
+                    source,
+                })?;
+            }
+        }
+        self.blobs += 1;
+        Ok(())
+    }
+
+    /// Folds every open interval with an index ≤ `index` into the run, its window and the
+    /// interval summaries, freeing its histograms. Blobs for closed intervals are refused.
+    pub fn close_through(&mut self, index: u32) -> Result<(), ReportError> {
+        let config = self.config.unwrap_or(HistogramConfig::STANDARD);
+        let length_ms = self.length_ms.unwrap_or(0);
+        let keep = self.open.split_off(&index.saturating_add(1));
+        let done = std::mem::replace(&mut self.open, keep);
+        for (i, open) in done {
+            self.total.add(config, &open.acc)?;
+            if let Some(k) = self.options.window_intervals.filter(|k| *k > 0) {
+                let w = self.windows.entry(window::window_of(i, k)).or_default();
+                w.0.insert(i);
+                w.1.add(config, &open.acc)?;
+            }
+            let mut encoded = BTreeMap::new();
+            for (tag, h) in &open.acc.histograms {
+                let c = canonical(h)?;
+                let b64 = hlog::encode_v2_compressed(&c).map_err(|source| ReportError::Hlog {
+                    what: format!("encoding interval {i} {tag}"),
+                    source,
+                })?;
+                encoded.insert(tag.clone(), b64);
+            }
+            self.closed.insert(
+                i,
+                IntervalSummary {
+                    index: i,
+                    start_ms: open.start_ms.unwrap_or(0),
+                    length_ms,
+                    agents: u32::try_from(open.agents.len()).unwrap_or(u32::MAX),
+                    counters: open.acc.counters.clone(),
+                    stats: open.acc.stats(),
+                    encoded,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Closes everything and returns the merge. Fails if nothing was added.
+    pub fn finish(mut self) -> Result<Merged, ReportError> {
+        self.close_through(u32::MAX)?;
+        let length_ms = self
+            .length_ms
+            .ok_or_else(|| ReportError::Empty("no agent intervals to merge".into()))?;
+        let config = self.config.unwrap_or(HistogramConfig::STANDARD);
+        let seen_last = self.closed.keys().next_back().copied().unwrap_or(0);
+        let last = self
+            .options
+            .last_interval
+            .unwrap_or(seen_last)
+            .max(seen_last);
+
+        let mut agents = Vec::with_capacity(self.agents.len());
+        for ((slot, incarnation), mut a) in std::mem::take(&mut self.agents) {
+            a.intervals.sort_unstable();
+            agents.push(AgentSummary {
+                slot,
+                incarnation,
+                intervals: a.intervals,
+                counters: a.counters,
+                produce: a.produce.as_ref().map(Stats::of).unwrap_or_default(),
+                lag: a.lag.as_ref().map(Stats::of).unwrap_or_default(),
+            });
+        }
+        let first = self.options.first_interval.unwrap_or(0);
+        let gaps = find_gaps(&agents, first, last, self.options.expected_agents);
+
+        let windows = match self.options.window_intervals.filter(|k| *k > 0) {
+            Some(k) => self
+                .windows
+                .into_iter()
+                .map(|(w, (with_data, acc))| {
+                    let r = window::window_range(w, k);
+                    WindowSummary {
+                        index: w,
+                        first_interval: r.start,
+                        last_interval: r.end.saturating_sub(1).min(last),
+                        intervals_with_data: u32::try_from(with_data.len()).unwrap_or(u32::MAX),
+                        acc,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Merged {
+            config,
+            length_ms,
+            run_start_ms: self.run_start_ms.unwrap_or(0),
+            intervals: self.closed.into_values().collect(),
+            windows,
+            agents,
+            total: self.total,
+            gaps,
+            blobs: self.blobs,
+            problems: self.problems,
+        })
+    }
+}
+
+/// Merges a set of intervals in one go.
+pub fn merge_all<'a>(
+    intervals: impl IntoIterator<Item = &'a AgentInterval>,
+    options: MergeOptions,
+) -> Result<Merged, ReportError> {
+    let mut m = Merger::new(options);
+    for i in intervals {
+        m.add(i)?;
+    }
+    m.finish()
+}
+
+/// Every (slot, interval) in `first..=last` without data, in contiguous ranges with their cause.
+pub fn find_gaps(
+    agents: &[AgentSummary],
+    first: u32,
+    last: u32,
+    expected_agents: Option<u32>,
+) -> Vec<Gap> {
+    let mut by_slot: BTreeMap<u32, Vec<&AgentSummary>> = BTreeMap::new();
+    for a in agents {
+        by_slot.entry(a.slot).or_default().push(a);
+    }
+    let mut gaps = Vec::new();
+    if let Some(n) = expected_agents {
+        for slot in 0..n {
+            if !by_slot.contains_key(&slot) {
+                gaps.push(Gap {
+                    slot,
+                    incarnation: None,
+                    from_interval: first,
+                    to_interval: last,
+                    cause: GapCause::NoData,
+                });
+            }
+        }
+    }
+    for (slot, incs) in by_slot {
+        // (index, incarnation) of every interval with data, sorted by index.
+        let mut covered: Vec<(u32, u32)> = incs
+            .iter()
+            .flat_map(|a| a.intervals.iter().map(move |i| (*i, a.incarnation)))
+            .collect();
+        covered.sort_unstable();
+        covered.dedup_by_key(|(i, _)| *i);
+        let first_seen = covered.first().map_or(first, |c| c.0);
+        if first_seen > first {
+            gaps.push(Gap {
+                slot,
+                incarnation: covered.first().map(|c| c.1),
+                from_interval: first,
+                to_interval: first_seen - 1,
+                cause: GapCause::NotStarted,
+            });
+        }
+        for pair in covered.windows(2) {
+            let ((a, inc_a), (b, inc_b)) = (pair[0], pair[1]);
+            if b > a + 1 {
+                let cause = if inc_a == inc_b {
+                    GapCause::Missing
+                } else {
+                    GapCause::Replaced {
+                        previous: inc_a,
+                        next: inc_b,
+                    }
+                };
+                gaps.push(Gap {
+                    slot,
+                    incarnation: (inc_a == inc_b).then_some(inc_a),
+                    from_interval: a + 1,
+                    to_interval: b - 1,
+                    cause,
+                });
+            }
+        }
+        if let Some(&(end, inc)) = covered.last()
+            && end < last
+        {
+            gaps.push(Gap {
+                slot,
+                incarnation: Some(inc),
+                from_interval: end + 1,
+                to_interval: last,
+                cause: GapCause::Stopped,
+            });
+        }
+    }
+    gaps.sort();
+    gaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(slot: u32, inc: u32, index: u32, values: &[u64]) -> AgentInterval {
+        let mut h = hlog::new_histogram();
+        for v in values {
+            h.record(*v).unwrap();
+        }
+        AgentInterval {
+            slot,
+            incarnation: inc,
+            index,
+            start_ms: 1_000_000 + u64::from(index) * 10_000,
+            length_ms: 10_000,
+            histograms: BTreeMap::from([(hlog::TAG_PRODUCE.to_string(), h)]),
+            counters: Some(IntervalCounters {
+                sent: values.len() as u64,
+                acked: values.len() as u64,
+                ..IntervalCounters::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn merged_percentiles_come_from_added_histograms_not_averaged_ones() {
+        // Agent 0 is fast, agent 1 slow: the average of their p99s is far from the true p99.
+        let fast = interval(0, 0, 0, &[100; 99]);
+        let slow = interval(1, 0, 0, &[10_000; 1]);
+        let m = merge_all([&fast, &slow], MergeOptions::default()).unwrap();
+        let s = m.total.stats()[hlog::TAG_PRODUCE];
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p99, 100);
+        assert_eq!(s.max, 10_007);
+        assert_eq!(m.intervals[0].agents, 2);
+    }
+
+    #[test]
+    fn gaps_name_their_cause() {
+        let blobs = [
+            interval(0, 0, 0, &[1]),
+            interval(0, 0, 2, &[1]),
+            interval(0, 1, 5, &[1]),
+            interval(1, 0, 1, &[1]),
+        ];
+        let m = merge_all(
+            &blobs,
+            MergeOptions {
+                expected_agents: Some(3),
+                last_interval: Some(6),
+                ..MergeOptions::default()
+            },
+        )
+        .unwrap();
+        let causes: Vec<_> = m
+            .gaps
+            .iter()
+            .map(|g| (g.slot, g.from_interval, g.to_interval, g.cause))
+            .collect();
+        assert_eq!(
+            causes,
+            vec![
+                (0, 1, 1, GapCause::Missing),
+                (
+                    0,
+                    3,
+                    4,
+                    GapCause::Replaced {
+                        previous: 0,
+                        next: 1
+                    }
+                ),
+                (0, 6, 6, GapCause::Stopped),
+                (1, 0, 0, GapCause::NotStarted),
+                (1, 2, 6, GapCause::Stopped),
+                (2, 0, 6, GapCause::NoData),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_duplicate_interval_is_an_error() {
+        let a = interval(0, 0, 0, &[1]);
+        let err = merge_all([&a, &a], MergeOptions::default()).unwrap_err();
+        assert!(matches!(err, ReportError::Duplicate { .. }), "{err}");
+    }
+
+    #[test]
+    fn mismatched_histogram_configurations_are_an_error() {
+        let a = interval(0, 0, 0, &[1]);
+        let mut b = interval(1, 0, 0, &[1]);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).unwrap();
+        h.record(5).unwrap();
+        b.histograms.insert(hlog::TAG_PRODUCE.into(), h);
+        let err = merge_all([&a, &b], MergeOptions::default()).unwrap_err();
+        assert!(matches!(err, ReportError::ConfigMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn mismatched_interval_lengths_are_an_error() {
+        let a = interval(0, 0, 0, &[1]);
+        let mut b = interval(1, 0, 0, &[1]);
+        b.length_ms = 5_000;
+        let err = merge_all([&a, &b], MergeOptions::default()).unwrap_err();
+        assert!(matches!(err, ReportError::IntervalMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn acked_that_disagrees_with_the_histogram_is_a_problem() {
+        let mut a = interval(0, 0, 0, &[1, 2]);
+        a.counters.as_mut().unwrap().acked = 3;
+        let m = merge_all([&a], MergeOptions::default()).unwrap();
+        assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+    }
+
+    #[test]
+    fn closed_intervals_refuse_late_blobs_and_windows_add_up() {
+        let mut m = Merger::new(MergeOptions {
+            window_intervals: Some(2),
+            ..MergeOptions::default()
+        });
+        for i in 0..5 {
+            m.add(&interval(0, 0, i, &[10, 20])).unwrap();
+            m.close_through(i).unwrap();
+        }
+        assert!(m.add(&interval(1, 0, 3, &[1])).is_err());
+        let merged = m.finish().unwrap();
+        let counts: Vec<_> = merged
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.index,
+                    w.first_interval,
+                    w.last_interval,
+                    w.acc.counters.acked,
+                )
+            })
+            .collect();
+        assert_eq!(counts, vec![(0, 0, 1, 4), (1, 2, 3, 4), (2, 4, 4, 2)]);
+    }
+}

@@ -1,0 +1,471 @@
+//! Verdicts: thresholds evaluated over the whole run and per window, with the observed value
+//! beside each, and the checks that make a run `Invalid` (the generator was the bottleneck) or
+//! `Incomplete` (data is missing).
+//!
+//! Precedence when several apply: `Invalid` > `Failed` > `Incomplete` > `Passed`; every
+//! reason is listed whatever the result.
+
+use barrage_crds::hlog;
+use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
+use barrage_crds::status::{Verdict, VerdictResult};
+use serde::Serialize;
+
+use super::merge::{Accumulator, Merged};
+
+/// Bounds past which the load generator, not the system under test, was the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidityBounds {
+    /// Largest acceptable schedule-lag p99, microseconds (default 50 ms).
+    pub max_lag_p99_us: u64,
+    /// Largest acceptable share of sends that met a full client queue (default 1 %).
+    pub max_queue_full_ratio: f64,
+    /// Smallest acceptable sent / target ratio (default 0.95).
+    pub min_sent_ratio: f64,
+}
+
+impl Default for ValidityBounds {
+    fn default() -> Self {
+        ValidityBounds {
+            max_lag_p99_us: 50_000,
+            max_queue_full_ratio: 0.01,
+            min_sent_ratio: 0.95,
+        }
+    }
+}
+
+/// The observed value of `metric` over `acc`, in the metric's unit (µs, fraction, count);
+/// `None` when it was not measured (no such histogram, or no target for a rate).
+pub fn observe(metric: Metric, acc: &Accumulator, target: Option<u64>) -> Option<f64> {
+    let c = &acc.counters;
+    match metric.kind() {
+        MetricKind::Latency => {
+            let tag = metric.histogram_tag()?;
+            let h = acc.histograms.get(tag).filter(|h| !h.is_empty())?;
+            let p = metric.percentile()?;
+            Some(if p >= 100.0 {
+                h.max() as f64
+            } else {
+                h.value_at_quantile(p / 100.0) as f64
+            })
+        }
+        MetricKind::Ratio => match metric {
+            Metric::ErrorsRatio => {
+                let denominator = c.sent.max(c.acked.saturating_add(c.errors));
+                Some(if denominator == 0 {
+                    0.0
+                } else {
+                    c.errors as f64 / denominator as f64
+                })
+            }
+            Metric::RateAchievedRatio => {
+                let t = target.filter(|t| *t > 0)?;
+                Some(c.acked as f64 / t as f64)
+            }
+            _ => None,
+        },
+        MetricKind::Count => match metric {
+            Metric::ErrorsCount => Some(c.errors as f64),
+            Metric::RecordsLost => Some(c.lost as f64),
+            Metric::RecordsDuplicated => Some(c.duplicated as f64),
+            _ => None,
+        },
+    }
+}
+
+/// A value in a metric's unit, for people: `812µs`, `12.3ms`, `1.52s`, `0.12%`, `42`.
+pub fn format_value(kind: MetricKind, value: f64) -> String {
+    match kind {
+        MetricKind::Latency => format_micros(value),
+        MetricKind::Ratio => format!("{:.4} ({:.2}%)", value, value * 100.0),
+        MetricKind::Count => format!("{value:.0}"),
+    }
+}
+
+/// Microseconds for people.
+pub fn format_micros(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.3}ms", us / 1_000.0)
+    } else {
+        format!("{:.3}s", us / 1_000_000.0)
+    }
+}
+
+/// One evaluation of a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `run`, or `window N`.
+    pub scope: String,
+    /// Window index, for window checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// Observed value in the metric's unit; `None` if not measured.
+    pub observed: Option<f64>,
+    /// Observed value for people.
+    pub observed_display: String,
+    /// Whether it held (a metric that was not measured does not hold).
+    pub passed: bool,
+}
+
+/// A threshold with every evaluation of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdResult {
+    /// As written, e.g. `produce.p99 < 50ms`.
+    pub threshold: String,
+    /// Metric name.
+    pub metric: String,
+    /// Comparison.
+    pub op: String,
+    /// Limit as written.
+    pub limit: String,
+    /// Limit in the metric's unit (µs, fraction, count).
+    pub limit_value: f64,
+    /// `run`, `window` or `both`.
+    pub scope: String,
+    /// The evaluation over the whole run, if in scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Check>,
+    /// Evaluations per window, if in scope and the run has windows.
+    pub windows: Vec<Check>,
+    /// Whether every evaluation held.
+    pub passed: bool,
+}
+
+impl ThresholdResult {
+    /// The first failed check, for messages.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.run
+            .iter()
+            .chain(self.windows.iter())
+            .find(|c| !c.passed)
+    }
+}
+
+fn check(
+    t: &Threshold,
+    scope: String,
+    window: Option<u32>,
+    acc: &Accumulator,
+    target: Option<u64>,
+) -> Check {
+    let observed = observe(t.metric, acc, target).map(super::merge::round3);
+    let passed = observed.is_some_and(|o| t.holds(o));
+    Check {
+        scope,
+        window,
+        observed,
+        observed_display: observed.map_or_else(
+            || "not measured".to_string(),
+            |o| format_value(t.metric.kind(), o),
+        ),
+        passed,
+    }
+}
+
+/// Evaluates `thresholds` over the run (with `target` records scheduled in total, if known) and
+/// over every window of `merged` (each window's target is what its agents scheduled).
+///
+/// A window-scoped threshold of a run without windows is evaluated over the whole run.
+pub fn evaluate_thresholds(
+    thresholds: &[Threshold],
+    merged: &Merged,
+    target: Option<u64>,
+) -> Vec<ThresholdResult> {
+    thresholds
+        .iter()
+        .map(|t| {
+            let has_windows = !merged.windows.is_empty();
+            let run_scope = t.scope != ThresholdScope::Window || !has_windows;
+            let window_scope = t.scope != ThresholdScope::Run && has_windows;
+            let run = run_scope.then(|| check(t, "run".to_string(), None, &merged.total, target));
+            let windows: Vec<Check> = if window_scope {
+                merged
+                    .windows
+                    .iter()
+                    .map(|w| {
+                        let scheduled = w.acc.counters.scheduled;
+                        check(
+                            t,
+                            format!("window {}", w.index),
+                            Some(w.index),
+                            &w.acc,
+                            (scheduled > 0).then_some(scheduled),
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let passed = run.as_ref().is_none_or(|c| c.passed) && windows.iter().all(|c| c.passed);
+            ThresholdResult {
+                threshold: format!("{} {} {}", t.metric, t.op.as_str(), t.value.raw()),
+                metric: t.metric.as_str().to_string(),
+                op: t.op.as_str().to_string(),
+                limit: t.value.raw().to_string(),
+                limit_value: t.value.value(),
+                scope: match t.scope {
+                    ThresholdScope::Run => "run",
+                    ThresholdScope::Window => "window",
+                    ThresholdScope::Both => "both",
+                }
+                .to_string(),
+                run,
+                windows,
+                passed,
+            }
+        })
+        .collect()
+}
+
+/// Why the measurement cannot be trusted: the generator itself was the bottleneck, or the data
+/// is inconsistent.
+pub fn invalid_reasons(
+    merged: &Merged,
+    target: Option<u64>,
+    bounds: &ValidityBounds,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let c = &merged.total.counters;
+    if let Some(lag) = merged
+        .total
+        .histograms
+        .get(hlog::TAG_LAG)
+        .filter(|h| !h.is_empty())
+    {
+        let p99 = lag.value_at_quantile(0.99);
+        if p99 > bounds.max_lag_p99_us {
+            reasons.push(format!(
+                "generator saturated: schedule lag p99 {} is over the {} bound",
+                format_micros(p99 as f64),
+                format_micros(bounds.max_lag_p99_us as f64)
+            ));
+        }
+    }
+    if c.sent > 0 {
+        let ratio = c.queue_full as f64 / c.sent as f64;
+        if ratio > bounds.max_queue_full_ratio {
+            reasons.push(format!(
+                "generator saturated: the client queue was full {} times for {} records sent ({:.2}%, bound {:.2}%)",
+                c.queue_full,
+                c.sent,
+                ratio * 100.0,
+                bounds.max_queue_full_ratio * 100.0
+            ));
+        }
+    }
+    if let Some(t) = target.filter(|t| *t > 0) {
+        let ratio = c.sent as f64 / t as f64;
+        if ratio < bounds.min_sent_ratio {
+            reasons.push(format!(
+                "generator fell behind: sent {} of {} scheduled records ({:.2}%, bound {:.2}%)",
+                c.sent,
+                t,
+                ratio * 100.0,
+                bounds.min_sent_ratio * 100.0
+            ));
+        }
+    }
+    for p in &merged.problems {
+        reasons.push(format!("inconsistent data: {p}"));
+    }
+    reasons
+}
+
+/// Why the report does not cover the whole run.
+pub fn incomplete_reasons(merged: &Merged, complete: bool) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if !complete {
+        reasons.push("the run did not complete: this report covers part of it".to_string());
+    }
+    for g in merged.gaps.iter().filter(|g| !g.cause.is_explained()) {
+        reasons.push(format!(
+            "no data from agent {} for intervals {}–{}: {}",
+            g.slot,
+            g.from_interval,
+            g.to_interval,
+            g.cause.describe()
+        ));
+    }
+    reasons
+}
+
+/// The verdict from threshold results and the validity and completeness checks.
+pub fn verdict(results: &[ThresholdResult], invalid: &[String], incomplete: &[String]) -> Verdict {
+    let mut reasons: Vec<String> = invalid.to_vec();
+    for r in results {
+        if let Some(f) = r.first_failure() {
+            let failed = r
+                .run
+                .iter()
+                .chain(r.windows.iter())
+                .filter(|c| !c.passed)
+                .count();
+            let more = if failed > 1 {
+                format!(" ({failed} evaluations failed)")
+            } else {
+                String::new()
+            };
+            reasons.push(format!(
+                "{}: observed {} over the {}{more}",
+                r.threshold, f.observed_display, f.scope
+            ));
+        }
+    }
+    reasons.extend(incomplete.iter().cloned());
+    let result = if !invalid.is_empty() {
+        VerdictResult::Invalid
+    } else if results.iter().any(|r| !r.passed) {
+        VerdictResult::Failed
+    } else if !incomplete.is_empty() {
+        VerdictResult::Incomplete
+    } else {
+        VerdictResult::Passed
+    };
+    Verdict { result, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::report::blob::{AgentInterval, IntervalCounters};
+    use crate::report::merge::{MergeOptions, merge_all};
+
+    fn run(
+        latencies: &[u64],
+        lag: u64,
+        counters: IntervalCounters,
+        windows: Option<u32>,
+    ) -> Merged {
+        let intervals: Vec<AgentInterval> = (0..4)
+            .map(|i| {
+                let mut p = hlog::new_histogram();
+                let mut l = hlog::new_histogram();
+                for v in latencies {
+                    p.record(v * (u64::from(i) + 1)).unwrap();
+                    l.record(lag).unwrap();
+                }
+                AgentInterval {
+                    slot: 0,
+                    incarnation: 0,
+                    index: i,
+                    start_ms: u64::from(i) * 1000,
+                    length_ms: 1000,
+                    histograms: BTreeMap::from([
+                        ("produce".to_string(), p),
+                        ("lag".to_string(), l),
+                    ]),
+                    counters: Some(IntervalCounters {
+                        acked: latencies.len() as u64,
+                        ..counters.clone()
+                    }),
+                }
+            })
+            .collect();
+        merge_all(
+            &intervals,
+            MergeOptions {
+                window_intervals: windows,
+                ..MergeOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn counters(sent: u64) -> IntervalCounters {
+        IntervalCounters {
+            scheduled: sent,
+            sent,
+            ..IntervalCounters::default()
+        }
+    }
+
+    #[test]
+    fn a_threshold_that_holds_passes_with_its_observed_value() {
+        let m = run(&[1_000, 2_000], 10, counters(2), None);
+        let t = [Threshold::parse("produce.p99 < 50ms").unwrap()];
+        let r = evaluate_thresholds(&t, &m, Some(8));
+        assert!(r[0].passed);
+        assert_eq!(r[0].run.as_ref().unwrap().observed, Some(8_003.0));
+        let v = verdict(
+            &r,
+            &invalid_reasons(&m, Some(8), &ValidityBounds::default()),
+            &[],
+        );
+        assert_eq!(v.result, VerdictResult::Passed, "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn a_window_that_breaks_a_threshold_fails_the_run_and_is_named() {
+        // p99 per window: window 0 (intervals 0,1) ≈ 4 ms, window 1 (intervals 2,3) ≈ 8 ms.
+        let m = run(&[1_000, 2_000], 10, counters(2), Some(2));
+        let t = [Threshold::parse("produce.p99 < 5ms").unwrap()];
+        let r = evaluate_thresholds(&t, &m, Some(8));
+        assert_eq!(r[0].windows.len(), 2);
+        assert!(r[0].windows[0].passed);
+        assert!(!r[0].windows[1].passed);
+        let v = verdict(&r, &[], &[]);
+        assert_eq!(v.result, VerdictResult::Failed);
+        assert!(
+            v.reasons[0].contains("observed 8.003ms over the run"),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn a_saturated_generator_makes_the_run_invalid_even_when_thresholds_pass() {
+        let m = run(&[1_000], 200_000, counters(1), None);
+        let t = [Threshold::parse("produce.p99 < 1s").unwrap()];
+        let r = evaluate_thresholds(&t, &m, Some(4));
+        let invalid = invalid_reasons(&m, Some(4), &ValidityBounds::default());
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert!(invalid[0].contains("schedule lag p99"));
+        assert_eq!(verdict(&r, &invalid, &[]).result, VerdictResult::Invalid);
+    }
+
+    #[test]
+    fn queue_full_and_falling_behind_the_schedule_are_invalid() {
+        let mut c = counters(10);
+        c.queue_full = 5;
+        let m = run(&[1_000], 10, c, None);
+        let invalid = invalid_reasons(&m, Some(100), &ValidityBounds::default());
+        assert_eq!(invalid.len(), 2, "{invalid:?}");
+        assert!(invalid[1].contains("sent 40 of 100"));
+    }
+
+    #[test]
+    fn an_unmeasured_metric_does_not_pass() {
+        let m = run(&[1_000], 10, counters(1), None);
+        let t = [Threshold::parse("e2e.p99 < 1s").unwrap()];
+        let r = evaluate_thresholds(&t, &m, None);
+        assert!(!r[0].passed);
+        assert_eq!(r[0].run.as_ref().unwrap().observed_display, "not measured");
+    }
+
+    #[test]
+    fn ratios_and_counts_are_observed_from_counters() {
+        let mut c = counters(1000);
+        c.errors = 2;
+        let m = run(&[1_000], 10, c, None);
+        assert_eq!(observe(Metric::ErrorsRatio, &m.total, None), Some(0.002));
+        assert_eq!(observe(Metric::ErrorsCount, &m.total, None), Some(8.0));
+        assert_eq!(
+            observe(Metric::RateAchievedRatio, &m.total, Some(8)),
+            Some(0.5)
+        );
+        assert_eq!(observe(Metric::RateAchievedRatio, &m.total, None), None);
+    }
+
+    #[test]
+    fn a_partial_report_is_incomplete() {
+        let m = run(&[1_000], 10, counters(1), None);
+        let inc = incomplete_reasons(&m, false);
+        assert_eq!(verdict(&[], &[], &inc).result, VerdictResult::Incomplete);
+    }
+}
