@@ -1,1 +1,662 @@
-//! TODO
+//! [`MemoryStore`] and [`MemoryBlobs`]: the stores for one machine and for tests, with exactly
+//! the semantics of the cloud adapters.
+//!
+//! The memory store keeps the very items the DynamoDB adapter writes ([`barrage_crds::items`]
+//! layout, typed as [`Item`]) and applies the same rules, which live here in [`rules`] and are
+//! shared with [`crate::dynamo`]: conditional writes on `version`, generation bumped only when
+//! the spec changes, status writes fenced by the leader epoch, lease epochs that grow on every
+//! change of holder. [`MemoryBlobs`] is write-once like S3 with `If-None-Match: *`.
+//!
+//! Must not: hold its lock across an `.await`, or diverge from the DynamoDB adapter's rules.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use barrage_crds::agent_status::AgentStatus;
+use barrage_crds::items::{
+    self, ATTR_DOC, ATTR_EPOCH, ATTR_GENERATION, ATTR_PK, ATTR_SK, ATTR_STATUS, ATTR_VERSION,
+    AgentStatusItem, Attr, Item, LeaseItem, LoadTestItem,
+};
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::status::LoadTestStatus;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::streams::WatchEvent;
+use crate::{Applied, Blobs, Lease, PutOnce, Result, Store, StoreError, StoredLoadTest};
+use rules::*;
+
+/// The rules both the memory and the DynamoDB adapter follow. Pure: no I/O, no SDK types.
+pub(crate) mod rules {
+    use barrage_crds::items::{
+        ATTR_EPOCH, ATTR_GENERATION, ATTR_PK, ATTR_SK, ATTR_STATUS, ATTR_VERSION, Attr, Item,
+        ItemKey, LeaseItem, LoadTestItem,
+    };
+    use barrage_crds::loadtest::LoadTest;
+    use barrage_crds::status::LoadTestStatus;
+    use barrage_crds::validate;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use crate::{StoreError, StoredLoadTest};
+
+    /// When a delete was requested, epoch milliseconds (N). Kept beside `doc` rather than in
+    /// it, so a delete works even on a record whose document does not parse.
+    pub const ATTR_DELETION_REQUESTED_MS: &str = "deletion_requested_ms";
+
+    /// How long an agent status item is kept after its last heartbeat (DynamoDB TTL).
+    pub const AGENT_STATUS_TTL_SECS: i64 = 30 * 24 * 3600;
+
+    /// Reads a stored document (YAML or JSON). Parsing only: validation is the controller's
+    /// (an invalid spec becomes `Failed`/`SpecInvalid` there). When it does not parse, the
+    /// message lists every problem with its field path.
+    pub fn parse_doc(name: &str, text: &str) -> Result<LoadTest, String> {
+        match LoadTest::from_text(text) {
+            Ok(lt) if lt.metadata.name == name => Ok(lt),
+            Ok(lt) => Err(format!(
+                "metadata.name: {:?} does not match the record's key (lt#{name})",
+                lt.metadata.name
+            )),
+            Err(first) => match validate::parse_and_validate(text) {
+                Err(all) => Err(all.to_string().trim_end().to_string()),
+                Ok(_) => Err(first.to_string()),
+            },
+        }
+    }
+
+    fn n_or(item: &Item, attr: &str, default: i128) -> i128 {
+        match item.get(attr) {
+            Some(Attr::N(n)) => *n,
+            _ => default,
+        }
+    }
+
+    /// Reads a LoadTest item. `None` when the keys are not a LoadTest's. A record whose `doc`
+    /// is missing or unreadable is still returned, with `doc = Err(why)`, so the controller can
+    /// mark it failed instead of never seeing it.
+    pub fn stored_from_item(item: &Item) -> Option<StoredLoadTest> {
+        let (Some(Attr::S(pk)), Some(Attr::S(sk))) = (item.get(ATTR_PK), item.get(ATTR_SK)) else {
+            return None;
+        };
+        let Some(ItemKey::LoadTest { name }) = ItemKey::parse(pk, sk) else {
+            return None;
+        };
+        let deletion_requested = match item.get(ATTR_DELETION_REQUESTED_MS) {
+            Some(Attr::N(ms)) => i64::try_from(*ms)
+                .ok()
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            _ => None,
+        };
+        let stored = match LoadTestItem::from_item(item) {
+            Ok(it) => {
+                let status = it.status.as_deref().and_then(|json| {
+                    serde_json::from_str::<LoadTestStatus>(json)
+                        .map_err(|e| {
+                            tracing::warn!(load_test = %name, error = %e, "Ignored an unreadable status.");
+                        })
+                        .ok()
+                });
+                let doc = parse_doc(&name, &it.doc).map(|mut lt| {
+                    lt.metadata.generation = Some(it.generation);
+                    lt.metadata.resource_version = Some(it.version.to_string());
+                    if deletion_requested.is_some() {
+                        lt.metadata.deletion_timestamp = deletion_requested;
+                    }
+                    lt.status = status.clone();
+                    lt
+                });
+                StoredLoadTest {
+                    name,
+                    version: it.version,
+                    generation: it.generation,
+                    doc,
+                    status,
+                    epoch: it.epoch,
+                    deletion_requested,
+                }
+            }
+            Err(e) => StoredLoadTest {
+                name,
+                version: u64::try_from(n_or(item, ATTR_VERSION, 0)).unwrap_or(0),
+                generation: i64::try_from(n_or(item, ATTR_GENERATION, 1)).unwrap_or(1),
+                doc: Err(e.to_string()),
+                status: match item.get(ATTR_STATUS) {
+                    Some(Attr::S(json)) => serde_json::from_str(json).ok(),
+                    _ => None,
+                },
+                epoch: u64::try_from(n_or(item, ATTR_EPOCH, 0)).unwrap_or(0),
+                deletion_requested,
+            },
+        };
+        Some(stored)
+    }
+
+    /// The version as stored (0 when absent: an item put by hand).
+    pub fn version_of(item: &Item) -> u64 {
+        u64::try_from(n_or(item, ATTR_VERSION, 0)).unwrap_or(0)
+    }
+
+    /// What `apply` must write.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ApplyPlan {
+        /// No record yet: create it.
+        Create { doc: String },
+        /// Rewrite `doc`; `generation` is the new one (bumped only if the spec changed).
+        Update {
+            doc: String,
+            generation: i64,
+            spec_changed: bool,
+        },
+        /// Same spec and metadata: write nothing.
+        Unchanged { generation: i64 },
+    }
+
+    /// The document as stored: no status, no store bookkeeping (generation and version live in
+    /// their own attributes).
+    pub fn doc_text(lt: &LoadTest) -> String {
+        let mut doc = lt.without_status();
+        doc.metadata.generation = None;
+        doc.metadata.resource_version = None;
+        doc.metadata.deletion_timestamp = None;
+        serde_json::to_string(&doc.to_value()).unwrap_or_default()
+    }
+
+    /// Decides what `apply(lt)` writes given the stored record. Labels and annotations are
+    /// updated without a generation bump; uid, creation time and finalizers stay the store's.
+    pub fn plan_apply(
+        existing: Option<&StoredLoadTest>,
+        lt: &LoadTest,
+        now: DateTime<Utc>,
+        new_uid: &str,
+    ) -> ApplyPlan {
+        let fresh = |lt: &LoadTest| {
+            let mut doc = lt.clone();
+            doc.metadata.uid = Some(new_uid.to_string());
+            doc.metadata.creation_timestamp = Some(now);
+            doc
+        };
+        let Some(existing) = existing else {
+            return ApplyPlan::Create {
+                doc: doc_text(&fresh(lt)),
+            };
+        };
+        match &existing.doc {
+            Ok(old) => {
+                let spec_changed = old.spec != lt.spec;
+                let meta_changed = old.metadata.labels != lt.metadata.labels
+                    || old.metadata.annotations != lt.metadata.annotations;
+                if !spec_changed && !meta_changed {
+                    return ApplyPlan::Unchanged {
+                        generation: existing.generation,
+                    };
+                }
+                let mut doc = lt.clone();
+                doc.metadata.uid = old.metadata.uid.clone();
+                doc.metadata.creation_timestamp = old.metadata.creation_timestamp;
+                doc.metadata.finalizers = old.metadata.finalizers.clone();
+                ApplyPlan::Update {
+                    doc: doc_text(&doc),
+                    generation: existing.generation + i64::from(spec_changed),
+                    spec_changed,
+                }
+            }
+            // The stored document is unreadable: whatever is applied now is a new spec.
+            Err(_) => ApplyPlan::Update {
+                doc: doc_text(&fresh(lt)),
+                generation: existing.generation + 1,
+                spec_changed: true,
+            },
+        }
+    }
+
+    /// What `acquire_lease` does given the current lease.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LeaseDecision {
+        /// Write the lease for the caller with this epoch (same epoch when renewing).
+        Take { epoch: u64 },
+        /// Another holder's lease is still valid.
+        HeldByOther,
+    }
+
+    pub fn lease_decision(current: Option<&LeaseItem>, holder: &str, now_ms: i64) -> LeaseDecision {
+        match current {
+            None => LeaseDecision::Take { epoch: 1 },
+            Some(lease) if lease.holder == holder => LeaseDecision::Take { epoch: lease.epoch },
+            Some(lease) if lease.is_expired(now_ms) => LeaseDecision::Take {
+                epoch: lease.epoch + 1,
+            },
+            Some(_) => LeaseDecision::HeldByOther,
+        }
+    }
+
+    /// Reads the lease item, naming what is wrong with it.
+    pub fn lease_from_item(item: &Item) -> Result<LeaseItem, StoreError> {
+        LeaseItem::from_item(item).map_err(|e| StoreError::Corrupt {
+            what: "the leader lease".to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The status attribute's JSON.
+    pub fn status_json(status: &LoadTestStatus) -> Result<String, StoreError> {
+        serde_json::to_string(status).map_err(|e| StoreError::Backend {
+            operation: "write_status",
+            message: format!("cannot serialize the status: {e}"),
+        })
+    }
+
+    /// Checks an agent status's names before it becomes a key.
+    pub fn check_agent_status_keys(
+        s: &barrage_crds::agent_status::AgentStatus,
+    ) -> Result<(), StoreError> {
+        use barrage_crds::keys::{
+            LOAD_TEST_NAME_RULE, MAX_INCARNATION, MAX_SLOT, RUN_ID_RULE, is_valid_load_test_name,
+            is_valid_run_id,
+        };
+        let problem = if !is_valid_load_test_name(&s.load_test) {
+            Some(format!(
+                "load test name {:?} {LOAD_TEST_NAME_RULE}",
+                s.load_test
+            ))
+        } else if !is_valid_run_id(&s.run_id) {
+            Some(format!("run id {:?} {RUN_ID_RULE}", s.run_id))
+        } else if s.slot > MAX_SLOT || s.incarnation > MAX_INCARNATION {
+            Some(format!(
+                "slot {} / incarnation {} out of range (max {MAX_SLOT} / {MAX_INCARNATION})",
+                s.slot, s.incarnation
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(StoreError::Backend {
+                operation: "put_agent_status",
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `lt#{name}` when `pk` is a LoadTest partition (LoadTest or agent item).
+    pub fn load_test_of_pk(pk: &str) -> Option<String> {
+        barrage_crds::items::parse_load_test_pk(pk).map(str::to_string)
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn millis(t: DateTime<Utc>) -> i64 {
+        t.timestamp_millis()
+    }
+
+    /// Whether a status write with `epoch` may land on an item whose last writer had `stored`.
+    pub fn epoch_allows(stored: Option<u64>, epoch: u64) -> bool {
+        stored.is_none_or(|stored| stored <= epoch)
+    }
+}
+
+type Key = (String, String);
+
+struct Subscriber {
+    tx: mpsc::Sender<WatchEvent>,
+    /// A `Changed` was dropped because the channel was full: send `Relist` next.
+    needs_relist: bool,
+}
+
+#[derive(Default)]
+struct State {
+    items: BTreeMap<Key, Item>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl State {
+    fn notify(&mut self, load_test: &str) {
+        self.subscribers.retain_mut(|sub| {
+            if sub.needs_relist {
+                match sub.tx.try_send(WatchEvent::Relist) {
+                    Ok(()) => sub.needs_relist = false,
+                    Err(mpsc::error::TrySendError::Full(_)) => return true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+            match sub.tx.try_send(WatchEvent::Changed(load_test.to_string())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.needs_relist = true;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+/// LoadTests, agent status and the lease in memory, with the DynamoDB adapter's semantics.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+fn lt_key(name: &str) -> Key {
+    (items::load_test_pk(name), items::SPEC_SK.to_string())
+}
+
+fn lease_key() -> Key {
+    (items::LEASE_PK.to_string(), items::LEASE_SK.to_string())
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave an item half-written (every write is a
+        // single insert), so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changes to LoadTest records and their agents' status, like the DynamoDB Streams watch:
+    /// `Changed(name)` per write, `Relist` after events were dropped because the receiver fell
+    /// more than `capacity` behind.
+    pub fn watch(&self, capacity: usize) -> mpsc::Receiver<WatchEvent> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.lock().subscribers.push(Subscriber {
+            tx,
+            needs_relist: false,
+        });
+        rx
+    }
+
+    /// Writes a raw item as a `PutItem` would (no condition), e.g. what CI writes by hand.
+    pub fn put_raw_item(&self, item: Item) -> Result<()> {
+        let (Some(Attr::S(pk)), Some(Attr::S(sk))) = (item.get(ATTR_PK), item.get(ATTR_SK)) else {
+            return Err(StoreError::Backend {
+                operation: "put_raw_item",
+                message: "an item needs string attributes pk and sk".to_string(),
+            });
+        };
+        let key = (pk.clone(), sk.clone());
+        let mut state = self.lock();
+        state.items.insert(key.clone(), item);
+        if let Some(name) = load_test_of_pk(&key.0) {
+            state.notify(&name);
+        }
+        Ok(())
+    }
+
+    /// A raw item by its keys, as stored.
+    pub fn raw_item(&self, pk: &str, sk: &str) -> Option<Item> {
+        self.lock()
+            .items
+            .get(&(pk.to_string(), sk.to_string()))
+            .cloned()
+    }
+}
+
+fn set_n(item: &mut Item, attr: &str, n: impl Into<i128>) {
+    item.insert(attr.to_string(), Attr::N(n.into()));
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn list_load_tests(&self) -> Result<Vec<StoredLoadTest>> {
+        let state = self.lock();
+        Ok(state
+            .items
+            .iter()
+            .filter(|((_, sk), _)| sk == items::SPEC_SK)
+            .filter_map(|(_, item)| stored_from_item(item))
+            .collect())
+    }
+
+    async fn get_load_test(&self, name: &str) -> Result<Option<StoredLoadTest>> {
+        Ok(self
+            .lock()
+            .items
+            .get(&lt_key(name))
+            .and_then(stored_from_item))
+    }
+
+    async fn apply(&self, load_test: &LoadTest) -> Result<Applied> {
+        let name = load_test.name().to_string();
+        let key = lt_key(&name);
+        let uid = uuid::Uuid::new_v4().to_string();
+        let mut state = self.lock();
+        let existing = state.items.get(&key).and_then(stored_from_item);
+        let applied = match plan_apply(existing.as_ref(), load_test, Utc::now(), &uid) {
+            ApplyPlan::Unchanged { generation } => return Ok(Applied::Unchanged { generation }),
+            ApplyPlan::Create { doc } => {
+                let item = LoadTestItem {
+                    name: name.clone(),
+                    doc,
+                    generation: 1,
+                    version: 1,
+                    status: None,
+                    epoch: 0,
+                    ttl: None,
+                }
+                .to_item();
+                state.items.insert(key, item);
+                Applied::Created { generation: 1 }
+            }
+            ApplyPlan::Update {
+                doc, generation, ..
+            } => {
+                let Some(item) = state.items.get_mut(&key) else {
+                    return Err(StoreError::NotFound { what: name });
+                };
+                let version = version_of(item) + 1;
+                item.insert(ATTR_DOC.to_string(), Attr::S(doc));
+                set_n(item, ATTR_GENERATION, generation);
+                set_n(item, ATTR_VERSION, version);
+                Applied::Updated { generation }
+            }
+        };
+        state.notify(&name);
+        Ok(applied)
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &LoadTestStatus,
+        expected_version: u64,
+        epoch: u64,
+    ) -> Result<u64> {
+        let json = status_json(status)?;
+        let mut state = self.lock();
+        let conflict = || StoreError::Conflict {
+            what: format!("status of {name}"),
+        };
+        let item = state.items.get_mut(&lt_key(name)).ok_or_else(conflict)?;
+        let stored_epoch = match item.get(ATTR_EPOCH) {
+            Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
+            _ => None,
+        };
+        if version_of(item) != expected_version || !epoch_allows(stored_epoch, epoch) {
+            return Err(conflict());
+        }
+        let version = expected_version + 1;
+        item.insert(ATTR_STATUS.to_string(), Attr::S(json));
+        set_n(item, ATTR_VERSION, version);
+        set_n(item, ATTR_EPOCH, epoch);
+        state.notify(name);
+        Ok(version)
+    }
+
+    async fn request_delete(&self, name: &str) -> Result<()> {
+        let mut state = self.lock();
+        let item = state
+            .items
+            .get_mut(&lt_key(name))
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("LoadTest {name}"),
+            })?;
+        item.entry(ATTR_DELETION_REQUESTED_MS.to_string())
+            .or_insert(Attr::N(millis(Utc::now()).into()));
+        let version = version_of(item) + 1;
+        set_n(item, ATTR_VERSION, version);
+        state.notify(name);
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str, expected_version: u64, epoch: u64) -> Result<()> {
+        let mut state = self.lock();
+        let key = lt_key(name);
+        let conflict = || StoreError::Conflict {
+            what: format!("removal of {name}"),
+        };
+        let item = state.items.get(&key).ok_or_else(conflict)?;
+        let stored_epoch = match item.get(ATTR_EPOCH) {
+            Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
+            _ => None,
+        };
+        if version_of(item) != expected_version || !epoch_allows(stored_epoch, epoch) {
+            return Err(conflict());
+        }
+        let pk = key.0.clone();
+        state.items.retain(|(item_pk, _), _| *item_pk != pk);
+        state.notify(name);
+        Ok(())
+    }
+
+    async fn put_agent_status(&self, status: &AgentStatus) -> Result<()> {
+        check_agent_status_keys(status)?;
+        let item = AgentStatusItem {
+            status: status.clone(),
+            ttl: Some(status.heartbeat_at.timestamp() + AGENT_STATUS_TTL_SECS),
+        }
+        .to_item();
+        let key = (
+            items::load_test_pk(&status.load_test),
+            items::agent_sk(&status.run_id, status.slot, status.incarnation),
+        );
+        let mut state = self.lock();
+        state.items.insert(key, item);
+        state.notify(&status.load_test);
+        Ok(())
+    }
+
+    async fn list_agent_status(&self, load_test: &str, run_id: &str) -> Result<Vec<AgentStatus>> {
+        let pk = items::load_test_pk(load_test);
+        let prefix = items::agent_sk_prefix(run_id);
+        let state = self.lock();
+        Ok(state
+            .items
+            .range((pk.clone(), prefix.clone())..)
+            .take_while(|((p, sk), _)| *p == pk && sk.starts_with(&prefix))
+            .filter_map(|(_, item)| AgentStatusItem::from_item(item).ok())
+            .map(|it| it.status)
+            .collect())
+    }
+
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lease>> {
+        let expires_at =
+            now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        let mut state = self.lock();
+        let current = match state.items.get(&lease_key()) {
+            Some(item) => Some(lease_from_item(item)?),
+            None => None,
+        };
+        match lease_decision(current.as_ref(), holder, millis(now)) {
+            LeaseDecision::HeldByOther => Ok(None),
+            LeaseDecision::Take { epoch } => {
+                let item = LeaseItem {
+                    holder: holder.to_string(),
+                    epoch,
+                    expires_at_ms: millis(expires_at),
+                }
+                .to_item();
+                state.items.insert(lease_key(), item);
+                Ok(Some(Lease {
+                    holder: holder.to_string(),
+                    epoch,
+                    expires_at,
+                }))
+            }
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(item) = state.items.get_mut(&lease_key()) {
+            let current = lease_from_item(item)?;
+            if current.holder == lease.holder && current.epoch == lease.epoch {
+                set_n(item, items::ATTR_EXPIRES_AT_MS, 0);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Blobs in memory, write-once like S3 with `If-None-Match: *`.
+#[derive(Default)]
+pub struct MemoryBlobs {
+    blobs: Mutex<BTreeMap<String, Bytes>>,
+}
+
+impl MemoryBlobs {
+    pub fn new() -> MemoryBlobs {
+        MemoryBlobs::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.blobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn check_blob_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(StoreError::Backend {
+            operation: "blob key check",
+            message: "blob key is empty".to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Blobs for MemoryBlobs {
+    async fn put_once(&self, key: &str, body: Bytes, _content_type: &str) -> Result<PutOnce> {
+        check_blob_key(key)?;
+        let mut blobs = self.lock();
+        if blobs.contains_key(key) {
+            return Ok(PutOnce::AlreadyExists);
+        }
+        blobs.insert(key.to_string(), body);
+        Ok(PutOnce::Created)
+    }
+
+    async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<()> {
+        check_blob_key(key)?;
+        self.lock().insert(key.to_string(), body);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .lock()
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    fn uri(&self, key: &str) -> String {
+        format!("memory:{key}")
+    }
+}
