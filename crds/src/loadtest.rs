@@ -194,8 +194,25 @@ impl LoadTest {
     }
 }
 
+/// Largest document read (bytes): LoadTests are a few kilobytes; this bounds parse time.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+fn check_size(text: &str) -> Result<(), ParseError> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(ParseError {
+            path: String::new(),
+            message: format!(
+                "the document is {} bytes; at most {MAX_DOCUMENT_BYTES} bytes are read",
+                text.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Parses YAML into a JSON value.
 pub(crate) fn yaml_to_value(text: &str) -> Result<serde_json::Value, ParseError> {
+    check_size(text)?;
     serde_yaml::from_str::<serde_json::Value>(text).map_err(|e| ParseError {
         path: String::new(),
         message: format!("not valid YAML: {e}"),
@@ -204,6 +221,7 @@ pub(crate) fn yaml_to_value(text: &str) -> Result<serde_json::Value, ParseError>
 
 /// Parses JSON into a JSON value.
 pub(crate) fn json_to_value(text: &str) -> Result<serde_json::Value, ParseError> {
+    check_size(text)?;
     serde_json::from_str::<serde_json::Value>(text).map_err(|e| ParseError {
         path: String::new(),
         message: format!("not valid JSON: {e}"),
@@ -350,6 +368,17 @@ mod tests {
             assert_eq!(serde_json::from_str::<Acks>(text).unwrap(), acks);
         }
         assert!(serde_json::from_str::<Acks>("2").is_err());
+    }
+
+    #[test]
+    fn oversized_documents_are_refused_before_parsing() {
+        let big = format!("a: \"{}\"", "x".repeat(MAX_DOCUMENT_BYTES));
+        let err = LoadTest::from_yaml(&big).unwrap_err();
+        assert!(
+            err.message.contains("at most 1048576 bytes are read"),
+            "{err}"
+        );
+        assert!(LoadTest::from_json(&big).is_err());
     }
 
     #[test]
