@@ -15,6 +15,7 @@
 
 pub mod schedule;
 pub mod engine;
+pub mod job;
 pub mod kafka;
 pub mod keys;
 pub mod payload;

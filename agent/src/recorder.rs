@@ -16,19 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
-/// Largest value kept exactly, in microseconds (one hour). Larger values count as overflow.
-pub const CAP_US: u64 = 3_600_000_000;
-/// Significant digits of every histogram.
-pub const SIGFIG: u8 = 3;
+pub use barrage_crds::hlog::new_histogram;
 
-/// A fresh histogram with Barrage's configuration: 1 µs to [`CAP_US`], 3 significant digits,
-/// auto-resizing so small runs stay small.
-pub fn new_histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(1, CAP_US, SIGFIG)
-        .expect("constant histogram bounds are valid");
-    h.auto(true);
-    h
-}
+/// Largest value kept exactly, in microseconds (one hour). Larger values count as overflow.
+pub const CAP_US: u64 = barrage_crds::hlog::HistogramConfig::STANDARD.highest;
 
 /// The metric histograms of one interval.
 #[derive(Debug, Clone)]
@@ -65,11 +56,12 @@ impl Histograms {
 
     /// The histograms with their log tags, in a fixed order.
     pub fn tagged(&self) -> [(&'static str, &Histogram<u64>); 4] {
+        use barrage_crds::hlog::{TAG_E2E, TAG_LAG, TAG_PRODUCE, TAG_SERVICE};
         [
-            ("produce", &self.produce),
-            ("service", &self.service),
-            ("lag", &self.lag),
-            ("e2e", &self.e2e),
+            (TAG_PRODUCE, &self.produce),
+            (TAG_SERVICE, &self.service),
+            (TAG_LAG, &self.lag),
+            (TAG_E2E, &self.e2e),
         ]
     }
 }
@@ -283,7 +275,7 @@ mod tests {
         assert!(h.service.value_at_quantile(0.999) <= 2_100, "service time stays ~2 ms");
         assert!(h.lag.max() >= 1_390_000);
         assert_eq!(h.produce.len(), 1_000);
-        assert_eq!(r.counters().snapshot().late, 999);
+        assert_eq!(r.counters().snapshot().late, 1_000);
     }
 
     #[test]

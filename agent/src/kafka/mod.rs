@@ -4,3 +4,4 @@
 pub mod producer;
 pub mod admin;
 pub mod consumer;
+pub mod config;

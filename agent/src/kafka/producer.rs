@@ -107,7 +107,6 @@ pub fn is_permanent(error: &KafkaError) -> bool {
                 | C::SaslAuthenticationFailed
                 | C::Authentication
                 | C::InvalidRecord
-                | C::RecordListTooLarge
         ),
         _ => false,
     }

@@ -1,0 +1,502 @@
+//! `barrage run FILE [--out DIR]`: one LoadTest on this machine, no AWS.
+//!
+//! The same engine as the agents, in-process: `agents.count` engines, each with its own
+//! producer and its share of the rate, writing interval logs into the run's folder exactly
+//! as agents write them to S3. Progress while it runs; a summary at the end.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use barrage_agent::engine::{self, Control, IntervalRecord, Outcome as EngineOutcome};
+use barrage_agent::job;
+use barrage_agent::kafka::admin::{Admin, TopicCreate, TopicOutcome};
+use barrage_agent::kafka::config::{base_config, consumer_config};
+use barrage_agent::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use barrage_agent::kafka::producer::Clock;
+use barrage_agent::recorder::{Histograms, Recorder};
+use barrage_agent::schedule::Share;
+use barrage_crds::hlog::{IntervalEntry, merge_into, write_log};
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::{TopicCleanup, WorkloadKind};
+use barrage_crds::validate::parse_and_validate;
+use clap::Args;
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Outcome;
+use super::output::{clock, micros, thousands};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The LoadTest file (YAML or JSON).
+    pub file: PathBuf,
+    /// Where the run's files go. Default: barrage-reports/<name>/<run-id>/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Longest wait for the broker to answer before giving up.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Progress line interval when not attached to a terminal.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub progress_every: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<barrage_crds::duration::HumanDuration>()
+        .map(|d| d.as_std())
+        .map_err(|e| e.to_string())
+}
+
+/// Delay between preparing the engines and their common start, so all begin together.
+const START_LEAD: Duration = Duration::from_millis(500);
+
+pub async fn run(args: RunArgs) -> Outcome {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return Outcome::InvalidInput;
+        }
+    };
+    let lt = match parse_and_validate(&text) {
+        Ok(lt) => lt,
+        Err(errors) => {
+            eprintln!(
+                "error: {} is not a valid LoadTest ({} problem(s)):",
+                args.file.display(),
+                errors.0.len()
+            );
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return Outcome::InvalidInput;
+        }
+    };
+    match run_load_test(&lt, &args).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::RunError
+        }
+    }
+}
+
+/// A short, sortable run id: `20261125-204012-3fa9`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..4];
+    format!("{}-{suffix}", now.format("%Y%m%d-%H%M%S"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Admin(#[from] barrage_agent::kafka::admin::AdminError),
+    #[error(transparent)]
+    Engine(#[from] barrage_agent::engine::EngineError),
+    #[error(transparent)]
+    Job(#[from] barrage_agent::job::JobError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the RoundTrip consumer could not start: {0}")]
+    Consumer(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Everything one in-process agent produced.
+struct AgentRun {
+    slot: u32,
+    outcome: EngineOutcome,
+    tracker: Option<SeqTracker>,
+}
+
+async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunError> {
+    let spec = &lt.spec;
+    if spec.workload.kind == WorkloadKind::Consume {
+        return Err(RunError::Unsupported(
+            "workload Consume is not supported by `barrage run` yet; use Produce or RoundTrip"
+                .into(),
+        ));
+    }
+    if spec.kafka.security.sasl.is_some() {
+        return Err(RunError::Unsupported(
+            "SASL credentials are resolved from Secrets Manager / SSM by agents; `barrage run` does not fetch them yet".into(),
+        ));
+    }
+    let run_id = new_run_id();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("barrage-reports").join(lt.name()).join(&run_id));
+    std::fs::create_dir_all(&out).map_err(|source| RunError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+
+    // Reachability and topic, with a bounded wait.
+    let admin = Admin::new(&base_config(&spec.kafka, None))?;
+    let create = spec.topic.create.as_ref().map(|c| TopicCreate {
+        partitions: c.partitions,
+        replication_factor: c.replication_factor,
+        configs: c.configs.clone().into_iter().collect(),
+    });
+    let topic_outcome = admin
+        .ensure_topic(&spec.topic.name, create.as_ref(), args.connect_timeout)
+        .await?;
+
+    let agents = spec.agents.count.max(1);
+    let round_trip = spec.workload.kind == WorkloadKind::RoundTrip;
+    let origin = Instant::now() + START_LEAD;
+    let clock_ = Clock::new(origin);
+    let control = Control::new();
+    let total_planned = job::profile(&spec.load).total_sends();
+    let duration = spec.load.total_duration();
+    println!(
+        "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
+        lt.name(),
+        agents,
+        thousands(total_planned),
+        clock(duration.as_secs()),
+    );
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u32, IntervalRecord)>();
+    let mut recorders = Vec::new();
+    let mut tasks = Vec::new();
+    for slot in 0..agents {
+        let recorder = Arc::new(Recorder::new());
+        recorders.push(recorder.clone());
+        let values = job::values(spec, job::agent_seed(spec, slot))?;
+        let agent_id = format!("{run_id}-{slot}");
+        let job = job::produce_job(
+            spec,
+            Share::new(slot, agents),
+            values,
+            None,
+            round_trip.then(|| agent_id.clone()),
+        );
+        // RoundTrip: the consumer is positioned at the end of every partition before the
+        // first send, so every record this agent sends can come back.
+        let consumer = if round_trip {
+            let config = consumer_config(&spec.kafka, None, &format!("barrage-{agent_id}"));
+            let topic = spec.topic.name.clone();
+            let timeout = args.connect_timeout;
+            let c = tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
+                .await
+                .map_err(|e| RunError::Consumer(e.to_string()))?
+                .map_err(|e| RunError::Consumer(e.to_string()))?;
+            Some(c)
+        } else {
+            None
+        };
+        let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
+        let forward = tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = agent_rx.recv().await {
+                if forward.send((slot, r)).is_err() {
+                    break;
+                }
+            }
+        });
+        let control = control.clone();
+        tasks.push(tokio::spawn(async move {
+            let reading = Arc::new(AtomicBool::new(false));
+            let consumer_thread = consumer.map(|c| {
+                let recorder = recorder.clone();
+                let stop = reading.clone();
+                let agent = agent_id.clone();
+                std::thread::spawn(move || {
+                    let mut tracker = SeqTracker::default();
+                    read_own_records(&c, &agent, &recorder, clock_, &stop, &mut tracker);
+                    tracker
+                })
+            });
+            let result = engine::run_produce(job, recorder.clone(), clock_, control, agent_tx).await;
+            let tracker = match consumer_thread {
+                Some(t) => {
+                    // Let the last records come back, within a bound.
+                    let acked = recorder.counters().snapshot().acked;
+                    let deadline = Instant::now() + Duration::from_secs(15);
+                    while recorder.counters().snapshot().consumed < acked && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    reading.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tokio::task::spawn_blocking(move || t.join().ok())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            };
+            result.map(|outcome| AgentRun {
+                slot,
+                outcome,
+                tracker,
+            })
+        }));
+    }
+    drop(tx);
+
+    // Interval logs land in the run's folder as they close.
+    let writer_out = out.clone();
+    let start_epoch = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + START_LEAD.as_secs_f64();
+    let writer = tokio::spawn(async move {
+        let mut totals = Histograms::default();
+        let mut written = 0usize;
+        let mut failure = None;
+        while let Some((slot, record)) = rx.recv().await {
+            if let Err(e) = merge_histograms(&mut totals, &record.histograms) {
+                failure.get_or_insert(e);
+            }
+            match write_interval(&writer_out, slot, start_epoch, &record) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    failure.get_or_insert(e.to_string());
+                }
+            }
+        }
+        (totals, written, failure)
+    });
+
+    // Progress until every engine is done; Ctrl-C and maxDuration stop them early.
+    let max_duration = spec.load.effective_max_duration();
+    let stopper = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    warn!("Interrupted: stopping, flushing and writing what was measured.");
+                }
+                _ = tokio::time::sleep_until((origin + max_duration).into()) => {
+                    warn!(max_duration = ?max_duration, "maxDuration reached: stopping.");
+                }
+            }
+            control.stop();
+        })
+    };
+    let progress = tokio::spawn(progress_loop(
+        recorders.clone(),
+        origin,
+        duration,
+        args.progress_every,
+    ));
+    let mut runs = Vec::new();
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(r)) => runs.push(r),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(RunError::Engine(e));
+            }
+            Err(e) => {
+                first_error.get_or_insert(RunError::Unsupported(format!("an engine task failed: {e}")));
+            }
+        }
+    }
+    stopper.abort();
+    progress.abort();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let (totals, written, failure) = writer.await.unwrap_or_else(|_| {
+        (Histograms::default(), 0, Some("the interval writer failed".into()))
+    });
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if topic_outcome == TopicOutcome::Created && spec.topic.cleanup == TopicCleanup::DeleteIfCreated {
+        if let Err(e) = admin.delete_topic(&spec.topic.name, args.connect_timeout).await {
+            warn!(error = %e, "Could not delete the topic this run created.");
+        }
+    }
+    runs.sort_by_key(|r| r.slot);
+    print_summary(lt, &runs, &totals, total_planned);
+    println!("Interval logs: {written} file(s)");
+    if let Some(f) = &failure {
+        eprintln!("warning: {f}");
+    }
+    println!("Output: {}", out.display());
+    info!(out = %out.display(), "Run finished.");
+    let failed = runs.iter().any(|r| r.outcome.counters.errors > 0);
+    Ok(if failed || failure.is_some() {
+        Outcome::RunError
+    } else {
+        Outcome::Passed
+    })
+}
+
+fn merge_histograms(into: &mut Histograms, from: &Histograms) -> Result<(), String> {
+    for (dst, src) in [
+        (&mut into.produce, &from.produce),
+        (&mut into.service, &from.service),
+        (&mut into.lag, &from.lag),
+        (&mut into.e2e, &from.e2e),
+    ] {
+        merge_into(dst, src).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn write_interval(
+    out: &Path,
+    slot: u32,
+    start_epoch: f64,
+    record: &IntervalRecord,
+) -> Result<(), RunError> {
+    let dir = out.join("agents").join(format!("{slot:04}-00"));
+    let path = dir.join(format!("{:06}.hlog", record.index));
+    let io = |source| RunError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let start_secs = record.start_ns as f64 / 1e9;
+    let length_secs = record.end_ns.saturating_sub(record.start_ns) as f64 / 1e9;
+    let entries: Vec<IntervalEntry> = record
+        .histograms
+        .tagged()
+        .into_iter()
+        .filter(|(_, h)| h.len() > 0)
+        .map(|(tag, h)| IntervalEntry {
+            tag: Some(tag.to_string()),
+            start_secs,
+            length_secs,
+            histogram: h.clone(),
+        })
+        .collect();
+    let text = write_log(start_epoch, &entries).map_err(|e| RunError::Write {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    std::fs::write(&path, text).map_err(io)
+}
+
+async fn progress_loop(recorders: Vec<Arc<Recorder>>, origin: Instant, duration: Duration, every: Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let tick = if tty { Duration::from_secs(1) } else { every.max(Duration::from_secs(1)) };
+    let mut last_acked = 0u64;
+    let mut last_at = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let (mut acked, mut errors, mut sent) = (0u64, 0u64, 0u64);
+        for r in &recorders {
+            let c = r.counters().snapshot();
+            acked += c.acked;
+            errors += c.errors;
+            sent += c.sent;
+        }
+        let now = Instant::now();
+        let rate = (acked - last_acked.min(acked)) as f64 / now.duration_since(last_at).as_secs_f64();
+        last_acked = acked;
+        last_at = now;
+        let elapsed = now.saturating_duration_since(origin).as_secs();
+        let line = format!(
+            "{} / {}  rate {:>9.0}/s  sent {}  acked {}  errors {}",
+            clock(elapsed),
+            clock(duration.as_secs()),
+            rate,
+            thousands(sent),
+            thousands(acked),
+            thousands(errors),
+        );
+        if tty {
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned: u64) {
+    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
+    let sent = sum(&|o| o.counters.sent);
+    let acked = sum(&|o| o.counters.acked);
+    let errors = sum(&|o| o.counters.errors);
+    let dropped = sum(&|o| o.counters.dropped);
+    let late = sum(&|o| o.counters.late);
+    let bytes = sum(&|o| o.counters.bytes);
+    let elapsed = runs
+        .iter()
+        .map(|r| r.outcome.elapsed)
+        .max()
+        .unwrap_or_default();
+    let duration = lt.spec.load.total_duration().as_secs_f64().max(1e-9);
+    let achieved = acked as f64 / duration;
+    let target = planned as f64 / duration;
+    println!();
+    println!("Summary of {}", lt.name());
+    println!("  records planned   {}", thousands(planned));
+    println!("  records sent      {}", thousands(sent));
+    println!("  records acked     {}", thousands(acked));
+    println!("  records failed    {}", thousands(errors));
+    println!("  records dropped   {}", thousands(dropped));
+    println!("  sent late (>1ms)  {}", thousands(late));
+    println!(
+        "  achieved rate     {achieved:.1} records/s (target {target:.1}/s, {:.2}%), {:.2} MB/s",
+        if target > 0.0 { achieved / target * 100.0 } else { 0.0 },
+        bytes as f64 / duration / 1e6
+    );
+    println!("  elapsed           {:.1}s (including flush)", elapsed.as_secs_f64());
+    print_latency("produce latency (from intended send)", &totals.produce);
+    print_latency("service time (from actual send)", &totals.service);
+    print_latency("schedule lag", &totals.lag);
+    if totals.e2e.len() > 0 {
+        print_latency("end-to-end latency", &totals.e2e);
+    }
+    for r in runs {
+        let c = &r.outcome.counters;
+        if !c.errors_by_kind.is_empty() {
+            println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
+        }
+        if let Some(t) = &r.tracker {
+            println!(
+                "  agent {} round trip: consumed {} lost {} duplicated {} reordered {}",
+                r.slot,
+                thousands(t.unique),
+                thousands(t.lost(c.acked)),
+                thousands(t.duplicated),
+                thousands(t.reordered)
+            );
+        }
+    }
+    let mut per_partition: Vec<u64> = Vec::new();
+    for r in runs {
+        for (p, n) in r.outcome.per_partition.iter().enumerate() {
+            if per_partition.len() <= p {
+                per_partition.resize(p + 1, 0);
+            }
+            per_partition[p] += n;
+        }
+    }
+    if !per_partition.is_empty() {
+        let parts: Vec<String> = per_partition
+            .iter()
+            .enumerate()
+            .map(|(p, n)| format!("{p}:{}", thousands(*n)))
+            .collect();
+        println!("  records per partition  {}", parts.join("  "));
+    }
+}
+
+fn print_latency(label: &str, h: &Histogram<u64>) {
+    if h.len() == 0 {
+        println!("  {label}: no samples");
+        return;
+    }
+    println!(
+        "  {label}: p50 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
+        micros(h.value_at_quantile(0.5)),
+        micros(h.value_at_quantile(0.99)),
+        micros(h.value_at_quantile(0.999)),
+        micros(h.max()),
+        thousands(h.len())
+    );
+}

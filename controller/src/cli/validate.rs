@@ -1,0 +1,36 @@
+//! `barrage validate FILE...`: every problem of every file, each with its field path.
+
+use std::path::Path;
+
+use barrage_crds::validate::parse_and_validate;
+
+use super::Outcome;
+
+/// Validates each file; prints `FILE: ok` or every problem. Exit 0 if all are valid, 2 if not.
+pub fn validate_files(files: &[impl AsRef<Path>]) -> Outcome {
+    let mut all_ok = true;
+    for file in files {
+        let file = file.as_ref();
+        match std::fs::read_to_string(file) {
+            Err(e) => {
+                all_ok = false;
+                println!("{}: cannot read: {e}", file.display());
+            }
+            Ok(text) => match parse_and_validate(&text) {
+                Ok(lt) => println!("{}: ok (LoadTest {})", file.display(), lt.name()),
+                Err(errors) => {
+                    all_ok = false;
+                    println!("{}: {} problem(s)", file.display(), errors.0.len());
+                    for e in &errors.0 {
+                        println!("  {e}");
+                    }
+                }
+            },
+        }
+    }
+    if all_ok {
+        Outcome::Passed
+    } else {
+        Outcome::InvalidInput
+    }
+}
