@@ -1132,17 +1132,69 @@ fn collect_avro_fields(schema: &Value, prefix: &str, out: &mut BTreeSet<String>,
     }
 }
 
-/// The placeholders a JSON template may use.
+/// The placeholders a JSON template may use (the agent's `payload::json` renders them).
 pub const JSON_TEMPLATE_PLACEHOLDERS: &[&str] = &[
     "{{seq}}",
+    "{{seq START}}",
     "{{uuid}}",
     "{{timestampMillis}}",
     "{{int MIN MAX}}",
+    "{{uniformInt MIN MAX}}",
+    "{{string LEN}}",
     "{{string MIN MAX}}",
+    "{{oneOf A B ...}}",
+    "{{bool}}",
 ];
 
+/// Checks one placeholder's words.
+fn check_placeholder(words: &[&str]) -> Result<(), String> {
+    let int = |w: &str, what: &str| -> Result<i64, String> {
+        w.parse()
+            .map_err(|_| format!("{what} must be an integer (got {w:?})"))
+    };
+    let len = |w: &str, what: &str| -> Result<u32, String> {
+        match w.parse::<u32>() {
+            Ok(n) if n <= limits::MAX_RECORD_SIZE => Ok(n),
+            Ok(n) => Err(format!(
+                "{what} must be at most {} (got {n})",
+                limits::MAX_RECORD_SIZE
+            )),
+            Err(_) => Err(format!("{what} must be a length, 0 or more (got {w:?})")),
+        }
+    };
+    match words {
+        ["seq"] | ["uuid"] | ["timestampMillis"] | ["bool"] => Ok(()),
+        ["seq", s] => int(s, "START").map(|_| ()),
+        ["int" | "uniformInt", a, b] => {
+            let (min, max) = (int(a, "MIN")?, int(b, "MAX")?);
+            if min > max {
+                return Err(format!(
+                    "min must be at most max (got min {min}, max {max})"
+                ));
+            }
+            Ok(())
+        }
+        ["string", n] => len(n, "LEN").map(|_| ()),
+        ["string", a, b] => {
+            let (min, max) = (len(a, "MIN")?, len(b, "MAX")?);
+            if min > max {
+                return Err(format!(
+                    "min must be at most max (got min {min}, max {max})"
+                ));
+            }
+            Ok(())
+        }
+        ["oneOf"] => Err("must list at least one word".to_string()),
+        ["oneOf", ..] => Ok(()),
+        _ => Err(format!(
+            "unknown placeholder; expected one of {}",
+            JSON_TEMPLATE_PLACEHOLDERS.join(", ")
+        )),
+    }
+}
+
 /// Checks a JSON template: placeholders are known and well formed, and the text is JSON once
-/// every placeholder is replaced by `0`.
+/// every placeholder is replaced by a value (`0`).
 pub fn check_json_template(template: &str) -> Result<(), String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -1154,24 +1206,7 @@ pub fn check_json_template(template: &str) -> Result<(), String> {
         };
         let inner = after[..end].trim();
         let words: Vec<&str> = inner.split_whitespace().collect();
-        let ok = match words.as_slice() {
-            ["seq"] | ["uuid"] | ["timestampMillis"] => true,
-            ["int", a, b] => matches!(
-                (a.parse::<i64>(), b.parse::<i64>()),
-                (Ok(x), Ok(y)) if x <= y
-            ),
-            ["string", a, b] => matches!(
-                (a.parse::<u32>(), b.parse::<u32>()),
-                (Ok(x), Ok(y)) if x <= y && y <= limits::MAX_RECORD_SIZE
-            ),
-            _ => false,
-        };
-        if !ok {
-            return Err(format!(
-                "unknown or malformed placeholder {{{{{inner}}}}}; expected one of {}",
-                JSON_TEMPLATE_PLACEHOLDERS.join(", ")
-            ));
-        }
+        check_placeholder(&words).map_err(|e| format!("placeholder {{{{{inner}}}}}: {e}"))?;
         out.push('0');
         rest = &after[end + 2..];
     }
@@ -1996,7 +2031,23 @@ mod tests {
         assert!(
             check_json_template(r#"{"id": {{sequence}}}"#)
                 .unwrap_err()
-                .contains("unknown or malformed placeholder {{sequence}}")
+                .contains("placeholder {{sequence}}: unknown placeholder")
+        );
+        assert!(
+            check_json_template(
+                r#"{"a": {{seq 5}}, "b": {{uniformInt -1 1}}, "c": "{{string 8}}", "d": {{oneOf x 1 true}}, "e": {{bool}}, "f": {{uuid}}}"#
+            )
+            .is_ok()
+        );
+        assert!(
+            check_json_template(r#"{"a": {{oneOf}}}"#)
+                .unwrap_err()
+                .contains("must list at least one word")
+        );
+        assert!(
+            check_json_template(r#"{"a": "{{string 99999999}}"}"#)
+                .unwrap_err()
+                .contains("LEN must be at most 10485760")
         );
         assert!(check_json_template(r#"{"id": {{int 9 1}}}"#).is_err());
         assert!(

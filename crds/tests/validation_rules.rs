@@ -717,7 +717,7 @@ fn json_template_must_be_valid() {
     lt.spec.workload.records.value = ValueSpec::Json(JsonValue {
         template: "{\"a\": {{nope}}}".into(),
     });
-    expect(&lt, p, "unknown or malformed placeholder {{nope}}");
+    expect(&lt, p, "placeholder {{nope}}: unknown placeholder");
     lt.spec.workload.records.value = ValueSpec::Json(JsonValue {
         template: "{\"a\": ".into(),
     });
