@@ -754,7 +754,9 @@ pub struct Empty {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JsonValue {
-    /// JSON text with placeholders: `{{seq}}`, `{{uuid}}`, `{{timestampMillis}}`, `{{int MIN MAX}}`, `{{string MIN MAX}}`.
+    /// JSON text with placeholders: `{{seq}}`, `{{seq START}}`, `{{uuid}}`, `{{timestampMillis}}`,
+    /// `{{int MIN MAX}}` (or `uniformInt`), `{{string LEN}}`, `{{string MIN MAX}}`, `{{oneOf A B ...}}`, `{{bool}}`.
+    /// Outside a JSON string a placeholder is one whole JSON value; inside one it inserts escaped text.
     pub template: String,
 }
 

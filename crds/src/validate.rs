@@ -7,7 +7,7 @@
 //! whose own errors are not reported) and tries again, then validates the repaired document and
 //! reports the problems outside the repaired places.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -1038,9 +1038,14 @@ fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
             Ok(schema) => match &schema {
                 Value::Object(o) if o.get("type").is_some_and(Value::is_string) => {
                     if o.get("type").and_then(Value::as_str) == Some("record") {
+                        let mut named = BTreeMap::new();
+                        avro_named_records(&schema, &mut named, 0);
                         let mut names = BTreeSet::new();
-                        collect_avro_fields(&schema, "", &mut names, 0);
-                        field_names = Some(names);
+                        if collect_avro_fields(&schema, "", &named, &mut Vec::new(), &mut names)
+                            .is_ok()
+                        {
+                            field_names = Some(names);
+                        }
                     }
                 }
                 Value::String(_) | Value::Array(_) => {}
@@ -1100,14 +1105,66 @@ fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
     }
 }
 
-/// Dotted names of the fields of an Avro record schema (nested records included).
-fn collect_avro_fields(schema: &Value, prefix: &str, out: &mut BTreeSet<String>, depth: usize) {
-    if depth > 32 {
+/// Most field paths collected from one Avro schema.
+const MAX_AVRO_PATHS: usize = 10_000;
+
+const AVRO_PRIMITIVES: &[&str] = &[
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+/// Every named record of an Avro schema, by name and by full name.
+fn avro_named_records<'a>(v: &'a Value, out: &mut BTreeMap<String, &'a Value>, depth: usize) {
+    if depth > 64 {
         return;
     }
+    match v {
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("record")
+                && let Some(name) = o.get("name").and_then(Value::as_str)
+            {
+                out.insert(name.to_string(), v);
+                if let Some(ns) = o.get("namespace").and_then(Value::as_str) {
+                    out.insert(format!("{ns}.{name}"), v);
+                }
+                if let Some(short) = name.rsplit('.').next() {
+                    out.entry(short.to_string()).or_insert(v);
+                }
+            }
+            for child in o.values() {
+                avro_named_records(child, out, depth + 1);
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                avro_named_records(child, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Dotted names of the fields of an Avro record schema: nested records, through unions and
+/// named references, as the agent resolves generator names. `Err(())` when a type reference
+/// cannot be resolved here (then generator names are left to the agent to check).
+fn collect_avro_fields(
+    schema: &Value,
+    prefix: &str,
+    named: &BTreeMap<String, &Value>,
+    stack: &mut Vec<String>,
+    out: &mut BTreeSet<String>,
+) -> Result<(), ()> {
+    if stack.len() > 32 || out.len() > MAX_AVRO_PATHS {
+        return Ok(());
+    }
     let Some(fields) = schema.get("fields").and_then(Value::as_array) else {
-        return;
+        return Ok(());
     };
+    let record_name = schema
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    stack.push(record_name);
     for f in fields {
         let Some(name) = f.get("name").and_then(Value::as_str) else {
             continue;
@@ -1118,18 +1175,40 @@ fn collect_avro_fields(schema: &Value, prefix: &str, out: &mut BTreeSet<String>,
             format!("{prefix}.{name}")
         };
         out.insert(full.clone());
-        let ty = f.get("type");
-        let candidates: Vec<&Value> = match ty {
+        let candidates: Vec<&Value> = match f.get("type") {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(t) => vec![t],
             None => vec![],
         };
         for t in candidates {
-            if t.get("type").and_then(Value::as_str) == Some("record") {
-                collect_avro_fields(t, &full, out, depth + 1);
+            let record = match t {
+                Value::String(n) if AVRO_PRIMITIVES.contains(&n.as_str()) => None,
+                Value::String(n) => match named.get(n.as_str()) {
+                    Some(r) => Some(*r),
+                    None => {
+                        stack.pop();
+                        return Err(());
+                    }
+                },
+                Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("record") => {
+                    Some(t)
+                }
+                _ => None,
+            };
+            if let Some(r) = record {
+                let rname = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                // A recursive type is entered once per path.
+                if !stack.iter().any(|s| s == rname)
+                    && collect_avro_fields(r, &full, named, stack, out).is_err()
+                {
+                    stack.pop();
+                    return Err(());
+                }
             }
         }
     }
+    stack.pop();
+    Ok(())
 }
 
 /// The placeholders a JSON template may use (the agent's `payload::json` renders them).

@@ -707,6 +707,43 @@ fn avro_generators_must_name_schema_fields_and_be_consistent() {
 }
 
 #[test]
+fn avro_generator_names_follow_named_types_unions_and_recursion() {
+    let mut lt = base();
+    let schema = r#"{"type":"record","name":"Order","namespace":"x","fields":[
+        {"name":"customer","type":{"type":"record","name":"Customer","fields":[{"name":"age","type":"int"}]}},
+        {"name":"billing","type":["null","Customer"]},
+        {"name":"tree","type":{"type":"record","name":"Node","fields":[
+            {"name":"left","type":["null","Node"]},{"name":"right","type":["null","Node"]},{"name":"v","type":"long"}]}}
+    ]}"#;
+    let mut a = avro(Some(schema), None);
+    for ok in ["customer.age", "billing.age", "tree.v", "tree.left"] {
+        a.generators
+            .insert(ok.into(), FieldGenerator::Uuid(Empty {}));
+    }
+    lt.spec.workload.records.value = ValueSpec::Avro(a.clone());
+    assert_eq!(errors(&lt), Vec::new());
+    a.generators
+        .insert("billing.height".into(), FieldGenerator::Uuid(Empty {}));
+    lt.spec.workload.records.value = ValueSpec::Avro(a);
+    expect(
+        &lt,
+        "spec.workload.records.value.avro.generators[\"billing.height\"]",
+        "no field \"billing.height\" in the Avro schema",
+    );
+    // A reference this check cannot resolve leaves generator names to the agent.
+    let mut a = avro(
+        Some(
+            r#"{"type":"record","name":"R","fields":[{"name":"e","type":"com.example.External"}]}"#,
+        ),
+        None,
+    );
+    a.generators
+        .insert("e.whatever".into(), FieldGenerator::Uuid(Empty {}));
+    lt.spec.workload.records.value = ValueSpec::Avro(a);
+    assert_eq!(errors(&lt), Vec::new());
+}
+
+#[test]
 fn json_template_must_be_valid() {
     let mut lt = base();
     let p = "spec.workload.records.value.json.template";
