@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let first = parse_and_validate(text);
-    assert_eq!(first, parse_and_validate(text), "validation must be deterministic");
+    assert_eq!(
+        first,
+        parse_and_validate(text),
+        "validation must be deterministic"
+    );
     match first {
         Ok(lt) => {
             let back = LoadTest::from_yaml(&lt.to_yaml()).expect("accepted documents re-read");
