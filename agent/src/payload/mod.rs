@@ -4,6 +4,9 @@
 //! never limits the rate and a run is reproducible from its seed. Random bytes of a fixed or
 //! uniformly random size are the default; Avro and JSON values come from their modules.
 
+pub mod avro;
+pub mod json;
+
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 

@@ -1,0 +1,1344 @@
+//! Avro record values: random values of any Avro schema, shaped by the spec's field generators,
+//! encoded as binary datums — optionally in the Confluent wire format (magic byte `0`, the
+//! schema id as 4 big-endian bytes, then the datum) for Schema Registry users.
+//!
+//! Pure and seeded: the same schema, generators, seed and base time give the same bytes. No I/O:
+//! the schema arrives as text (the CLI inlines `schemaFile` when applying). Nothing here panics
+//! on a schema: anything it cannot generate is a [`PayloadError`] naming the spec path.
+//!
+//! # Random values
+//! | type | values |
+//! |---|---|
+//! | `null`, `boolean` | `null`; `true` or `false` |
+//! | `int`, `long` | uniform over the whole range |
+//! | `float`, `double` | uniform in ±1 000 000 |
+//! | `bytes`, `string` | 4 to 16 random bytes; 4 to 16 alphanumeric characters |
+//! | `record`, `enum`, `fixed` | every field; a uniform symbol; `size` random bytes |
+//! | `array`, `map` | 0 to 4 items; 0 to 4 entries with alphanumeric keys |
+//! | union | a uniform branch |
+//! | `decimal` | a uniform unscaled value within `precision` digits (and the fixed size) |
+//! | `big-decimal` | up to 9 digits with 0 to 4 decimals |
+//! | `uuid` | a random version-4 UUID |
+//! | `date`, `time-*` | a day in the year before the base time; a uniform time of day |
+//! | `timestamp-*`, `local-timestamp-*` | an instant in the year before the base time |
+//! | `duration` | months 0..=24, days 0..=31, millis within a day |
+//!
+//! Recursive schemas end: past [`SOFT_DEPTH`] nested levels (or [`SOFT_PARTS`] parts in one
+//! value) unions take their ending branch (`null` first) and arrays and maps are empty. A schema
+//! that cannot end within [`MAX_DEPTH`] levels, or needs more than [`MAX_PARTS`] parts for one
+//! value, is an error.
+//!
+//! # Field generators
+//! Keyed by field name, dotted through nested records (`user.age`); a path goes through unions
+//! to their record branches. A generator on a union field fills the first branch it can fill.
+//! | generator | fills |
+//! |---|---|
+//! | `sequence {start}` | start, start+1, … per value (int, long, float, double, string, date, time and timestamp types) |
+//! | `uniformInt {min, max}` | a uniform integer in `[min, max]` (the same types) |
+//! | `oneOf [..]`, `constant ..` | the given JSON values, converted to the field's type (any type) |
+//! | `uuid {}` | a random UUID (string, uuid) |
+//! | `timestampMillis {}` | the base time plus the value's number in the pool, in ms (long, string, timestamp types, scaled to micros or nanos) |
+//! | `stringLength {min, max}` | alphanumeric text of a uniform length (string, bytes) |
+//!
+//! Values are pre-generated into a pool, so `timestampMillis` is the pool's base time (see
+//! [`AvroGenerator::with_base_time_millis`]) plus the value's number, not the send time, and a
+//! `sequence` repeats when the pool wraps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use apache_avro::schema::{
+    DecimalSchema, Name, Namespace, RecordSchema, ResolvedSchema, Schema, UnionSchema,
+};
+use apache_avro::types::Value;
+use apache_avro::{BigDecimal, Days, Decimal, Duration, Millis, Months};
+use barrage_crds::spec::{AvroValue, FieldGenerator};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+/// Where the Avro value spec sits in a LoadTest; error paths start here.
+pub const SPEC_PATH: &str = "spec.workload.records.value.avro";
+/// The base time of timestamps when none is given: 2025-01-01T00:00:00Z in ms.
+pub const DEFAULT_BASE_MILLIS: i64 = 1_735_689_600_000;
+/// Nesting depth past which values take their shortest form (unions `null`, empty arrays).
+pub const SOFT_DEPTH: usize = 10;
+/// Nesting depth past which a value is an error (a recursive schema that cannot end).
+pub const MAX_DEPTH: usize = 128;
+/// Parts in one value past which values take their shortest form.
+pub const SOFT_PARTS: usize = 10_000;
+/// Parts in one value past which the schema is an error.
+pub const MAX_PARTS: usize = 100_000;
+/// Largest `fixed` size and `stringLength` this generator makes (10 MiB, the record limit).
+pub const MAX_SIZE: usize = 10 * 1024 * 1024;
+/// The Confluent wire format's magic byte.
+pub const CONFLUENT_MAGIC: u8 = 0;
+
+const MAX_ITEMS: usize = 4;
+const STRING_LEN: (usize, usize) = (4, 16);
+const DAY_MS: i64 = 86_400_000;
+const YEAR_MS: i64 = 365 * DAY_MS;
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why values could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The spec asks for something that cannot be generated: the path names the spec field.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    /// Bytes that are not a value of the schema.
+    #[error("{path}: {message}")]
+    Decode { path: String, message: String },
+}
+
+impl PayloadError {
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        PayloadError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    fn decode(message: impl Into<String>) -> Self {
+        PayloadError::Decode {
+            path: "avro value".to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The spec path (or object) the error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            PayloadError::Invalid { path, .. } | PayloadError::Decode { path, .. } => path,
+        }
+    }
+}
+
+/// `a.b`, or `a["x.y"]` for keys that are not identifiers (the validator's spelling).
+pub(crate) fn join_key(path: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        format!("{path}.{key}")
+    } else {
+        format!("{path}[{key:?}]")
+    }
+}
+
+/// Generates `count` Avro values of `schema` (JSON text), encoded as binary datums, seeded.
+///
+/// With `confluent_schema_id`, each value is framed as Confluent's wire format.
+pub fn generate_pool(
+    schema: &str,
+    generators: &BTreeMap<String, FieldGenerator>,
+    seed: u64,
+    count: usize,
+    confluent_schema_id: Option<u32>,
+) -> Result<Vec<Vec<u8>>, PayloadError> {
+    AvroGenerator::new(schema, generators, confluent_schema_id)?.generate(seed, count)
+}
+
+/// Decodes one value written with `schema`; `confluent` strips and checks the 5-byte frame.
+pub fn decode(schema: &str, bytes: &[u8], confluent: bool) -> Result<Value, PayloadError> {
+    AvroDecoder::new(schema)?.decode(bytes, confluent)
+}
+
+/// The schema id of a Confluent-framed value, if the bytes carry the frame.
+pub fn confluent_schema_id(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [CONFLUENT_MAGIC, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+fn parse_schema(schema: &str) -> Result<(Schema, HashMap<Name, Schema>), PayloadError> {
+    let path = format!("{SPEC_PATH}.schema");
+    let parsed = Schema::parse_str(schema)
+        .map_err(|e| PayloadError::invalid(&path, format!("is not a usable Avro schema: {e}")))?;
+    let names = ResolvedSchema::try_from(&parsed)
+        .map_err(|e| PayloadError::invalid(&path, format!("has unresolved names: {e}")))?
+        .get_names()
+        .iter()
+        .map(|(n, s)| (n.clone(), (*s).clone()))
+        .collect();
+    Ok((parsed, names))
+}
+
+/// Reads values back (tests, and the system test that consumes what was produced).
+#[derive(Debug, Clone)]
+pub struct AvroDecoder {
+    schema: Schema,
+}
+
+impl AvroDecoder {
+    /// Parses the schema once.
+    pub fn new(schema: &str) -> Result<Self, PayloadError> {
+        let (schema, _) = parse_schema(schema)?;
+        Ok(AvroDecoder { schema })
+    }
+
+    /// Decodes one whole value; leftover bytes are an error.
+    pub fn decode(&self, bytes: &[u8], confluent: bool) -> Result<Value, PayloadError> {
+        let mut body = bytes;
+        if confluent {
+            if confluent_schema_id(bytes).is_none() {
+                return Err(PayloadError::decode(format!(
+                    "not in the Confluent wire format (needs magic byte 0 and a 4-byte schema id; got {} bytes starting {:?})",
+                    bytes.len(),
+                    bytes.iter().take(5).collect::<Vec<_>>()
+                )));
+            }
+            body = bytes.get(5..).unwrap_or_default();
+        }
+        let mut reader = body;
+        let value = apache_avro::from_avro_datum(&self.schema, &mut reader, None)
+            .map_err(|e| PayloadError::decode(format!("does not decode with the schema: {e}")))?;
+        if !reader.is_empty() {
+            return Err(PayloadError::decode(format!(
+                "{} bytes left over after the value",
+                reader.len()
+            )));
+        }
+        Ok(value)
+    }
+}
+
+/// What a generator fills, after unions and references are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Int,
+    Long,
+    Float,
+    Double,
+    String,
+    Bytes,
+    Uuid,
+    Date,
+    TimeMillis,
+    TimeMicros,
+    TsMillis,
+    TsMicros,
+    TsNanos,
+    LocalTsMillis,
+    LocalTsMicros,
+    LocalTsNanos,
+}
+
+impl Target {
+    fn of(schema: &Schema) -> Option<Target> {
+        Some(match schema {
+            Schema::Int => Target::Int,
+            Schema::Long => Target::Long,
+            Schema::Float => Target::Float,
+            Schema::Double => Target::Double,
+            Schema::String => Target::String,
+            Schema::Bytes => Target::Bytes,
+            Schema::Uuid => Target::Uuid,
+            Schema::Date => Target::Date,
+            Schema::TimeMillis => Target::TimeMillis,
+            Schema::TimeMicros => Target::TimeMicros,
+            Schema::TimestampMillis => Target::TsMillis,
+            Schema::TimestampMicros => Target::TsMicros,
+            Schema::TimestampNanos => Target::TsNanos,
+            Schema::LocalTimestampMillis => Target::LocalTsMillis,
+            Schema::LocalTimestampMicros => Target::LocalTsMicros,
+            Schema::LocalTimestampNanos => Target::LocalTsNanos,
+            _ => return None,
+        })
+    }
+
+    /// The integer `n` as a value of this type, if it fits.
+    fn integer(self, n: i64) -> Option<Value> {
+        Some(match self {
+            Target::Int => Value::Int(i32::try_from(n).ok()?),
+            Target::Long => Value::Long(n),
+            Target::Float => Value::Float(n as f32),
+            Target::Double => Value::Double(n as f64),
+            Target::String => Value::String(n.to_string()),
+            Target::Date => Value::Date(i32::try_from(n).ok()?),
+            Target::TimeMillis => Value::TimeMillis(i32::try_from(n).ok()?),
+            Target::TimeMicros => Value::TimeMicros(n),
+            Target::TsMillis => Value::TimestampMillis(n),
+            Target::TsMicros => Value::TimestampMicros(n),
+            Target::TsNanos => Value::TimestampNanos(n),
+            Target::LocalTsMillis => Value::LocalTimestampMillis(n),
+            Target::LocalTsMicros => Value::LocalTimestampMicros(n),
+            Target::LocalTsNanos => Value::LocalTimestampNanos(n),
+            Target::Bytes | Target::Uuid => return None,
+        })
+    }
+
+    /// Whether integers of this type are 32-bit.
+    fn is_32_bit(self) -> bool {
+        matches!(self, Target::Int | Target::Date | Target::TimeMillis)
+    }
+
+    /// Milliseconds since the epoch as a value of this type (scaled for micros and nanos).
+    fn millis(self, ms: i64) -> Option<Value> {
+        match self {
+            Target::Long | Target::String | Target::TsMillis | Target::LocalTsMillis => {
+                self.integer(ms)
+            }
+            Target::TsMicros | Target::LocalTsMicros => self.integer(ms.checked_mul(1_000)?),
+            Target::TsNanos | Target::LocalTsNanos => self.integer(ms.checked_mul(1_000_000)?),
+            _ => None,
+        }
+    }
+}
+
+/// A field generator compiled against its field.
+#[derive(Debug, Clone)]
+enum RuleKind {
+    Sequence {
+        start: i64,
+    },
+    UniformInt {
+        min: i64,
+        max: i64,
+    },
+    /// `oneOf` and `constant`: whole values of the field, unions already wrapped.
+    Choice(Vec<Value>),
+    Uuid,
+    TimestampMillis,
+    StringLength {
+        min: usize,
+        max: usize,
+    },
+}
+
+impl RuleKind {
+    fn name(&self) -> &'static str {
+        match self {
+            RuleKind::Sequence { .. } => "sequence",
+            RuleKind::UniformInt { .. } => "uniformInt",
+            RuleKind::Choice(_) => "oneOf",
+            RuleKind::Uuid => "uuid",
+            RuleKind::TimestampMillis => "timestampMillis",
+            RuleKind::StringLength { .. } => "stringLength",
+        }
+    }
+
+    fn fills(&self, t: Target) -> bool {
+        match self {
+            RuleKind::Sequence { .. } | RuleKind::UniformInt { .. } => t.integer(0).is_some(),
+            RuleKind::Choice(_) => false,
+            RuleKind::Uuid => matches!(t, Target::Uuid | Target::String),
+            RuleKind::TimestampMillis => t.millis(0).is_some(),
+            RuleKind::StringLength { .. } => matches!(t, Target::String | Target::Bytes),
+        }
+    }
+
+    fn fills_text(&self) -> &'static str {
+        match self {
+            RuleKind::Sequence { .. } | RuleKind::UniformInt { .. } => {
+                "int, long, float, double, string, date, time and timestamp fields"
+            }
+            RuleKind::Choice(_) => "any field",
+            RuleKind::Uuid => "string and uuid fields",
+            RuleKind::TimestampMillis => "long, string and timestamp fields",
+            RuleKind::StringLength { .. } => "string and bytes fields",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    /// The spec path of the generator, for errors while generating.
+    path: String,
+    kind: RuleKind,
+    target: Option<Target>,
+    union_index: Option<u32>,
+}
+
+/// Generators by field name, nested like the records.
+#[derive(Debug, Clone, Default)]
+struct GenTree {
+    rule: Option<usize>,
+    children: HashMap<String, GenTree>,
+}
+
+/// Per-pool generation state.
+struct Run {
+    rng: SmallRng,
+    /// Values already taken from each sequence rule.
+    taken: Vec<i64>,
+    /// The value's number in the pool.
+    index: u64,
+    /// Parts made so far for the current value.
+    parts: usize,
+}
+
+/// Random values of one schema with its field generators, ready to fill pools.
+#[derive(Debug, Clone)]
+pub struct AvroGenerator {
+    schema: Schema,
+    names: HashMap<Name, Schema>,
+    tree: GenTree,
+    rules: Vec<Rule>,
+    confluent_schema_id: Option<u32>,
+    base_millis: i64,
+}
+
+impl AvroGenerator {
+    /// Parses `schema` and compiles `generators` against it; errors name the spec path.
+    pub fn new(
+        schema: &str,
+        generators: &BTreeMap<String, FieldGenerator>,
+        confluent_schema_id: Option<u32>,
+    ) -> Result<Self, PayloadError> {
+        let (schema, names) = parse_schema(schema)?;
+        let mut g = AvroGenerator {
+            schema,
+            names,
+            tree: GenTree::default(),
+            rules: Vec::new(),
+            confluent_schema_id,
+            base_millis: DEFAULT_BASE_MILLIS,
+        };
+        for (name, generator) in generators {
+            g.add_rule(name, generator)?;
+        }
+        Ok(g)
+    }
+
+    /// From the LoadTest's `value.avro`: the schema must be inline by now.
+    pub fn from_spec(spec: &AvroValue) -> Result<Self, PayloadError> {
+        let Some(schema) = spec.schema.as_deref() else {
+            return Err(match &spec.schema_file {
+                Some(_) => PayloadError::invalid(
+                    format!("{SPEC_PATH}.schemaFile"),
+                    "the agent reads inline schemas only; the CLI inlines schemaFile when applying",
+                ),
+                None => PayloadError::invalid(SPEC_PATH, "schema must be set"),
+            });
+        };
+        AvroGenerator::new(schema, &spec.generators, spec.confluent_schema_id)
+    }
+
+    /// Sets the base time of `timestampMillis` and of random dates and timestamps (ms since epoch).
+    pub fn with_base_time_millis(mut self, base_millis: i64) -> Self {
+        self.base_millis = base_millis;
+        self
+    }
+
+    /// The parsed schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// `count` encoded values, reproducible from `seed`.
+    pub fn generate(&self, seed: u64, count: usize) -> Result<Vec<Vec<u8>>, PayloadError> {
+        let mut run = self.start(seed);
+        (0..count)
+            .map(|_| {
+                let value = self.next_value(&mut run)?;
+                self.encode(value)
+            })
+            .collect()
+    }
+
+    /// `count` values before encoding, reproducible from `seed` (the same values `generate` encodes).
+    pub fn values(&self, seed: u64, count: usize) -> Result<Vec<Value>, PayloadError> {
+        let mut run = self.start(seed);
+        (0..count).map(|_| self.next_value(&mut run)).collect()
+    }
+
+    /// Encodes one value as a datum, framed when a Confluent schema id is set.
+    pub fn encode(&self, value: Value) -> Result<Vec<u8>, PayloadError> {
+        let datum = apache_avro::to_avro_datum(&self.schema, value).map_err(|e| {
+            PayloadError::invalid(
+                format!("{SPEC_PATH}.schema"),
+                format!("a generated value did not encode: {e}"),
+            )
+        })?;
+        Ok(match self.confluent_schema_id {
+            None => datum,
+            Some(id) => {
+                let mut framed = Vec::with_capacity(datum.len() + 5);
+                framed.push(CONFLUENT_MAGIC);
+                framed.extend_from_slice(&id.to_be_bytes());
+                framed.extend_from_slice(&datum);
+                framed
+            }
+        })
+    }
+
+    fn start(&self, seed: u64) -> Run {
+        Run {
+            rng: SmallRng::seed_from_u64(seed),
+            taken: vec![0; self.rules.len()],
+            index: 0,
+            parts: 0,
+        }
+    }
+
+    fn next_value(&self, run: &mut Run) -> Result<Value, PayloadError> {
+        run.parts = 0;
+        let value = self.random(&self.schema, &None, Some(&self.tree), 0, run)?;
+        run.index += 1;
+        Ok(value)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Compiling generators
+    // ----------------------------------------------------------------------------------------
+
+    fn add_rule(&mut self, name: &str, generator: &FieldGenerator) -> Result<(), PayloadError> {
+        let gp = join_key(&format!("{SPEC_PATH}.generators"), name);
+        let segments: Vec<&str> = name.split('.').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(PayloadError::invalid(
+                &gp,
+                "must be a field name, dotted for nested records (like user.age)",
+            ));
+        }
+        let (field, ns) = self.field_at(&segments, &gp)?;
+        let field = field.clone();
+        let rule = self.compile(generator, &field, &ns, &gp)?;
+        let id = self.rules.len();
+        self.rules.push(rule);
+        let mut node = &mut self.tree;
+        for s in &segments {
+            node = node.children.entry((*s).to_string()).or_default();
+        }
+        node.rule = Some(id);
+        Ok(())
+    }
+
+    /// The schema of the field at `segments` and its enclosing namespace.
+    fn field_at(&self, segments: &[&str], gp: &str) -> Result<(&Schema, Namespace), PayloadError> {
+        let mut current = &self.schema;
+        let mut ns: Namespace = None;
+        for (i, seg) in segments.iter().enumerate() {
+            let Some((record, record_ns)) = self.record_with(current, &ns, seg) else {
+                let at = segments[..i].join(".");
+                let what = if at.is_empty() {
+                    "the schema".to_string()
+                } else {
+                    format!("field {at:?}")
+                };
+                let fields = self
+                    .record_with(current, &ns, "")
+                    .map(|(r, _)| {
+                        r.fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_else(|| "none: not a record".to_string());
+                return Err(PayloadError::invalid(
+                    gp,
+                    format!("{what} has no field {seg:?} (fields: {fields})"),
+                ));
+            };
+            let Some(field) = record.lookup.get(*seg).and_then(|&i| record.fields.get(i)) else {
+                return Err(PayloadError::invalid(gp, format!("no field {seg:?}")));
+            };
+            current = &field.schema;
+            ns = record_ns;
+        }
+        Ok((current, ns))
+    }
+
+    /// The record `schema` is (or, for a union, its first record branch with `field`; any record
+    /// when `field` is empty).
+    fn record_with<'a>(
+        &'a self,
+        schema: &'a Schema,
+        ns: &Namespace,
+        field: &str,
+    ) -> Option<(&'a RecordSchema, Namespace)> {
+        let (schema, ns) = self.resolve(schema, ns, 0).ok()?;
+        match schema {
+            Schema::Record(r) => {
+                let rns = r.name.fully_qualified_name(&ns).namespace;
+                (field.is_empty() || r.lookup.contains_key(field)).then_some((r, rns))
+            }
+            Schema::Union(u) => {
+                u.variants()
+                    .iter()
+                    .find_map(|v| match self.resolve(v, &ns, 0).ok()? {
+                        (s @ Schema::Record(_), vns) => self.record_with(s, &vns, field),
+                        _ => None,
+                    })
+            }
+            _ => None,
+        }
+    }
+
+    /// Follows references to the named schema (and the namespace to resolve its insides in).
+    fn resolve<'a>(
+        &'a self,
+        schema: &'a Schema,
+        ns: &Namespace,
+        hops: usize,
+    ) -> Result<(&'a Schema, Namespace), PayloadError> {
+        match schema {
+            Schema::Ref { name } => {
+                let full = name.fully_qualified_name(ns);
+                if hops > MAX_DEPTH {
+                    return Err(PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        format!("the name {} refers to itself", full.fullname(None)),
+                    ));
+                }
+                let target = self.names.get(&full).ok_or_else(|| {
+                    PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        format!("unknown type name {}", full.fullname(None)),
+                    )
+                })?;
+                self.resolve(target, &full.namespace, hops + 1)
+            }
+            other => Ok((other, ns.clone())),
+        }
+    }
+
+    fn compile(
+        &self,
+        generator: &FieldGenerator,
+        field: &Schema,
+        ns: &Namespace,
+        gp: &str,
+    ) -> Result<Rule, PayloadError> {
+        let kind = match generator {
+            FieldGenerator::Sequence(s) => RuleKind::Sequence { start: s.start },
+            FieldGenerator::UniformInt(r) => {
+                if r.min > r.max {
+                    return Err(PayloadError::invalid(
+                        format!("{gp}.uniformInt"),
+                        format!("min must be at most max (got min {}, max {})", r.min, r.max),
+                    ));
+                }
+                RuleKind::UniformInt {
+                    min: r.min,
+                    max: r.max,
+                }
+            }
+            FieldGenerator::StringLength(r) => {
+                let (min, max) = (r.min as usize, r.max as usize);
+                if min > max {
+                    return Err(PayloadError::invalid(
+                        format!("{gp}.stringLength"),
+                        format!("min must be at most max (got min {min}, max {max})"),
+                    ));
+                }
+                if max > MAX_SIZE {
+                    return Err(PayloadError::invalid(
+                        format!("{gp}.stringLength.max"),
+                        format!("must be at most {MAX_SIZE} (got {max})"),
+                    ));
+                }
+                RuleKind::StringLength { min, max }
+            }
+            FieldGenerator::Uuid(_) => RuleKind::Uuid,
+            FieldGenerator::TimestampMillis(_) => RuleKind::TimestampMillis,
+            FieldGenerator::OneOf(list) => {
+                let p = format!("{gp}.oneOf");
+                if list.is_empty() {
+                    return Err(PayloadError::invalid(p, "must list at least one value"));
+                }
+                let values = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, j)| {
+                        self.json_value(field, ns, j, 0)
+                            .map_err(|m| PayloadError::invalid(format!("{p}[{i}]"), m))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                RuleKind::Choice(values)
+            }
+            FieldGenerator::Constant(j) => {
+                let v = self
+                    .from_json(field, ns, j, 0)
+                    .map_err(|m| PayloadError::invalid(format!("{gp}.constant"), m))?;
+                RuleKind::Choice(vec![v])
+            }
+        };
+        let mut rule = Rule {
+            path: format!("{gp}.{}", kind.name()),
+            kind,
+            target: None,
+            union_index: None,
+        };
+        if matches!(rule.kind, RuleKind::Choice(_)) {
+            return Ok(rule);
+        }
+        let (resolved, rns) = self.resolve(field, ns, 0)?;
+        let found = match resolved {
+            Schema::Union(u) => u.variants().iter().enumerate().find_map(|(i, v)| {
+                let (v, _) = self.resolve(v, &rns, 0).ok()?;
+                let t = Target::of(v).filter(|t| rule.kind.fills(*t))?;
+                Some((Some(u32::try_from(i).ok()?), t))
+            }),
+            other => Target::of(other)
+                .filter(|t| rule.kind.fills(*t))
+                .map(|t| (None, t)),
+        };
+        let Some((union_index, target)) = found else {
+            return Err(PayloadError::invalid(
+                gp,
+                format!(
+                    "{} cannot fill a field of type {}; it fills {}",
+                    rule.kind.name(),
+                    type_name(resolved),
+                    rule.kind.fills_text()
+                ),
+            ));
+        };
+        if target.is_32_bit() {
+            let range = i64::from(i32::MIN)..=i64::from(i32::MAX);
+            let fits = match rule.kind {
+                RuleKind::Sequence { start } => range.contains(&start),
+                RuleKind::UniformInt { min, max } => range.contains(&min) && range.contains(&max),
+                _ => true,
+            };
+            if !fits {
+                return Err(PayloadError::invalid(
+                    &rule.path,
+                    format!(
+                        "must stay within the 32-bit range of a {} field ({}..={})",
+                        type_name(resolved),
+                        i32::MIN,
+                        i32::MAX
+                    ),
+                ));
+            }
+        }
+        rule.target = Some(target);
+        rule.union_index = union_index;
+        Ok(rule)
+    }
+
+    /// Converts a JSON value from the spec to a value of `schema`; the error is a message.
+    fn json_value(
+        &self,
+        schema: &Schema,
+        ns: &Namespace,
+        j: &serde_json::Value,
+        depth: usize,
+    ) -> Result<Value, String> {
+        use serde_json::Value as J;
+        if depth > MAX_DEPTH {
+            return Err("nests too deeply".to_string());
+        }
+        let (schema, ns) = self.resolve(schema, ns, 0).map_err(|e| e.to_string())?;
+        let int = |lo: i64, hi: i64| -> Result<i64, String> {
+            j.as_i64()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| format!("expected an integer in {lo}..={hi}, got {j}"))
+        };
+        let i32_range = (i64::from(i32::MIN), i64::from(i32::MAX));
+        let text = || -> Result<&str, String> {
+            j.as_str()
+                .ok_or_else(|| format!("expected a string, got {j}"))
+        };
+        Ok(match schema {
+            Schema::Null => match j {
+                J::Null => Value::Null,
+                _ => return Err(format!("expected null, got {j}")),
+            },
+            Schema::Boolean => Value::Boolean(
+                j.as_bool()
+                    .ok_or_else(|| format!("expected true or false, got {j}"))?,
+            ),
+            Schema::Int => Value::Int(int(i32_range.0, i32_range.1)? as i32),
+            Schema::Long => Value::Long(int(i64::MIN, i64::MAX)?),
+            Schema::Float => Value::Float(
+                j.as_f64()
+                    .ok_or_else(|| format!("expected a number, got {j}"))? as f32,
+            ),
+            Schema::Double => Value::Double(
+                j.as_f64()
+                    .ok_or_else(|| format!("expected a number, got {j}"))?,
+            ),
+            Schema::Bytes => Value::Bytes(text()?.as_bytes().to_vec()),
+            Schema::String => Value::String(text()?.to_string()),
+            Schema::Uuid => Value::Uuid(
+                text()?
+                    .parse()
+                    .map_err(|e| format!("expected a UUID, got {j}: {e}"))?,
+            ),
+            Schema::Date => Value::Date(int(i32_range.0, i32_range.1)? as i32),
+            Schema::TimeMillis => Value::TimeMillis(int(0, DAY_MS - 1)? as i32),
+            Schema::TimeMicros => Value::TimeMicros(int(0, DAY_MS * 1_000 - 1)?),
+            Schema::TimestampMillis => Value::TimestampMillis(int(i64::MIN, i64::MAX)?),
+            Schema::TimestampMicros => Value::TimestampMicros(int(i64::MIN, i64::MAX)?),
+            Schema::TimestampNanos => Value::TimestampNanos(int(i64::MIN, i64::MAX)?),
+            Schema::LocalTimestampMillis => Value::LocalTimestampMillis(int(i64::MIN, i64::MAX)?),
+            Schema::LocalTimestampMicros => Value::LocalTimestampMicros(int(i64::MIN, i64::MAX)?),
+            Schema::LocalTimestampNanos => Value::LocalTimestampNanos(int(i64::MIN, i64::MAX)?),
+            Schema::Enum(e) => {
+                let s = text()?;
+                let i = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
+                    format!(
+                        "{j} is not a symbol of enum {} (symbols: {})",
+                        e.name.name,
+                        e.symbols.join(", ")
+                    )
+                })?;
+                Value::Enum(u32::try_from(i).map_err(|e| e.to_string())?, s.to_string())
+            }
+            Schema::Fixed(f) => {
+                let s = text()?;
+                if s.len() != f.size {
+                    return Err(format!(
+                        "expected a string of exactly {} bytes for fixed {}, got {} bytes",
+                        f.size,
+                        f.name.name,
+                        s.len()
+                    ));
+                }
+                Value::Fixed(f.size, s.as_bytes().to_vec())
+            }
+            Schema::Decimal(d) => {
+                let raw = match j {
+                    J::Number(n) => n.to_string(),
+                    J::String(s) => s.clone(),
+                    _ => return Err(format!("expected a decimal number, got {j}")),
+                };
+                let unscaled = parse_decimal(&raw, d.scale, d.precision)?;
+                Value::Decimal(Decimal::from(decimal_bytes(unscaled, d)?))
+            }
+            Schema::BigDecimal => {
+                let raw = match j {
+                    J::Number(n) => n.to_string(),
+                    J::String(s) => s.clone(),
+                    _ => return Err(format!("expected a decimal number, got {j}")),
+                };
+                Value::BigDecimal(
+                    raw.parse::<BigDecimal>()
+                        .map_err(|e| format!("expected a decimal number, got {j}: {e}"))?,
+                )
+            }
+            Schema::Duration => {
+                let part = |k: &str| -> Result<u32, String> {
+                    j.get(k)
+                        .and_then(J::as_u64)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!("expected {{months, days, millis}} as unsigned 32-bit integers, got {j}")
+                        })
+                };
+                Value::Duration(Duration::new(
+                    Months::new(part("months")?),
+                    Days::new(part("days")?),
+                    Millis::new(part("millis")?),
+                ))
+            }
+            Schema::Array(a) => {
+                let items = j
+                    .as_array()
+                    .ok_or_else(|| format!("expected an array, got {j}"))?;
+                Value::Array(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| {
+                            self.json_value(&a.items, &ns, x, depth + 1)
+                                .map_err(|m| format!("[{i}]: {m}"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            Schema::Map(m) => {
+                let entries = j
+                    .as_object()
+                    .ok_or_else(|| format!("expected an object, got {j}"))?;
+                Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, x)| {
+                            self.json_value(&m.types, &ns, x, depth + 1)
+                                .map(|v| (k.clone(), v))
+                                .map_err(|e| format!("[{k:?}]: {e}"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            Schema::Union(u) => {
+                let mut reasons = Vec::new();
+                for (i, v) in u.variants().iter().enumerate() {
+                    match self.json_value(v, &ns, j, depth + 1) {
+                        Ok(value) => {
+                            let i = u32::try_from(i).map_err(|e| e.to_string())?;
+                            return Ok(Value::Union(i, Box::new(value)));
+                        }
+                        Err(m) => reasons.push(m),
+                    }
+                }
+                return Err(format!(
+                    "fits no branch of the union ({})",
+                    reasons.join("; ")
+                ));
+            }
+            Schema::Record(r) => {
+                let obj = j
+                    .as_object()
+                    .ok_or_else(|| format!("expected an object, got {j}"))?;
+                if let Some(extra) = obj.keys().find(|k| !r.lookup.contains_key(*k)) {
+                    return Err(format!("record {} has no field {extra:?}", r.name.name));
+                }
+                let rns = r.name.fully_qualified_name(&ns).namespace;
+                let mut fields = Vec::with_capacity(r.fields.len());
+                for f in &r.fields {
+                    let given = obj.get(&f.name).or(f.default.as_ref()).ok_or_else(|| {
+                        format!("missing field {:?} of record {}", f.name, r.name.name)
+                    })?;
+                    let v = self
+                        .from_json(&f.schema, &rns, given, depth + 1)
+                        .map_err(|m| format!("{}: {m}", f.name))?;
+                    fields.push((f.name.clone(), v));
+                }
+                Value::Record(fields)
+            }
+            Schema::Ref { .. } => return Err("unresolved reference".to_string()),
+        })
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Random values
+    // ----------------------------------------------------------------------------------------
+
+    fn random(
+        &self,
+        schema: &Schema,
+        ns: &Namespace,
+        tree: Option<&GenTree>,
+        depth: usize,
+        run: &mut Run,
+    ) -> Result<Value, PayloadError> {
+        if let Some(id) = tree.and_then(|t| t.rule) {
+            return self.apply(id, run);
+        }
+        run.parts += 1;
+        if depth > MAX_DEPTH {
+            return Err(PayloadError::invalid(
+                format!("{SPEC_PATH}.schema"),
+                format!(
+                    "values nest deeper than {MAX_DEPTH} levels; a recursive type needs a way to end (a union with null, an array or a map)"
+                ),
+            ));
+        }
+        if run.parts > MAX_PARTS {
+            return Err(PayloadError::invalid(
+                format!("{SPEC_PATH}.schema"),
+                format!("one value needs more than {MAX_PARTS} parts"),
+            ));
+        }
+        let short = depth >= SOFT_DEPTH || run.parts >= SOFT_PARTS;
+        let rng = &mut run.rng;
+        Ok(match schema {
+            Schema::Null => Value::Null,
+            Schema::Boolean => Value::Boolean(rng.random()),
+            Schema::Int => Value::Int(rng.random()),
+            Schema::Long => Value::Long(rng.random()),
+            Schema::Float => Value::Float(rng.random_range(-1.0e6f32..=1.0e6)),
+            Schema::Double => Value::Double(rng.random_range(-1.0e6..=1.0e6)),
+            Schema::Bytes => {
+                let mut b = vec![0u8; rng.random_range(STRING_LEN.0..=STRING_LEN.1)];
+                rng.fill_bytes(&mut b);
+                Value::Bytes(b)
+            }
+            Schema::String => {
+                let n = rng.random_range(STRING_LEN.0..=STRING_LEN.1);
+                Value::String(alnum(rng, n))
+            }
+            Schema::Uuid => Value::Uuid(random_uuid(rng)),
+            Schema::Date => {
+                let ms = self.base_millis - rng.random_range(0..YEAR_MS);
+                let days = ms.div_euclid(DAY_MS);
+                Value::Date(i32::try_from(days).unwrap_or(0))
+            }
+            Schema::TimeMillis => Value::TimeMillis(rng.random_range(0..DAY_MS as i32)),
+            Schema::TimeMicros => Value::TimeMicros(rng.random_range(0..DAY_MS * 1_000)),
+            Schema::TimestampMillis => Value::TimestampMillis(self.random_instant(rng)),
+            Schema::TimestampMicros => {
+                Value::TimestampMicros(self.random_instant(rng).saturating_mul(1_000))
+            }
+            Schema::TimestampNanos => {
+                Value::TimestampNanos(self.random_instant(rng).saturating_mul(1_000_000))
+            }
+            Schema::LocalTimestampMillis => Value::LocalTimestampMillis(self.random_instant(rng)),
+            Schema::LocalTimestampMicros => {
+                Value::LocalTimestampMicros(self.random_instant(rng).saturating_mul(1_000))
+            }
+            Schema::LocalTimestampNanos => {
+                Value::LocalTimestampNanos(self.random_instant(rng).saturating_mul(1_000_000))
+            }
+            Schema::Duration => Value::Duration(Duration::new(
+                Months::new(rng.random_range(0..=24)),
+                Days::new(rng.random_range(0..=31)),
+                Millis::new(rng.random_range(0..DAY_MS as u32)),
+            )),
+            Schema::Decimal(d) => {
+                let unscaled = random_decimal(d, rng)?;
+                Value::Decimal(Decimal::from(decimal_bytes(unscaled, d).map_err(|m| {
+                    PayloadError::invalid(format!("{SPEC_PATH}.schema"), m)
+                })?))
+            }
+            Schema::BigDecimal => {
+                let unscaled: i64 = rng.random_range(-999_999_999..=999_999_999);
+                let scale = rng.random_range(0..=4u32);
+                let text = format_decimal(i128::from(unscaled), scale as usize);
+                Value::BigDecimal(text.parse::<BigDecimal>().map_err(|e| {
+                    PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        format!("big-decimal {text}: {e}"),
+                    )
+                })?)
+            }
+            Schema::Enum(e) => {
+                if e.symbols.is_empty() {
+                    return Err(PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        format!("enum {} has no symbols", e.name.name),
+                    ));
+                }
+                let i = rng.random_range(0..e.symbols.len());
+                Value::Enum(
+                    u32::try_from(i).unwrap_or(0),
+                    e.symbols.get(i).cloned().unwrap_or_default(),
+                )
+            }
+            Schema::Fixed(f) => {
+                if f.size > MAX_SIZE {
+                    return Err(PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        format!(
+                            "fixed {} has size {}; at most {MAX_SIZE}",
+                            f.name.name, f.size
+                        ),
+                    ));
+                }
+                let mut b = vec![0u8; f.size];
+                rng.fill_bytes(&mut b);
+                Value::Fixed(f.size, b)
+            }
+            Schema::Array(a) => {
+                let n = if short {
+                    0
+                } else {
+                    rng.random_range(0..=MAX_ITEMS)
+                };
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.random(&a.items, ns, None, depth + 1, run)?);
+                }
+                Value::Array(items)
+            }
+            Schema::Map(m) => {
+                let n = if short {
+                    0
+                } else {
+                    rng.random_range(0..=MAX_ITEMS)
+                };
+                let mut entries = HashMap::with_capacity(n);
+                for _ in 0..n {
+                    let k = alnum(&mut run.rng, 8);
+                    let v = self.random(&m.types, ns, None, depth + 1, run)?;
+                    entries.insert(k, v);
+                }
+                Value::Map(entries)
+            }
+            Schema::Union(u) => {
+                let variants = u.variants();
+                if variants.is_empty() {
+                    return Err(PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        "a union has no branches",
+                    ));
+                }
+                let i = if short {
+                    self.ending_branch(u, ns)
+                } else {
+                    rng.random_range(0..variants.len())
+                };
+                let branch = variants.get(i).unwrap_or(&Schema::Null);
+                let v = self.random(branch, ns, tree, depth + 1, run)?;
+                Value::Union(u32::try_from(i).unwrap_or(0), Box::new(v))
+            }
+            Schema::Record(r) => {
+                let rns = r.name.fully_qualified_name(ns).namespace;
+                let mut fields = Vec::with_capacity(r.fields.len());
+                for f in &r.fields {
+                    let child = tree.and_then(|t| t.children.get(&f.name));
+                    let v = self.random(&f.schema, &rns, child, depth + 1, run)?;
+                    fields.push((f.name.clone(), v));
+                }
+                Value::Record(fields)
+            }
+            Schema::Ref { .. } => {
+                let (target, tns) = self.resolve(schema, ns, 0)?;
+                return self.random(target, &tns, tree, depth + 1, run);
+            }
+        })
+    }
+
+    /// The branch that ends soonest: `null`, else a scalar, else an array or map (made empty).
+    fn ending_branch(&self, u: &UnionSchema, ns: &Namespace) -> usize {
+        let rank = |s: &Schema| -> u8 {
+            match self.resolve(s, ns, 0).map(|(s, _)| s) {
+                Ok(Schema::Null) => 0,
+                Ok(Schema::Record(_) | Schema::Union(_)) | Err(_) => 3,
+                Ok(Schema::Array(_) | Schema::Map(_)) => 2,
+                Ok(_) => 1,
+            }
+        };
+        u.variants()
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| rank(s))
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn random_instant(&self, rng: &mut SmallRng) -> i64 {
+        self.base_millis
+            .saturating_sub(rng.random_range(0..YEAR_MS))
+    }
+
+    fn apply(&self, id: usize, run: &mut Run) -> Result<Value, PayloadError> {
+        let Some(rule) = self.rules.get(id) else {
+            return Err(PayloadError::invalid(SPEC_PATH, "unknown generator"));
+        };
+        let out_of_range = || {
+            PayloadError::invalid(
+                &rule.path,
+                format!(
+                    "value {} of the pool leaves the range of the field",
+                    run.index
+                ),
+            )
+        };
+        let target = rule.target.unwrap_or(Target::String);
+        let value = match &rule.kind {
+            RuleKind::Choice(values) => {
+                let i = run.rng.random_range(0..values.len().max(1));
+                return values.get(i).cloned().ok_or_else(out_of_range);
+            }
+            RuleKind::Sequence { start } => {
+                let taken = run.taken.get(id).copied().unwrap_or(0);
+                if let Some(t) = run.taken.get_mut(id) {
+                    *t += 1;
+                }
+                start
+                    .checked_add(taken)
+                    .and_then(|n| target.integer(n))
+                    .ok_or_else(out_of_range)?
+            }
+            RuleKind::UniformInt { min, max } => target
+                .integer(run.rng.random_range(*min..=*max))
+                .ok_or_else(out_of_range)?,
+            RuleKind::Uuid => {
+                let u = random_uuid(&mut run.rng);
+                match target {
+                    Target::Uuid => Value::Uuid(u),
+                    _ => Value::String(u.to_string()),
+                }
+            }
+            RuleKind::TimestampMillis => {
+                let offset = i64::try_from(run.index).map_err(|_| out_of_range())?;
+                self.base_millis
+                    .checked_add(offset)
+                    .and_then(|ms| target.millis(ms))
+                    .ok_or_else(out_of_range)?
+            }
+            RuleKind::StringLength { min, max } => {
+                let n = run.rng.random_range(*min..=*max);
+                let s = alnum(&mut run.rng, n);
+                match target {
+                    Target::Bytes => Value::Bytes(s.into_bytes()),
+                    _ => Value::String(s),
+                }
+            }
+        };
+        Ok(match rule.union_index {
+            Some(i) => Value::Union(i, Box::new(value)),
+            None => value,
+        })
+    }
+}
+
+fn type_name(schema: &Schema) -> String {
+    match schema {
+        Schema::Record(r) => format!("record {}", r.name.name),
+        Schema::Enum(e) => format!("enum {}", e.name.name),
+        Schema::Fixed(f) => format!("fixed {}", f.name.name),
+        Schema::Union(_) => "union".to_string(),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
+    }
+}
+
+/// Random alphanumeric text of `n` characters.
+pub(crate) fn alnum(rng: &mut SmallRng, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(ALNUM[rng.random_range(0..ALNUM.len())]))
+        .collect()
+}
+
+/// A random version-4 UUID from the seeded generator.
+pub(crate) fn random_uuid(rng: &mut SmallRng) -> uuid::Uuid {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    uuid::Builder::from_random_bytes(b).into_uuid()
+}
+
+/// The largest unscaled value the decimal holds: `precision` digits (at most 38) and, on a
+/// fixed, what its size holds in two's complement.
+fn decimal_bound(d: &DecimalSchema) -> Result<i128, String> {
+    let digits = u32::try_from(d.precision.min(38)).unwrap_or(38);
+    let mut bound = 10i128.pow(digits) - 1;
+    match d.inner.as_ref() {
+        Schema::Bytes => {}
+        Schema::Fixed(f) => {
+            if f.size == 0 {
+                return Err(format!(
+                    "decimal on fixed {} of size 0 cannot hold a value",
+                    f.name.name
+                ));
+            }
+            if f.size < 16 {
+                bound = bound.min((1i128 << (8 * f.size - 1)) - 1);
+            }
+        }
+        other => {
+            return Err(format!(
+                "decimal must annotate bytes or fixed, not {}",
+                type_name(other)
+            ));
+        }
+    }
+    Ok(bound)
+}
+
+fn random_decimal(d: &DecimalSchema, rng: &mut SmallRng) -> Result<i128, PayloadError> {
+    let bound =
+        decimal_bound(d).map_err(|m| PayloadError::invalid(format!("{SPEC_PATH}.schema"), m))?;
+    Ok(rng.random_range(-bound..=bound))
+}
+
+/// The two's-complement big-endian bytes of an unscaled decimal: minimal for bytes, sign-extended
+/// to the size for fixed.
+fn decimal_bytes(unscaled: i128, d: &DecimalSchema) -> Result<Vec<u8>, String> {
+    let bound = decimal_bound(d)?;
+    if unscaled.unsigned_abs() > bound.unsigned_abs() {
+        return Err(format!(
+            "{} does not fit the decimal (precision {}, scale {})",
+            format_decimal(unscaled, d.scale),
+            d.precision,
+            d.scale
+        ));
+    }
+    let full = unscaled.to_be_bytes();
+    let negative = unscaled < 0;
+    let sign = if negative { 0xFF } else { 0x00 };
+    // Drop leading sign bytes while the next byte keeps the sign bit.
+    let mut start = 0;
+    while start + 1 < full.len()
+        && full[start] == sign
+        && ((full[start + 1] & 0x80) != 0) == negative
+    {
+        start += 1;
+    }
+    let minimal = &full[start..];
+    Ok(match d.inner.as_ref() {
+        Schema::Fixed(f) => {
+            let mut out = vec![sign; f.size.saturating_sub(minimal.len())];
+            out.extend_from_slice(minimal);
+            out
+        }
+        _ => minimal.to_vec(),
+    })
+}
+
+/// `-12.345` from unscaled `-12345` and scale 3.
+fn format_decimal(unscaled: i128, scale: usize) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let mut out = String::new();
+    if unscaled < 0 {
+        out.push('-');
+    }
+    if scale == 0 {
+        out.push_str(&digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        let _ = write!(out, "{int}.{frac}");
+    } else {
+        let _ = write!(out, "0.{digits:0>scale$}");
+    }
+    out
+}
+
+/// Parses plain decimal text (`-12.5`) into its unscaled value at `scale`, within `precision`.
+fn parse_decimal(raw: &str, scale: usize, precision: usize) -> Result<i128, String> {
+    let bad = || format!("expected plain decimal digits like -12.50, got {raw:?}");
+    let (negative, body) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let frac = frac.trim_end_matches('0');
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if frac.len() > scale {
+        return Err(format!(
+            "{raw} has more than the {scale} decimal places of the field"
+        ));
+    }
+    let digits = format!("{int}{frac:0<scale$}");
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > precision.min(38) {
+        return Err(format!(
+            "{raw} has more than the {precision} digits of the field"
+        ));
+    }
+    let magnitude: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| bad())?
+    };
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_text_round_trips_through_unscaled_values() {
+        assert_eq!(parse_decimal("-12.5", 2, 10), Ok(-1250));
+        assert_eq!(parse_decimal("0.07", 2, 3), Ok(7));
+        assert_eq!(format_decimal(-1250, 2), "-12.50");
+        assert_eq!(format_decimal(7, 3), "0.007");
+        assert!(parse_decimal("1.234", 2, 10).is_err());
+        assert!(parse_decimal("12345", 0, 4).is_err());
+        assert!(parse_decimal("1e5", 0, 10).is_err());
+        assert!(parse_decimal("-", 0, 10).is_err());
+    }
+
+    #[test]
+    fn decimal_bytes_are_minimal_twos_complement_or_sign_extended_to_the_fixed_size() {
+        let bytes_schema = DecimalSchema {
+            precision: 10,
+            scale: 2,
+            inner: Box::new(Schema::Bytes),
+        };
+        assert_eq!(decimal_bytes(-1, &bytes_schema), Ok(vec![0xFF]));
+        assert_eq!(decimal_bytes(128, &bytes_schema), Ok(vec![0x00, 0x80]));
+        assert_eq!(decimal_bytes(-129, &bytes_schema), Ok(vec![0xFF, 0x7F]));
+        assert_eq!(decimal_bytes(0, &bytes_schema), Ok(vec![0x00]));
+    }
+
+    #[test]
+    fn confluent_frames_carry_the_schema_id() {
+        assert_eq!(confluent_schema_id(&[0, 0, 0, 1, 2, 9]), Some(258));
+        assert_eq!(confluent_schema_id(&[1, 0, 0, 1, 2, 9]), None);
+        assert_eq!(confluent_schema_id(&[0, 0, 0]), None);
+    }
+}

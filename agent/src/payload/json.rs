@@ -1,0 +1,387 @@
+//! JSON record values from a template: JSON text with `{{…}}` placeholders, parsed once into
+//! literal parts and fills, then rendered into bytes without parsing again.
+//!
+//! Pure and seeded: the same template, seed and base time give the same bytes.
+//!
+//! # Placeholders
+//! | placeholder | renders |
+//! |---|---|
+//! | `{{seq}}`, `{{seq START}}` | the value's number in the pool, from 0 or `START` |
+//! | `{{uuid}}` | a random version-4 UUID |
+//! | `{{timestampMillis}}` | the base time plus the value's number, in ms since the epoch |
+//! | `{{int MIN MAX}}`, `{{uniformInt MIN MAX}}` | a uniform integer in `[MIN, MAX]` |
+//! | `{{string LEN}}`, `{{string MIN MAX}}` | alphanumeric text of `LEN` characters, or of a uniform length in `[MIN, MAX]` |
+//! | `{{oneOf A B C}}` | one of the words, uniformly (words are separated by spaces) |
+//! | `{{bool}}` | `true` or `false` |
+//!
+//! # Quoting
+//! Inside a JSON string a placeholder inserts its text, escaped for JSON: `"id-{{seq}}"`.
+//! Outside a string a placeholder is one whole JSON value — numbers and booleans bare, text
+//! quoted (a `oneOf` word that is a JSON number, `true`, `false` or `null` stays bare) — so
+//! `"user": {{uuid}}` and `"user": "{{uuid}}"` both give valid JSON. Such a placeholder stands
+//! where a value can: after `:`, `,` or `[` (or alone), and before `,`, `]` or `}` (or the end).
+//! `{{` always opens a placeholder; `}}` closes it.
+//!
+//! Values are pre-generated into a pool, so `timestampMillis` counts from the pool's base time
+//! (see [`JsonTemplate::with_base_time_millis`]), not the send time, and `seq` repeats when the
+//! pool wraps.
+
+use std::io::Write as _;
+
+use barrage_crds::spec::JsonValue;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+pub use super::avro::PayloadError;
+use super::avro::{DEFAULT_BASE_MILLIS, MAX_SIZE, alnum, random_uuid};
+
+/// Where the template sits in a LoadTest; errors name this path.
+pub const SPEC_PATH: &str = "spec.workload.records.value.json.template";
+
+/// The placeholders a template may use, for messages and documentation.
+pub const PLACEHOLDERS: &[&str] = &[
+    "{{seq}}",
+    "{{seq START}}",
+    "{{uuid}}",
+    "{{timestampMillis}}",
+    "{{int MIN MAX}}",
+    "{{uniformInt MIN MAX}}",
+    "{{string LEN}}",
+    "{{string MIN MAX}}",
+    "{{oneOf A B ...}}",
+    "{{bool}}",
+];
+
+/// What a placeholder renders.
+#[derive(Debug, Clone, PartialEq)]
+enum Fill {
+    Seq {
+        start: i64,
+    },
+    Uuid,
+    TimestampMillis,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Str {
+        min: usize,
+        max: usize,
+    },
+    /// Words already rendered for where the placeholder stands.
+    OneOf(Vec<Vec<u8>>),
+    Bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(Vec<u8>),
+    /// `quote`: outside a JSON string, so text values get quotes.
+    Fill {
+        fill: Fill,
+        quote: bool,
+    },
+}
+
+/// A parsed template, ready to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonTemplate {
+    parts: Vec<Part>,
+    base_millis: i64,
+    size_hint: usize,
+}
+
+/// Renders `count` values of `template`, reproducible from `seed`.
+pub fn generate_pool(
+    template: &str,
+    seed: u64,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, PayloadError> {
+    Ok(JsonTemplate::parse(template)?.generate(seed, count))
+}
+
+impl JsonTemplate {
+    /// Parses the template and checks that it renders valid JSON.
+    pub fn parse(template: &str) -> Result<Self, PayloadError> {
+        let bytes = template.as_bytes();
+        let mut parts = Vec::new();
+        let mut text = Vec::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        // Last significant byte outside strings, and a placeholder waiting for what follows it.
+        let mut last: Option<u8> = None;
+        let mut pending: Option<(usize, &str)> = None;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(b"{{") {
+                let Some(len) = bytes[i + 2..].windows(2).position(|w| w == b"}}") else {
+                    return Err(at(template, i, "an unclosed {{ (placeholders end with }})"));
+                };
+                let inner = template.get(i + 2..i + 2 + len).unwrap_or_default();
+                let quote = !in_string;
+                let fill = parse_fill(inner, quote)
+                    .map_err(|m| at(template, i, &format!("placeholder {{{{{inner}}}}}: {m}")))?;
+                if quote {
+                    if let Some((p, prev)) = pending.take() {
+                        return Err(at(
+                            template,
+                            p,
+                            &format!(
+                                "placeholder {{{{{prev}}}}} must be followed by , ] or }} (or go inside quotes)"
+                            ),
+                        ));
+                    }
+                    if !matches!(last, None | Some(b'[' | b':' | b',')) {
+                        return Err(at(
+                            template,
+                            i,
+                            &format!(
+                                "placeholder {{{{{inner}}}}} stands where a JSON value cannot; put it after :, , or [ or inside quotes"
+                            ),
+                        ));
+                    }
+                    pending = Some((i, inner));
+                    last = Some(b'0');
+                }
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(Part::Fill { fill, quote });
+                i += 2 + len + 2;
+                continue;
+            }
+            let c = bytes[i];
+            text.push(c);
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_string = false;
+                }
+            } else if !c.is_ascii_whitespace() {
+                if let Some((p, prev)) = pending.take()
+                    && !matches!(c, b',' | b']' | b'}')
+                {
+                    return Err(at(
+                        template,
+                        p,
+                        &format!(
+                            "placeholder {{{{{prev}}}}} must be followed by , ] or }} (or go inside quotes)"
+                        ),
+                    ));
+                }
+                in_string = c == b'"';
+                last = Some(c);
+            }
+            i += 1;
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        let mut t = JsonTemplate {
+            parts,
+            base_millis: DEFAULT_BASE_MILLIS,
+            size_hint: 0,
+        };
+        let mut sample = Vec::new();
+        t.render_into(&mut SmallRng::seed_from_u64(0), 0, &mut sample);
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&sample) {
+            let shown: String = String::from_utf8_lossy(&sample).chars().take(200).collect();
+            return Err(PayloadError::invalid(
+                SPEC_PATH,
+                format!("is not JSON once placeholders are filled in: {e} (sample: {shown})"),
+            ));
+        }
+        t.size_hint = sample.len() + sample.len() / 4;
+        Ok(t)
+    }
+
+    /// From the LoadTest's `value.json`.
+    pub fn from_spec(spec: &JsonValue) -> Result<Self, PayloadError> {
+        JsonTemplate::parse(&spec.template)
+    }
+
+    /// Sets the base time of `{{timestampMillis}}` (ms since the epoch).
+    pub fn with_base_time_millis(mut self, base_millis: i64) -> Self {
+        self.base_millis = base_millis;
+        self
+    }
+
+    /// `count` rendered values, reproducible from `seed`.
+    pub fn generate(&self, seed: u64, count: usize) -> Vec<Vec<u8>> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..count as u64)
+            .map(|index| {
+                let mut out = Vec::with_capacity(self.size_hint);
+                self.render_into(&mut rng, index, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    /// Appends value number `index` to `out`.
+    pub fn render_into(&self, rng: &mut SmallRng, index: u64, out: &mut Vec<u8>) {
+        for part in &self.parts {
+            let (fill, quote) = match part {
+                Part::Text(t) => {
+                    out.extend_from_slice(t);
+                    continue;
+                }
+                Part::Fill { fill, quote } => (fill, *quote),
+            };
+            // Writing to a Vec cannot fail.
+            match fill {
+                Fill::Seq { start } => {
+                    let _ = write!(out, "{}", i128::from(*start) + i128::from(index));
+                }
+                Fill::TimestampMillis => {
+                    let _ = write!(out, "{}", i128::from(self.base_millis) + i128::from(index));
+                }
+                Fill::Int { min, max } => {
+                    let _ = write!(out, "{}", rng.random_range(*min..=*max));
+                }
+                Fill::Bool => out.extend_from_slice(if rng.random() { b"true" } else { b"false" }),
+                Fill::Uuid => {
+                    let mut buf = [0u8; 36];
+                    let u = random_uuid(rng);
+                    quoted(out, quote, u.hyphenated().encode_lower(&mut buf).as_bytes());
+                }
+                Fill::Str { min, max } => {
+                    let n = rng.random_range(*min..=*max);
+                    quoted(out, quote, alnum(rng, n).as_bytes());
+                }
+                Fill::OneOf(words) => {
+                    let i = rng.random_range(0..words.len().max(1));
+                    if let Some(w) = words.get(i) {
+                        out.extend_from_slice(w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn quoted(out: &mut Vec<u8>, quote: bool, text: &[u8]) {
+    if quote {
+        out.push(b'"');
+        out.extend_from_slice(text);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text);
+    }
+}
+
+fn parse_fill(inner: &str, quote: bool) -> Result<Fill, String> {
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let int = |w: &str, what: &str| -> Result<i64, String> {
+        w.parse()
+            .map_err(|_| format!("{what} must be an integer (got {w:?})"))
+    };
+    let len = |w: &str, what: &str| -> Result<usize, String> {
+        let n: usize = w
+            .parse()
+            .map_err(|_| format!("{what} must be a length, 0 or more (got {w:?})"))?;
+        if n > MAX_SIZE {
+            return Err(format!("{what} must be at most {MAX_SIZE} (got {n})"));
+        }
+        Ok(n)
+    };
+    Ok(match words.as_slice() {
+        ["seq"] => Fill::Seq { start: 0 },
+        ["seq", s] => Fill::Seq {
+            start: int(s, "START")?,
+        },
+        ["uuid"] => Fill::Uuid,
+        ["timestampMillis"] => Fill::TimestampMillis,
+        ["bool"] => Fill::Bool,
+        ["int" | "uniformInt", a, b] => {
+            let (min, max) = (int(a, "MIN")?, int(b, "MAX")?);
+            if min > max {
+                return Err(format!(
+                    "min must be at most max (got min {min}, max {max})"
+                ));
+            }
+            Fill::Int { min, max }
+        }
+        ["string", n] => {
+            let n = len(n, "LEN")?;
+            Fill::Str { min: n, max: n }
+        }
+        ["string", a, b] => {
+            let (min, max) = (len(a, "MIN")?, len(b, "MAX")?);
+            if min > max {
+                return Err(format!(
+                    "min must be at most max (got min {min}, max {max})"
+                ));
+            }
+            Fill::Str { min, max }
+        }
+        ["oneOf"] => return Err("must list at least one word".to_string()),
+        ["oneOf", choices @ ..] => Fill::OneOf(
+            choices
+                .iter()
+                .map(|w| {
+                    let literal = quote
+                        && matches!(
+                            serde_json::from_str::<serde_json::Value>(w),
+                            Ok(serde_json::Value::Number(_)
+                                | serde_json::Value::Bool(_)
+                                | serde_json::Value::Null)
+                        );
+                    if literal {
+                        return w.as_bytes().to_vec();
+                    }
+                    let json = serde_json::Value::String((*w).to_string()).to_string();
+                    if quote {
+                        json.into_bytes()
+                    } else {
+                        // Drop the quotes: the text goes inside the template's own string.
+                        let inner = json
+                            .get(1..json.len().saturating_sub(1))
+                            .unwrap_or_default();
+                        inner.as_bytes().to_vec()
+                    }
+                })
+                .collect(),
+        ),
+        [] => return Err("is empty".to_string()),
+        _ => {
+            return Err(format!(
+                "is not a placeholder; expected one of {}",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+    })
+}
+
+/// An error at byte `pos` of the template, with its line and column.
+fn at(template: &str, pos: usize, message: &str) -> PayloadError {
+    let before = template.get(..pos).unwrap_or(template);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    PayloadError::invalid(
+        SPEC_PATH,
+        format!("{message} (at line {line}, column {column})"),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let e = JsonTemplate::parse("{\n  \"a\": {{nope}}\n}").unwrap_err();
+        assert!(e.to_string().contains("line 2, column 8"), "{e}");
+    }
+
+    #[test]
+    fn text_parts_and_fills_alternate_as_written() {
+        let t = JsonTemplate::parse(r#"{"id": "x{{seq}}"}"#).unwrap();
+        assert_eq!(t.parts.len(), 3);
+        assert!(matches!(t.parts[1], Part::Fill { quote: false, .. }));
+    }
+}
