@@ -210,22 +210,124 @@ fn check_size(text: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Parses YAML into a JSON value.
+/// Parses YAML into a JSON value; a key written twice in one mapping is an error.
 pub(crate) fn yaml_to_value(text: &str) -> Result<serde_json::Value, ParseError> {
     check_size(text)?;
-    serde_yaml::from_str::<serde_json::Value>(text).map_err(|e| ParseError {
-        path: String::new(),
-        message: format!("not valid YAML: {e}"),
-    })
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize::<_, StrictValue>(de)
+        .map(|v| v.0)
+        .map_err(|e| reading_error("YAML", &e))
 }
 
-/// Parses JSON into a JSON value.
+/// Parses JSON into a JSON value; a key written twice in one object is an error.
 pub(crate) fn json_to_value(text: &str) -> Result<serde_json::Value, ParseError> {
     check_size(text)?;
-    serde_json::from_str::<serde_json::Value>(text).map_err(|e| ParseError {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize::<_, StrictValue>(&mut de)
+        .map_err(|e| reading_error("JSON", &e))?;
+    de.end().map_err(|e| ParseError {
         path: String::new(),
         message: format!("not valid JSON: {e}"),
-    })
+    })?;
+    Ok(value.0)
+}
+
+fn reading_error<E: fmt::Display>(format: &str, e: &serde_path_to_error::Error<E>) -> ParseError {
+    let path = format_path(e.path());
+    let message = e.inner().to_string();
+    // serde_yaml puts its own path and the location around custom messages.
+    if let Some(at) = message.find(DUPLICATE_KEY)
+        && let Some((key, _)) = message[at + DUPLICATE_KEY.len()..].split_once('`')
+    {
+        return ParseError {
+            path: join_key(&path, key),
+            message: "is written twice in the same mapping".to_string(),
+        };
+    }
+    ParseError {
+        path,
+        message: format!("not valid {format}: {message}"),
+    }
+}
+
+const DUPLICATE_KEY: &str = "duplicate key `";
+
+/// A JSON value read from YAML or JSON that refuses duplicate keys and non-finite numbers
+/// (both formats otherwise keep the last duplicate silently).
+struct StrictValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML or JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| E::custom(format!("numbers must be finite (got {v})")))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        StrictValue::deserialize(d).map(|v| v.0)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY}{key}`")));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 /// JSON when the document starts with `{`, YAML otherwise.
@@ -379,6 +481,27 @@ mod tests {
             "{err}"
         );
         assert!(LoadTest::from_json(&big).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        let y = "apiVersion: x\nspec:\n  load:\n    steps:\n      - constant: {rate: 1, rate: 2}\n";
+        let err = LoadTest::from_yaml(y).unwrap_err();
+        assert_eq!(err.path, "spec.load.steps[0].constant.rate");
+        assert_eq!(err.message, "is written twice in the same mapping");
+        let err = LoadTest::from_json(r#"{"kind": "a", "kind": "b"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kind: is written twice in the same mapping"
+        );
+        let err = LoadTest::from_json(r#"{"kind": "a"} x"#).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("not valid JSON: trailing characters"),
+            "{err}"
+        );
+        let err = LoadTest::from_yaml("a: .nan\n").unwrap_err();
+        assert!(err.message.contains("numbers must be finite"), "{err}");
     }
 
     #[test]

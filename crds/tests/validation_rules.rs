@@ -1386,9 +1386,13 @@ fn syntax_errors_and_non_mappings_are_reported() {
     let e = parse_and_validate("spec: [unclosed")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("not valid YAML"), "{e}");
+    assert!(e.starts_with("spec: not valid YAML"), "{e}");
     let e = parse_and_validate("{\"spec\": ").unwrap_err().to_string();
-    assert!(e.starts_with("not valid JSON"), "{e}");
+    assert!(e.contains("not valid JSON"), "{e}");
+    let e = parse_and_validate("kind: a\nkind: b\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "kind: is written twice in the same mapping");
     let e = parse_and_validate("- 1\n- 2\n").unwrap_err().to_string();
     assert!(e.contains("expected a LoadTest mapping"), "{e}");
     let e = parse_and_validate("").unwrap_err().to_string();
