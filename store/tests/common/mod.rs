@@ -3,6 +3,8 @@
 //! adapters cannot drift apart.
 #![allow(dead_code)] // each test binary uses a part of this module
 
+pub mod moto;
+
 use std::time::Duration;
 
 use async_trait::async_trait;

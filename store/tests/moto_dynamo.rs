@@ -1,0 +1,127 @@
+//! The adapter behaviour suite against DynamoDB on moto server, one fresh table per test.
+
+mod common;
+
+use async_trait::async_trait;
+use barrage_crds::items::Item;
+use barrage_store::dynamo::DynamoStore;
+use barrage_store::{Store, StoreError};
+use common::moto::moto_config;
+use common::*;
+
+#[async_trait]
+impl RawItems for DynamoStore {
+    async fn put_raw(&self, item: Item) {
+        self.put_raw_item(&item).await.expect("raw PutItem");
+    }
+}
+
+/// A store on a fresh table, or `None` when there is no emulator (the test then skips).
+async fn fresh_store() -> Option<DynamoStore> {
+    let config = moto_config().await?;
+    let store = DynamoStore::with_config(&config, unique("barrage-test"));
+    store.create_table().await.expect("create table");
+    Some(store)
+}
+
+async fn done(store: DynamoStore) {
+    let _ = store.delete_table().await;
+}
+
+#[tokio::test]
+async fn dynamo_generation_bumps_only_when_the_spec_changes() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    generation_bumps_only_when_the_spec_changes(&store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_status_writes_are_conditional_on_version_and_epoch() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    status_writes_are_conditional_on_version_and_epoch(&store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_raw_items_with_only_a_doc_are_readable() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    raw_items_with_only_a_doc_are_readable(&store, &store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_lease_epochs_fence_a_deposed_leader() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    lease_epochs_fence_a_deposed_leader(&store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_delete_is_requested_then_removed() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    delete_is_requested_then_removed_under_the_same_conditions(&store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_agent_status_is_listed_per_run() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    agent_status_is_listed_per_run(&store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_list_paginates_past_one_page() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    // Scan pages hold at most 1 MB: 40 records of ~30 KB each need several pages.
+    let padding = "x".repeat(30_000);
+    for i in 0..40 {
+        let mut lt = example(&format!("page-{i:02}"));
+        lt.metadata
+            .annotations
+            .insert("padding".into(), padding.clone());
+        store.apply(&lt).await.expect("apply");
+    }
+    let mut names: Vec<_> = store
+        .list_load_tests()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 40, "every record across pages");
+    assert_eq!(names[0], "page-00");
+    assert_eq!(names[39], "page-39");
+    done(store).await;
+}
+
+#[tokio::test]
+async fn a_missing_table_says_how_to_create_it() {
+    let Some(config) = moto_config().await else {
+        return;
+    };
+    let store = DynamoStore::with_config(&config, unique("no-such-table"));
+    let err = store.list_load_tests().await.expect_err("no table");
+    match err {
+        StoreError::Missing(msg) => {
+            assert!(msg.contains(store.table()), "{msg}");
+            assert!(msg.contains("scripts/local-operator.sh up"), "{msg}");
+        }
+        other => panic!("expected Missing, got {other:?}"),
+    }
+}
