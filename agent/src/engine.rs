@@ -7,7 +7,7 @@
 //! early, what was due and not sent is counted as dropped.
 
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -145,25 +145,36 @@ pub enum EngineError {
 
 type Client = ThreadedProducer<DeliveryRecorder>;
 
-/// Runs one agent's produce workload to its end (or until `control.stop()`), sending every
-/// closed interval to `intervals`. The origin of `clock` is the run's start.
-pub async fn run_produce(
-    mut job: ProduceJob,
+/// A producer connected, warmed up and ready for the start signal (the agent's `Ready`).
+pub struct Prepared {
+    job: ProduceJob,
+    producer: Arc<Client>,
     recorder: Arc<Recorder>,
-    clock: Clock,
-    control: Arc<Control>,
-    intervals: mpsc::UnboundedSender<IntervalRecord>,
-) -> Result<Outcome, EngineError> {
+    origin: Arc<OnceLock<Clock>>,
+}
+
+/// Creates the producer, learns every partition's leader and initialises transactions, so
+/// that start-up is not measured as latency. Measuring starts with [`Prepared::run`].
+pub async fn prepare(job: ProduceJob, recorder: Arc<Recorder>) -> Result<Prepared, EngineError> {
+    let origin = Arc::new(OnceLock::new());
     let producer: Arc<Client> = Arc::new(
         ThreadedProducer::from_config_and_context(
             &job.client,
             DeliveryRecorder {
                 recorder: recorder.clone(),
-                clock,
+                clock: origin.clone(),
             },
         )
         .map_err(EngineError::Client)?,
     );
+    let p = producer.clone();
+    let topic = job.topic.clone();
+    let ready = tokio::task::spawn_blocking(move || warm_up(&p, &topic, WARM_UP_LIMIT))
+        .await
+        .map_err(|e| EngineError::Sender(e.to_string()))?;
+    if let Err(e) = ready {
+        warn!(error = %e, "The topic's partitions did not all have a leader before the start.");
+    }
     if job.transactional {
         let p = producer.clone();
         let timeout = job.flush_timeout;
@@ -172,6 +183,50 @@ pub async fn run_produce(
             .map_err(|e| EngineError::Sender(e.to_string()))?
             .map_err(EngineError::Transactions)?;
     }
+    Ok(Prepared {
+        job,
+        producer,
+        recorder,
+        origin,
+    })
+}
+
+impl Prepared {
+    /// Runs the workload on `clock` (its origin is the run's shared start) to its end, or
+    /// until `control.stop()`, sending every closed interval to `intervals`.
+    pub async fn run(
+        self,
+        clock: Clock,
+        control: Arc<Control>,
+        intervals: mpsc::UnboundedSender<IntervalRecord>,
+    ) -> Result<Outcome, EngineError> {
+        let _ = self.origin.set(clock);
+        run_prepared(self.job, self.producer, self.recorder, clock, control, intervals).await
+    }
+}
+
+/// Prepares and runs in one go, on `clock`.
+pub async fn run_produce(
+    job: ProduceJob,
+    recorder: Arc<Recorder>,
+    clock: Clock,
+    control: Arc<Control>,
+    intervals: mpsc::UnboundedSender<IntervalRecord>,
+) -> Result<Outcome, EngineError> {
+    prepare(job, recorder)
+        .await?
+        .run(clock, control, intervals)
+        .await
+}
+
+async fn run_prepared(
+    mut job: ProduceJob,
+    producer: Arc<Client>,
+    recorder: Arc<Recorder>,
+    clock: Clock,
+    control: Arc<Control>,
+    intervals: mpsc::UnboundedSender<IntervalRecord>,
+) -> Result<Outcome, EngineError> {
     let interval = job.interval.max(Duration::from_millis(10));
     let flush_timeout = job.flush_timeout;
     // The schedule ticks once per transaction: records per second / records per transaction.
@@ -264,6 +319,37 @@ pub async fn run_produce(
         stopped_early,
         unflushed,
     })
+}
+
+/// Longest wait for the producer's first metadata before the start.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(15);
+
+/// Waits until the producer knows a leader for every partition of `topic`.
+fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, String> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut last = String::from("no metadata yet");
+    while std::time::Instant::now() < deadline {
+        match producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+        {
+            Ok(md) => {
+                if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                    let parts = t.partitions();
+                    if t.error().is_none()
+                        && !parts.is_empty()
+                        && parts.iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                    {
+                        return Ok(parts.len());
+                    }
+                    last = format!("{} partition(s), some without a leader", parts.len());
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last)
 }
 
 fn interval_ns(interval: Duration) -> u64 {

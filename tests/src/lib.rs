@@ -1,1 +1,145 @@
-//! placeholder
+//! # barrage-system-tests — shared helpers for the system tests
+//!
+//! The tests in `tests/tests/` run against the real services that `scripts/services.sh up`
+//! starts: an Apache Kafka broker (KRaft) and moto server on 127.0.0.1. They find them from
+//! the environment that `scripts/services.sh env` prints. When the services are missing a
+//! test prints why and returns, unless `BARRAGE_REQUIRE_SERVICES=1` (as in CI), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Kafka bootstrap address, if the services are up.
+pub fn kafka() -> Option<String> {
+    required("BARRAGE_KAFKA_BOOTSTRAP", "Kafka broker")
+}
+
+/// The AWS emulator's endpoint, if the services are up.
+pub fn aws_endpoint() -> Option<String> {
+    required("AWS_ENDPOINT_URL", "AWS emulator")
+}
+
+fn required(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let msg = format!(
+                "no {what}: {var} is not set (run `scripts/services.sh up` and `eval \"$(scripts/services.sh env)\"`)"
+            );
+            if std::env::var("BARRAGE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{msg}; BARRAGE_REQUIRE_SERVICES=1 requires the real services");
+            }
+            eprintln!("skipped: {msg}");
+            None
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Path of a workspace binary (`barrage`, `barrage-agent`), building it if needed.
+pub fn binary(name: &str) -> PathBuf {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .unwrap_or_else(|| root().join("target").join("debug"));
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--bins", "-p", "barrage-controller", "-p", "barrage-agent"])
+            .current_dir(root())
+            .status()
+            .expect("cargo build runs");
+        assert!(status.success(), "building the binaries failed");
+    }
+    path
+}
+
+/// Runs `barrage ARGS` and returns its output; kills it and fails if it takes longer than
+/// `limit` (a hang check, not a performance assertion).
+pub fn barrage(args: &[&str], limit: Duration) -> Output {
+    run_bounded(Command::new(binary("barrage")).args(args), limit)
+}
+
+/// Runs a command, killing it if it outlives `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let started = Instant::now();
+    loop {
+        match child.try_wait().expect("waiting on the child") {
+            Some(_) => break,
+            None if started.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output of a killed child");
+                panic!(
+                    "{cmd:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    child.wait_with_output().expect("the command's output")
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Counts every record of `topic` from the beginning, until `expected` or `limit`.
+pub fn count_records(bootstrap: &str, topic: &str, expected: u64, limit: Duration) -> u64 {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("barrage-test-count"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + limit;
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => {
+                n += 1;
+            }
+            Some(Err(e)) => eprintln!("consume error: {e}"),
+            None if n >= expected => {
+                // Nothing more arrived for a poll interval after reaching the expected count:
+                // give duplicates a second to show up, then stop.
+                std::thread::sleep(Duration::from_secs(1));
+                while let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
+                    n += 1;
+                }
+                break;
+            }
+            None => {}
+        }
+    }
+    n
+}
+
+/// Writes `text` to a fresh temporary file and returns its path.
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("barrage-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file");
+    path
+}

@@ -1,7 +1,7 @@
 //! The rdkafka producer adapter: a threaded producer whose delivery callback records
 //! latencies straight into the [`Recorder`], with no future per record.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rdkafka::ClientContext;
@@ -54,7 +54,8 @@ pub struct SendMeta {
 /// Producer context: delivery reports go to the recorder.
 pub struct DeliveryRecorder {
     pub recorder: Arc<Recorder>,
-    pub clock: Clock,
+    /// The run's clock, set when the run starts (nothing is sent before).
+    pub clock: Arc<OnceLock<Clock>>,
 }
 
 impl ClientContext for DeliveryRecorder {}
@@ -63,7 +64,7 @@ impl ProducerContext for DeliveryRecorder {
     type DeliveryOpaque = Box<SendMeta>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, meta: Self::DeliveryOpaque) {
-        let now = self.clock.now_ns();
+        let now = self.clock.get().map_or(0, Clock::now_ns);
         match result {
             Ok(message) => self.recorder.record_ack(
                 message.partition(),

@@ -73,7 +73,9 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { files } => validate::validate_files(&files),
         Command::Schema => {
-            print!("{}", barrage_crds::schema::loadtest_schema_json());
+            use std::io::Write;
+            // A closed pipe (`barrage schema | head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(barrage_crds::schema::loadtest_schema_json().as_bytes());
             Outcome::Passed
         }
         Command::Run(args) => match tokio::runtime::Runtime::new() {

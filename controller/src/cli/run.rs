@@ -154,25 +154,14 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
 
     let agents = spec.agents.count.max(1);
     let round_trip = spec.workload.kind == WorkloadKind::RoundTrip;
-    let origin = Instant::now() + START_LEAD;
-    let clock_ = Clock::new(origin);
     let control = Control::new();
     let total_planned = job::profile(&spec.load).total_sends();
     let duration = spec.load.total_duration();
-    println!(
-        "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
-        lt.name(),
-        agents,
-        thousands(total_planned),
-        clock(duration.as_secs()),
-    );
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u32, IntervalRecord)>();
-    let mut recorders = Vec::new();
-    let mut tasks = Vec::new();
+    // Prepare every agent (connect, warm up, position consumers), then start them together.
+    let mut prepared = Vec::new();
     for slot in 0..agents {
         let recorder = Arc::new(Recorder::new());
-        recorders.push(recorder.clone());
         let values = job::values(spec, job::agent_seed(spec, slot))?;
         let agent_id = format!("{run_id}-{slot}");
         let job = job::produce_job(
@@ -196,6 +185,26 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         } else {
             None
         };
+        let engine = engine::prepare(job, recorder.clone()).await?;
+        prepared.push((slot, agent_id, recorder, consumer, engine));
+    }
+    let origin = Instant::now() + START_LEAD;
+    let start_epoch =
+        chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + START_LEAD.as_secs_f64();
+    let clock_ = Clock::new(origin);
+    println!(
+        "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
+        lt.name(),
+        agents,
+        thousands(total_planned),
+        clock(duration.as_secs()),
+    );
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u32, IntervalRecord)>();
+    let mut recorders = Vec::new();
+    let mut tasks = Vec::new();
+    for (slot, agent_id, recorder, consumer, engine) in prepared {
+        recorders.push(recorder.clone());
         let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
         let forward = tx.clone();
         tokio::spawn(async move {
@@ -218,7 +227,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
                     tracker
                 })
             });
-            let result = engine::run_produce(job, recorder.clone(), clock_, control, agent_tx).await;
+            let result = engine.run(clock_, control, agent_tx).await;
             let tracker = match consumer_thread {
                 Some(t) => {
                     // Let the last records come back, within a bound.
@@ -246,7 +255,6 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
 
     // Interval logs land in the run's folder as they close.
     let writer_out = out.clone();
-    let start_epoch = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + START_LEAD.as_secs_f64();
     let writer = tokio::spawn(async move {
         let mut totals = Histograms::default();
         let mut written = 0usize;
