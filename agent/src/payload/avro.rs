@@ -433,7 +433,7 @@ impl AvroGenerator {
         (0..count)
             .map(|_| {
                 let value = self.next_value(&mut run)?;
-                self.encode(value)
+                self.encode(&value)
             })
             .collect()
     }
@@ -444,24 +444,144 @@ impl AvroGenerator {
         (0..count).map(|_| self.next_value(&mut run)).collect()
     }
 
-    /// Encodes one value as a datum, framed when a Confluent schema id is set.
-    pub fn encode(&self, value: Value) -> Result<Vec<u8>, PayloadError> {
-        let datum = apache_avro::to_avro_datum(&self.schema, value).map_err(|e| {
-            PayloadError::invalid(
-                format!("{SPEC_PATH}.schema"),
-                format!("a generated value did not encode: {e}"),
-            )
-        })?;
-        Ok(match self.confluent_schema_id {
-            None => datum,
-            Some(id) => {
-                let mut framed = Vec::with_capacity(datum.len() + 5);
-                framed.push(CONFLUENT_MAGIC);
-                framed.extend_from_slice(&id.to_be_bytes());
-                framed.extend_from_slice(&datum);
-                framed
+    /// Encodes one value as an Avro binary datum, framed when a Confluent schema id is set.
+    ///
+    /// Written here rather than with `apache_avro::to_avro_datum`, which writes map entries in
+    /// `HashMap` order and so gives different bytes for the same value from run to run. Here map
+    /// keys are written sorted. Tests check the bytes with apache-avro's reader and, for values
+    /// without maps, against its writer.
+    pub fn encode(&self, value: &Value) -> Result<Vec<u8>, PayloadError> {
+        let mut out = Vec::with_capacity(64);
+        if let Some(id) = self.confluent_schema_id {
+            out.push(CONFLUENT_MAGIC);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        self.write(&self.schema, &None, value, 0, &mut out)
+            .map_err(|m| {
+                PayloadError::invalid(
+                    format!("{SPEC_PATH}.schema"),
+                    format!("a generated value did not encode: {m}"),
+                )
+            })?;
+        Ok(out)
+    }
+
+    fn write(
+        &self,
+        schema: &Schema,
+        ns: &Namespace,
+        value: &Value,
+        depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        if depth > 2 * MAX_DEPTH {
+            return Err("the value nests too deeply".to_string());
+        }
+        match (schema, value) {
+            (Schema::Ref { .. }, _) => {
+                let (s, sns) = self.resolve(schema, ns, 0).map_err(|e| e.to_string())?;
+                return self.write(s, &sns, value, depth + 1, out);
             }
-        })
+            (Schema::Null, Value::Null) => {}
+            (Schema::Boolean, Value::Boolean(b)) => out.push(u8::from(*b)),
+            (Schema::Int, Value::Int(n))
+            | (Schema::Date, Value::Date(n))
+            | (Schema::TimeMillis, Value::TimeMillis(n)) => zigzag(i64::from(*n), out),
+            (Schema::Long, Value::Long(n))
+            | (Schema::TimeMicros, Value::TimeMicros(n))
+            | (Schema::TimestampMillis, Value::TimestampMillis(n))
+            | (Schema::TimestampMicros, Value::TimestampMicros(n))
+            | (Schema::TimestampNanos, Value::TimestampNanos(n))
+            | (Schema::LocalTimestampMillis, Value::LocalTimestampMillis(n))
+            | (Schema::LocalTimestampMicros, Value::LocalTimestampMicros(n))
+            | (Schema::LocalTimestampNanos, Value::LocalTimestampNanos(n)) => zigzag(*n, out),
+            (Schema::Float, Value::Float(x)) => out.extend_from_slice(&x.to_le_bytes()),
+            (Schema::Double, Value::Double(x)) => out.extend_from_slice(&x.to_le_bytes()),
+            (Schema::Bytes, Value::Bytes(b)) => length_prefixed(b, out),
+            (Schema::String, Value::String(s)) => length_prefixed(s.as_bytes(), out),
+            (Schema::Uuid, Value::Uuid(u)) => {
+                let mut buf = [0u8; 36];
+                length_prefixed(u.hyphenated().encode_lower(&mut buf).as_bytes(), out);
+            }
+            (Schema::Fixed(f), Value::Fixed(_, b)) if b.len() == f.size => out.extend_from_slice(b),
+            (Schema::Enum(e), Value::Enum(i, _)) if (*i as usize) < e.symbols.len() => {
+                zigzag(i64::from(*i), out)
+            }
+            (Schema::Decimal(d), Value::Decimal(x)) => {
+                let b = <Vec<u8>>::try_from(x).map_err(|e| e.to_string())?;
+                match d.inner.as_ref() {
+                    Schema::Fixed(f) if b.len() == f.size => out.extend_from_slice(&b),
+                    Schema::Bytes => length_prefixed(&b, out),
+                    other => {
+                        return Err(format!(
+                            "a {}-byte decimal for a decimal on {}",
+                            b.len(),
+                            type_name(other)
+                        ));
+                    }
+                }
+            }
+            (Schema::BigDecimal, Value::BigDecimal(_)) => {
+                let b = apache_avro::to_avro_datum(&Schema::BigDecimal, value.clone())
+                    .map_err(|e| e.to_string())?;
+                out.extend_from_slice(&b);
+            }
+            (Schema::Duration, Value::Duration(d)) => {
+                out.extend_from_slice(&<[u8; 12]>::from(*d));
+            }
+            (Schema::Array(a), Value::Array(items)) => {
+                if !items.is_empty() {
+                    zigzag(items.len() as i64, out);
+                    for item in items {
+                        self.write(&a.items, ns, item, depth + 1, out)?;
+                    }
+                }
+                out.push(0);
+            }
+            (Schema::Map(m), Value::Map(entries)) => {
+                if !entries.is_empty() {
+                    let mut sorted: Vec<(&String, &Value)> = entries.iter().collect();
+                    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    zigzag(sorted.len() as i64, out);
+                    for (k, v) in sorted {
+                        length_prefixed(k.as_bytes(), out);
+                        self.write(&m.types, ns, v, depth + 1, out)?;
+                    }
+                }
+                out.push(0);
+            }
+            (Schema::Union(u), Value::Union(i, v)) => {
+                let branch = u
+                    .variants()
+                    .get(*i as usize)
+                    .ok_or_else(|| format!("no union branch {i}"))?;
+                zigzag(i64::from(*i), out);
+                self.write(branch, ns, v, depth + 1, out)?;
+            }
+            (Schema::Record(r), Value::Record(fields)) => {
+                let rns = r.name.fully_qualified_name(ns).namespace;
+                for (pos, f) in r.fields.iter().enumerate() {
+                    let v = match fields.get(pos) {
+                        Some((n, v)) if *n == f.name => v,
+                        _ => fields
+                            .iter()
+                            .find(|(n, _)| *n == f.name)
+                            .map(|(_, v)| v)
+                            .ok_or_else(|| format!("no value for field {:?}", f.name))?,
+                    };
+                    self.write(&f.schema, &rns, v, depth + 1, out)
+                        .map_err(|m| format!("{}: {m}", f.name))?;
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "a {:?} value for a {} schema",
+                    apache_avro::schema::SchemaKind::from(value),
+                    type_name(schema)
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn start(&self, seed: u64) -> Run {
@@ -518,20 +638,22 @@ impl AvroGenerator {
                 } else {
                     format!("field {at:?}")
                 };
-                let fields = self
-                    .record_with(current, &ns, "")
-                    .map(|(r, _)| {
-                        r.fields
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_else(|| "none: not a record".to_string());
-                return Err(PayloadError::invalid(
-                    gp,
-                    format!("{what} has no field {seg:?} (fields: {fields})"),
-                ));
+                let message = match self.record_with(current, &ns, "") {
+                    Some((r, _)) => {
+                        let fields: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+                        format!(
+                            "{what} has no field {seg:?} (fields: {})",
+                            fields.join(", ")
+                        )
+                    }
+                    None => {
+                        let kind = self
+                            .resolve(current, &ns, 0)
+                            .map_or_else(|_| "unknown".to_string(), |(s, _)| type_name(s));
+                        format!("{what} is {kind}, not a record, so it has no field {seg:?}")
+                    }
+                };
+                return Err(PayloadError::invalid(gp, message));
             };
             let Some(field) = record.lookup.get(*seg).and_then(|&i| record.fields.get(i)) else {
                 return Err(PayloadError::invalid(gp, format!("no field {seg:?}")));
@@ -652,7 +774,7 @@ impl AvroGenerator {
             }
             FieldGenerator::Constant(j) => {
                 let v = self
-                    .from_json(field, ns, j, 0)
+                    .json_value(field, ns, j, 0)
                     .map_err(|m| PayloadError::invalid(format!("{gp}.constant"), m))?;
                 RuleKind::Choice(vec![v])
             }
@@ -888,7 +1010,7 @@ impl AvroGenerator {
                         format!("missing field {:?} of record {}", f.name, r.name.name)
                     })?;
                     let v = self
-                        .from_json(&f.schema, &rns, given, depth + 1)
+                        .json_value(&f.schema, &rns, given, depth + 1)
                         .map_err(|m| format!("{}: {m}", f.name))?;
                     fields.push((f.name.clone(), v));
                 }
@@ -1159,6 +1281,21 @@ impl AvroGenerator {
             None => value,
         })
     }
+}
+
+/// Avro's zig-zag variable-length integer.
+fn zigzag(n: i64, out: &mut Vec<u8>) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z > 0x7F {
+        out.push(0x80 | (z & 0x7F) as u8);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn length_prefixed(b: &[u8], out: &mut Vec<u8>) {
+    zigzag(b.len() as i64, out);
+    out.extend_from_slice(b);
 }
 
 fn type_name(schema: &Schema) -> String {
