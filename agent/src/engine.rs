@@ -155,7 +155,12 @@ pub struct Prepared {
 
 /// Creates the producer, learns every partition's leader and initialises transactions, so
 /// that start-up is not measured as latency. Measuring starts with [`Prepared::run`].
-pub async fn prepare(job: ProduceJob, recorder: Arc<Recorder>) -> Result<Prepared, EngineError> {
+pub async fn prepare(mut job: ProduceJob, recorder: Arc<Recorder>) -> Result<Prepared, EngineError> {
+    // The schedule ticks once per transaction: records per second / records per transaction.
+    let per_tick = job.records_per_transaction.max(1);
+    if per_tick > 1 {
+        job.profile = scale_profile(&job.profile, 1.0 / f64::from(per_tick));
+    }
     let origin = Arc::new(OnceLock::new());
     let producer: Arc<Client> = Arc::new(
         ThreadedProducer::from_config_and_context(
@@ -192,6 +197,18 @@ pub async fn prepare(job: ProduceJob, recorder: Arc<Recorder>) -> Result<Prepare
 }
 
 impl Prepared {
+    /// The fleet-wide schedule this agent follows, in ticks (one tick sends
+    /// `records_per_transaction` records).
+    pub fn profile(&self) -> &Profile {
+        &self.job.profile
+    }
+
+    /// Changes this agent's share before the start (a replacement joining a running
+    /// schedule takes its share from the current offset on).
+    pub fn set_share(&mut self, share: Share) {
+        self.job.share = share;
+    }
+
     /// Runs the workload on `clock` (its origin is the run's shared start) to its end, or
     /// until `control.stop()`, sending every closed interval to `intervals`.
     pub async fn run(
@@ -220,7 +237,7 @@ pub async fn run_produce(
 }
 
 async fn run_prepared(
-    mut job: ProduceJob,
+    job: ProduceJob,
     producer: Arc<Client>,
     recorder: Arc<Recorder>,
     clock: Clock,
@@ -231,9 +248,6 @@ async fn run_prepared(
     let flush_timeout = job.flush_timeout;
     // The schedule ticks once per transaction: records per second / records per transaction.
     let per_tick = job.records_per_transaction.max(1);
-    if per_tick > 1 {
-        job.profile = scale_profile(&job.profile, 1.0 / f64::from(per_tick));
-    }
     let planned = Schedule::new(job.profile.clone(), job.share).remaining() * u64::from(per_tick);
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();

@@ -14,6 +14,8 @@
 //! Nothing here logs per record: counts and latencies go to histograms.
 
 pub mod schedule;
+pub mod cli;
+pub mod protocol;
 pub mod engine;
 pub mod job;
 pub mod kafka;

@@ -14,6 +14,7 @@
 //! - [`validate`]: defaults in one place and total validation with field paths.
 //! - [`schema`]: the JSON Schema generated from the types.
 //! - [`hlog`]: the interval histogram log (`.hlog`, V2 compressed), hardened decoding.
+//! - [`interval`]: one agent interval as a blob: an interval log plus its counters.
 //! - [`env`]: the agent environment contract.
 //! - [`keys`]: the blob key scheme.
 //! - [`items`]: the DynamoDB item layout.
@@ -23,6 +24,7 @@ pub mod agent_status;
 pub mod duration;
 pub mod env;
 pub mod hlog;
+pub mod interval;
 pub mod items;
 pub mod keys;
 pub mod loadtest;

@@ -48,11 +48,17 @@ pub struct StoredLoadTest {
 /// What `apply` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    Created { generation: i64 },
+    Created {
+        generation: i64,
+    },
     /// The spec changed: generation bumped.
-    Updated { generation: i64 },
+    Updated {
+        generation: i64,
+    },
     /// Same spec as stored: nothing written.
-    Unchanged { generation: i64 },
+    Unchanged {
+        generation: i64,
+    },
 }
 
 /// A held leader lease.
@@ -98,7 +104,10 @@ pub enum StoreError {
 impl StoreError {
     /// True when retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Throttled { .. } | StoreError::Backend { .. })
+        matches!(
+            self,
+            StoreError::Throttled { .. } | StoreError::Backend { .. }
+        )
     }
 
     /// True for a lost conditional write: read again and re-plan.
@@ -182,4 +191,32 @@ pub trait Blobs: Send + Sync {
 
     /// Where `key` can be found, for people (`s3://…`, a path).
     fn uri(&self, key: &str) -> String;
+}
+
+/// The store an URL of the environment contract names (`dynamodb://TABLE`, `memory:`).
+pub async fn open_store(url: &barrage_crds::env::StoreUrl) -> Result<std::sync::Arc<dyn Store>> {
+    use barrage_crds::env::StoreUrl;
+    match url {
+        StoreUrl::DynamoDb { table } => Ok(std::sync::Arc::new(
+            dynamo::DynamoStore::from_env(table.clone()).await,
+        )),
+        StoreUrl::Memory => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
+        StoreUrl::Dir { path } => Err(StoreError::Missing(format!(
+            "a folder store ({}) is not supported: use dynamodb://TABLE (locally, the AWS emulator started by scripts/local-operator.sh) or memory:",
+            path.display()
+        ))),
+    }
+}
+
+/// The blob store an URL of the environment contract names (`s3://BUCKET/PREFIX`,
+/// `dir:///path`, `memory:`).
+pub async fn open_blobs(url: &barrage_crds::env::BlobsUrl) -> Result<std::sync::Arc<dyn Blobs>> {
+    use barrage_crds::env::BlobsUrl;
+    Ok(match url {
+        BlobsUrl::S3 { bucket, prefix } => {
+            std::sync::Arc::new(s3::S3Blobs::from_env(bucket.clone(), prefix.clone()).await)
+        }
+        BlobsUrl::Dir { path } => std::sync::Arc::new(dir::DirBlobs::new(path.clone())),
+        BlobsUrl::Memory => std::sync::Arc::new(memory::MemoryBlobs::default()),
+    })
 }

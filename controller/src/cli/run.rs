@@ -16,11 +16,13 @@ use barrage_agent::kafka::admin::{Admin, TopicCreate, TopicOutcome};
 use barrage_agent::kafka::config::{base_config, consumer_config};
 use barrage_agent::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
 use barrage_agent::kafka::producer::Clock;
-use barrage_agent::recorder::{Histograms, Recorder};
+use barrage_agent::protocol;
+use barrage_agent::recorder::{CounterSnapshot, Histograms, Recorder};
 use barrage_agent::schedule::Share;
-use barrage_crds::hlog::{IntervalEntry, merge_into, write_log};
+use barrage_crds::hlog::merge_into;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
+use barrage_crds::status::VerdictResult;
 use barrage_crds::validate::parse_and_validate;
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -28,6 +30,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Outcome;
+use crate::report::ReportContext;
+use crate::report::render::render_dir_with;
 use super::output::{clock, micros, thousands};
 
 #[derive(Debug, Args)]
@@ -189,8 +193,9 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         prepared.push((slot, agent_id, recorder, consumer, engine));
     }
     let origin = Instant::now() + START_LEAD;
-    let start_epoch =
-        chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + START_LEAD.as_secs_f64();
+    let start_at = chrono::Utc::now()
+        + chrono::Duration::from_std(START_LEAD).unwrap_or_default();
+    let interval = spec.report.interval.as_std();
     let clock_ = Clock::new(origin);
     println!(
         "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
@@ -259,11 +264,15 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         let mut totals = Histograms::default();
         let mut written = 0usize;
         let mut failure = None;
+        let mut last: std::collections::BTreeMap<u32, CounterSnapshot> = Default::default();
         while let Some((slot, record)) = rx.recv().await {
             if let Err(e) = merge_histograms(&mut totals, &record.histograms) {
                 failure.get_or_insert(e);
             }
-            match write_interval(&writer_out, slot, start_epoch, &record) {
+            let prev = last.entry(slot).or_default();
+            let counters = protocol::delta(prev, &record);
+            *prev = record.counters.clone();
+            match write_interval(&writer_out, slot, start_at, interval, &record, counters) {
                 Ok(()) => written += 1,
                 Err(e) => {
                     failure.get_or_insert(e.to_string());
@@ -329,14 +338,45 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     println!("Interval logs: {written} file(s)");
     if let Some(f) = &failure {
         eprintln!("warning: {f}");
+        return Ok(Outcome::RunError);
     }
-    println!("Output: {}", out.display());
+    // The same report code as the operator's, from the interval logs just written.
+    let complete = !runs.iter().any(|r| r.outcome.stopped_early);
+    let ctx = ReportContext::for_run(lt, &run_id, complete);
+    let set = match render_dir_with(&out.join("agents"), &out, &ctx) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("error: could not build the report: {e}");
+            return Ok(Outcome::RunError);
+        }
+    };
+    println!();
+    for t in &set.report.thresholds {
+        let observed = t
+            .run
+            .as_ref()
+            .map(|c| c.observed_display.clone())
+            .unwrap_or_else(|| "n/a".into());
+        println!(
+            "  {} {:<40} observed {}",
+            if t.passed { "PASS" } else { "FAIL" },
+            t.threshold,
+            observed
+        );
+    }
+    println!("Verdict: {:?}", set.verdict.result);
+    for reason in &set.verdict.reasons {
+        println!("  {reason}");
+    }
+    println!(
+        "Report: {} (report.json, report.html, merged.hlog, junit.xml)",
+        out.display()
+    );
     info!(out = %out.display(), "Run finished.");
-    let failed = runs.iter().any(|r| r.outcome.counters.errors > 0);
-    Ok(if failed || failure.is_some() {
-        Outcome::RunError
-    } else {
-        Outcome::Passed
+    Ok(match set.verdict.result {
+        VerdictResult::Passed => Outcome::Passed,
+        VerdictResult::Failed => Outcome::ThresholdsFailed,
+        VerdictResult::Invalid | VerdictResult::Incomplete => Outcome::RunError,
     })
 }
 
@@ -355,31 +395,27 @@ fn merge_histograms(into: &mut Histograms, from: &Histograms) -> Result<(), Stri
 fn write_interval(
     out: &Path,
     slot: u32,
-    start_epoch: f64,
+    start_at: chrono::DateTime<chrono::Utc>,
+    interval: Duration,
     record: &IntervalRecord,
+    counters: barrage_crds::interval::IntervalCounters,
 ) -> Result<(), RunError> {
-    let dir = out.join("agents").join(format!("{slot:04}-00"));
-    let path = dir.join(format!("{:06}.hlog", record.index));
+    let key = barrage_crds::keys::interval_key("local", "run", slot, 0, record.index);
+    // The same layout as in S3, below the run's folder: agents/SLOT-INC/INDEX.hlog.
+    let rel = key
+        .split_once("/agents/")
+        .map(|(_, rest)| format!("agents/{rest}"))
+        .unwrap_or(key.clone());
+    let path = out.join(rel);
     let io = |source| RunError::Write {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let start_secs = record.start_ns as f64 / 1e9;
-    let length_secs = record.end_ns.saturating_sub(record.start_ns) as f64 / 1e9;
-    let entries: Vec<IntervalEntry> = record
-        .histograms
-        .tagged()
-        .into_iter()
-        .filter(|(_, h)| h.len() > 0)
-        .map(|(tag, h)| IntervalEntry {
-            tag: Some(tag.to_string()),
-            start_secs,
-            length_secs,
-            histogram: h.clone(),
-        })
-        .collect();
-    let text = write_log(start_epoch, &entries).map_err(|e| RunError::Write {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let blob = protocol::interval_blob(slot, 0, start_at, interval, record, counters);
+    let text = barrage_crds::interval::encode_interval_blob(&blob).map_err(|e| RunError::Write {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     })?;

@@ -1,0 +1,488 @@
+//! The agent's side of the operator protocol.
+//!
+//! An agent started by the controller (an ECS task, or a local process) is told who it is by
+//! the environment contract ([`Assignment`]). It then:
+//! 1. reads its LoadTest from the [`Store`] and builds its job (payloads warmed up);
+//! 2. connects, learns the topic's leaders and reports `Ready`;
+//! 3. waits for `status.startAt`, written by the controller once enough agents are ready —
+//!    a replacement that starts late joins the running schedule at the current offset;
+//! 4. runs the engine, uploading every interval to [`Blobs`] under a write-once key (a retry
+//!    can never count twice) and heartbeating its counters;
+//! 5. follows the fleet assignment (re-splits when agents are added or removed), stops early
+//!    when the LoadTest is stopped, cancelled or deleted, or on SIGTERM;
+//! 6. flushes, uploads the last interval and reports `Completed` (or `Failed` with a reason).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use barrage_crds::agent_status::{AgentCounters, AgentPhase, AgentStatus};
+use barrage_crds::env::Assignment;
+use barrage_crds::interval::{AgentInterval, IntervalCounters, encode_interval_blob};
+use barrage_crds::keys;
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::WorkloadKind;
+use barrage_crds::status::{FleetAssignment, Phase};
+use barrage_store::{Blobs, PutOnce, Store};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::engine::{self, Control, IntervalRecord, Reassign};
+use crate::job;
+use crate::kafka::producer::Clock;
+use crate::recorder::{CounterSnapshot, Recorder};
+use crate::schedule::Share;
+
+/// How an agent's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentExit {
+    /// The share was sent (or the run was stopped) and every interval is uploaded.
+    Completed { stopped_early: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("LoadTest {0} not found in the store")]
+    NotFound(String),
+    #[error("LoadTest {name} cannot be used: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("no startAt within {0:?}: the controller never started the run")]
+    NoStart(Duration),
+    #[error("the run ended before this agent could start ({0})")]
+    RunOver(String),
+    #[error(transparent)]
+    Store(#[from] barrage_store::StoreError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Job(#[from] job::JobError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// How often the agent reads its LoadTest's status (startAt, fleet, stop).
+const POLL: Duration = Duration::from_millis(500);
+
+/// Runs one agent to its end. `shutdown` resolving (SIGTERM) stops the load early; the agent
+/// still flushes, uploads its last interval and reports.
+pub async fn run(
+    assignment: Assignment,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<AgentExit, AgentError> {
+    let reporter = Reporter::new(&assignment, store.clone());
+    let result = run_inner(&assignment, &store, &blobs, &reporter, shutdown).await;
+    match &result {
+        Ok(AgentExit::Completed { stopped_early }) => {
+            reporter
+                .phase(AgentPhase::Completed, stopped_early.then(|| "stopped early".into()))
+                .await;
+        }
+        Err(e) => reporter.phase(AgentPhase::Failed, Some(e.to_string())).await,
+    }
+    result
+}
+
+async fn run_inner(
+    a: &Assignment,
+    store: &Arc<dyn Store>,
+    blobs: &Arc<dyn Blobs>,
+    reporter: &Reporter,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<AgentExit, AgentError> {
+    let lt = load(store.as_ref(), &a.load_test).await?;
+    let spec = &lt.spec;
+    if spec.workload.kind == WorkloadKind::Consume {
+        return Err(AgentError::Unsupported(
+            "workload Consume is not implemented by agents yet".into(),
+        ));
+    }
+    if spec.kafka.security.sasl.is_some() {
+        return Err(AgentError::Unsupported(
+            "SASL credentials from Secrets Manager / SSM are not fetched by agents yet".into(),
+        ));
+    }
+    let fleet = lt
+        .status
+        .as_ref()
+        .and_then(|s| s.fleet.clone())
+        .unwrap_or_default();
+    let of = u32::try_from(fleet.members.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(spec.agents.count.max(1));
+    let position = fleet.share_index(a.slot).unwrap_or(a.slot);
+
+    let recorder = Arc::new(Recorder::new());
+    let values = job::values(spec, job::agent_seed(spec, a.slot))?;
+    let agent_id = format!("{}-{}-{}", a.run_id, a.slot, a.incarnation);
+    let round_trip = spec.workload.kind == WorkloadKind::RoundTrip;
+    if round_trip {
+        return Err(AgentError::Unsupported(
+            "RoundTrip agents under the controller are not implemented yet; use `barrage run`"
+                .into(),
+        ));
+    }
+    let mut produce = job::produce_job(
+        spec,
+        Share::new(position, of),
+        values,
+        None,
+        round_trip.then(|| agent_id.clone()),
+    );
+    let interval = produce.interval;
+    // Let the controller stop us gracefully within the ECS stop timeout.
+    produce.flush_timeout = Duration::from_secs(20);
+    let prepared = engine::prepare(produce, recorder.clone()).await?;
+    reporter.phase(AgentPhase::Ready, None).await;
+    info!(slot = a.slot, incarnation = a.incarnation, "Ready; waiting for startAt.");
+
+    // Wait for the shared start.
+    let ready_limit = spec.timeouts.ready.as_std() + spec.timeouts.provisioning.as_std();
+    let deadline = Instant::now() + ready_limit;
+    let start_at = loop {
+        let current = load(store.as_ref(), &a.load_test).await?;
+        if let Some(reason) = over(&current) {
+            return Err(AgentError::RunOver(reason));
+        }
+        if let Some(s) = current.status.as_ref().and_then(|s| s.start_at) {
+            break s;
+        }
+        if Instant::now() > deadline {
+            return Err(AgentError::NoStart(ready_limit));
+        }
+        reporter.heartbeat(&recorder).await;
+        tokio::time::sleep(POLL).await;
+    };
+    let origin = instant_of(start_at);
+    let clock = Clock::new(origin);
+    let control = Control::new();
+    // A replacement joins the running schedule where it is now (a little ahead, so the
+    // first send is not already late).
+    let mut prepared = prepared;
+    let now_ns = clock.now_ns();
+    if now_ns > 0 {
+        let at = now_ns + 200_000_000;
+        let from_index = prepared.profile().sends_before(at);
+        prepared.set_share(Share::joining(position, of, from_index));
+        info!(offset_ms = at / 1_000_000, "Joining the running schedule.");
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<IntervalRecord>();
+    let uploads = {
+        let blobs = blobs.clone();
+        let a = a.clone();
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            let mut last = CounterSnapshot::default();
+            let mut uploaded = 0u32;
+            let mut failures = 0u32;
+            while let Some(record) = rx.recv().await {
+                let counters = delta(&last, &record);
+                last = record.counters.clone();
+                match upload(&a, blobs.as_ref(), start_at, interval, &record, counters).await {
+                    Ok(()) => uploaded += 1,
+                    Err(e) => {
+                        failures += 1;
+                        warn!(interval = record.index, error = %e, "Could not upload an interval.");
+                    }
+                }
+                reporter
+                    .set_intervals(uploaded, record.histograms.produce.value_at_quantile(0.99))
+                    .await;
+            }
+            (uploaded, failures)
+        })
+    };
+    let engine_task = tokio::spawn(prepared.run(clock, control.clone(), tx));
+    tokio::pin!(shutdown);
+    let mut engine_task = engine_task;
+    let mut seen_fleet = fleet.epoch;
+    let mut stopped = false;
+    let mut last_beat = Instant::now();
+    reporter.phase(AgentPhase::Running, None).await;
+    let outcome = loop {
+        tokio::select! {
+            done = &mut engine_task => break done,
+            _ = &mut shutdown, if !stopped => {
+                info!("Stop requested: stopping the load, flushing and uploading.");
+                control.stop();
+                stopped = true;
+            }
+            _ = tokio::time::sleep(POLL) => {
+                if last_beat.elapsed() >= a.heartbeat {
+                    reporter.heartbeat(&recorder).await;
+                    last_beat = Instant::now();
+                }
+                match load(store.as_ref(), &a.load_test).await {
+                    Ok(current) => {
+                        if let Some(reason) = over(&current) {
+                            if !stopped {
+                                info!(reason, "The run is over for this agent: stopping.");
+                                control.stop();
+                                stopped = true;
+                            }
+                        } else if let Some(f) = current.status.as_ref().and_then(|s| s.fleet.as_ref())
+                            && f.epoch != seen_fleet
+                        {
+                            seen_fleet = f.epoch;
+                            follow_fleet(f, a.slot, &clock, &control);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "Could not read the LoadTest; carrying on."),
+                }
+            }
+        }
+    };
+    let outcome = outcome
+        .map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
+    let (uploaded, failures) = uploads.await.unwrap_or((0, 1));
+    reporter.heartbeat(&recorder).await;
+    info!(
+        uploaded,
+        failures,
+        acked = outcome.counters.acked,
+        "Finished; intervals uploaded."
+    );
+    Ok(AgentExit::Completed {
+        stopped_early: outcome.stopped_early || stopped,
+    })
+}
+
+/// Applies a new fleet assignment: a new position and size from `effectiveAt`, or a stop
+/// when this slot is no longer a member.
+fn follow_fleet(f: &FleetAssignment, slot: u32, clock: &Clock, control: &Control) {
+    let at_ns = f
+        .effective_at
+        .map(|t| ns_since(clock, t))
+        .unwrap_or_else(|| clock.now_ns());
+    match f.share_index(slot) {
+        Some(position) => {
+            let of = u32::try_from(f.members.len()).unwrap_or(1).max(1);
+            info!(position, of, at_ns, "Fleet re-split.");
+            control.reassign(Reassign {
+                at_ns,
+                slot: position,
+                of,
+            });
+        }
+        None => {
+            info!("This slot left the fleet: stopping.");
+            control.stop();
+        }
+    }
+}
+
+/// Why this agent should not (or no longer) send, if so.
+fn over(lt: &LoadTest) -> Option<String> {
+    if lt.spec.stop {
+        return Some("spec.stop is true".into());
+    }
+    if lt.metadata.deletion_timestamp.is_some() {
+        return Some("the LoadTest is being deleted".into());
+    }
+    match lt.status.as_ref().map(|s| s.phase) {
+        Some(p @ (Phase::Cancelling | Phase::Cancelled | Phase::Succeeded | Phase::Failed)) => {
+            Some(format!("phase {p:?}"))
+        }
+        _ => None,
+    }
+}
+
+async fn load(store: &dyn Store, name: &str) -> Result<LoadTest, AgentError> {
+    let stored = store
+        .get_load_test(name)
+        .await?
+        .ok_or_else(|| AgentError::NotFound(name.to_string()))?;
+    let mut lt = stored.doc.map_err(|reason| AgentError::Invalid {
+        name: name.to_string(),
+        reason,
+    })?;
+    if lt.status.is_none() {
+        lt.status = stored.status;
+    }
+    Ok(lt)
+}
+
+/// The monotonic instant of a wall-clock time (in the past or the future).
+fn instant_of(t: DateTime<Utc>) -> Instant {
+    let now_i = Instant::now();
+    let delta = t - Utc::now();
+    match delta.to_std() {
+        Ok(ahead) => now_i + ahead,
+        Err(_) => {
+            let behind = (-delta).to_std().unwrap_or_default();
+            now_i.checked_sub(behind).unwrap_or(now_i)
+        }
+    }
+}
+
+fn ns_since(clock: &Clock, t: DateTime<Utc>) -> u64 {
+    let at = instant_of(t);
+    u64::try_from(at.saturating_duration_since(clock.origin()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// This interval's counters: the difference between two cumulative snapshots, with `acked`
+/// taken from the histogram itself so it equals the histogram's count exactly.
+pub fn delta(prev: &CounterSnapshot, r: &IntervalRecord) -> IntervalCounters {
+    let c = &r.counters;
+    let d = |a: u64, b: u64| a.saturating_sub(b);
+    let mut errors_by_kind = c.errors_by_kind.clone();
+    for (k, v) in &prev.errors_by_kind {
+        if let Some(e) = errors_by_kind.get_mut(k) {
+            *e = e.saturating_sub(*v);
+        }
+    }
+    errors_by_kind.retain(|_, v| *v > 0);
+    IntervalCounters {
+        scheduled: 0,
+        sent: d(c.sent, prev.sent),
+        acked: r.histograms.produce.len(),
+        errors: d(c.errors, prev.errors),
+        dropped: d(c.dropped, prev.dropped),
+        late: d(c.late, prev.late),
+        bytes: d(c.bytes, prev.bytes),
+        queue_full: d(c.queue_full, prev.queue_full),
+        overflow: d(c.overflow, prev.overflow),
+        consumed: d(c.consumed, prev.consumed),
+        lost: d(c.lost, prev.lost),
+        duplicated: d(c.duplicated, prev.duplicated),
+        reordered: d(c.reordered, prev.reordered),
+        errors_by_kind,
+    }
+}
+
+/// The interval as the blob the report reads.
+pub fn interval_blob(
+    slot: u32,
+    incarnation: u32,
+    start_at: DateTime<Utc>,
+    interval: Duration,
+    record: &IntervalRecord,
+    counters: IntervalCounters,
+) -> AgentInterval {
+    let start_ms = u64::try_from(start_at.timestamp_millis()).unwrap_or(0)
+        + record.start_ns / 1_000_000;
+    let length_ms = (record.end_ns.saturating_sub(record.start_ns) / 1_000_000)
+        .max(1)
+        .min(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1));
+    let histograms = record
+        .histograms
+        .tagged()
+        .into_iter()
+        .filter(|(_, h)| h.len() > 0)
+        .map(|(tag, h)| (tag.to_string(), h.clone()))
+        .collect();
+    AgentInterval {
+        slot,
+        incarnation,
+        index: record.index,
+        start_ms,
+        length_ms,
+        histograms,
+        counters: Some(counters),
+    }
+}
+
+async fn upload(
+    a: &Assignment,
+    blobs: &dyn Blobs,
+    start_at: DateTime<Utc>,
+    interval: Duration,
+    record: &IntervalRecord,
+    counters: IntervalCounters,
+) -> Result<(), String> {
+    let blob = interval_blob(a.slot, a.incarnation, start_at, interval, record, counters);
+    let text = encode_interval_blob(&blob).map_err(|e| e.to_string())?;
+    let key = keys::interval_key(&a.load_test, &a.run_id, a.slot, a.incarnation, record.index);
+    // Retried a few times; write-once, so a retry after a lost answer cannot double-count.
+    let mut delay = Duration::from_millis(200);
+    for attempt in 0..5 {
+        match blobs
+            .put_once(&key, text.clone().into(), "text/plain")
+            .await
+        {
+            Ok(PutOnce::Created | PutOnce::AlreadyExists) => return Ok(()),
+            Err(e) if attempt < 4 && e.is_retryable() => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("gave up uploading {key}"))
+}
+
+/// Writes this agent's status item: phase changes at once, counters on heartbeats.
+#[derive(Clone)]
+struct Reporter {
+    store: Arc<dyn Store>,
+    status: Arc<tokio::sync::Mutex<AgentStatus>>,
+}
+
+impl Reporter {
+    fn new(a: &Assignment, store: Arc<dyn Store>) -> Self {
+        let mut status =
+            AgentStatus::new(&a.load_test, &a.run_id, a.slot, a.incarnation, Utc::now());
+        status.task_id = std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+            .ok()
+            .or_else(|| Some(format!("pid-{}", std::process::id())));
+        Reporter {
+            store,
+            status: Arc::new(tokio::sync::Mutex::new(status)),
+        }
+    }
+
+    async fn write(&self, status: &AgentStatus) {
+        if let Err(e) = self.store.put_agent_status(status).await {
+            warn!(error = %e, "Could not write the agent status.");
+        }
+    }
+
+    async fn phase(&self, phase: AgentPhase, reason: Option<String>) {
+        let snapshot = {
+            let mut s = self.status.lock().await;
+            s.phase = phase;
+            s.reason = reason;
+            s.heartbeat_at = Utc::now();
+            if phase == AgentPhase::Running && s.started_at.is_none() {
+                s.started_at = Some(Utc::now());
+            }
+            s.clone()
+        };
+        self.write(&snapshot).await;
+    }
+
+    async fn heartbeat(&self, recorder: &Recorder) {
+        let c = recorder.counters().snapshot();
+        let snapshot = {
+            let mut s = self.status.lock().await;
+            if s.phase == AgentPhase::Ready && c.sent > 0 {
+                s.phase = AgentPhase::Running;
+                s.started_at = Some(Utc::now());
+            }
+            s.heartbeat_at = Utc::now();
+            s.counters = AgentCounters {
+                sent: c.sent,
+                acked: c.acked,
+                errors: c.errors,
+                dropped: c.dropped,
+                late: c.late,
+                bytes: c.bytes,
+                overflow: c.overflow,
+                errors_by_kind: c.errors_by_kind.clone(),
+            };
+            s.saturated = c.queue_full > 0;
+            s.clone()
+        };
+        self.write(&snapshot).await;
+    }
+
+    async fn set_intervals(&self, uploaded: u32, p99: u64) {
+        let mut s = self.status.lock().await;
+        s.intervals_uploaded = uploaded;
+        s.last_interval_p99_us = Some(p99);
+    }
+}
