@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# Barrage's producer vs Kafka's own org.apache.kafka.tools.ProducerPerformance, against the local broker.
+#
+# Run from a clone after `scripts/setup.sh` and `scripts/services.sh up`:
+#   bench/producer-vs-java.sh
+#
+# What it does, in one run:
+#   1. builds `barrage` (cargo build --release -p barrage-controller);
+#   2. maximum rate, per value size (100 B and 1 KiB) and round (2): Barrage (`barrage run` of a generated
+#      LoadTest at a constant rate far above what one machine does, so it runs flat out and the unsent backlog
+#      is counted as "dropped") and ProducerPerformance --throughput -1, alternating B J | J B;
+#   3. fixed rate at 50 % of Java's measured maximum per size: both tools at that rate, rate accuracy and p99;
+#   4. prints the markdown tables (bench/report.py) and deletes every topic it created.
+# Every case gets a fresh topic with the same layout (6 partitions, replication 1) and both producers the same
+# settings: acks=all, linger 5 ms, batch.size 65536, compression none, idempotence on, no key.
+# CPU seconds and peak RSS come from GNU time (user+sys, %M) around each tool's process; the broker's CPU over
+# each case from /proc. Traffic goes only to 127.0.0.1.
+#
+# Settings (environment):
+#   BENCH_SECONDS (15)        length of a maximum-rate case
+#   BENCH_ROUNDS (2)          rounds of maximum-rate cases
+#   BENCH_FIXED_SECONDS (10)  length of a fixed-rate case (0 skips the fixed-rate cases)
+#   BENCH_SIZES ("100 1024")  value sizes in bytes
+#   BENCH_PARTITIONS (6)      partitions of each topic
+#   BENCH_MAX_RATE (2000000)  Barrage's "flat out" rate (the spec allows at most 2,000,000/s per agent)
+#   BENCH_OUT                 where the per-case logs go (default ~/.cache/barrage/bench/<stamp>)
+#   BARRAGE_KAFKA_PORT (9092) the local broker's port, as for scripts/services.sh
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+SECONDS_MAX="${BENCH_SECONDS:-15}"
+ROUNDS="${BENCH_ROUNDS:-2}"
+SECONDS_FIXED="${BENCH_FIXED_SECONDS:-10}"
+SIZES="${BENCH_SIZES:-100 1024}"
+PARTITIONS="${BENCH_PARTITIONS:-6}"
+MAX_RATE="${BENCH_MAX_RATE:-2000000}"
+PORT="${BARRAGE_KAFKA_PORT:-9092}"
+BOOTSTRAP="127.0.0.1:$PORT"
+for v in SECONDS_MAX ROUNDS SECONDS_FIXED PARTITIONS MAX_RATE PORT; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || barrage_die "$v must be a whole number (got '${!v}')"
+done
+for s in $SIZES; do
+    [[ "$s" =~ ^[0-9]+$ && "$s" -gt 0 ]] || barrage_die "BENCH_SIZES must hold positive whole numbers (got '$s')"
+done
+
+CACHE="$(barrage_cache_dir)"
+STAMP="$(date -u +%Y%m%d-%H%M%S)"
+OUT="${BENCH_OUT:-$CACHE/bench/$STAMP}"
+TOPIC_PREFIX="barrage-bench-$STAMP"
+TOOLS_LOG4J="$CACHE/run/tools-log4j2.properties"
+KAFKA_PID_FILE="$CACHE/run/kafka.pid"
+STARTED="$(barrage_now)"
+
+log() { barrage_log "bench: $*"; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prerequisites
+
+if [[ ! -x /usr/bin/time ]] || ! /usr/bin/time -f '%U' true >/dev/null 2>&1; then
+    log "GNU time is missing; installing Debian's 'time' package"
+    sudo=()
+    [[ "$(id -u)" -ne 0 ]] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -q </dev/null >/dev/null
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends time </dev/null >/dev/null
+fi
+command -v python3 >/dev/null || barrage_die "python3 is needed for the report (scripts/setup.sh installs it)"
+command -v java >/dev/null || barrage_die "java is needed for ProducerPerformance (scripts/setup.sh installs it)"
+
+# `status` exits 3 when moto is down too; only Kafka matters here.
+status="$("$ROOT/scripts/services.sh" status 2>/dev/null || true)"
+if ! grep -q '^kafka: *up' <<<"$status"; then
+    barrage_die "the local Kafka broker is not running; start it with scripts/services.sh up"
+fi
+CLASSPATH_KAFKA="$("$ROOT/scripts/services.sh" classpath)"
+[[ -f "$TOOLS_LOG4J" ]] || barrage_die "missing $TOOLS_LOG4J (scripts/services.sh up writes it)"
+KAFKA_PID="$(tr -dc '0-9' <"$KAFKA_PID_FILE" 2>/dev/null || true)"
+
+log "building barrage (release)"
+(cd "$ROOT" && cargo build --release -q -p barrage-controller) || barrage_die "cargo build --release failed"
+BARRAGE="${CARGO_TARGET_DIR:-$ROOT/target}/release/barrage"
+[[ -x "$BARRAGE" ]] || barrage_die "no binary at $BARRAGE after the build"
+
+mkdir -p "$OUT"
+log "logs of every case: $OUT"
+
+kafka_tool() {
+    java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Clean-up: the topics this run created, and a tool still running if the script is interrupted.
+
+CHILD=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$CHILD" ]] && kill -0 "$CHILD" 2>/dev/null; then
+        kill -TERM "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+    fi
+    log "deleting the topics $TOPIC_PREFIX-*"
+    if ! timeout 60 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
+        --delete --if-exists --topic "$TOPIC_PREFIX-.*" >"$OUT/delete-topics.log" 2>&1; then
+        log "could not delete the topics (see $OUT/delete-topics.log); delete $TOPIC_PREFIX-* by hand"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+create_topic() {
+    timeout 60 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic "$1" \
+        --partitions "$PARTITIONS" --replication-factor 1 >/dev/null 2>"$OUT/create-$1.log" ||
+        barrage_die "could not create topic $1 (see $OUT/create-$1.log)"
+}
+
+broker_ticks() {
+    # utime + stime of the broker process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+    if [[ -n "$KAFKA_PID" && -r "/proc/$KAFKA_PID/stat" ]]; then
+        awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$KAFKA_PID/stat"
+    else
+        echo 0
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# One case: a fresh topic, the tool under GNU time, its output, the broker's CPU meanwhile.
+
+SEQ=0
+CASE_DIR=""
+# run_case PHASE TOOL SIZE ROUND RATE SECONDS RECORDS; sets CASE_DIR to the case's folder.
+run_case() {
+    local phase="$1" tool="$2" size="$3" round="$4" rate="$5" seconds="$6" records="$7"
+    SEQ=$((SEQ + 1))
+    local name
+    name="$(printf '%02d-%s-%s-%s-r%s' "$SEQ" "$phase" "$tool" "$size" "$round")"
+    local dir="$OUT/$name" topic="$TOPIC_PREFIX-$name"
+    mkdir -p "$dir"
+    {
+        echo "seq=$SEQ"
+        echo "phase=$phase"
+        echo "tool=$tool"
+        echo "size=$size"
+        echo "round=$round"
+        echo "target=$rate"
+        echo "seconds=$seconds"
+        echo "records=$records"
+        echo "topic=$topic"
+    } >"$dir/meta"
+    create_topic "$topic"
+    local cmd
+    if [[ "$tool" == barrage ]]; then
+        cat >"$dir/loadtest.yaml" <<EOF
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata:
+  name: bench-$name
+spec:
+  kafka:
+    bootstrapServers: "$BOOTSTRAP"
+    producer:
+      acks: all
+      linger: 5ms
+      batchSize: 65536
+      compression: none
+      idempotence: true
+  topic:
+    name: $topic
+  workload:
+    kind: Produce
+    records:
+      value: {size: $size}
+  load:
+    steps:
+      - constant: {rate: $rate, for: ${seconds}s}
+    maxDuration: ${seconds}s
+  report:
+    interval: 5s
+EOF
+        cmd=("$BARRAGE" run "$dir/loadtest.yaml" --out "$dir/run" --progress-every 5s)
+    else
+        local throughput="$rate"
+        [[ "$phase" == max ]] && throughput=-1
+        # The JVM options kafka-producer-perf-test.sh runs with (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+        cmd=(java -Xmx512M -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+            -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA"
+            org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$records"
+            --record-size "$size" --throughput "$throughput" --reporting-interval 5000
+            --command-property acks=all linger.ms=5 batch.size=65536 compression.type=none
+            enable.idempotence=true "bootstrap.servers=$BOOTSTRAP")
+    fi
+    printf '%s\n' "${cmd[*]}" >"$dir/command"
+    log "$name: $tool, ${size} B values, $([[ "$phase" == max ]] && echo "maximum rate" || echo "$rate/s")$([[ "$tool" == java ]] && echo ", $records records")"
+    local before after rc=0
+    before="$(broker_ticks)"
+    # Hard bound: the case's length plus room for start-up and the final flush.
+    /usr/bin/time -o "$dir/time" -f '%U %S %M %e' timeout -k 5 $((seconds + 25)) "${cmd[@]}" \
+        >"$dir/stdout" 2>"$dir/stderr" </dev/null &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    after="$(broker_ticks)"
+    echo "$before $after" >"$dir/broker"
+    echo "$rc" >"$dir/rc"
+    if [[ "$rc" -ne 0 ]]; then
+        log "$name: exit code $rc (see $dir/stderr)"
+    fi
+    CASE_DIR="$dir"
+}
+
+case_rate() { python3 "$BENCH_DIR/report.py" rate "$1" || true; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Maximum rate: per round and size, B J then J B (ABBA), so neither tool always runs first.
+
+declare -A JAVA_RATES=() BARRAGE_RATE=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    for size in $SIZES; do
+        if ((round % 2 == 1)); then order="barrage java"; else order="java barrage"; fi
+        for tool in $order; do
+            if [[ "$tool" == barrage ]]; then
+                run_case max barrage "$size" "$round" "$MAX_RATE" "$SECONDS_MAX" 0
+                BARRAGE_RATE[$size]="$(case_rate "$CASE_DIR")"
+            else
+                # Records for about BENCH_SECONDS: from Java's last measured rate, else 0.8 × Barrage's.
+                last="${JAVA_RATES[$size]:-}"
+                last="${last##* }"
+                if [[ -z "$last" || "$last" == 0 ]]; then
+                    last=$((${BARRAGE_RATE[$size]:-0} * 8 / 10))
+                fi
+                [[ "$last" -gt 0 ]] || last=$((3000000 / size + 50000))
+                records=$((last * SECONDS_MAX))
+                run_case max java "$size" "$round" -1 "$SECONDS_MAX" "$records"
+                r="$(case_rate "$CASE_DIR")"
+                [[ -n "$r" && "$r" != 0 ]] && JAVA_RATES[$size]="${JAVA_RATES[$size]:-} $r"
+            fi
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fixed rate: 50 % of Java's mean measured maximum, both tools at that rate.
+
+if ((SECONDS_FIXED > 0)); then
+    for size in $SIZES; do
+        rates="${JAVA_RATES[$size]:-}"
+        if [[ -z "${rates// /}" ]]; then
+            log "no Java maximum measured for ${size} B values; skipping its fixed-rate cases"
+            continue
+        fi
+        target="$(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%d", s / NF / 2 }' <<<"$rates")"
+        run_case fixed barrage "$size" 1 "$target" "$SECONDS_FIXED" 0
+        run_case fixed java "$size" 1 "$target" "$SECONDS_FIXED" $((target * SECONDS_FIXED))
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# The table.
+
+{
+    echo "## Barrage vs Kafka ProducerPerformance — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Machine: $(nproc) CPU(s) ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), shared with the broker" \
+        "(Kafka 4.4.0, one KRaft node on $BOOTSTRAP) and anything else running; figures are noisy."
+    echo "Both producers: acks=all, linger 5 ms, batch.size 65536, compression none, idempotence on, no key;" \
+        "one fresh topic per case ($PARTITIONS partitions, replication 1). Maximum-rate cases last ~${SECONDS_MAX} s."
+    echo "Barrage $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet -- agent controller crds 2>/dev/null || echo ' (with uncommitted changes)'); $(java -version 2>&1 | head -1)."
+    echo
+    python3 "$BENCH_DIR/report.py" table "$OUT"
+    echo "Notes: records/s is each tool's own count of acknowledged records over its own elapsed time (Barrage: acked /"
+    echo "elapsed including the final flush; Java: its final line). MB/s = records/s × value size / 10^6 (Java prints MiB/s)."
+    echo "CPU s is user+sys of the tool's whole process (start-up, JVM JIT and GC included), from GNU time; peak RSS is %M."
+    echo "Barrage's p99 from the intended send time is coordinated-omission free; Java's p99 is from its send() call, in"
+    echo "whole milliseconds, like Barrage's service time. Logs: $OUT"
+} | tee "$OUT/table.md"
+log "done in $(barrage_elapsed "$STARTED")s"

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Parses the case folders written by bench/producer-vs-java.sh and prints the figures.
+
+Usage:
+  report.py rate CASE_DIR     print the case's achieved records/s (for sizing the next cases)
+  report.py table WORK_DIR    print the markdown tables for every case under WORK_DIR
+
+A case folder holds `meta` (key=value lines written by the script), `stdout` and `stderr` of the
+tool, `time` (GNU time: "%U %S %M %e"), `broker` (broker utime+stime clock ticks before and after)
+and `rc` (the tool's exit code). Python 3 standard library only.
+"""
+
+import os
+import re
+import statistics
+import sys
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+JAVA_FINAL = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th"
+)
+
+
+def read(path, default=""):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def meta(case):
+    m = {}
+    for line in read(os.path.join(case, "meta")).splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            m[k.strip()] = v.strip()
+    return m
+
+
+def num(text):
+    return float(text.replace(",", ""))
+
+
+def latency_ms(text):
+    """Barrage's human latency (`850µs`, `12.35ms`, `1.40s`) in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(µs|ms|s)", text.strip())
+    if not m:
+        return None
+    v = float(m.group(1))
+    return {"µs": v / 1000.0, "ms": v, "s": v * 1000.0}[m.group(2)]
+
+
+def parse_barrage(out):
+    r = {}
+    for key, label in [
+        ("acked", "records acked"),
+        ("sent", "records sent"),
+        ("failed", "records failed"),
+        ("dropped", "records dropped"),
+        ("late", r"sent late \(>1ms\)"),
+    ]:
+        m = re.search(r"^\s*" + label + r"\s+([\d,]+)\s*$", out, re.M)
+        if m:
+            r[key] = num(m.group(1))
+    m = re.search(r"achieved rate\s+([\d.]+) records/s \(target ([\d.]+)/s, ([\d.]+)%\)", out)
+    if m:
+        r["summary_rate"] = float(m.group(1))
+        r["target"] = float(m.group(2))
+        r["accuracy"] = float(m.group(3)) / 100.0
+    m = re.search(r"elapsed\s+([\d.]+)s \(including flush\)", out)
+    if m:
+        r["elapsed"] = float(m.group(1))
+    for key, label in [("p", r"produce latency \(from intended send\)"), ("s", r"service time \(from actual send\)")]:
+        m = re.search(label + r": p50 (\S+)\s+p99 (\S+)\s+p99\.9 (\S+)\s+max (\S+)", out)
+        if m:
+            r[key + "50"] = latency_ms(m.group(1))
+            r[key + "99"] = latency_ms(m.group(2))
+            r[key + "999"] = latency_ms(m.group(3))
+    if "acked" in r and r.get("elapsed"):
+        # Records acknowledged over the whole elapsed time including the final flush
+        # (the summary's own "achieved rate" divides by the load duration instead).
+        r["rate"] = r["acked"] / r["elapsed"]
+        r["records"] = r["acked"]
+    return r
+
+
+def parse_java(out):
+    r = {}
+    finals = JAVA_FINAL.findall(out)
+    if not finals:
+        return r
+    f = finals[-1]
+    r["records"] = float(f[0])
+    r["rate"] = float(f[1])
+    r["java_mib_s"] = float(f[2])
+    r["avg"] = float(f[3])
+    r["p50"] = float(f[5])
+    r["p95"] = float(f[6])
+    r["p99"] = float(f[7])
+    r["p999"] = float(f[8])
+    return r
+
+
+def parse_time(case):
+    text = read(os.path.join(case, "time"))
+    for line in reversed(text.splitlines()):
+        parts = line.split()
+        if len(parts) == 4:
+            try:
+                user, sys_, rss_kib, wall = (float(p) for p in parts)
+            except ValueError:
+                continue
+            return {"cpu": user + sys_, "user": user, "sys": sys_, "rss_mib": rss_kib / 1024.0, "wall": wall}
+    return {}
+
+
+def parse_broker(case):
+    parts = read(os.path.join(case, "broker")).split()
+    if len(parts) == 2:
+        try:
+            return {"broker_cpu": (int(parts[1]) - int(parts[0])) / CLK_TCK}
+        except ValueError:
+            pass
+    return {}
+
+
+def load_case(case):
+    m = meta(case)
+    out = read(os.path.join(case, "stdout"))
+    r = parse_barrage(out) if m.get("tool") == "barrage" else parse_java(out)
+    r.update(parse_time(case))
+    r.update(parse_broker(case))
+    r["meta"] = m
+    r["rc"] = read(os.path.join(case, "rc"), "?").strip()
+    size = int(m.get("size", "0"))
+    if "rate" in r:
+        r["mb_s"] = r["rate"] * size / 1e6
+    if r.get("records") and "cpu" in r:
+        r["cpu_per_m"] = r["cpu"] / (r["records"] / 1e6)
+    r["ok"] = "rate" in r and "cpu" in r and r.get("failed", 0) == 0
+    return r
+
+
+def cases(work):
+    out = []
+    for name in sorted(os.listdir(work)):
+        path = os.path.join(work, name)
+        if os.path.isdir(path) and os.path.exists(os.path.join(path, "meta")):
+            out.append(load_case(path))
+    return out
+
+
+def size_label(size):
+    size = int(size)
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+
+
+def fmt(v, digits=0, thousands=True):
+    if v is None:
+        return "n/a"
+    if thousands:
+        return f"{v:,.{digits}f}"
+    return f"{v:.{digits}f}"
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def table(work):
+    all_cases = cases(work)
+    lines = []
+    maxr = [c for c in all_cases if c["meta"].get("phase") == "max"]
+    fixed = [c for c in all_cases if c["meta"].get("phase") == "fixed"]
+    sizes = sorted({int(c["meta"]["size"]) for c in maxr + fixed})
+
+    lines.append("### Maximum rate (every run, in the order run)")
+    lines.append("")
+    lines.append(
+        "| # | value | tool | round | records | elapsed s | records/s | MB/s | CPU s (user+sys) | "
+        "CPU s / M records | peak RSS MiB | broker CPU s | note |"
+    )
+    lines.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for c in sorted(maxr, key=lambda c: int(c["meta"].get("seq", "0"))):
+        m = c["meta"]
+        note = []
+        if not c["ok"]:
+            note.append(f"no result (exit {c['rc']})")
+        if c.get("failed"):
+            note.append(f"{int(c['failed'])} failed")
+        elapsed = c.get("elapsed")
+        if m["tool"] == "java" and c.get("rate"):
+            elapsed = c["records"] / c["rate"]
+        lines.append(
+            f"| {m.get('seq')} | {size_label(m['size'])} | {tool_name(m['tool'])} | {m.get('round')} | "
+            f"{fmt(c.get('records'))} | {fmt(elapsed, 1)} | {fmt(c.get('rate'))} | {fmt(c.get('mb_s'), 1)} | "
+            f"{fmt(c.get('cpu'), 1)} | {fmt(c.get('cpu_per_m'), 2)} | {fmt(c.get('rss_mib'), 0)} | "
+            f"{fmt(c.get('broker_cpu'), 1)} | {'; '.join(note)} |"
+        )
+    lines.append("")
+    lines.append("### Maximum rate, mean of the rounds, and the ratio Barrage / Java")
+    lines.append("")
+    lines.append("| value | tool | runs | records/s | MB/s | CPU s | CPU s / M records | peak RSS MiB | broker CPU s |")
+    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    summary = {}
+    for size in sizes:
+        per_tool = {}
+        for tool in ("barrage", "java"):
+            runs = [c for c in maxr if c["ok"] and c["meta"]["tool"] == tool and int(c["meta"]["size"]) == size]
+            agg = {
+                k: mean([c.get(k) for c in runs])
+                for k in ("rate", "mb_s", "cpu", "cpu_per_m", "rss_mib", "broker_cpu")
+            }
+            agg["runs"] = len(runs)
+            per_tool[tool] = agg
+            lines.append(
+                f"| {size_label(size)} | {tool_name(tool)} | {len(runs)} | {fmt(agg['rate'])} | {fmt(agg['mb_s'], 1)} | "
+                f"{fmt(agg['cpu'], 1)} | {fmt(agg['cpu_per_m'], 2)} | {fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} |"
+            )
+        b, j = per_tool["barrage"], per_tool["java"]
+        r = {k: ratio(b[k], j[k]) for k in ("rate", "mb_s", "cpu", "cpu_per_m", "rss_mib", "broker_cpu")}
+        summary[size] = r
+        lines.append(
+            f"| {size_label(size)} | **ratio Barrage/Java** | | **{fmt(r['rate'], 2)}×** | {fmt(r['mb_s'], 2)}× | "
+            f"{fmt(r['cpu'], 2)}× | **{fmt(r['cpu_per_m'], 2)}×** | {fmt(r['rss_mib'], 2)}× | {fmt(r['broker_cpu'], 2)}× |"
+        )
+    lines.append("")
+    for size, r in summary.items():
+        rate_ok = r["rate"] is not None and r["rate"] >= 1.3
+        cpu_ok = r["cpu_per_m"] is not None and r["cpu_per_m"] <= 0.5
+        lines.append(
+            f"Goal at {size_label(size)} (records/s ≥ 1.3×, CPU per record ≤ 0.5×): "
+            f"records/s {fmt(r['rate'], 2)}× {'met' if rate_ok else 'NOT met'}, "
+            f"CPU per record {fmt(r['cpu_per_m'], 2)}× {'met' if cpu_ok else 'NOT met'}."
+        )
+    lines.append("")
+
+    if fixed:
+        lines.append("### Fixed rate: 50 % of Java's measured maximum")
+        lines.append("")
+        lines.append(
+            "| value | tool | target/s | achieved/s | achieved / target | p50 ms | p99 ms | p99.9 ms | "
+            "latency measured from | CPU s / M records | note |"
+        )
+        lines.append("|---|---|--:|--:|--:|--:|--:|--:|---|--:|---|")
+        for c in sorted(fixed, key=lambda c: int(c["meta"].get("seq", "0"))):
+            m = c["meta"]
+            target = float(m.get("target", "0"))
+            note = "" if c["ok"] else f"no result (exit {c['rc']})"
+            if m["tool"] == "barrage":
+                achieved = c.get("summary_rate")  # acked / load duration
+                if c.get("dropped"):
+                    note += f"{int(c['dropped'])} dropped; "
+                if c.get("late") is not None:
+                    note += f"{int(c['late']):,} sent >1 ms late"
+                lines.append(
+                    f"| {size_label(m['size'])} | Barrage | {fmt(target)} | {fmt(achieved)} | "
+                    f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 2)} | {fmt(c.get('p99'), 2)} | "
+                    f"{fmt(c.get('p999'), 2)} | intended send time (coordinated-omission free) | "
+                    f"{fmt(c.get('cpu_per_m'), 2)} | {note} |"
+                )
+                lines.append(
+                    f"| {size_label(m['size'])} | Barrage | | | | {fmt(c.get('s50'), 2)} | {fmt(c.get('s99'), 2)} | "
+                    f"{fmt(c.get('s999'), 2)} | actual send (service time; comparable to Java's) | | same run |"
+                )
+            else:
+                achieved = c.get("rate")
+                lines.append(
+                    f"| {size_label(m['size'])} | Java | {fmt(target)} | {fmt(achieved)} | "
+                    f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 0)} | {fmt(c.get('p99'), 0)} | "
+                    f"{fmt(c.get('p999'), 0)} | send() call (whole ms) | {fmt(c.get('cpu_per_m'), 2)} | {note} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def tool_name(tool):
+    return {"barrage": "Barrage", "java": "Java ProducerPerformance"}.get(tool, tool)
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "rate":
+        c = load_case(argv[2])
+        if "rate" not in c:
+            print("0")
+            return 1
+        print(f"{c['rate']:.0f}")
+        return 0
+    if len(argv) == 3 and argv[1] == "table":
+        print(table(argv[2]))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
