@@ -1,0 +1,422 @@
+//! The process launcher: one local `barrage-agent` process per agent (one machine, tests).
+//!
+//! Each agent gets exactly the environment an ECS task gets: the assignment
+//! ([`barrage_crds::env::Assignment::to_env`]) plus an explicit pass-through list (region,
+//! endpoint, log filter, and, standing in for the ECS task role, AWS credentials when the
+//! caller passes them), on a cleared environment with only `PATH` and `HOME` added. Output goes
+//! to `{log_dir}/{task_id}.log`.
+//!
+//! Exits are reported the way ECS reports them: `Running` while the process lives, then
+//! `Exited { ok, code, reason }` with `code` 128 + signal for a process killed by a signal
+//! (137 after SIGKILL, as ECS shows it) and `reason` `UserInitiated: …` when it was stopped
+//! through [`Launcher::stop_agent`]. Stopping sends SIGTERM, waits a grace period, then SIGKILL.
+//!
+//! The launcher knows the processes it started; a new launcher (a restarted controller) does
+//! not adopt the processes of an earlier one.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{AgentTemplate, LaunchError, LaunchResult, Launcher, SecretGuard, SlotLaunch};
+use crate::reconcile::{Launch, ObservedTask, TaskState};
+
+/// Variables passed from the controller to local agents by default: region, endpoints, logs.
+pub const PASS_THROUGH: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SSM",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "RUST_LOG",
+];
+
+/// The stand-in for an ECS task role on one machine: the controller's AWS credentials. Pass
+/// them only when the agents need them (against the emulator or a real account).
+pub const CREDENTIAL_PASS_THROUGH: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+];
+
+/// The values of `names` in the controller's environment (unset ones left out).
+pub fn pass_through(names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|n| Some((n.to_string(), std::env::var(n).ok()?)))
+        .collect()
+}
+
+/// Default time between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+struct Agent {
+    child: Child,
+    load_test: String,
+    run_id: String,
+    slot: u32,
+    incarnation: u32,
+    exit: Option<ExitStatus>,
+    stop_reason: Option<String>,
+}
+
+impl Agent {
+    /// Reaps the process if it exited; its exit status once known.
+    fn poll(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            match self.child.try_wait() {
+                Ok(Some(status)) => self.exit = Some(status),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(pid = self.child.id(), "try_wait failed: {e}"),
+            }
+        }
+        self.exit
+    }
+
+    fn state(&mut self) -> TaskState {
+        match self.poll() {
+            None => TaskState::Running,
+            Some(status) => {
+                let signal = status.signal();
+                let code = status.code().or(signal.map(|s| 128 + s));
+                let reason = match (&self.stop_reason, signal) {
+                    (Some(r), _) => Some(format!("UserInitiated: {r}")),
+                    (None, Some(s)) => Some(format!("killed by signal {s}")),
+                    (None, None) => Some("EssentialContainerExited".to_string()),
+                };
+                TaskState::Exited {
+                    ok: code == Some(0),
+                    code,
+                    reason,
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Children {
+    agents: BTreeMap<String, Agent>,
+    /// Client token → task id: a retried launch finds its task.
+    tokens: BTreeMap<String, String>,
+}
+
+/// The local-process [`Launcher`].
+pub struct ProcessLauncher {
+    agent_binary: PathBuf,
+    agent_args: Vec<String>,
+    base_env: Vec<(String, String)>,
+    log_dir: PathBuf,
+    grace: Duration,
+    guard: SecretGuard,
+    children: Mutex<Children>,
+}
+
+impl std::fmt::Debug for ProcessLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessLauncher")
+            .field("agent_binary", &self.agent_binary)
+            .field("agent_args", &self.agent_args)
+            .field(
+                "base_env",
+                &self.base_env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("log_dir", &self.log_dir)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessLauncher {
+    /// A launcher that runs `agent_binary` with `base_env` passed through (contract variables
+    /// in it are dropped: the assignment sets those) and logs under `log_dir` (created).
+    pub fn new(
+        agent_binary: impl Into<PathBuf>,
+        base_env: Vec<(String, String)>,
+        log_dir: impl Into<PathBuf>,
+    ) -> Result<ProcessLauncher, LaunchError> {
+        let log_dir = log_dir.into();
+        std::fs::create_dir_all(&log_dir).map_err(|source| LaunchError::Io {
+            what: "could not create the agent log folder".to_string(),
+            path: log_dir.clone(),
+            source,
+        })?;
+        let contract: Vec<&str> = barrage_crds::env::AGENT_ENV
+            .iter()
+            .map(|v| v.name)
+            .collect();
+        Ok(ProcessLauncher {
+            agent_binary: agent_binary.into(),
+            agent_args: Vec::new(),
+            base_env: base_env
+                .into_iter()
+                .filter(|(k, _)| !contract.contains(&k.as_str()) && k != "PATH" && k != "HOME")
+                .collect(),
+            log_dir,
+            grace: DEFAULT_GRACE,
+            guard: SecretGuard::from_process_env(),
+            children: Mutex::new(Children::default()),
+        })
+    }
+
+    /// Arguments for the agent program (a stand-in program in tests; the agent takes none).
+    pub fn with_args(mut self, args: Vec<String>) -> ProcessLauncher {
+        self.agent_args = args;
+        self
+    }
+
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub fn with_grace(mut self, grace: Duration) -> ProcessLauncher {
+        self.grace = grace;
+        self
+    }
+
+    /// Adds values that must never reach an agent's environment.
+    pub fn with_guard(mut self, guard: &SecretGuard) -> ProcessLauncher {
+        self.guard = self.guard.merged(guard);
+        self
+    }
+
+    /// Where a task's output goes.
+    pub fn log_path(&self, task_id: &str) -> PathBuf {
+        self.log_dir.join(format!("{task_id}.log"))
+    }
+
+    /// The task id of a launch: `local-{run}-{slot}-{incarnation}`.
+    pub fn task_id(run_id: &str, launch: &Launch) -> String {
+        format!("local-{run_id}-{}-{}", launch.slot, launch.incarnation)
+    }
+
+    fn children(&self) -> MutexGuard<'_, Children> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The full environment of one agent process, in the order it is set: `PATH`, `HOME`, the
+    /// pass-through list, then the agent contract.
+    pub fn process_env(
+        &self,
+        load_test: &str,
+        run_id: &str,
+        launch: &Launch,
+        template: &AgentTemplate,
+    ) -> Result<Vec<(String, String)>, LaunchError> {
+        let guard = self.guard.merged(&template.secrets);
+        let agent = template.agent_env(load_test, run_id, launch, &guard)?;
+        let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
+        let home = std::env::var("HOME").unwrap_or_else(|_| self.log_dir.display().to_string());
+        let mut env = vec![("PATH".to_string(), path), ("HOME".to_string(), home)];
+        env.extend(self.base_env.iter().cloned());
+        env.extend(agent);
+        Ok(env)
+    }
+
+    fn spawn(&self, task_id: &str, env: &[(String, String)]) -> Result<Child, LaunchError> {
+        let log = self.log_path(task_id);
+        let io = |what: &str, path: &Path, source| LaunchError::Io {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
+        let out = File::create(&log).map_err(|e| io("could not create the agent log", &log, e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| io("could not open the agent log", &log, e))?;
+        Command::new(&self.agent_binary)
+            .args(&self.agent_args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| io("could not start the agent", &self.agent_binary, e))
+    }
+
+    /// SIGKILLs a task at once, as a crash would (no stop reason is recorded): for
+    /// fault-injection tests. Unknown or exited tasks are left alone.
+    pub fn kill_agent(&self, task_id: &str) -> Result<(), LaunchError> {
+        let mut children = self.children();
+        let Some(agent) = children.agents.get_mut(task_id) else {
+            return Ok(());
+        };
+        if agent.poll().is_some() {
+            return Ok(());
+        }
+        agent.child.kill().map_err(|source| LaunchError::Io {
+            what: format!("could not kill agent {task_id}"),
+            path: self.agent_binary.clone(),
+            source,
+        })?;
+        if let Ok(status) = agent.child.wait() {
+            agent.exit = Some(status);
+        }
+        Ok(())
+    }
+
+    /// The pid of a live task.
+    pub fn pid(&self, task_id: &str) -> Option<u32> {
+        let mut children = self.children();
+        let agent = children.agents.get_mut(task_id)?;
+        agent.poll().is_none().then(|| agent.child.id())
+    }
+}
+
+#[async_trait]
+impl Launcher for ProcessLauncher {
+    async fn run_agents(
+        &self,
+        load_test: &str,
+        run_id: &str,
+        launches: &[Launch],
+        template: &AgentTemplate,
+    ) -> Result<Vec<SlotLaunch>, LaunchError> {
+        let envs = launches
+            .iter()
+            .map(|l| self.process_env(load_test, run_id, l, template))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(launches.len());
+        let mut children = self.children();
+        for (launch, env) in launches.iter().zip(envs) {
+            if let Some(id) = children.tokens.get(&launch.client_token) {
+                // The same launch again (a retried call): its task, as ECS's clientToken does.
+                out.push(SlotLaunch {
+                    launch: launch.clone(),
+                    result: LaunchResult::Started {
+                        task_id: id.clone(),
+                    },
+                });
+                continue;
+            }
+            let base = ProcessLauncher::task_id(run_id, launch);
+            let task_id = if children.agents.contains_key(&base) {
+                format!("{base}-{}", launch.attempt)
+            } else {
+                base
+            };
+            let result = match self.spawn(&task_id, &env) {
+                Ok(child) => {
+                    tracing::info!(
+                        load_test,
+                        run_id,
+                        slot = launch.slot,
+                        incarnation = launch.incarnation,
+                        pid = child.id(),
+                        task_id,
+                        "agent process started"
+                    );
+                    children.agents.insert(
+                        task_id.clone(),
+                        Agent {
+                            child,
+                            load_test: load_test.to_string(),
+                            run_id: run_id.to_string(),
+                            slot: launch.slot,
+                            incarnation: launch.incarnation,
+                            exit: None,
+                            stop_reason: None,
+                        },
+                    );
+                    children
+                        .tokens
+                        .insert(launch.client_token.clone(), task_id.clone());
+                    LaunchResult::Started { task_id }
+                }
+                Err(e) => LaunchResult::Failed {
+                    reason: e.to_string(),
+                    retryable: false,
+                },
+            };
+            out.push(SlotLaunch {
+                launch: launch.clone(),
+                result,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_agents(&self, load_test: Option<&str>) -> Result<Vec<ObservedTask>, LaunchError> {
+        let mut children = self.children();
+        Ok(children
+            .agents
+            .iter_mut()
+            .filter(|(_, a)| load_test.is_none_or(|lt| lt == a.load_test))
+            .map(|(id, a)| ObservedTask {
+                task_id: id.clone(),
+                load_test: a.load_test.clone(),
+                started_by: a.run_id.clone(),
+                slot: Some(a.slot),
+                incarnation: Some(a.incarnation),
+                state: a.state(),
+            })
+            .collect())
+    }
+
+    async fn stop_agent(&self, task_id: &str, reason: &str) -> Result<(), LaunchError> {
+        let pid = {
+            let mut children = self.children();
+            let Some(agent) = children.agents.get_mut(task_id) else {
+                return Ok(());
+            };
+            if agent.poll().is_some() {
+                return Ok(());
+            }
+            if agent.stop_reason.is_none() {
+                agent.stop_reason = Some(reason.to_string());
+            }
+            agent.child.id()
+        };
+        // The process is not reaped yet (poll said so), so the pid is still ours.
+        let term = tokio::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        let termed = match term {
+            Ok(status) => status.success(),
+            Err(e) => {
+                tracing::warn!(task_id, pid, "could not run kill -TERM: {e}; killing");
+                false
+            }
+        };
+        let deadline = Instant::now() + self.grace;
+        loop {
+            {
+                let mut children = self.children();
+                let Some(agent) = children.agents.get_mut(task_id) else {
+                    return Ok(());
+                };
+                if agent.poll().is_some() {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline || !termed {
+                    tracing::warn!(task_id, pid, "agent ignored SIGTERM; sending SIGKILL");
+                    if let Err(e) = agent.child.kill() {
+                        tracing::warn!(task_id, pid, "SIGKILL failed: {e}");
+                    }
+                    if let Ok(status) = agent.child.wait() {
+                        agent.exit = Some(status);
+                    }
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
