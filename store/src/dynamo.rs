@@ -49,8 +49,8 @@ use tracing::{debug, warn};
 
 use crate::memory::rules::{
     AGENT_STATUS_TTL_SECS, ATTR_DELETION_REQUESTED_MS, ApplyPlan, LeaseDecision,
-    check_agent_status_keys, lease_decision, lease_from_item, millis, plan_apply, status_json,
-    stored_from_item,
+    check_agent_status_keys, check_load_test_name, lease_decision, lease_from_item, millis,
+    plan_apply, status_json, stored_from_item,
 };
 use crate::{Applied, Lease, Result, Store, StoreError, StoredLoadTest};
 
@@ -458,6 +458,7 @@ impl Store for DynamoStore {
                     }
                 }
             }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })
         .await
@@ -472,6 +473,7 @@ impl Store for DynamoStore {
 
     async fn apply(&self, load_test: &LoadTest) -> Result<Applied> {
         let name = load_test.name();
+        check_load_test_name(name)?;
         let pk = items::load_test_pk(name);
         for attempt in 1..=APPLY_ATTEMPTS {
             let existing = self

@@ -279,6 +279,19 @@ pub(crate) mod rules {
         }
     }
 
+    /// A LoadTest name must make a valid key, or the record could never be read back.
+    pub fn check_load_test_name(name: &str) -> Result<(), StoreError> {
+        use barrage_crds::keys::{LOAD_TEST_NAME_RULE, is_valid_load_test_name};
+        if is_valid_load_test_name(name) {
+            Ok(())
+        } else {
+            Err(StoreError::Backend {
+                operation: "apply",
+                message: format!("metadata.name: {name:?} {LOAD_TEST_NAME_RULE}"),
+            })
+        }
+    }
+
     /// `lt#{name}` when `pk` is a LoadTest partition (LoadTest or agent item).
     pub fn load_test_of_pk(pk: &str) -> Option<String> {
         barrage_crds::items::parse_load_test_pk(pk).map(str::to_string)
@@ -404,12 +417,14 @@ fn set_n(item: &mut Item, attr: &str, n: impl Into<i128>) {
 impl Store for MemoryStore {
     async fn list_load_tests(&self) -> Result<Vec<StoredLoadTest>> {
         let state = self.lock();
-        Ok(state
+        let mut all: Vec<StoredLoadTest> = state
             .items
             .iter()
             .filter(|((_, sk), _)| sk == items::SPEC_SK)
             .filter_map(|(_, item)| stored_from_item(item))
-            .collect())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 
     async fn get_load_test(&self, name: &str) -> Result<Option<StoredLoadTest>> {
@@ -422,6 +437,7 @@ impl Store for MemoryStore {
 
     async fn apply(&self, load_test: &LoadTest) -> Result<Applied> {
         let name = load_test.name().to_string();
+        check_load_test_name(&name)?;
         let key = lt_key(&name);
         let uid = uuid::Uuid::new_v4().to_string();
         let mut state = self.lock();
@@ -658,5 +674,105 @@ impl Blobs for MemoryBlobs {
 
     fn uri(&self, key: &str) -> String {
         format!("memory:{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rules::*;
+    use barrage_crds::items::LeaseItem;
+    use barrage_crds::loadtest::LoadTest;
+    use chrono::{TimeZone, Utc};
+
+    fn example(name: &str) -> LoadTest {
+        LoadTest::example(name, "127.0.0.1:9092", "t")
+    }
+
+    #[test]
+    fn a_doc_whose_name_is_not_its_key_is_refused() {
+        let err = parse_doc("a", &example("b").to_json()).expect_err("mismatch");
+        assert!(err.starts_with("metadata.name:"), "{err}");
+        assert!(parse_doc("b", &example("b").to_yaml()).is_ok());
+    }
+
+    #[test]
+    fn a_doc_that_does_not_parse_lists_every_problem_with_its_path() {
+        let text = example("a")
+            .to_yaml()
+            .replace("bootstrapServers", "bootstrapServer")
+            .replace("apiVersion", "apiVersionX");
+        let err = parse_doc("a", &text).expect_err("malformed");
+        assert!(err.contains("spec.kafka"), "{err}");
+        assert!(err.contains("apiVersion"), "{err}");
+        assert!(err.lines().count() >= 2, "one line per problem: {err}");
+    }
+
+    #[test]
+    fn the_stored_doc_carries_no_status_and_no_bookkeeping() {
+        let mut lt = example("a");
+        lt.metadata.generation = Some(7);
+        lt.metadata.resource_version = Some("9".into());
+        lt.status = Some(Default::default());
+        let text = doc_text(&lt);
+        assert!(!text.contains("\"status\""), "{text}");
+        assert!(!text.contains("generation"), "{text}");
+        assert!(!text.contains("resourceVersion"), "{text}");
+        assert_eq!(
+            LoadTest::from_json(&text).expect("round trip").spec,
+            lt.spec
+        );
+    }
+
+    #[test]
+    fn applying_over_an_unreadable_record_is_a_spec_change() {
+        let stored = crate::StoredLoadTest {
+            name: "a".into(),
+            version: 4,
+            generation: 3,
+            doc: Err("spec: broken".into()),
+            status: None,
+            epoch: 0,
+            deletion_requested: None,
+        };
+        let now = Utc.timestamp_opt(1_800_000_000, 0).single().expect("now");
+        match plan_apply(Some(&stored), &example("a"), now, "uid-1") {
+            ApplyPlan::Update {
+                generation,
+                spec_changed,
+                doc,
+            } => {
+                assert_eq!(generation, 4);
+                assert!(spec_changed);
+                assert!(doc.contains("uid-1"));
+            }
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lease_decisions() {
+        let lease = |holder: &str, epoch, expires_at_ms| LeaseItem {
+            holder: holder.into(),
+            epoch,
+            expires_at_ms,
+        };
+        assert_eq!(
+            lease_decision(None, "a", 0),
+            LeaseDecision::Take { epoch: 1 }
+        );
+        assert_eq!(
+            lease_decision(Some(&lease("a", 4, 100)), "a", 50),
+            LeaseDecision::Take { epoch: 4 },
+            "renewal keeps the epoch"
+        );
+        assert_eq!(
+            lease_decision(Some(&lease("a", 4, 100)), "b", 99),
+            LeaseDecision::HeldByOther
+        );
+        assert_eq!(
+            lease_decision(Some(&lease("a", 4, 100)), "b", 100),
+            LeaseDecision::Take { epoch: 5 },
+            "expired at expires_at_ms"
+        );
     }
 }

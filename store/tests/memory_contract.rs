@@ -88,3 +88,13 @@ async fn memory_watch_reports_changes_and_asks_for_a_relist_when_it_fell_behind(
     assert_eq!(events.recv().await, Some(WatchEvent::Relist));
     assert_eq!(events.recv().await, Some(WatchEvent::Changed(a.clone())));
 }
+
+#[tokio::test]
+async fn memory_racing_controllers_get_one_lease() {
+    racing_controllers_get_one_lease(std::sync::Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn memory_names_that_make_no_key_are_refused_and_lists_are_sorted() {
+    names_that_make_no_key_are_refused_and_lists_are_sorted(&MemoryStore::new()).await;
+}

@@ -125,3 +125,21 @@ async fn a_missing_table_says_how_to_create_it() {
         other => panic!("expected Missing, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn dynamo_racing_controllers_get_one_lease() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    racing_controllers_get_one_lease(std::sync::Arc::new(store.clone())).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_names_that_make_no_key_are_refused_and_lists_are_sorted() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    names_that_make_no_key_are_refused_and_lists_are_sorted(&store).await;
+    done(store).await;
+}

@@ -496,3 +496,46 @@ pub async fn blobs_are_written_once(blobs: &dyn Blobs) {
     assert_eq!(blobs.list("runs/t/").await.expect("list").len(), 4);
     assert!(blobs.list("runs/none/").await.expect("list").is_empty());
 }
+
+pub async fn racing_controllers_get_one_lease(store: std::sync::Arc<dyn Store>) {
+    let now = Utc.timestamp_opt(1_800_000_000, 0).single().expect("now");
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move {
+            store
+                .acquire_lease(&format!("ctl-{i}"), Duration::from_secs(30), now)
+                .await
+                .expect("acquire")
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = racers.join_next().await {
+        if let Some(lease) = result.expect("task") {
+            winners.push(lease);
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one controller leads: {winners:?}"
+    );
+    assert_eq!(winners[0].epoch, 1);
+}
+
+pub async fn names_that_make_no_key_are_refused_and_lists_are_sorted(store: &dyn Store) {
+    let bad = example("Not_A_Name");
+    assert!(store.apply(&bad).await.is_err());
+    for name in ["c-sorted", "a-sorted", "b-sorted"] {
+        store.apply(&example(name)).await.expect("apply");
+    }
+    let names: Vec<_> = store
+        .list_load_tests()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.ends_with("-sorted"))
+        .collect();
+    assert_eq!(names, vec!["a-sorted", "b-sorted", "c-sorted"]);
+}
