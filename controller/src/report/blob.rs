@@ -34,5 +34,7 @@ pub fn decode_interval_blob_with(
     text: &str,
     limits: &DecodeLimits,
 ) -> Result<AgentInterval, ReportError> {
-    Ok(barrage_crds::interval::decode_interval_blob_with(text, limits)?)
+    Ok(barrage_crds::interval::decode_interval_blob_with(
+        text, limits,
+    )?)
 }

@@ -185,13 +185,16 @@ pub fn distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
         return points;
     }
     let limit = h.len() as f64;
-    for k in 0..=70 {
-        let x = 10f64.powf(f64::from(k) / 10.0);
-        if x > limit {
-            break;
-        }
-        let q = 1.0 - 1.0 / x;
-        points.push((round3(q * 100.0 * 1000.0) / 1000.0, h.value_at_quantile(q)));
+    let quantiles: Vec<f64> = (0..=70)
+        .map(|k| 10f64.powf(f64::from(k) / 10.0))
+        .take_while(|x| *x <= limit)
+        .map(|x| 1.0 - 1.0 / x)
+        .collect();
+    for (q, v) in quantiles
+        .iter()
+        .zip(h.value_at_quantiles(quantiles.iter().copied()))
+    {
+        points.push((round3(q * 100.0 * 1000.0) / 1000.0, v));
     }
     points.push((100.0, h.max()));
     points
@@ -236,7 +239,7 @@ impl Report {
             achieved_ratio: target
                 .filter(|t| *t > 0)
                 .map(|t| round3(c.acked as f64 / t as f64 * 1000.0) / 1000.0),
-            latency: merged.total.stats(),
+            latency: merged.total.stats_with_mean(),
         };
         let intervals = merged
             .intervals
@@ -272,7 +275,7 @@ impl Report {
                     last_interval: w.last_interval,
                     intervals_with_data: w.intervals_with_data,
                     records: w.acc.counters.clone(),
-                    latency: w.acc.stats(),
+                    latency: w.acc.stats_with_mean(),
                     passed: failures.is_empty(),
                     failures,
                 }

@@ -28,7 +28,7 @@ pub struct Stats {
     pub count: u64,
     /// Smallest value.
     pub min: u64,
-    /// Mean, rounded to 0.001 µs.
+    /// Mean, rounded to 0.001 µs (whole-run and window statistics only; 0 elsewhere).
     pub mean: f64,
     /// Median.
     pub p50: u64,
@@ -54,20 +54,32 @@ pub fn round3(x: f64) -> f64 {
 }
 
 impl Stats {
-    /// The statistics of `h` (all zero when empty).
+    /// The statistics of `h` with its mean (one more pass over the counts).
+    pub fn with_mean(h: &Histogram<u64>) -> Stats {
+        Stats {
+            mean: if h.is_empty() { 0.0 } else { round3(h.mean()) },
+            ..Stats::of(h)
+        }
+    }
+
+    /// The statistics of `h` (all zero when empty), without the mean.
     pub fn of(h: &Histogram<u64>) -> Stats {
         if h.is_empty() {
             return Stats::default();
         }
+        // One pass for the quantiles (in ascending order), one for the mean.
+        let mut q = h.value_at_quantiles([0.5, 0.9, 0.99, 0.999, 0.9999]);
+        let mut next = || q.next().unwrap_or(0);
+        let (p50, p90, p99, p999, p9999) = (next(), next(), next(), next(), next());
         Stats {
             count: h.len(),
             min: h.min_nz(),
-            mean: round3(h.mean()),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            p9999: h.value_at_quantile(0.9999),
+            mean: 0.0,
+            p50,
+            p90,
+            p99,
+            p999,
+            p9999,
             max: h.max(),
         }
     }
@@ -131,7 +143,8 @@ impl Accumulator {
         })
     }
 
-    fn add(&mut self, config: HistogramConfig, other: &Accumulator) -> Result<(), ReportError> {
+    /// Adds another accumulator (histograms by addition, counters summed).
+    pub fn add(&mut self, config: HistogramConfig, other: &Accumulator) -> Result<(), ReportError> {
         for (tag, h) in &other.histograms {
             self.add_histogram(config, tag, h)?;
         }
@@ -139,11 +152,19 @@ impl Accumulator {
         Ok(())
     }
 
-    /// Statistics by tag.
+    /// Statistics by tag, without means.
     pub fn stats(&self) -> BTreeMap<String, Stats> {
         self.histograms
             .iter()
             .map(|(t, h)| (t.clone(), Stats::of(h)))
+            .collect()
+    }
+
+    /// Statistics by tag, with means.
+    pub fn stats_with_mean(&self) -> BTreeMap<String, Stats> {
+        self.histograms
+            .iter()
+            .map(|(t, h)| (t.clone(), Stats::with_mean(h)))
             .collect()
     }
 }
@@ -260,8 +281,10 @@ pub struct Gap {
 }
 
 /// What the merger knows beyond the blobs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MergeOptions {
+    /// Keep each closed interval's merged histograms encoded, for `merged.hlog` (default on).
+    pub encode_intervals: bool,
     /// Intervals per window (soaks); `None` for no windows.
     pub window_intervals: Option<u32>,
     /// Agents the run asked for (slots `0..n`); slots that never reported become gaps.
@@ -270,6 +293,18 @@ pub struct MergeOptions {
     pub first_interval: Option<u32>,
     /// The last interval index the run should have (inclusive); defaults to the last one seen.
     pub last_interval: Option<u32>,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            encode_intervals: true,
+            window_intervals: None,
+            expected_agents: None,
+            first_interval: None,
+            last_interval: None,
+        }
+    }
 }
 
 /// Everything merged.
@@ -465,7 +500,12 @@ impl Merger {
                 w.1.add(config, &open.acc)?;
             }
             let mut encoded = BTreeMap::new();
-            for (tag, h) in &open.acc.histograms {
+            for (tag, h) in open
+                .acc
+                .histograms
+                .iter()
+                .filter(|_| self.options.encode_intervals)
+            {
                 let c = canonical(h)?;
                 let b64 = hlog::encode_v2_compressed(&c).map_err(|source| ReportError::Hlog {
                     what: format!("encoding interval {i} {tag}"),
@@ -637,7 +677,7 @@ pub fn find_gaps(
             });
         }
     }
-    gaps.sort();
+    gaps.sort_by_key(|g| (g.slot, g.from_interval, g.to_interval));
     gaps
 }
 

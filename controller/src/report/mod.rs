@@ -292,6 +292,7 @@ impl ReportContext {
     /// The merge options this context implies.
     pub fn merge_options(&self) -> MergeOptions {
         MergeOptions {
+            encode_intervals: true,
             window_intervals: self.window_intervals,
             expected_agents: self.expected_agents,
             first_interval: self.first_interval,
