@@ -189,6 +189,27 @@ mod payload_avro {
     }
 
     #[test]
+    fn pools_stop_at_their_byte_budget_and_values_stay_under_the_record_limit() {
+        let g = AvroGenerator::new(USER, &BTreeMap::new(), None).unwrap();
+        let all = g.generate(4, 100).unwrap();
+        let pool = g.fill_pool(4, 100, 1000).unwrap();
+        let total: usize = pool.iter().map(Vec::len).sum();
+        assert!(total <= 1000 && total + all[pool.len()].len() > 1000);
+        assert_eq!(&all[..pool.len()], &pool[..], "the same values as generate");
+        assert_eq!(g.fill_pool(4, 100, 0).unwrap().len(), 1);
+        assert_eq!(g.fill_pool(4, 7, usize::MAX).unwrap().len(), 7);
+
+        // Up to 4 fixeds of 3 MB: four of them pass the 10 MiB record limit.
+        let big = r#"{"type": "record", "name": "B", "fields": [{"name": "a",
+            "type": {"type": "array", "items": {"type": "fixed", "name": "F", "size": 3000000}}}]}"#;
+        let e = AvroGenerator::new(big, &BTreeMap::new(), None)
+            .unwrap()
+            .generate(1, 200)
+            .unwrap_err();
+        assert!(e.to_string().contains("larger than 10485760 bytes"), "{e}");
+    }
+
+    #[test]
     fn decimals_stay_within_precision_and_the_fixed_size() {
         let schema = r#"{"type": "record", "name": "D", "fields": [
         {"name": "small", "type": {"type": "fixed", "name": "One", "size": 1, "logicalType": "decimal", "precision": 5, "scale": 0}},

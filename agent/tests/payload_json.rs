@@ -191,6 +191,28 @@ mod payload_json {
     }
 
     #[test]
+    fn pools_stop_at_their_byte_budget() {
+        let t = JsonTemplate::parse(EXAMPLE).unwrap();
+        let all = t.generate(4, 100);
+        let pool = t.fill_pool(4, 100, 2000);
+        let total: usize = pool.iter().map(Vec::len).sum();
+        assert!(total <= 2000 && total + all[pool.len()].len() > 2000);
+        assert_eq!(&all[..pool.len()], &pool[..], "the same values as generate");
+        assert_eq!(t.fill_pool(4, 100, 0).len(), 1);
+        assert_eq!(t.fill_pool(4, 9, usize::MAX).len(), 9);
+    }
+
+    #[test]
+    fn templates_that_could_pass_the_record_limit_are_refused() {
+        let e = err(r#"[{{string 6000000}}, {{string 6000000}}]"#);
+        assert!(
+            e.contains("a rendered value could be 12000008 bytes; at most 10485760"),
+            "{e}"
+        );
+        JsonTemplate::parse(r#"[{{string 6000000}}]"#).unwrap();
+    }
+
+    #[test]
     fn throughput_is_printed_not_asserted() {
         let t = JsonTemplate::parse(EXAMPLE).unwrap();
         let n = 200_000;

@@ -33,7 +33,7 @@
 //! to their record branches. A generator on a union field fills the first branch it can fill.
 //! | generator | fills |
 //! |---|---|
-//! | `sequence {start}` | start, start+1, … per value (int, long, float, double, string, date, time and timestamp types) |
+//! | `sequence {start}` | start, start+1, … each time the field is made — every value, unless it sits in a union branch not taken (int, long, float, double, string, date, time and timestamp types; leaving an int's range is an error) |
 //! | `uniformInt {min, max}` | a uniform integer in `[min, max]` (the same types) |
 //! | `oneOf [..]`, `constant ..` | the given JSON values, converted to the field's type (any type) |
 //! | `uuid {}` | a random UUID (string, uuid) |
@@ -367,6 +367,8 @@ struct Run {
     index: u64,
     /// Parts made so far for the current value.
     parts: usize,
+    /// Bytes of large parts (fixed, generated strings) in the current value.
+    bytes: usize,
 }
 
 /// Random values of one schema with its field generators, ready to fill pools.
@@ -436,6 +438,28 @@ impl AvroGenerator {
                 self.encode(&value)
             })
             .collect()
+    }
+
+    /// Encoded values until `max_values` or until `max_bytes` would be passed (at least one
+    /// value), reproducible from `seed`: what a payload pool holds.
+    pub fn fill_pool(
+        &self,
+        seed: u64,
+        max_values: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, PayloadError> {
+        let mut run = self.start(seed);
+        let mut values = Vec::new();
+        let mut total = 0usize;
+        while values.len() < max_values.max(1) {
+            let value = self.encode(&self.next_value(&mut run)?)?;
+            total = total.saturating_add(value.len());
+            if total > max_bytes && !values.is_empty() {
+                break;
+            }
+            values.push(value);
+        }
+        Ok(values)
     }
 
     /// `count` values before encoding, reproducible from `seed` (the same values `generate` encodes).
@@ -590,11 +614,13 @@ impl AvroGenerator {
             taken: vec![0; self.rules.len()],
             index: 0,
             parts: 0,
+            bytes: 0,
         }
     }
 
     fn next_value(&self, run: &mut Run) -> Result<Value, PayloadError> {
         run.parts = 0;
+        run.bytes = 0;
         let value = self.random(&self.schema, &None, Some(&self.tree), 0, run)?;
         run.index += 1;
         Ok(value)
@@ -1126,14 +1152,9 @@ impl AvroGenerator {
                 )
             }
             Schema::Fixed(f) => {
-                if f.size > MAX_SIZE {
-                    return Err(PayloadError::invalid(
-                        format!("{SPEC_PATH}.schema"),
-                        format!(
-                            "fixed {} has size {}; at most {MAX_SIZE}",
-                            f.name.name, f.size
-                        ),
-                    ));
+                run.bytes = run.bytes.saturating_add(f.size);
+                if run.bytes > MAX_SIZE {
+                    return Err(too_large());
                 }
                 let mut b = vec![0u8; f.size];
                 rng.fill_bytes(&mut b);
@@ -1269,6 +1290,10 @@ impl AvroGenerator {
             }
             RuleKind::StringLength { min, max } => {
                 let n = run.rng.random_range(*min..=*max);
+                run.bytes = run.bytes.saturating_add(n);
+                if run.bytes > MAX_SIZE {
+                    return Err(too_large());
+                }
                 let s = alnum(&mut run.rng, n);
                 match target {
                     Target::Bytes => Value::Bytes(s.into_bytes()),
@@ -1281,6 +1306,13 @@ impl AvroGenerator {
             None => value,
         })
     }
+}
+
+fn too_large() -> PayloadError {
+    PayloadError::invalid(
+        format!("{SPEC_PATH}.schema"),
+        format!("one value would be larger than {MAX_SIZE} bytes (the record limit)"),
+    )
 }
 
 /// Avro's zig-zag variable-length integer.

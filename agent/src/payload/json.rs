@@ -73,6 +73,19 @@ enum Fill {
     Bool,
 }
 
+impl Fill {
+    /// The most bytes this fill renders, quotes included.
+    fn max_len(&self) -> usize {
+        match self {
+            Fill::Seq { .. } | Fill::TimestampMillis | Fill::Int { .. } => 40,
+            Fill::Uuid => 38,
+            Fill::Bool => 5,
+            Fill::Str { max, .. } => max + 2,
+            Fill::OneOf(words) => words.iter().map(Vec::len).max().unwrap_or(0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(Vec<u8>),
@@ -180,6 +193,21 @@ impl JsonTemplate {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
+        let largest: usize = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.len(),
+                Part::Fill { fill, .. } => fill.max_len(),
+            })
+            .fold(0, usize::saturating_add);
+        if largest > MAX_SIZE {
+            return Err(PayloadError::invalid(
+                SPEC_PATH,
+                format!(
+                    "a rendered value could be {largest} bytes; at most {MAX_SIZE} (the record limit)"
+                ),
+            ));
+        }
         let mut t = JsonTemplate {
             parts,
             base_millis: DEFAULT_BASE_MILLIS,
@@ -219,6 +247,26 @@ impl JsonTemplate {
                 out
             })
             .collect()
+    }
+
+    /// Values until `max_values` or until `max_bytes` would be passed (at least one value),
+    /// reproducible from `seed`: what a payload pool holds.
+    pub fn fill_pool(&self, seed: u64, max_values: usize, max_bytes: usize) -> Vec<Vec<u8>> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut values = Vec::new();
+        let mut total = 0usize;
+        let mut index = 0u64;
+        while values.len() < max_values.max(1) {
+            let mut out = Vec::with_capacity(self.size_hint);
+            self.render_into(&mut rng, index, &mut out);
+            index += 1;
+            total = total.saturating_add(out.len());
+            if total > max_bytes && !values.is_empty() {
+                break;
+            }
+            values.push(out);
+        }
+        values
     }
 
     /// Appends value number `index` to `out`.
