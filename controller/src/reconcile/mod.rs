@@ -1,1 +1,1048 @@
-//! TODO: reconcile
+//! # reconcile — the pure core
+//!
+//! `plan(&LoadTest, &Observed, now) -> Plan { status, commands, requeue }`. No async, no SDK
+//! types, no I/O, no clock, no randomness: the same inputs always give the same plan, so every
+//! row of the phase table below is a plain `#[test]` and a property test drives the core
+//! through thousands of simulated worlds (see `sim.rs`).
+//!
+//! This module owns *decisions*. It must not talk to AWS, read the environment or sleep; the
+//! shell (`runtime.rs`) observes the world, calls [`plan`], and carries the plan out.
+//!
+//! ## Phase table
+//!
+//! "Timeout" is measured from `status.phaseSince`, except where said. Every non-terminal phase
+//! has one, so no run can hang; every row below is a test in `tests.rs`.
+//!
+//! | from         | when                                                          | to           | reason / effect |
+//! |--------------|---------------------------------------------------------------|--------------|-----------------|
+//! | any live     | the spec fails validation                                     | Failed       | `SpecInvalid` condition True; no requeue |
+//! | any live     | `metadata.deletionTimestamp` is set                           | Cancelling   | `Deleted` |
+//! | Pending      | the spec is valid                                             | Provisioning | `Accepted`; `runId` derived from name, generation and now |
+//! | Pending, Provisioning | `spec.stop`                                          | Cancelling   | `StopRequested` |
+//! | Provisioning | ⌈readyFraction × count⌉ agents of live slots report Ready     | Running      | `AgentsReady`; `startAt = now + 5s`; first fleet assignment effective at `startAt` |
+//! | Provisioning | `timeouts.provisioning` passed and not every slot has a task  | Failed       | `ProvisioningTimedOut` |
+//! | Provisioning | `timeouts.provisioning + timeouts.ready` passed                | Failed       | `ReadyTimedOut` |
+//! | Provisioning, Running | every slot exhausted its restarts                    | Failed       | `AgentsFailed` |
+//! | Running      | `startAt + load duration` reached (the Running timeout)       | Draining     | `LoadComplete` |
+//! | Running      | `spec.stop`                                                   | Draining     | `StopRequested` |
+//! | Draining     | every live agent task of the run reports Completed/Failed or has exited | Reporting | `Drained`; `WriteReport { final: true }` |
+//! | Draining     | `timeouts.draining` passed, or `startAt + maxDuration`        | Reporting    | `DrainTimedOut`; stragglers stopped |
+//! | Reporting    | the final report of this run is written, verdict Passed       | Succeeded    | `ThresholdsMet` |
+//! | Reporting    | the final report is written, verdict not Passed               | Failed       | `ThresholdsFailed` / `MeasurementInvalid` / `Incomplete` |
+//! | Reporting    | `timeouts.reporting` passed                                   | Failed       | `ReportTimedOut` |
+//! | Cancelling   | no task is alive and (nothing was measured or the partial report is written) | Cancelled | verdict Incomplete |
+//! | Cancelling   | `timeouts.cancelling` passed                                  | Cancelled    | `CancelTimedOut` |
+//! | terminal     | tasks still alive                                             | (stays)      | `StopTasks` every one |
+//! | terminal     | deletion requested and no task alive (or cancel timeout over) | (stays)      | `DeleteTopic` if this run created it and cleanup says so, then `RemoveRecord` |
+//!
+//! Terminal runs are final: a spec edited after the end is observed (observedGeneration) but
+//! does not start a new run; delete and apply again.
+//!
+//! ## Slots, launches and the fleet
+//! Each agent is a *slot* `0..count` with an *incarnation* (+1 on every replacement), recorded
+//! in `status.slots`. While Provisioning and Running:
+//! - A launch is decided by writing the slot as `Launching` (attempt, launchedAt) **in the
+//!   status**, and the shell persists the status before it calls RunTask. A launch counts as in
+//!   flight until its task is seen or [`EXPECTATION_TIMEOUT`] passes; a slot with a launch in
+//!   flight, or with any live task, is never launched again. So a controller crash between the
+//!   status write and RunTask, a lost RunTask response or a lagging DescribeTasks never makes
+//!   two tasks for one slot. The client token `{runId}-{slot}-{incarnation}-{attempt}` makes a
+//!   retried RunTask idempotent on top.
+//! - Launches go out in batches of at most [`MAX_BATCH`], slow start 1, 2, 4, 8, 10 (the window
+//!   is `status.launchWindow`); the next batch waits until the previous one is confirmed, and a
+//!   failed launch resets the window to 1.
+//! - A failed launch (a RunTask `failures[]` entry for the slot, a throttle) backs that slot off
+//!   (2 s, 4 s … capped at 60 s); after [`MAX_LAUNCH_ATTEMPTS`] for one incarnation the slot fails.
+//! - A task that exits with an error during Provisioning or Running is replaced while the slot's
+//!   `restarts < agents.maxRestarts`: same slot, incarnation + 1; the new agent reads `startAt`
+//!   and joins the running schedule at the current offset. An agent that exits cleanly is done.
+//! - Past `maxRestarts` the slot is **Failed and dropped from the fleet**: the run goes on
+//!   degraded (condition `Degraded`), the remaining members take over its share from a new
+//!   assignment a few seconds ahead. When every slot has failed the run fails (`AgentsFailed`).
+//! - Live tasks that belong to no slot of this run (another run, a retired or unknown slot, a
+//!   duplicate, an older incarnation) are stopped: adoption and reaping after a restart are
+//!   the same code as every other reconcile.
+//! - Desired-state changes while Running (count, rate, pause) publish a new
+//!   [`FleetAssignment`](barrage_crds::status::FleetAssignment), effective [`RESPLIT_LEAD`] ahead,
+//!   so every agent switches on the same clock and the shares sum exactly to the total.
+//!
+//! ## Contract with the shell
+//! 1. If `plan.status` differs from the stored status, write it conditionally (record version
+//!    and leader epoch). If that write fails, drop the plan: re-read and plan again.
+//! 2. Only then execute `plan.commands`, in order. Report every RunTask outcome per slot back
+//!    as an [`Expectation`] in the next [`Observed`] (losing them in a crash is safe).
+//! 3. Requeue after `plan.requeue` (None: only on the next change). Shell errors go through
+//!    [`error_policy`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use barrage_crds::agent_status::{AgentPhase, AgentStatus};
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::TopicCleanup;
+use barrage_crds::status::{
+    Condition, ConditionStatus, FleetAssignment, LoadTestStatus, Phase, ReportLocations, SlotState,
+    Summary, Transition, Verdict, VerdictResult,
+};
+use chrono::{DateTime, Utc};
+
+mod policy;
+mod slots;
+
+pub use policy::{Failure, Retry, client_token, error_policy, jittered_backoff, run_id};
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+/// How far ahead of the decision `startAt` is set, so every agent sees it before it passes.
+pub const START_LEAD: Duration = Duration::from_secs(5);
+/// How far ahead a new fleet assignment takes effect.
+pub const RESPLIT_LEAD: Duration = Duration::from_secs(5);
+/// How long a decided launch counts as in flight while its task is not seen.
+pub const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a task that was seen may be missing from the task list before it counts as dead.
+pub const MISSING_TIMEOUT: Duration = Duration::from_secs(120);
+/// RunTask launches at most this many tasks per call.
+pub const MAX_BATCH: u32 = 10;
+/// Launch attempts for one incarnation of a slot before the slot fails.
+pub const MAX_LAUNCH_ATTEMPTS: u32 = 6;
+/// Requeue while the lease is held by someone else.
+pub const LEASE_RETRY: Duration = Duration::from_secs(5);
+/// Longest sleep between reconciles of a live run.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// Shortest requeue.
+pub const MIN_REQUEUE: Duration = Duration::from_secs(1);
+
+/// Condition types this core writes.
+pub mod conditions {
+    /// The spec failed validation (True) or passed it (False).
+    pub const SPEC_INVALID: &str = "SpecInvalid";
+    /// Enough agents reported Ready and `startAt` was set.
+    pub const AGENTS_READY: &str = "AgentsReady";
+    /// Some slot exhausted its restarts; the others carry its share.
+    pub const DEGRADED: &str = "Degraded";
+    /// A phase ran past its timeout.
+    pub const TIMED_OUT: &str = "TimedOut";
+    /// The verdict of the final report.
+    pub const THRESHOLDS_MET: &str = "ThresholdsMet";
+}
+
+/// What an agent task is doing, parsed once at the launcher boundary
+/// (ECS `lastStatus`/`stopCode`/exit code, or a local process).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Accepted, provisioning or pending.
+    Starting,
+    /// Running.
+    Running,
+    /// On its way out (deactivating, stopping, deprovisioning): still alive.
+    Stopping,
+    /// Gone. `ok` when the agent exited 0.
+    Exited {
+        /// The agent exited cleanly.
+        ok: bool,
+        /// Container exit code, if known.
+        code: Option<i32>,
+        /// Stop code or reason, if known.
+        reason: Option<String>,
+    },
+    /// A state this version does not know; treated as alive (never relaunched over).
+    Unknown(String),
+}
+
+impl TaskState {
+    /// Everything but `Exited` may still be sending load.
+    pub fn is_live(&self) -> bool {
+        !matches!(self, TaskState::Exited { .. })
+    }
+}
+
+/// An agent task the launcher listed for a LoadTest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTask {
+    /// ECS task ARN or local process id.
+    pub task_id: String,
+    /// The LoadTest the task is tagged with.
+    pub load_test: String,
+    /// `startedBy`: the run id.
+    pub started_by: String,
+    /// The slot tag, if it parsed.
+    pub slot: Option<u32>,
+    /// The incarnation tag, if it parsed.
+    pub incarnation: Option<u32>,
+    /// What it is doing.
+    pub state: TaskState,
+}
+
+/// What became of a RunTask the shell issued (kept in the shell's memory; lost on a crash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchOutcome {
+    /// Issued, no answer yet (or the call timed out).
+    InFlight,
+    /// RunTask returned this task.
+    Started {
+        /// Task ARN or process id.
+        task_id: String,
+    },
+    /// RunTask reported a failure for this slot (or the whole call failed).
+    Failed {
+        /// ECS failure reason or error message.
+        reason: String,
+        /// It was a throttle / quota error.
+        throttled: bool,
+    },
+}
+
+/// A launch the shell issued, with its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// Slot launched.
+    pub slot: u32,
+    /// Incarnation launched.
+    pub incarnation: u32,
+    /// Attempt launched.
+    pub attempt: u32,
+    /// When the call was made.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub outcome: LaunchOutcome,
+}
+
+/// A report the shell found (or wrote) for a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportObservation {
+    /// Run the report is for.
+    pub run_id: String,
+    /// True for the final report, false for a partial one (cancelled run).
+    pub final_: bool,
+    /// Verdict from the thresholds.
+    pub verdict: Option<Verdict>,
+    /// Summary numbers.
+    pub summary: Option<Summary>,
+    /// Where the files are.
+    pub locations: Option<ReportLocations>,
+}
+
+/// Everything the shell saw for one LoadTest. `lease_held` must be true for the core to act.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Agent tasks listed for this LoadTest (any run).
+    pub tasks: Vec<ObservedTask>,
+    /// Agent status records of this LoadTest (any run, any incarnation).
+    pub agents: Vec<AgentStatus>,
+    /// Launch outcomes the shell remembers.
+    pub expectations: Vec<Expectation>,
+    /// The report of the current run, if one is written.
+    pub report: Option<ReportObservation>,
+    /// An agent of the current run created the topic.
+    pub topic_created: bool,
+    /// This controller holds the leader lease.
+    pub lease_held: bool,
+}
+
+/// One agent launch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// Slot (`BARRAGE_SLOT`).
+    pub slot: u32,
+    /// Incarnation (`BARRAGE_INCARNATION`).
+    pub incarnation: u32,
+    /// Launch attempt for this incarnation (1-based).
+    pub attempt: u32,
+    /// RunTask `clientToken`: `{runId}-{slot}-{incarnation}-{attempt}`.
+    pub client_token: String,
+}
+
+/// A side effect for the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// One RunTask call (at most [`MAX_BATCH`] launches).
+    RunAgents {
+        /// The run (`startedBy`).
+        run_id: String,
+        /// The launches.
+        launches: Vec<Launch>,
+    },
+    /// StopTask each of these with the reason.
+    StopTasks {
+        /// Task ids.
+        task_ids: Vec<String>,
+        /// Why (shown in ECS).
+        reason: String,
+    },
+    /// Merge the run's histograms and write the report set (idempotent).
+    WriteReport {
+        /// The run.
+        run_id: String,
+        /// False for a partial report of a cancelled run (verdict Incomplete).
+        final_: bool,
+    },
+    /// Delete the topic this run created (`cleanup: DeleteIfCreated`).
+    DeleteTopic {
+        /// Topic name.
+        topic: String,
+    },
+    /// Remove the LoadTest record (the finalizer is done).
+    RemoveRecord,
+}
+
+/// What to do next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The status to persist (before the commands run).
+    pub status: LoadTestStatus,
+    /// Side effects, in order.
+    pub commands: Vec<Command>,
+    /// Reconcile again after this long; None waits for the next change.
+    pub requeue: Option<Duration>,
+}
+
+/// Plans one reconcile of `lt` given what the shell observed at `now`.
+pub fn plan(lt: &LoadTest, observed: &Observed, now: DateTime<Utc>) -> Plan {
+    let before = lt.status.clone().unwrap_or_default();
+    if !observed.lease_held {
+        return Plan {
+            status: before,
+            commands: Vec::new(),
+            requeue: Some(LEASE_RETRY),
+        };
+    }
+    let mut cx = Cx::new(lt, observed, now, before);
+    cx.reconcile();
+    cx.finish()
+}
+
+/// The plan for a record whose document could not even be read as a LoadTest: Failed with
+/// `SpecInvalid`, no requeue.
+pub fn plan_unreadable(
+    status: Option<&LoadTestStatus>,
+    generation: Option<i64>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut st = status.cloned().unwrap_or_default();
+    let generation = max_generation(st.observed_generation, generation);
+    set_condition(
+        &mut st,
+        conditions::SPEC_INVALID,
+        ConditionStatus::True,
+        "Unreadable",
+        error,
+        now,
+        generation,
+    );
+    if !st.phase.is_terminal() {
+        let from = st.phase;
+        st.phase = Phase::Failed;
+        st.phase_since = Some(now);
+        st.message = Some(format!("The record cannot be read: {error}"));
+        st.push_transition(Transition {
+            from,
+            to: Phase::Failed,
+            at: now,
+            reason: "SpecInvalid".into(),
+        });
+    }
+    st.observed_generation = generation;
+    Plan {
+        status: st,
+        commands: Vec::new(),
+        requeue: None,
+    }
+}
+
+/// Stops live tasks whose LoadTest record no longer exists (the shell lists every task the
+/// controller owns and passes the names of the records it knows).
+pub fn sweep_orphans(records: &[&str], tasks: &[ObservedTask]) -> Option<Command> {
+    let task_ids: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state.is_live() && !records.contains(&t.load_test.as_str()))
+        .map(|t| t.task_id.clone())
+        .collect();
+    (!task_ids.is_empty()).then(|| Command::StopTasks {
+        task_ids,
+        reason: "barrage: orphan task, its LoadTest no longer exists".into(),
+    })
+}
+
+/// When the current phase must be left at the latest; None for terminal phases.
+pub fn phase_deadline(lt: &LoadTest, st: &LoadTestStatus) -> Option<DateTime<Utc>> {
+    let since = st.phase_since?;
+    let t = &lt.spec.timeouts;
+    match st.phase {
+        Phase::Pending => Some(since),
+        Phase::Provisioning => Some(add(
+            since,
+            t.provisioning.as_std().saturating_add(t.ready.as_std()),
+        )),
+        Phase::Running => Some(load_end(lt, st)),
+        Phase::Draining => Some(add(since, t.draining.as_std()).min(hard_stop(lt, st))),
+        Phase::Reporting => Some(add(since, t.reporting.as_std())),
+        Phase::Cancelling => Some(add(since, t.cancelling.as_std())),
+        Phase::Succeeded | Phase::Failed | Phase::Cancelled => None,
+    }
+}
+
+/// `startAt + load duration`.
+fn load_end(lt: &LoadTest, st: &LoadTestStatus) -> DateTime<Utc> {
+    let start = st
+        .start_at
+        .or(st.phase_since)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    add(start, lt.spec.load.total_duration())
+}
+
+/// `startAt + maxDuration`: nothing of the load runs past this.
+fn hard_stop(lt: &LoadTest, st: &LoadTestStatus) -> DateTime<Utc> {
+    let start = st
+        .start_at
+        .or(st.phase_since)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    add(start, lt.spec.load.effective_max_duration())
+}
+
+/// `t + d`, saturating.
+pub(crate) fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn max_generation(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Sets a condition; `lastTransitionTime` moves only when the status changes.
+pub(crate) fn set_condition(
+    st: &mut LoadTestStatus,
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+    generation: Option<i64>,
+) {
+    if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == type_) {
+        if c.status != status {
+            c.last_transition_time = now;
+        }
+        c.status = status;
+        c.reason = reason.to_string();
+        c.message = message.to_string();
+        c.observed_generation = generation;
+    } else {
+        st.conditions.push(Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: now,
+            observed_generation: generation,
+        });
+    }
+}
+
+/// One reconcile in progress.
+pub(crate) struct Cx<'a> {
+    pub(crate) lt: &'a LoadTest,
+    pub(crate) obs: &'a Observed,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) generation: Option<i64>,
+    pub(crate) st: LoadTestStatus,
+    /// This LoadTest's tasks only.
+    pub(crate) tasks: Vec<&'a ObservedTask>,
+    pub(crate) commands: Vec<Command>,
+    /// Task id → reason, gathered into StopTasks at the end.
+    pub(crate) stops: BTreeMap<String, String>,
+    /// Times at which something is due.
+    pub(crate) wakes: Vec<DateTime<Utc>>,
+    /// Something can be done right away (next launch batch).
+    pub(crate) hot: bool,
+}
+
+type Step = (Phase, &'static str, String);
+
+impl<'a> Cx<'a> {
+    fn new(lt: &'a LoadTest, obs: &'a Observed, now: DateTime<Utc>, st: LoadTestStatus) -> Cx<'a> {
+        Cx {
+            lt,
+            obs,
+            now,
+            generation: max_generation(st.observed_generation, lt.metadata.generation),
+            tasks: obs
+                .tasks
+                .iter()
+                .filter(|t| t.load_test == lt.metadata.name)
+                .collect(),
+            st,
+            commands: Vec::new(),
+            stops: BTreeMap::new(),
+            wakes: Vec::new(),
+            hot: false,
+        }
+    }
+
+    fn reconcile(&mut self) {
+        if !self.st.phase.is_terminal() {
+            match barrage_crds::validate::validate(self.lt) {
+                Err(errs) => {
+                    let msg = errs.to_string();
+                    self.condition(
+                        conditions::SPEC_INVALID,
+                        ConditionStatus::True,
+                        "ValidationFailed",
+                        &msg,
+                    );
+                    self.transition(Phase::Failed, "SpecInvalid", msg);
+                }
+                Ok(()) => self.condition(
+                    conditions::SPEC_INVALID,
+                    ConditionStatus::False,
+                    "Valid",
+                    "The spec passed validation.",
+                ),
+            }
+        }
+        if !self.st.phase.is_terminal()
+            && self.st.phase != Phase::Cancelling
+            && self.lt.metadata.deletion_timestamp.is_some()
+        {
+            self.transition(
+                Phase::Cancelling,
+                "Deleted",
+                "Deletion requested: stopping every agent.".into(),
+            );
+        }
+        if self.st.run_id.is_some() {
+            self.absorb();
+        }
+        // A chain of transitions can happen in one reconcile (e.g. after a clock jump).
+        for _ in 0..12 {
+            let Some((to, reason, message)) = self.step() else {
+                break;
+            };
+            self.transition(to, reason, message);
+        }
+        self.act();
+    }
+
+    /// The next transition out of the current phase, if one is due.
+    fn step(&mut self) -> Option<Step> {
+        let spec = &self.lt.spec;
+        let now = self.now;
+        let since = self.st.phase_since.unwrap_or(now);
+        match self.st.phase {
+            Phase::Pending if spec.stop => Some((
+                Phase::Cancelling,
+                "StopRequested",
+                "Stopped before it started.".into(),
+            )),
+            Phase::Pending => Some((Phase::Provisioning, "Accepted", "Launching agents.".into())),
+            Phase::Provisioning => {
+                if spec.stop {
+                    return Some((
+                        Phase::Cancelling,
+                        "StopRequested",
+                        "Stopped before the load started.".into(),
+                    ));
+                }
+                if self.all_slots_failed() {
+                    return Some((
+                        Phase::Failed,
+                        "AgentsFailed",
+                        "Every agent slot exhausted its restarts.".into(),
+                    ));
+                }
+                let desired = spec.agents.count;
+                let ready = self.ready_count();
+                // Failed slots are out of the fleet: the fraction is of the members.
+                let members = count(self.members().iter());
+                let needed = ready_needed(members, spec.agents.ready_fraction);
+                if ready >= needed {
+                    return Some((
+                        Phase::Running,
+                        "AgentsReady",
+                        format!("{ready} of {desired} agents ready; the load starts at startAt."),
+                    ));
+                }
+                let provisioned_by = add(since, spec.timeouts.provisioning.as_std());
+                let seen = self.slots_with_task(desired);
+                if now >= provisioned_by && seen < desired {
+                    return Some((
+                        Phase::Failed,
+                        "ProvisioningTimedOut",
+                        format!(
+                            "Only {seen} of {desired} agent tasks started within {}.",
+                            spec.timeouts.provisioning
+                        ),
+                    ));
+                }
+                if seen < desired {
+                    self.wakes.push(provisioned_by);
+                }
+                let ready_by = add(provisioned_by, spec.timeouts.ready.as_std());
+                if now >= ready_by {
+                    return Some((
+                        Phase::Failed,
+                        "ReadyTimedOut",
+                        format!("Only {ready} of {needed} needed agents became Ready in time."),
+                    ));
+                }
+                self.wakes.push(ready_by);
+                None
+            }
+            Phase::Running => {
+                if spec.stop {
+                    return Some((
+                        Phase::Draining,
+                        "StopRequested",
+                        "Stopped early: agents drain and the report covers what was measured."
+                            .into(),
+                    ));
+                }
+                if self.all_slots_failed() {
+                    return Some((
+                        Phase::Failed,
+                        "AgentsFailed",
+                        "Every agent slot exhausted its restarts.".into(),
+                    ));
+                }
+                let end = load_end(self.lt, &self.st);
+                if now >= end {
+                    return Some((
+                        Phase::Draining,
+                        "LoadComplete",
+                        "The load ended; agents flush their last intervals.".into(),
+                    ));
+                }
+                self.wakes.push(end);
+                None
+            }
+            Phase::Draining => {
+                if self.drained() {
+                    return Some((
+                        Phase::Reporting,
+                        "Drained",
+                        "Every agent finished; writing the report.".into(),
+                    ));
+                }
+                let deadline = phase_deadline(self.lt, &self.st).unwrap_or(now);
+                if now >= deadline {
+                    self.condition(
+                        conditions::TIMED_OUT,
+                        ConditionStatus::True,
+                        "DrainTimedOut",
+                        "Agents did not finish draining in time; the report covers what was uploaded.",
+                    );
+                    return Some((
+                        Phase::Reporting,
+                        "DrainTimedOut",
+                        "Draining timed out; stopping the stragglers and writing the report."
+                            .into(),
+                    ));
+                }
+                self.wakes.push(deadline);
+                None
+            }
+            Phase::Reporting => {
+                if let Some(report) = self.report(true) {
+                    let verdict = report.verdict.clone().unwrap_or(Verdict {
+                        result: VerdictResult::Incomplete,
+                        reasons: vec!["the report carries no verdict".into()],
+                    });
+                    self.st.summary = report.summary.clone().or(self.st.summary.take());
+                    self.st.reports = report.locations.clone().or(self.st.reports.take());
+                    let (to, reason, cond) = match verdict.result {
+                        VerdictResult::Passed => {
+                            (Phase::Succeeded, "ThresholdsMet", ConditionStatus::True)
+                        }
+                        VerdictResult::Failed => {
+                            (Phase::Failed, "ThresholdsFailed", ConditionStatus::False)
+                        }
+                        VerdictResult::Invalid => {
+                            (Phase::Failed, "MeasurementInvalid", ConditionStatus::False)
+                        }
+                        VerdictResult::Incomplete => {
+                            (Phase::Failed, "Incomplete", ConditionStatus::False)
+                        }
+                    };
+                    let message = verdict.reasons.join("; ");
+                    self.condition(conditions::THRESHOLDS_MET, cond, reason, &message);
+                    self.st.verdict = Some(verdict);
+                    return Some((to, reason, format!("Report written. {message}")));
+                }
+                let deadline = add(since, spec.timeouts.reporting.as_std());
+                if now >= deadline {
+                    self.condition(
+                        conditions::TIMED_OUT,
+                        ConditionStatus::True,
+                        "ReportTimedOut",
+                        "The report was not written in time.",
+                    );
+                    self.incomplete("the report was not written in time");
+                    return Some((
+                        Phase::Failed,
+                        "ReportTimedOut",
+                        "The report was not written in time.".into(),
+                    ));
+                }
+                self.wakes.push(deadline);
+                None
+            }
+            Phase::Cancelling => {
+                let deadline = add(since, spec.timeouts.cancelling.as_std());
+                if now >= deadline {
+                    self.condition(
+                        conditions::TIMED_OUT,
+                        ConditionStatus::True,
+                        "CancelTimedOut",
+                        "Not every agent stopped in time.",
+                    );
+                    self.incomplete("cancelled; not every agent stopped in time");
+                    return Some((
+                        Phase::Cancelled,
+                        "CancelTimedOut",
+                        "Cancelled; not every agent stopped in time.".into(),
+                    ));
+                }
+                self.wakes.push(deadline);
+                let quiet = !self.tasks.iter().any(|t| t.state.is_live()) && !self.in_flight();
+                let measured = self.st.start_at.is_some_and(|s| s <= now);
+                if quiet && (!measured || self.report(false).is_some()) {
+                    self.incomplete("the run was cancelled");
+                    return Some((Phase::Cancelled, "Cancelled", "Every agent stopped.".into()));
+                }
+                None
+            }
+            Phase::Succeeded | Phase::Failed | Phase::Cancelled => None,
+        }
+    }
+
+    /// Side effects for the phase the run ends up in.
+    fn act(&mut self) {
+        match self.st.phase {
+            Phase::Pending => {}
+            Phase::Provisioning | Phase::Running => {
+                self.scale();
+                if self.st.phase == Phase::Running {
+                    self.update_fleet();
+                }
+                self.reap(false);
+                self.launch();
+                self.degraded();
+            }
+            Phase::Draining => self.reap(false),
+            Phase::Reporting => {
+                self.reap(true);
+                if let Some(run_id) = self.st.run_id.clone() {
+                    self.commands.push(Command::WriteReport {
+                        run_id,
+                        final_: true,
+                    });
+                }
+                self.wakes.push(add(self.now, Duration::from_secs(5)));
+            }
+            Phase::Cancelling => {
+                self.reap(true);
+                let quiet = !self.tasks.iter().any(|t| t.state.is_live()) && !self.in_flight();
+                let measured = self.st.start_at.is_some_and(|s| s <= self.now);
+                if quiet
+                    && measured
+                    && self.report(false).is_none()
+                    && let Some(run_id) = self.st.run_id.clone()
+                {
+                    self.commands.push(Command::WriteReport {
+                        run_id,
+                        final_: false,
+                    });
+                }
+                self.wakes.push(add(self.now, Duration::from_secs(5)));
+            }
+            Phase::Succeeded | Phase::Failed | Phase::Cancelled => self.finalize(),
+        }
+    }
+
+    /// Terminal phases: stop what is left, clean the topic up, remove the record if asked.
+    fn finalize(&mut self) {
+        self.reap(true);
+        // A launch still in flight may yet produce a task: wait for it to be seen and reaped.
+        let live = self.tasks.iter().any(|t| t.state.is_live()) || self.in_flight();
+        let since = self.st.phase_since.unwrap_or(self.now);
+        let gave_up = self.now >= add(since, self.lt.spec.timeouts.cancelling.as_std());
+        if self.obs.topic_created && self.st.run_id.is_some() {
+            self.st.topic_created = true;
+        }
+        if !live
+            && self.st.topic_created
+            && !self.st.topic_deleted
+            && self.lt.spec.topic.cleanup == TopicCleanup::DeleteIfCreated
+        {
+            self.st.topic_deleted = true;
+            self.commands.push(Command::DeleteTopic {
+                topic: self.lt.spec.topic.name.clone(),
+            });
+        }
+        if self.lt.metadata.deletion_timestamp.is_some() {
+            if !live || gave_up {
+                self.commands.push(Command::RemoveRecord);
+            } else {
+                self.wakes
+                    .push(add(since, self.lt.spec.timeouts.cancelling.as_std()));
+            }
+        }
+        if live {
+            self.wakes.push(add(self.now, Duration::from_secs(10)));
+        }
+    }
+
+    fn transition(&mut self, to: Phase, reason: &'static str, message: String) {
+        let from = self.st.phase;
+        if from == to {
+            return;
+        }
+        self.st.phase = to;
+        self.st.phase_since = Some(self.now);
+        self.st.message = Some(message);
+        self.st.push_transition(Transition {
+            from,
+            to,
+            at: self.now,
+            reason: reason.to_string(),
+        });
+        match to {
+            Phase::Provisioning => {
+                let generation = self.lt.metadata.generation.unwrap_or(0);
+                self.st.run_id = Some(run_id(self.lt.name(), generation, self.now));
+                self.st.slots.clear();
+                self.st.fleet = None;
+                self.st.start_at = None;
+                self.st.launch_window = 1;
+                self.st.verdict = None;
+                self.st.summary = None;
+                self.st.reports = None;
+            }
+            Phase::Running => {
+                let start_at = add(self.now, START_LEAD);
+                self.st.start_at = Some(start_at);
+                let members = self.members();
+                self.st.fleet = Some(FleetAssignment {
+                    epoch: 1,
+                    members,
+                    effective_at: Some(start_at),
+                    spec_generation: self.lt.metadata.generation.unwrap_or(0),
+                    paused: self.lt.spec.paused,
+                });
+                self.condition(
+                    conditions::AGENTS_READY,
+                    ConditionStatus::True,
+                    "AgentsReady",
+                    "Enough agents reported Ready; startAt is set.",
+                );
+            }
+            Phase::Failed => {
+                if self.st.verdict.is_none() && reason != "SpecInvalid" {
+                    self.incomplete(&format!("the run failed: {reason}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn incomplete(&mut self, why: &str) {
+        if self.st.verdict.is_none() {
+            self.st.verdict = Some(Verdict {
+                result: VerdictResult::Incomplete,
+                reasons: vec![why.to_string()],
+            });
+        }
+    }
+
+    fn condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+        set_condition(
+            &mut self.st,
+            type_,
+            status,
+            reason,
+            message,
+            self.now,
+            self.generation,
+        );
+    }
+
+    /// The report of the current run; `final_only` ignores partial reports.
+    fn report(&self, final_only: bool) -> Option<&'a ReportObservation> {
+        let run = self.st.run_id.as_deref()?;
+        self.obs
+            .report
+            .as_ref()
+            .filter(|r| r.run_id == run && (r.final_ || !final_only))
+    }
+
+    /// Agents of the current run for live slots whose current incarnation reported Ready (or later).
+    fn ready_count(&self) -> u32 {
+        let Some(run) = self.st.run_id.as_deref() else {
+            return 0;
+        };
+        let desired = self.lt.spec.agents.count;
+        let n = self
+            .st
+            .slots
+            .iter()
+            .filter(|r| {
+                r.slot < desired && matches!(r.state, SlotState::Launching | SlotState::Running)
+            })
+            .filter(|r| {
+                self.obs.agents.iter().any(|a| {
+                    a.run_id == run
+                        && a.load_test == self.lt.metadata.name
+                        && a.slot == r.slot
+                        && a.incarnation == r.incarnation
+                        && matches!(
+                            a.phase,
+                            AgentPhase::Ready | AgentPhase::Running | AgentPhase::Draining
+                        )
+                })
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// True when no live task of the run is still working: each has exited, or its agent
+    /// reported Completed or Failed.
+    fn drained(&self) -> bool {
+        let Some(run) = self.st.run_id.as_deref() else {
+            return true;
+        };
+        let working = self.tasks.iter().any(|t| {
+            t.state.is_live()
+                && t.started_by == run
+                && self.is_owned(t)
+                && !self.obs.agents.iter().any(|a| {
+                    a.run_id == run
+                        && Some(a.slot) == t.slot
+                        && Some(a.incarnation) == t.incarnation
+                        && a.phase.is_terminal()
+                })
+        });
+        !working && !self.in_flight()
+    }
+
+    fn finish(mut self) -> Plan {
+        self.counts();
+        if self.generation >= self.st.observed_generation {
+            self.st.observed_generation = self.generation;
+        }
+        let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (task, reason) in std::mem::take(&mut self.stops) {
+            by_reason.entry(reason).or_default().push(task);
+        }
+        let mut commands: Vec<Command> = by_reason
+            .into_iter()
+            .map(|(reason, task_ids)| Command::StopTasks { task_ids, reason })
+            .collect();
+        commands.append(&mut self.commands);
+        let requeue = if self.st.phase.is_terminal() && self.wakes.is_empty() {
+            None
+        } else if self.hot {
+            Some(MIN_REQUEUE)
+        } else {
+            let next = self.wakes.iter().min().copied();
+            let wait = next
+                .and_then(|t| (t - self.now).to_std().ok())
+                .unwrap_or(Duration::ZERO);
+            let cap = if self.st.phase.is_terminal() {
+                Duration::from_secs(10)
+            } else {
+                RESYNC
+            };
+            Some(wait.clamp(MIN_REQUEUE, cap))
+        };
+        Plan {
+            status: self.st,
+            commands,
+            requeue,
+        }
+    }
+
+    /// Agent counts and live progress.
+    fn counts(&mut self) {
+        if matches!(self.st.phase, Phase::Provisioning | Phase::Running) {
+            self.st.agents.desired = self.lt.spec.agents.count;
+        }
+        let desired = self.st.agents.desired;
+        let current = |s: SlotState| matches!(s, SlotState::Launching | SlotState::Running);
+        self.st.agents.launched = count(
+            self.st
+                .slots
+                .iter()
+                .filter(|r| r.slot < desired && (r.seen || r.task_id.is_some())),
+        );
+        self.st.agents.failed = count(
+            self.st
+                .slots
+                .iter()
+                .filter(|r| r.state == SlotState::Failed),
+        );
+        self.st.agents.running = count(self.tasks.iter().filter(|t| {
+            t.state == TaskState::Running
+                && self.is_owned(t)
+                && self
+                    .slot(t.slot.unwrap_or(u32::MAX))
+                    .is_some_and(|r| current(r.state))
+        }));
+        self.st.agents.ready = if matches!(self.st.phase, Phase::Provisioning | Phase::Running) {
+            self.ready_count()
+        } else {
+            0
+        };
+        let Some(run) = self.st.run_id.clone() else {
+            return;
+        };
+        let mut p = barrage_crds::status::Progress::default();
+        for a in self
+            .obs
+            .agents
+            .iter()
+            .filter(|a| a.run_id == run && a.load_test == self.lt.metadata.name)
+        {
+            p.sent = p.sent.saturating_add(a.counters.sent);
+            p.acked = p.acked.saturating_add(a.counters.acked);
+            p.errors = p.errors.saturating_add(a.counters.errors);
+            p.dropped = p.dropped.saturating_add(a.counters.dropped);
+            p.bytes = p.bytes.saturating_add(a.counters.bytes);
+            if !a.phase.is_terminal() {
+                p.window_p99_us = p.window_p99_us.max(a.last_interval_p99_us);
+            }
+        }
+        p.current_rate = self.st.progress.current_rate;
+        self.st.progress = p;
+    }
+}
+
+/// Agents that must be Ready before `startAt` is set: ⌈fraction × count⌉, at least 1 (when
+/// there are agents), at most count.
+pub fn ready_needed(count: u32, fraction: f64) -> u32 {
+    if count == 0 {
+        return 0;
+    }
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let needed = (f64::from(count) * f - 1e-9).ceil();
+    // `needed` is within 0..=count here.
+    (needed as u32).clamp(1, count)
+}
+
+fn count<T>(it: impl Iterator<Item = T>) -> u32 {
+    u32::try_from(it.count()).unwrap_or(u32::MAX)
+}
