@@ -10,7 +10,7 @@
 //! Must not: hold its lock across an `.await`, or diverge from the DynamoDB adapter's rules.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +25,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::streams::WatchEvent;
+use crate::streams::{WatchEvent, WatchHandle, WatchOptions, Watchable};
 use crate::{Applied, Blobs, Lease, PutOnce, Result, Store, StoreError, StoredLoadTest};
 use rules::*;
 
@@ -311,6 +311,7 @@ pub(crate) mod rules {
 type Key = (String, String);
 
 struct Subscriber {
+    id: u64,
     tx: mpsc::Sender<WatchEvent>,
     /// A `Changed` was dropped because the channel was full: send `Relist` next.
     needs_relist: bool,
@@ -320,6 +321,7 @@ struct Subscriber {
 struct State {
     items: BTreeMap<Key, Item>,
     subscribers: Vec<Subscriber>,
+    next_subscriber: u64,
 }
 
 impl State {
@@ -347,7 +349,7 @@ impl State {
 /// LoadTests, agent status and the lease in memory, with the DynamoDB adapter's semantics.
 #[derive(Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 fn lt_key(name: &str) -> Key {
@@ -372,15 +374,29 @@ impl MemoryStore {
     }
 
     /// Changes to LoadTest records and their agents' status, like the DynamoDB Streams watch:
-    /// `Changed(name)` per write, `Relist` after events were dropped because the receiver fell
-    /// more than `capacity` behind.
-    pub fn watch(&self, capacity: usize) -> mpsc::Receiver<WatchEvent> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        self.lock().subscribers.push(Subscriber {
+    /// `Relist` first, then `Changed(name)` per write, and `Relist` again after events were
+    /// dropped because the receiver fell more than `options.capacity` behind.
+    pub fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle) {
+        let (tx, rx) = mpsc::channel(options.capacity.max(1));
+        let mut state = self.lock();
+        let id = state.next_subscriber;
+        state.next_subscriber += 1;
+        let needs_relist = tx.try_send(WatchEvent::Relist).is_err();
+        state.subscribers.push(Subscriber {
+            id,
             tx,
-            needs_relist: false,
+            needs_relist,
         });
-        rx
+        let weak = Arc::downgrade(&self.state);
+        let handle = WatchHandle::from_fn(move || {
+            if let Some(state) = weak.upgrade() {
+                let mut state = state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.subscribers.retain(|sub| sub.id != id);
+            }
+        });
+        (rx, handle)
     }
 
     /// Writes a raw item as a `PutItem` would (no condition), e.g. what CI writes by hand.
@@ -610,6 +626,12 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+impl Watchable for MemoryStore {
+    fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle) {
+        MemoryStore::watch(self, options)
     }
 }
 

@@ -63,18 +63,52 @@ impl Default for WatchOptions {
     }
 }
 
-/// Stops a watch.
-#[derive(Debug)]
+/// Stops a watch: its receiver then yields `None` once the events already queued are read.
 pub struct WatchHandle {
-    stop: signal::Sender<bool>,
-    task: JoinHandle<()>,
+    stop: Option<signal::Sender<bool>>,
+    task: Option<JoinHandle<()>>,
+    on_shutdown: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHandle").finish_non_exhaustive()
+    }
 }
 
 impl WatchHandle {
+    /// A handle whose shutdown runs `on_shutdown` (a watch without a task of its own).
+    pub(crate) fn from_fn(on_shutdown: impl FnOnce() + Send + 'static) -> WatchHandle {
+        WatchHandle {
+            stop: None,
+            task: None,
+            on_shutdown: Some(Box::new(on_shutdown)),
+        }
+    }
+
     /// Stops the watch and waits for its task to end.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(f) = self.on_shutdown.take() {
+            f();
+        }
+    }
+}
+
+/// A store whose changes can be watched. Every watch starts with [`WatchEvent::Relist`]:
+/// start the watch, then list on that first event, and no change is missed.
+pub trait Watchable: Send + Sync {
+    fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle);
+}
+
+impl Watchable for DynamoStore {
+    fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle) {
+        watch(self, options)
     }
 }
 
@@ -89,13 +123,6 @@ pub fn watch(
         table: store.table().to_string(),
     };
     spawn_watch(api, options)
-}
-
-impl DynamoStore {
-    /// Watches this table through DynamoDB Streams; see [`watch`].
-    pub fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle) {
-        watch(self, options)
-    }
 }
 
 fn spawn_watch<A: StreamApi + 'static>(
@@ -113,7 +140,14 @@ fn spawn_watch<A: StreamApi + 'static>(
         shards: BTreeMap::new(),
     };
     let task = tokio::spawn(watcher.run());
-    (rx, WatchHandle { stop, task })
+    (
+        rx,
+        WatchHandle {
+            stop: Some(stop),
+            task: Some(task),
+            on_shutdown: None,
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -852,7 +886,8 @@ mod tests {
     async fn dropping_the_receiver_ends_the_watch() {
         let (rx, handle) = spawn_watch(Fake::default(), options());
         drop(rx);
-        tokio::time::timeout(Duration::from_secs(5), handle.task)
+        let task = handle.task.expect("a task");
+        tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("the task ends")
             .expect("no panic");

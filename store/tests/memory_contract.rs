@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use barrage_crds::items::Item;
 use barrage_store::Store;
 use barrage_store::memory::{MemoryBlobs, MemoryStore};
-use barrage_store::streams::WatchEvent;
+use barrage_store::streams::{WatchEvent, WatchOptions};
 use common::*;
 
 #[async_trait]
@@ -61,7 +61,11 @@ async fn dir_blobs_are_written_once() {
 #[tokio::test]
 async fn memory_watch_reports_changes_and_asks_for_a_relist_when_it_fell_behind() {
     let store = MemoryStore::new();
-    let mut events = store.watch(2);
+    let (mut events, handle) = store.watch(WatchOptions {
+        capacity: 2,
+        ..WatchOptions::default()
+    });
+    assert_eq!(events.recv().await, Some(WatchEvent::Relist), "first event");
     let a = unique("a");
     store.apply(&example(&a)).await.expect("apply");
     assert_eq!(events.recv().await, Some(WatchEvent::Changed(a.clone())));
@@ -87,6 +91,14 @@ async fn memory_watch_reports_changes_and_asks_for_a_relist_when_it_fell_behind(
     store.request_delete(&a).await.expect("delete");
     assert_eq!(events.recv().await, Some(WatchEvent::Relist));
     assert_eq!(events.recv().await, Some(WatchEvent::Changed(a.clone())));
+
+    // After shutdown the receiver ends.
+    handle.shutdown().await;
+    store
+        .apply(&example(&unique("later")))
+        .await
+        .expect("apply");
+    assert_eq!(events.recv().await, None);
 }
 
 #[tokio::test]
