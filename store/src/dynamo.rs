@@ -221,26 +221,9 @@ impl DynamoStore {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug,
     {
-        match err.code() {
-            Some("ConditionalCheckFailedException") => StoreError::Conflict {
-                what: what.to_string(),
-            },
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded",
-            ) => StoreError::Throttled {
-                service: "DynamoDB",
-                operation,
-            },
-            Some("ResourceNotFoundException") => {
-                StoreError::Missing(missing_table_message(&self.table))
-            }
-            _ => StoreError::Backend {
-                operation,
-                message: DisplayErrorContext(&err).to_string(),
-            },
-        }
+        error_for_code(err.code(), &self.table, operation, what, || {
+            DisplayErrorContext(&err).to_string()
+        })
     }
 
     /// Runs `call`, retrying with a jittered, capped backoff while it is throttled.
@@ -400,6 +383,34 @@ fn n(value: impl ToString) -> AttributeValue {
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// What a DynamoDB error code means to the store.
+fn error_for_code(
+    code: Option<&str>,
+    table: &str,
+    operation: &'static str,
+    what: &str,
+    message: impl FnOnce() -> String,
+) -> StoreError {
+    match code {
+        Some("ConditionalCheckFailedException") => StoreError::Conflict {
+            what: what.to_string(),
+        },
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded",
+        ) => StoreError::Throttled {
+            service: "DynamoDB",
+            operation,
+        },
+        Some("ResourceNotFoundException") => StoreError::Missing(missing_table_message(table)),
+        _ => StoreError::Backend {
+            operation,
+            message: message(),
+        },
+    }
 }
 
 pub(crate) fn missing_table_message(table: &str) -> String {
@@ -808,6 +819,38 @@ mod tests {
                 assert!(ATTR_NAMES.iter().any(|(p, _)| *p == token), "{token}");
             }
         }
+    }
+
+    #[test]
+    fn dynamodb_error_codes_map_to_what_they_mean() {
+        let map = |code| error_for_code(Some(code), "t", "PutItem", "lt#a", || "m".into());
+        assert!(matches!(
+            map("ConditionalCheckFailedException"),
+            StoreError::Conflict { what } if what == "lt#a"
+        ));
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert!(
+                matches!(
+                    map(code),
+                    StoreError::Throttled {
+                        service: "DynamoDB",
+                        operation: "PutItem"
+                    }
+                ),
+                "{code}"
+            );
+        }
+        assert!(
+            matches!(map("ResourceNotFoundException"), StoreError::Missing(m) if m.contains("\"t\""))
+        );
+        assert!(matches!(
+            map("ValidationException"),
+            StoreError::Backend { message, .. } if message == "m"
+        ));
     }
 
     #[test]
