@@ -7,8 +7,8 @@
 //! early, what was due and not sent is counted as dropped.
 
 use std::sync::Arc;
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -114,6 +114,8 @@ pub struct IntervalRecord {
     pub histograms: Histograms,
     /// The run's counters at the end of the interval (cumulative).
     pub counters: CounterSnapshot,
+    /// Records of this agent's share whose intended send time fell in this interval.
+    pub scheduled: u64,
 }
 
 /// How the run ended.
@@ -155,7 +157,10 @@ pub struct Prepared {
 
 /// Creates the producer, learns every partition's leader and initialises transactions, so
 /// that start-up is not measured as latency. Measuring starts with [`Prepared::run`].
-pub async fn prepare(mut job: ProduceJob, recorder: Arc<Recorder>) -> Result<Prepared, EngineError> {
+pub async fn prepare(
+    mut job: ProduceJob,
+    recorder: Arc<Recorder>,
+) -> Result<Prepared, EngineError> {
     // The schedule ticks once per transaction: records per second / records per transaction.
     let per_tick = job.records_per_transaction.max(1);
     if per_tick > 1 {
@@ -218,7 +223,15 @@ impl Prepared {
         intervals: mpsc::UnboundedSender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
         let _ = self.origin.set(clock);
-        run_prepared(self.job, self.producer, self.recorder, clock, control, intervals).await
+        run_prepared(
+            self.job,
+            self.producer,
+            self.recorder,
+            clock,
+            control,
+            intervals,
+        )
+        .await
     }
 }
 
@@ -248,7 +261,13 @@ async fn run_prepared(
     let flush_timeout = job.flush_timeout;
     // The schedule ticks once per transaction: records per second / records per transaction.
     let per_tick = job.records_per_transaction.max(1);
+    let round_trip = job.round_trip_agent.is_some();
     let planned = Schedule::new(job.profile.clone(), job.share).remaining() * u64::from(per_tick);
+    let plan = Planned {
+        profile: job.profile.clone(),
+        share: job.share,
+        per_tick: u64::from(per_tick),
+    };
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let sender = {
@@ -272,7 +291,7 @@ async fn run_prepared(
         let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
         tokio::select! {
             _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &intervals);
+                spare = roll(&recorder, spare, index, interval, &plan, &intervals);
                 index += 1;
             }
             _ = &mut done_rx => break,
@@ -303,12 +322,36 @@ async fn run_prepared(
         let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
         tokio::select! {
             _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &intervals);
+                spare = roll(&recorder, spare, index, interval, &plan, &intervals);
                 index += 1;
             }
             left = &mut flushing => break left.unwrap_or(0),
         }
     };
+    if round_trip {
+        // RoundTrip: wait (bounded) for the last records to come back, then count as lost what
+        // was acknowledged and never consumed — before the last interval is closed, so the
+        // report carries it.
+        let deadline = clock.now_ns() + interval_ns(ROUND_TRIP_DRAIN);
+        loop {
+            let c = recorder.counters().snapshot();
+            if c.consumed >= c.acked || clock.now_ns() >= deadline {
+                recorder
+                    .counters()
+                    .lost
+                    .store(c.acked.saturating_sub(c.consumed), Ordering::Relaxed);
+                break;
+            }
+            let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
+            tokio::select! {
+                _ = tokio::time::sleep_until(boundary.into()) => {
+                    spare = roll(&recorder, spare, index, interval, &plan, &intervals);
+                    index += 1;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
     if unflushed > 0 {
         warn!(
             unflushed,
@@ -318,12 +361,14 @@ async fn run_prepared(
     // The last, partial interval.
     let end_ns = clock.now_ns();
     let histograms = recorder.swap(spare);
+    let start_ns = interval_ns(interval) * u64::from(index);
     let _ = intervals.send(IntervalRecord {
         index,
-        start_ns: interval_ns(interval) * u64::from(index),
-        end_ns: end_ns.max(interval_ns(interval) * u64::from(index)),
+        start_ns,
+        end_ns: end_ns.max(start_ns),
         histograms,
         counters: recorder.counters().snapshot(),
+        scheduled: plan.scheduled(start_ns, start_ns + interval_ns(interval)),
     });
     Ok(Outcome {
         counters: recorder.counters().snapshot(),
@@ -334,6 +379,9 @@ async fn run_prepared(
         unflushed,
     })
 }
+
+/// RoundTrip: longest wait after the last ack for records to come back.
+const ROUND_TRIP_DRAIN: Duration = Duration::from_secs(15);
 
 /// Longest wait for the producer's first metadata before the start.
 const WARM_UP_LIMIT: Duration = Duration::from_secs(15);
@@ -370,21 +418,40 @@ fn interval_ns(interval: Duration) -> u64 {
     u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// What the schedule called for, to count each interval's scheduled records.
+struct Planned {
+    profile: Profile,
+    share: Share,
+    per_tick: u64,
+}
+
+impl Planned {
+    /// Records of this share intended in `[from_ns, to_ns)`.
+    fn scheduled(&self, from_ns: u64, to_ns: u64) -> u64 {
+        let a = self.share.owned_below(self.profile.sends_before(from_ns));
+        let b = self.share.owned_below(self.profile.sends_before(to_ns));
+        b.saturating_sub(a) * self.per_tick
+    }
+}
+
 fn roll(
     recorder: &Recorder,
     spare: Histograms,
     index: u32,
     interval: Duration,
+    plan: &Planned,
     out: &mpsc::UnboundedSender<IntervalRecord>,
 ) -> Histograms {
     let histograms = recorder.swap(spare);
     let len = interval_ns(interval);
+    let start_ns = len * u64::from(index);
     let record = IntervalRecord {
         index,
-        start_ns: len * u64::from(index),
-        end_ns: len * (u64::from(index) + 1),
+        start_ns,
+        end_ns: start_ns + len,
         histograms,
         counters: recorder.counters().snapshot(),
+        scheduled: plan.scheduled(start_ns, start_ns + len),
     };
     match out.send(record) {
         // The receiver keeps the histograms; start the next interval with fresh ones.

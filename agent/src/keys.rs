@@ -52,9 +52,10 @@ impl KeyGen {
         match self.plan {
             KeyPlan::None => None,
             KeyPlan::Sequential { cardinality } => Some(global % cardinality.max(1)),
-            KeyPlan::Uniform { cardinality } => {
-                Some(rand::Rng::random_range(&mut self.rng, 0..cardinality.max(1)))
-            }
+            KeyPlan::Uniform { cardinality } => Some(rand::Rng::random_range(
+                &mut self.rng,
+                0..cardinality.max(1),
+            )),
             KeyPlan::Zipf { cardinality, .. } => {
                 let k = match &self.zipf {
                     // Zipf yields 1..=n as floats.
@@ -97,7 +98,16 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..5)
             .map(|j| g.next_key(j).map(<[u8]>::to_vec).unwrap_or_default())
             .collect();
-        assert_eq!(keys, vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec(), b"0".to_vec(), b"1".to_vec()]);
+        assert_eq!(
+            keys,
+            vec![
+                b"0".to_vec(),
+                b"1".to_vec(),
+                b"2".to_vec(),
+                b"0".to_vec(),
+                b"1".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -138,7 +148,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_keys() {
-        let plan = KeyPlan::Uniform { cardinality: 1 << 40 };
+        let plan = KeyPlan::Uniform {
+            cardinality: 1 << 40,
+        };
         let mut a = KeyGen::new(plan.clone(), 99);
         let mut b = KeyGen::new(plan, 99);
         for j in 0..100 {

@@ -13,12 +13,12 @@
 //!
 //! Nothing here logs per record: counts and latencies go to histograms.
 
-pub mod schedule;
 pub mod cli;
-pub mod protocol;
 pub mod engine;
 pub mod job;
 pub mod kafka;
 pub mod keys;
 pub mod payload;
+pub mod protocol;
 pub mod recorder;
+pub mod schedule;

@@ -77,10 +77,17 @@ pub async fn run(
     match &result {
         Ok(AgentExit::Completed { stopped_early }) => {
             reporter
-                .phase(AgentPhase::Completed, stopped_early.then(|| "stopped early".into()))
+                .phase(
+                    AgentPhase::Completed,
+                    stopped_early.then(|| "stopped early".into()),
+                )
                 .await;
         }
-        Err(e) => reporter.phase(AgentPhase::Failed, Some(e.to_string())).await,
+        Err(e) => {
+            reporter
+                .phase(AgentPhase::Failed, Some(e.to_string()))
+                .await
+        }
     }
     result
 }
@@ -137,7 +144,11 @@ async fn run_inner(
     produce.flush_timeout = Duration::from_secs(20);
     let prepared = engine::prepare(produce, recorder.clone()).await?;
     reporter.phase(AgentPhase::Ready, None).await;
-    info!(slot = a.slot, incarnation = a.incarnation, "Ready; waiting for startAt.");
+    info!(
+        slot = a.slot,
+        incarnation = a.incarnation,
+        "Ready; waiting for startAt."
+    );
 
     // Wait for the shared start.
     let ready_limit = spec.timeouts.ready.as_std() + spec.timeouts.provisioning.as_std();
@@ -236,8 +247,8 @@ async fn run_inner(
             }
         }
     };
-    let outcome = outcome
-        .map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
+    let outcome =
+        outcome.map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
     let (uploaded, failures) = uploads.await.unwrap_or((0, 1));
     reporter.heartbeat(&recorder).await;
     info!(
@@ -337,7 +348,7 @@ pub fn delta(prev: &CounterSnapshot, r: &IntervalRecord) -> IntervalCounters {
     }
     errors_by_kind.retain(|_, v| *v > 0);
     IntervalCounters {
-        scheduled: 0,
+        scheduled: r.scheduled,
         sent: d(c.sent, prev.sent),
         acked: r.histograms.produce.len(),
         errors: d(c.errors, prev.errors),
@@ -363,16 +374,18 @@ pub fn interval_blob(
     record: &IntervalRecord,
     counters: IntervalCounters,
 ) -> AgentInterval {
-    let start_ms = u64::try_from(start_at.timestamp_millis()).unwrap_or(0)
-        + record.start_ns / 1_000_000;
-    let length_ms = (record.end_ns.saturating_sub(record.start_ns) / 1_000_000)
-        .max(1)
-        .min(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1));
+    let start_ms =
+        u64::try_from(start_at.timestamp_millis()).unwrap_or(0) + record.start_ns / 1_000_000;
+    // Intervals are aligned on the run's start: the last one may close early, but it still
+    // stands for the same nominal span, so every interval of a run has the same length.
+    let length_ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     let histograms = record
         .histograms
         .tagged()
         .into_iter()
-        .filter(|(_, h)| h.len() > 0)
+        .filter(|(_, h)| !h.is_empty())
         .map(|(tag, h)| (tag.to_string(), h.clone()))
         .collect();
     AgentInterval {

@@ -271,8 +271,14 @@ mod tests {
             r.record_ack(0, intended, sent, sent + 2 * MS, 100);
         }
         let h = r.swap(Histograms::default());
-        assert!(h.produce.value_at_quantile(0.999) >= 1_000_000, "corrected p99.9 should be >= 1 s");
-        assert!(h.service.value_at_quantile(0.999) <= 2_100, "service time stays ~2 ms");
+        assert!(
+            h.produce.value_at_quantile(0.999) >= 1_000_000,
+            "corrected p99.9 should be >= 1 s"
+        );
+        assert!(
+            h.service.value_at_quantile(0.999) <= 2_100,
+            "service time stays ~2 ms"
+        );
         assert!(h.lag.max() >= 1_390_000);
         assert_eq!(h.produce.len(), 1_000);
         assert_eq!(r.counters().snapshot().late, 1_000);

@@ -320,6 +320,16 @@ impl Share {
         }
     }
 
+    /// How many global indices below `n` belong to this share.
+    pub fn owned_below(&self, n: u64) -> u64 {
+        let start = self.from_index + u64::from(self.slot);
+        if n <= start {
+            0
+        } else {
+            (n - start).div_ceil(u64::from(self.of))
+        }
+    }
+
     /// First global index `>= j` that belongs to this share.
     fn first_at_or_after(&self, j: u64) -> u64 {
         let of = u64::from(self.of);
@@ -408,7 +418,9 @@ impl Schedule {
     pub fn reassign(&mut self, at_ns: u64, slot: u32, of: u32) {
         let next = Share::joining(slot, of, self.profile.sends_before(at_ns));
         // Everything this agent has taken so far lies below `taken_below`.
-        let taken_below = self.next_global.saturating_sub(u64::from(self.share.of) - 1);
+        let taken_below = self
+            .next_global
+            .saturating_sub(u64::from(self.share.of) - 1);
         if taken_below <= next.from_index {
             if self.next_global >= next.from_index {
                 self.switch_to(next);
@@ -436,7 +448,9 @@ impl Schedule {
         self.profile = profile;
         self.pending = None;
         self.share.from_index = from_index;
-        self.next_global = self.share.first_at_or_after(from_index.max(self.next_global));
+        self.next_global = self
+            .share
+            .first_at_or_after(from_index.max(self.next_global));
     }
 
     /// Sends of this agent's share due strictly before `offset_ns` that have not been taken
@@ -527,7 +541,10 @@ mod tests {
             let t0 = (w * 10) as f64;
             let t1 = t0 + 10.0;
             let want = 10_000.0 * (t1 * t1 - t0 * t0) / (2.0 * 200.0);
-            assert!((got / want - 1.0).abs() < 0.001, "window {w}: {got} vs {want}");
+            assert!(
+                (got / want - 1.0).abs() < 0.001,
+                "window {w}: {got} vs {want}"
+            );
         }
         assert!(dues.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
     }
@@ -638,6 +655,16 @@ mod tests {
         assert_eq!(s.remaining(), 400);
         // At 5 s the fleet has 500 sends due, this agent 250, of which it took 100.
         assert_eq!(s.remaining_before(5 * SEC), 150);
+    }
+
+    #[test]
+    fn owned_counts_add_up_across_the_fleet() {
+        for n in [0u64, 1, 2, 7, 100, 1_001] {
+            let total: u64 = (0..7)
+                .map(|slot| Share::joining(slot, 7, 3).owned_below(n))
+                .sum();
+            assert_eq!(total, n.saturating_sub(3), "n = {n}");
+        }
     }
 
     #[test]

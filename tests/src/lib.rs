@@ -52,7 +52,14 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "-p", "barrage-controller", "-p", "barrage-agent"])
+            .args([
+                "build",
+                "--bins",
+                "-p",
+                "barrage-controller",
+                "-p",
+                "barrage-agent",
+            ])
             .current_dir(root())
             .status()
             .expect("cargo build runs");
@@ -97,13 +104,38 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
 
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// Counts every record of `topic` from the beginning, until `expected` or `limit`.
 pub fn count_records(bootstrap: &str, topic: &str, expected: u64, limit: Duration) -> u64 {
+    let mut n = 0u64;
+    for_each_record(bootstrap, topic, expected, limit, |_| n += 1);
+    n
+}
+
+/// Every value of `topic` from the beginning, until `expected` or `limit`.
+pub fn read_values(bootstrap: &str, topic: &str, expected: u64, limit: Duration) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for_each_record(bootstrap, topic, expected, limit, |v| out.push(v.to_vec()));
+    out
+}
+
+/// Reads `topic` from the beginning, calling `f` with each value, until `expected` records
+/// (plus a second for stragglers and duplicates) or `limit`.
+pub fn for_each_record(
+    bootstrap: &str,
+    topic: &str,
+    expected: u64,
+    limit: Duration,
+    mut f: impl FnMut(&[u8]),
+) {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("barrage-test-count"))
@@ -116,23 +148,48 @@ pub fn count_records(bootstrap: &str, topic: &str, expected: u64, limit: Duratio
     let mut n = 0u64;
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(_)) => {
+            Some(Ok(m)) => {
                 n += 1;
+                f(m.payload().unwrap_or_default());
             }
             Some(Err(e)) => eprintln!("consume error: {e}"),
             None if n >= expected => {
                 // Nothing more arrived for a poll interval after reaching the expected count:
                 // give duplicates a second to show up, then stop.
                 std::thread::sleep(Duration::from_secs(1));
-                while let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
-                    n += 1;
+                while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                    f(m.payload().unwrap_or_default());
                 }
                 break;
             }
             None => {}
         }
     }
-    n
+}
+
+/// The number after `label` on a summary line of `barrage run` (`records acked     10,000`).
+pub fn summary_count(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|rest| rest.trim().replace(',', ""))
+        .and_then(|n| n.split_whitespace().next().map(str::to_string))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{stdout}"))
+}
+
+/// `key N` pairs of a summary line such as `round trip: consumed 10 lost 0 duplicated 0`.
+pub fn summary_field(stdout: &str, line_marker: &str, key: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(line_marker))
+        .unwrap_or_else(|| panic!("no `{line_marker}` line in:\n{stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == key)
+        .and_then(|w| w[1].replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no `{key} N` in: {line}"))
 }
 
 /// Writes `text` to a fresh temporary file and returns its path.

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use barrage_system_tests::{aws_endpoint, barrage, count_records, kafka, root, temp_file, unique};
+use barrage_system_tests::{
+    aws_endpoint, barrage, count_records, kafka, root, summary_count, temp_file, unique,
+};
 
 /// The quickstart, on a topic of its own so the count read back is this run's alone.
 fn quickstart_on(topic: &str, bootstrap: &str) -> String {
@@ -11,16 +13,6 @@ fn quickstart_on(topic: &str, bootstrap: &str) -> String {
         .expect("the quickstart example exists");
     text.replace("barrage-quickstart", topic)
         .replace("127.0.0.1:9092", bootstrap)
-}
-
-fn summary_count(stdout: &str, label: &str) -> u64 {
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .map(|rest| rest.trim().replace(',', ""))
-        .and_then(|n| n.split_whitespace().next().map(str::to_string))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `{label}` line in:\n{stdout}"))
 }
 
 #[test]
@@ -40,20 +32,28 @@ fn barrage_run_quickstart_acks_exactly_the_planned_records_and_they_are_in_the_t
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "barrage run failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "barrage run failed:\n{stdout}\n{stderr}"
+    );
     // 1000 records/s for 10 s.
     let expected = 10_000;
     assert_eq!(summary_count(&stdout, "records planned"), expected);
     assert_eq!(summary_count(&stdout, "records acked"), expected);
     assert_eq!(summary_count(&stdout, "records failed"), 0);
     let in_topic = count_records(&bootstrap, &topic, expected, Duration::from_secs(60));
-    println!("quickstart: planned {expected}, acked {expected}, read back from {topic}: {in_topic}");
+    println!(
+        "quickstart: planned {expected}, acked {expected}, read back from {topic}: {in_topic}"
+    );
     assert_eq!(in_topic, expected, "records read back from the topic");
     // Interval logs are in the output folder.
     let logs = std::fs::read_dir(out_dir.join("agents").join("0000-00"))
         .expect("interval logs folder")
         .count();
-    assert!(logs >= 10, "expected an interval log per second, found {logs}");
+    assert!(
+        logs >= 10,
+        "expected an interval log per second, found {logs}"
+    );
 }
 
 #[test]
@@ -80,7 +80,11 @@ fn an_unreachable_broker_gives_one_clear_error_within_the_bound() {
         started.elapsed().as_secs_f64(),
         stderr.trim()
     );
-    assert_eq!(out.status.code(), Some(3), "exit code 3 = run error; stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code 3 = run error; stderr:\n{stderr}"
+    );
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
     assert!(
@@ -97,10 +101,16 @@ fn an_invalid_file_is_rejected_with_every_problem_and_exit_2() {
         "invalid.yaml",
         "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: bad}\nspec:\n  kafka: {bootstrapServers: ''}\n  topic: {name: t}\n  workload: {kind: Produce}\n  load:\n    steps: [{constant: {rate: -5, for: 10s}}]\n  agents: {count: 0}\n",
     );
-    let out = barrage(&["run", spec.to_str().expect("utf-8 path")], Duration::from_secs(30));
+    let out = barrage(
+        &["run", spec.to_str().expect("utf-8 path")],
+        Duration::from_secs(30),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("spec.load.steps[0].constant.rate"), "{stderr}");
+    assert!(
+        stderr.contains("spec.load.steps[0].constant.rate"),
+        "{stderr}"
+    );
     assert!(stderr.contains("spec.agents.count"), "{stderr}");
     assert!(stderr.contains("spec.kafka.bootstrapServers"), "{stderr}");
 }
@@ -118,7 +128,9 @@ async fn the_aws_sdk_talks_to_the_emulator_dynamodb() {
         AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
         ScalarAttributeType,
     };
-    let Some(endpoint) = aws_endpoint() else { return };
+    let Some(endpoint) = aws_endpoint() else {
+        return;
+    };
     let db = aws_sdk_dynamodb::Client::new(&aws_config(&endpoint).await);
     let table = unique("barrage-it");
     db.create_table()
@@ -172,7 +184,8 @@ async fn the_aws_sdk_talks_to_the_emulator_dynamodb() {
         .await;
     let err = stale.expect_err("a stale conditional update must fail");
     assert!(
-        err.into_service_error().is_conditional_check_failed_exception(),
+        err.into_service_error()
+            .is_conditional_check_failed_exception(),
         "ConditionalCheckFailed expected"
     );
     let got = db
@@ -194,18 +207,26 @@ async fn the_aws_sdk_talks_to_the_emulator_dynamodb() {
 
 #[tokio::test]
 async fn the_aws_sdk_talks_to_the_emulator_s3() {
-    let Some(endpoint) = aws_endpoint() else { return };
+    let Some(endpoint) = aws_endpoint() else {
+        return;
+    };
     let conf = aws_sdk_s3::config::Builder::from(&aws_config(&endpoint).await)
         .force_path_style(true)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(conf);
     let bucket = unique("barrage-it");
-    s3.create_bucket().bucket(&bucket).send().await.expect("CreateBucket");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("CreateBucket");
     for k in ["runs/a/1.hlog", "runs/a/2.hlog", "other/x"] {
         s3.put_object()
             .bucket(&bucket)
             .key(k)
-            .body(aws_sdk_s3::primitives::ByteStream::from(k.as_bytes().to_vec()))
+            .body(aws_sdk_s3::primitives::ByteStream::from(
+                k.as_bytes().to_vec(),
+            ))
             .send()
             .await
             .expect("PutObject");
@@ -241,11 +262,17 @@ async fn the_aws_sdk_talks_to_the_emulator_ecs() {
         AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType,
         NetworkConfiguration, NetworkMode,
     };
-    let Some(endpoint) = aws_endpoint() else { return };
+    let Some(endpoint) = aws_endpoint() else {
+        return;
+    };
     let conf = aws_config(&endpoint).await;
     let ecs = aws_sdk_ecs::Client::new(&conf);
     let cluster = unique("barrage-it");
-    ecs.create_cluster().cluster_name(&cluster).send().await.expect("CreateCluster");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("CreateCluster");
     let family = unique("barrage-agent");
     ecs.register_task_definition()
         .family(&family)
@@ -292,7 +319,12 @@ async fn the_aws_sdk_talks_to_the_emulator_ecs() {
         .iter()
         .filter_map(|t| t.task_arn().map(str::to_string))
         .collect();
-    assert_eq!(arns.len(), 2, "two tasks started, failures: {:?}", run.failures());
+    assert_eq!(
+        arns.len(),
+        2,
+        "two tasks started, failures: {:?}",
+        run.failures()
+    );
     let described = ecs
         .describe_tasks()
         .cluster(&cluster)
@@ -301,7 +333,12 @@ async fn the_aws_sdk_talks_to_the_emulator_ecs() {
         .await
         .expect("DescribeTasks");
     assert_eq!(described.tasks().len(), 2);
-    assert!(described.tasks().iter().all(|t| t.started_by() == Some("barrage-it")));
+    assert!(
+        described
+            .tasks()
+            .iter()
+            .all(|t| t.started_by() == Some("barrage-it"))
+    );
     ecs.stop_task()
         .cluster(&cluster)
         .task(&arns[0])
@@ -332,7 +369,10 @@ async fn default_subnet(endpoint: &str) -> String {
     let body = tokio::task::spawn_blocking(move || http_get(&url))
         .await
         .expect("the request task");
-    let start = body.find("<subnetId>").expect("a default subnet in the emulator") + "<subnetId>".len();
+    let start = body
+        .find("<subnetId>")
+        .expect("a default subnet in the emulator")
+        + "<subnetId>".len();
     let end = body[start..].find("</subnetId>").expect("closing tag") + start;
     body[start..end].to_string()
 }

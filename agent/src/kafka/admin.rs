@@ -75,9 +75,10 @@ impl Admin {
         // All topics, not just this one: asking for one topic by name can make a broker with
         // auto.create.topics.enable create it.
         let client = self.client.clone();
-        let result = tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
-            .await
-            .map_err(|e| AdminError::Task(e.to_string()))?;
+        let result =
+            tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
+                .await
+                .map_err(|e| AdminError::Task(e.to_string()))?;
         let metadata = result.map_err(|source| AdminError::Unreachable {
             bootstrap: self.bootstrap.clone(),
             timeout,

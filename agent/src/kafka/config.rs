@@ -88,7 +88,11 @@ pub fn producer_config(kafka: &KafkaSpec, sasl: Option<&SaslCredentials>) -> Cli
 }
 
 /// Consumer settings: base, typed knobs, then the allow-listed properties.
-pub fn consumer_config(kafka: &KafkaSpec, sasl: Option<&SaslCredentials>, group_id: &str) -> ClientConfig {
+pub fn consumer_config(
+    kafka: &KafkaSpec,
+    sasl: Option<&SaslCredentials>,
+    group_id: &str,
+) -> ClientConfig {
     let mut c = base_config(kafka, sasl);
     let cs = &kafka.consumer;
     c.set("group.id", cs.group_id.as_deref().unwrap_or(group_id));
@@ -110,7 +114,7 @@ pub fn consumer_config(kafka: &KafkaSpec, sasl: Option<&SaslCredentials>, group_
 /// librdkafka takes fractional milliseconds for linger.
 fn format_ms(d: std::time::Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         (micros / 1000).to_string()
     } else {
         format!("{}.{:03}", micros / 1000, micros % 1000)

@@ -62,11 +62,11 @@ impl SeqTracker {
         ((pos / 64) as usize, 1u64 << (pos % 64))
     }
 
-    /// Records that `seq` arrived.
-    pub fn see(&mut self, seq: u64) {
+    /// Records that `seq` arrived and says what it was.
+    pub fn see(&mut self, seq: u64) -> Seen {
         if seq < self.low {
             self.duplicated += 1;
-            return;
+            return Seen::Duplicate;
         }
         let window = self.window();
         if seq >= self.low + window {
@@ -85,13 +85,19 @@ impl SeqTracker {
         let (w, b) = self.slot(seq);
         if self.bits[w] & b != 0 {
             self.duplicated += 1;
-            return;
+            return Seen::Duplicate;
         }
         self.bits[w] |= b;
         self.unique += 1;
         match self.max_seen {
-            Some(max) if seq < max => self.reordered += 1,
-            _ => self.max_seen = Some(seq),
+            Some(max) if seq < max => {
+                self.reordered += 1;
+                Seen::Reordered
+            }
+            _ => {
+                self.max_seen = Some(seq);
+                Seen::New
+            }
         }
     }
 
@@ -99,6 +105,17 @@ impl SeqTracker {
     pub fn lost(&self, acked: u64) -> u64 {
         acked.saturating_sub(self.unique)
     }
+}
+
+/// What one arrival was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First time, in order.
+    New,
+    /// First time, after a later sequence number.
+    Reordered,
+    /// Seen before.
+    Duplicate,
 }
 
 /// A consumer that reads every partition of `topic` from its end, for RoundTrip.
@@ -121,6 +138,7 @@ pub fn round_trip_consumer(
 }
 
 /// Reads until `stop` is set, recording end-to-end latency of this agent's records.
+/// `consumed` counts distinct records; repeats go to `duplicated`.
 pub fn read_own_records(
     consumer: &BaseConsumer,
     agent: &str,
@@ -158,9 +176,19 @@ pub fn read_own_records(
         let (Some(seq), Some(sent)) = (seq, sent) else {
             continue;
         };
-        counters.consumed.fetch_add(1, Ordering::Relaxed);
         recorder.record_e2e(sent, now);
-        tracker.see(seq);
+        match tracker.see(seq) {
+            Seen::New => {
+                counters.consumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Seen::Reordered => {
+                counters.consumed.fetch_add(1, Ordering::Relaxed);
+                counters.reordered.fetch_add(1, Ordering::Relaxed);
+            }
+            Seen::Duplicate => {
+                counters.duplicated.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -171,7 +199,9 @@ mod tests {
     #[test]
     fn in_order_arrivals_are_all_unique() {
         let mut t = SeqTracker::with_window(128);
-        (0..1_000).for_each(|s| t.see(s));
+        (0..1_000).for_each(|s| {
+            t.see(s);
+        });
         assert_eq!((t.unique, t.duplicated, t.reordered), (1_000, 0, 0));
         assert_eq!(t.lost(1_000), 0);
     }
@@ -201,7 +231,9 @@ mod tests {
     #[test]
     fn the_window_slides_with_fixed_memory() {
         let mut t = SeqTracker::with_window(64);
-        (0..10_000).for_each(|s| t.see(s));
+        (0..10_000).for_each(|s| {
+            t.see(s);
+        });
         assert_eq!(t.unique, 10_000);
         assert_eq!(t.bits.len(), 1);
         // Far below the window: indistinguishable from a duplicate.

@@ -1,7 +1,7 @@
 //! rdkafka adapters: producer context, consumer, topic administration and the one pure
 //! function that turns a spec into librdkafka settings.
 
-pub mod producer;
 pub mod admin;
-pub mod consumer;
 pub mod config;
+pub mod consumer;
+pub mod producer;

@@ -55,7 +55,9 @@ impl PayloadPool {
             .map(|_| {
                 let size = match *plan {
                     ValuePlan::Fixed { size } => size,
-                    ValuePlan::Uniform { min, max } => rng.random_range(min.min(max)..=max.max(min)),
+                    ValuePlan::Uniform { min, max } => {
+                        rng.random_range(min.min(max)..=max.max(min))
+                    }
                 };
                 let mut v = vec![0u8; size];
                 rng.fill_bytes(&mut v);
@@ -110,7 +112,7 @@ mod tests {
         let mut p = PayloadPool::random(&ValuePlan::Uniform { min: 10, max: 20 }, 1);
         let sizes: Vec<usize> = (0..1_000).map(|_| p.next_value().len()).collect();
         assert!(sizes.iter().all(|s| (10..=20).contains(s)));
-        assert!(sizes.iter().any(|&s| s == 10) && sizes.iter().any(|&s| s == 20));
+        assert!(sizes.contains(&10) && sizes.contains(&20));
     }
 
     #[test]
@@ -126,7 +128,12 @@ mod tests {
 
     #[test]
     fn large_values_keep_the_pool_within_its_byte_budget() {
-        let p = PayloadPool::random(&ValuePlan::Fixed { size: 10 * 1024 * 1024 }, 1);
+        let p = PayloadPool::random(
+            &ValuePlan::Fixed {
+                size: 10 * 1024 * 1024,
+            },
+            1,
+        );
         assert_eq!(p.len(), POOL_BYTES / (10 * 1024 * 1024));
     }
 }

@@ -233,14 +233,9 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
                 })
             });
             let result = engine.run(clock_, control, agent_tx).await;
+            // The engine waited for the last records to come back before it closed.
             let tracker = match consumer_thread {
                 Some(t) => {
-                    // Let the last records come back, within a bound.
-                    let acked = recorder.counters().snapshot().acked;
-                    let deadline = Instant::now() + Duration::from_secs(15);
-                    while recorder.counters().snapshot().consumed < acked && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
                     reading.store(true, std::sync::atomic::Ordering::Relaxed);
                     tokio::task::spawn_blocking(move || t.join().ok())
                         .await
@@ -492,7 +487,7 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
     print_latency("produce latency (from intended send)", &totals.produce);
     print_latency("service time (from actual send)", &totals.service);
     print_latency("schedule lag", &totals.lag);
-    if totals.e2e.len() > 0 {
+    if !totals.e2e.is_empty() {
         print_latency("end-to-end latency", &totals.e2e);
     }
     for r in runs {
@@ -500,14 +495,14 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
         if !c.errors_by_kind.is_empty() {
             println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
         }
-        if let Some(t) = &r.tracker {
+        if r.tracker.is_some() {
             println!(
                 "  agent {} round trip: consumed {} lost {} duplicated {} reordered {}",
                 r.slot,
-                thousands(t.unique),
-                thousands(t.lost(c.acked)),
-                thousands(t.duplicated),
-                thousands(t.reordered)
+                thousands(c.consumed),
+                thousands(c.lost),
+                thousands(c.duplicated),
+                thousands(c.reordered)
             );
         }
     }

@@ -1,0 +1,177 @@
+//! The load engine against the real broker: Avro values that decode with their schema, and
+//! RoundTrip's loss / duplicate accounting on a healthy broker and on one that loses records.
+
+use std::time::Duration;
+
+use barrage_system_tests::{
+    barrage, kafka, read_values, root, summary_count, summary_field, temp_file, unique,
+};
+
+fn run_ok(spec_text: &str, name: &str) -> String {
+    let spec = temp_file(name, spec_text);
+    let out_dir = spec.with_file_name("out");
+    let out = barrage(
+        &[
+            "run",
+            spec.to_str().expect("utf-8 path"),
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ],
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "barrage run failed ({:?}):\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    stdout
+}
+
+#[test]
+fn avro_records_read_back_decode_with_their_schema() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-avro");
+    let example = std::fs::read_to_string(root().join("crds/examples/avro-produce.yaml"))
+        .expect("the Avro example exists");
+    // The example's schema and generators, at a test-sized load.
+    let text = example
+        .replace("orders-avro", &topic)
+        .replace("127.0.0.1:9092", &bootstrap)
+        .replace(
+            "      - ramp: {from: 0, to: 20000, over: 1m}\n      - constant: {rate: 20000, for: 5m}",
+            "      - constant: {rate: 500, for: 4s}",
+        )
+        .replace("cleanup: DeleteIfCreated", "cleanup: Keep");
+    assert!(
+        text.contains("rate: 500"),
+        "the example's load steps changed: update this test"
+    );
+    let stdout = run_ok(&text, "avro.yaml");
+    let acked = summary_count(&stdout, "records acked");
+    assert_eq!(acked, 2_000);
+    let schema = avro_schema(&text);
+    let values = read_values(&bootstrap, &topic, acked, Duration::from_secs(60));
+    assert_eq!(values.len() as u64, acked);
+    let mut ids = std::collections::BTreeSet::new();
+    for v in &values {
+        assert_eq!(
+            barrage_agent::payload::avro::confluent_schema_id(v),
+            Some(7)
+        );
+        let decoded = barrage_agent::payload::avro::decode(&schema, v, true)
+            .unwrap_or_else(|e| panic!("a value did not decode with the schema: {e}"));
+        if let apache_avro::types::Value::Record(fields) = decoded {
+            assert_eq!(fields.len(), 6);
+            if let Some((_, apache_avro::types::Value::Long(id))) =
+                fields.iter().find(|(n, _)| n == "id")
+            {
+                ids.insert(*id);
+            }
+        } else {
+            panic!("expected a record");
+        }
+    }
+    println!(
+        "avro: {acked} acked, {} read back, all decoded; {} distinct ids",
+        values.len(),
+        ids.len()
+    );
+    assert!(ids.len() > 1, "the sequence generator varies ids");
+}
+
+/// The inline schema of the example (the block after `schema: |`).
+fn avro_schema(spec: &str) -> String {
+    let start = spec.find("schema: |").expect("inline schema") + "schema: |".len();
+    let mut out = String::new();
+    for line in spec[start..].lines().skip(1) {
+        if !line.starts_with("            ") {
+            break;
+        }
+        out.push_str(line.trim());
+        out.push('\n');
+    }
+    out
+}
+
+fn round_trip_spec(
+    topic: &str,
+    bootstrap: &str,
+    extra_topic_configs: &str,
+    value: &str,
+    acks: &str,
+) -> String {
+    format!(
+        r#"apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: rt-test}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    producer: {{acks: "{acks}", idempotence: {idem}}}
+  topic:
+    name: {topic}
+    create: {{partitions: 3, replicationFactor: 1{extra_topic_configs}}}
+  workload:
+    kind: RoundTrip
+    records:
+      value: {value}
+  load:
+    steps: [{{constant: {{rate: 500, for: 4s}}}}]
+  report: {{interval: 1s}}
+"#,
+        idem = if acks == "all" { "true" } else { "false" },
+    )
+}
+
+#[test]
+fn round_trip_on_a_healthy_broker_loses_and_duplicates_nothing() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-rt");
+    let stdout = run_ok(
+        &round_trip_spec(&topic, &bootstrap, "", "{size: 200}", "all"),
+        "rt.yaml",
+    );
+    let acked = summary_count(&stdout, "records acked");
+    let consumed = summary_field(&stdout, "round trip:", "consumed");
+    let lost = summary_field(&stdout, "round trip:", "lost");
+    let duplicated = summary_field(&stdout, "round trip:", "duplicated");
+    println!(
+        "round trip (healthy): acked {acked} consumed {consumed} lost {lost} duplicated {duplicated}"
+    );
+    assert_eq!(acked, 2_000);
+    assert_eq!((consumed, lost, duplicated), (2_000, 0, 0));
+    assert!(stdout.contains("end-to-end latency"), "{stdout}");
+}
+
+#[test]
+fn round_trip_counts_records_that_go_missing() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-rt-loss");
+    // With acks=0 the producer counts a record as delivered once it is on the wire; the topic
+    // refuses batches over 1 000 bytes, so about half the records (300-1 500 bytes) vanish.
+    let spec = round_trip_spec(
+        &topic,
+        &bootstrap,
+        ", configs: {max.message.bytes: \"1000\"}",
+        "{uniformSize: {min: 300, max: 1500}}",
+        "0",
+    );
+    let spec = spec.replace("acks: \"0\"", "acks: \"0\", linger: 0ms, batchSize: 1");
+    let stdout = run_ok(&spec, "rt-loss.yaml");
+    let acked = summary_count(&stdout, "records acked");
+    let consumed = summary_field(&stdout, "round trip:", "consumed");
+    let lost = summary_field(&stdout, "round trip:", "lost");
+    println!("round trip (lossy topic): acked {acked} consumed {consumed} lost {lost}");
+    assert!(
+        lost > 0,
+        "records went missing and must be counted:\n{stdout}"
+    );
+    assert!(consumed > 0, "records under the limit came back:\n{stdout}");
+    assert_eq!(
+        consumed + lost,
+        acked,
+        "every acked record is either consumed or lost"
+    );
+}
