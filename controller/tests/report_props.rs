@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use barrage_controller::report::blob::{AgentInterval, IntervalCounters};
-use barrage_controller::report::merge::{Accumulator, MergeOptions, empty_histogram, merge_all};
+use barrage_controller::report::merge::{
+    Accumulator, MergeOptions, Stats, empty_histogram, merge_all,
+};
 use barrage_crds::hlog::{HistogramConfig, TAG_PRODUCE};
 use hdrhistogram::Histogram;
 use proptest::prelude::*;
@@ -102,6 +104,8 @@ proptest! {
         let union = histogram(&all);
         let total = merged.total.histograms.get(TAG_PRODUCE).map(recorded).unwrap_or_default();
         prop_assert_eq!(total, recorded(&union));
+        let stats = merged.total.histograms.get(TAG_PRODUCE).map(Stats::with_mean);
+        prop_assert_eq!(stats, (!union.is_empty()).then(|| Stats::with_mean(&union)));
         // The sum of histogram counts is the sum of acked, exactly.
         prop_assert_eq!(merged.total.counters.acked, union.len());
         // Per interval, too.

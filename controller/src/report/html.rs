@@ -18,7 +18,7 @@ use super::verdict::format_micros;
 const WIDTH: f64 = 1120.0;
 const HEIGHT: f64 = 340.0;
 const LEFT: f64 = 78.0;
-const RIGHT: f64 = 24.0;
+const RIGHT: f64 = 44.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 48.0;
 
@@ -439,7 +439,7 @@ fn distribution_chart(r: &Report) -> Option<String> {
                 (x, *v as f64 / 1000.0)
             })
             .collect();
-        // The max sits one step past the last quantile: draw it at ten times the last x.
+        // The max sits just past the last quantile: draw it at twice the last x.
         let last_finite = points
             .iter()
             .map(|p| p.0)
@@ -447,7 +447,7 @@ fn distribution_chart(r: &Report) -> Option<String> {
             .fold(1.0, f64::max);
         let points: Vec<(f64, f64)> = points
             .into_iter()
-            .map(|(x, y)| (if x == f64::MAX { last_finite * 10.0 } else { x }, y))
+            .map(|(x, y)| (if x == f64::MAX { last_finite * 2.0 } else { x }, y))
             .collect();
         x_max = x_max.max(points.iter().map(|p| p.0).fold(1.0, f64::max));
         if !points.is_empty() {

@@ -1,4 +1,5 @@
-//! `report.json`: schema `barrage.dev/report/v1` (field reference in `docs/REPORT.md`).
+//! `report.json`: schema `barrage.dev/report/v1`; the field reference is the documentation of
+//! [`Report`] and the types it holds.
 //!
 //! Latencies are integer microseconds; rates are records per second; ratios are fractions;
 //! every float is rounded to three decimals; maps are ordered; so re-rendering the same blobs

@@ -12,12 +12,13 @@
 //! - [`window`]: soak windows as pure functions over interval indices.
 //! - [`verdict`]: thresholds (run and per window) with observed values; `Invalid` when the
 //!   generator was the bottleneck; `Incomplete` for partial data.
-//! - [`json`]: `report.json`, schema [`json::SCHEMA`] (documented in `docs/REPORT.md`).
+//! - [`json`]: `report.json`, schema [`json::SCHEMA`] (field reference in the [`json`] module).
 //! - [`html`]: `report.html`, one self-contained page with inline SVG charts.
 //! - [`junit`]: `junit.xml`, one test case per threshold.
 //! - [`hlogout`]: `merged.hlog`, the merged interval histograms, tags kept.
 //! - [`render`]: [`render_dir`], the whole set from a folder of `.hlog` files.
 //! - [`fetch`]: the thin async shell over the blob store.
+//! - [`sample`]: deterministic sample runs for tests, the benchmark and the browser check.
 //!
 //! It must not talk to AWS or Kafka, and must not depend on `HashMap` iteration order.
 
@@ -37,6 +38,7 @@ pub mod json;
 pub mod junit;
 pub mod merge;
 pub mod render;
+pub mod sample;
 pub mod verdict;
 pub mod window;
 

@@ -1,0 +1,356 @@
+//! The report set end to end: blobs on disk or in a blob store → report.json, report.html,
+//! merged.hlog, junit.xml; byte-identical re-aggregation; counts equal acked records.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use barrage_controller::report::fetch::{self, BlobIo};
+use barrage_controller::report::render::{intervals_from_texts, render_dir, render_dir_with};
+use barrage_controller::report::sample::{SampleRun, sample_run};
+use barrage_controller::report::{
+    ReportContext, build_report, encode_interval_blob, merge::merge_all,
+};
+use barrage_crds::hlog::{self, DecodeLimits, IntervalEntry};
+use barrage_crds::keys;
+use barrage_crds::spec::Threshold;
+use barrage_crds::status::VerdictResult;
+use serde_json::Value;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a sample run's blobs under `dir` with the real key scheme.
+fn write_blobs(dir: &Path, run: &SampleRun) -> u64 {
+    let mut acked = 0;
+    for i in sample_run(run) {
+        acked += i.counters.as_ref().unwrap().acked;
+        let key = keys::interval_key("demo", "r1", i.slot, i.incarnation, i.index);
+        let path = dir.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, encode_interval_blob(&i).unwrap()).unwrap();
+    }
+    acked
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+fn small() -> SampleRun {
+    SampleRun {
+        agents: 3,
+        intervals: 12,
+        records: 300,
+        ..SampleRun::default()
+    }
+}
+
+#[test]
+fn re_rendering_the_same_blobs_gives_byte_identical_files() {
+    let input = temp_dir("identical-in");
+    write_blobs(&input, &small());
+    let (a, b) = (temp_dir("identical-a"), temp_dir("identical-b"));
+    render_dir(&input, &a).unwrap();
+    render_dir(&input, &b).unwrap();
+    for f in ["report.json", "report.html", "merged.hlog", "junit.xml"] {
+        assert_eq!(read(&a, f), read(&b, f), "{f} differs between renders");
+    }
+    // And the order blobs arrive in does not matter either.
+    let mut texts: Vec<(String, String)> = sample_run(&small())
+        .iter()
+        .map(|i| {
+            (
+                format!("{}-{}", i.slot, i.index),
+                encode_interval_blob(i).unwrap(),
+            )
+        })
+        .collect();
+    texts.reverse();
+    let intervals =
+        intervals_from_texts(texts.iter().map(|(n, t)| (n.as_str(), t.as_str()))).unwrap();
+    let reversed = build_report(
+        &merge_all(&intervals, ReportContext::offline().merge_options()).unwrap(),
+        &ReportContext::offline(),
+    )
+    .unwrap();
+    assert_eq!(reversed.json, read(&a, "report.json"));
+    assert_eq!(reversed.hlog, read(&a, "merged.hlog"));
+}
+
+#[test]
+fn json_counts_equal_the_records_acked() {
+    let input = temp_dir("counts-in");
+    let acked = write_blobs(&input, &small());
+    let out = temp_dir("counts-out");
+    let set = render_dir(&input, &out).unwrap();
+    let json: Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    assert_eq!(json["schema"], "barrage.dev/report/v1");
+    assert_eq!(json["summary"]["records"]["acked"], acked);
+    assert_eq!(json["summary"]["latency"]["produce"]["count"], acked);
+    let per_interval: u64 = json["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["latency"]["produce"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_interval, acked);
+    let per_agent: u64 = json["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["records"]["acked"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_agent, acked);
+    assert_eq!(set.summary.records_acked, acked);
+    // The replaced agent is accounted for: one gap, explained.
+    let gaps = json["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["cause"]["kind"], "replaced");
+    assert_eq!(json["verdict"]["result"], "Passed");
+}
+
+#[test]
+fn merged_hlog_is_a_standard_log_with_tags_and_every_value() {
+    let input = temp_dir("hlog-in");
+    let acked = write_blobs(&input, &small());
+    let out = temp_dir("hlog-out");
+    render_dir(&input, &out).unwrap();
+    let entries = hlog::parse_log(&read(&out, "merged.hlog"), &DecodeLimits::default()).unwrap();
+    let mut by_tag: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &entries {
+        *by_tag.entry(e.tag.clone().unwrap()).or_default() += e.histogram.len();
+    }
+    assert_eq!(
+        by_tag.keys().collect::<Vec<_>>(),
+        vec!["lag", "produce", "service"]
+    );
+    assert_eq!(by_tag["produce"], acked);
+    // Rendering the merged log alone reproduces the run's merged percentiles.
+    let again_in = temp_dir("hlog-again-in");
+    std::fs::copy(out.join("merged.hlog"), again_in.join("run.hlog")).unwrap();
+    std::fs::write(
+        again_in.join("run.hlog"),
+        read(&out, "merged.hlog").replace("#[Barrage-Merged:", "#[Copied:"),
+    )
+    .unwrap();
+    let again = render_dir(&again_in, &temp_dir("hlog-again-out")).unwrap();
+    let first: Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let second: Value = serde_json::from_str(&again.json).unwrap();
+    assert_eq!(
+        first["summary"]["latency"]["produce"],
+        second["summary"]["latency"]["produce"]
+    );
+}
+
+#[test]
+fn a_merged_log_in_the_input_folder_is_not_counted_twice() {
+    let input = temp_dir("twice-in");
+    let acked = write_blobs(&input, &small());
+    let first = render_dir(&input, &input).unwrap();
+    let second = render_dir(&input, &input).unwrap();
+    assert_eq!(first.json, second.json);
+    assert_eq!(second.summary.records_acked, acked);
+}
+
+#[test]
+fn logs_written_by_other_tools_count_as_produce_on_a_common_grid() {
+    let input = temp_dir("foreign-in");
+    let mut expected = 0;
+    for (file, base, values) in [
+        ("a/one.hlog", 1_700_000_000.0, vec![100u64, 200, 300]),
+        ("b/c/two.hlog", 1_700_000_000.4, vec![1_000u64, 2_000]),
+    ] {
+        let entries: Vec<IntervalEntry> = (0..3)
+            .map(|i| {
+                let mut h = hlog::new_histogram();
+                for v in &values {
+                    h.record(*v * (i + 1)).unwrap();
+                }
+                expected += h.len();
+                IntervalEntry {
+                    tag: None,
+                    start_secs: i as f64,
+                    length_secs: 1.0,
+                    histogram: h,
+                }
+            })
+            .collect();
+        let path = input.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, hlog::write_log(base, &entries).unwrap()).unwrap();
+    }
+    let set = render_dir(&input, &temp_dir("foreign-out")).unwrap();
+    let json: Value = serde_json::from_str(&set.json).unwrap();
+    assert_eq!(json["summary"]["latency"]["produce"]["count"], expected);
+    assert_eq!(json["coverage"]["slots"], 2);
+    assert_eq!(json["intervals"].as_array().unwrap().len(), 3);
+    assert_eq!(json["summary"]["latency"]["produce"]["max"], 6_003);
+}
+
+#[test]
+fn junit_has_a_test_case_per_threshold_with_the_observed_value() {
+    let input = temp_dir("junit-in");
+    write_blobs(&input, &small());
+    let ctx = ReportContext {
+        thresholds: vec![
+            Threshold::parse("produce.p99 < 1s").unwrap(),
+            Threshold::parse("produce.p50 < 100us").unwrap(),
+            Threshold::parse("errors.ratio < 0.1%").unwrap(),
+        ],
+        ..ReportContext::offline()
+    };
+    let set = render_dir_with(&input, &temp_dir("junit-out"), &ctx).unwrap();
+    assert_eq!(set.verdict.result, VerdictResult::Failed);
+    assert_eq!(set.junit.matches("<testcase ").count(), 4);
+    assert_eq!(set.junit.matches("<failure ").count(), 1);
+    let p50 = set.report.summary.latency["produce"].p50;
+    let shown = barrage_controller::report::verdict::format_micros(p50 as f64);
+    assert!(
+        set.junit.contains(&format!(
+            "produce.p50 &lt; 100us (observed {shown} over the run)"
+        )),
+        "{}",
+        set.junit
+    );
+    assert!(set.verdict.reasons[0].starts_with("produce.p50 < 100us: observed"));
+}
+
+#[test]
+fn the_html_is_self_contained_and_has_the_charts_and_tables() {
+    let input = temp_dir("html-in");
+    write_blobs(&input, &small());
+    let set = render_dir(&input, &temp_dir("html-out")).unwrap();
+    let html = &set.html;
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+    for title in [
+        "Throughput over time",
+        "Produce latency over time",
+        "Latency by percentile",
+        "Agents",
+    ] {
+        assert!(
+            html.contains(&format!("<h2>{title}</h2>")),
+            "missing {title}"
+        );
+    }
+    assert_eq!(html.matches("<svg ").count(), 3);
+    assert!(html.matches("<polyline").count() >= 8);
+    assert!(html.contains("99.9%"));
+}
+
+#[test]
+fn an_empty_folder_is_an_error_that_names_it() {
+    let input = temp_dir("empty-in");
+    let err = render_dir(&input, &temp_dir("empty-out")).unwrap_err();
+    assert!(err.to_string().contains("no interval logs"), "{err}");
+}
+
+/// A blob store in memory.
+#[derive(Default)]
+struct MemBlobs(Mutex<BTreeMap<String, Vec<u8>>>);
+
+#[async_trait]
+impl BlobIo for MemBlobs {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let m = self.0.lock().unwrap();
+        Ok(m.keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, body: Vec<u8>, _: &str) -> Result<(), String> {
+        self.0.lock().unwrap().insert(key.to_string(), body);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_blob_store_path_merges_interval_by_interval_and_writes_the_set_and_windows() {
+    let store = MemBlobs::default();
+    let run = small();
+    let mut acked = 0;
+    for i in sample_run(&run) {
+        acked += i.counters.as_ref().unwrap().acked;
+        store.0.lock().unwrap().insert(
+            keys::interval_key("demo", "r1", i.slot, i.incarnation, i.index),
+            encode_interval_blob(&i).unwrap().into_bytes(),
+        );
+    }
+    let ctx = ReportContext {
+        load_test: Some("demo".into()),
+        run_id: Some("r1".into()),
+        window_intervals: Some(4),
+        expected_agents: Some(3),
+        thresholds: vec![Threshold::parse("produce.p99 < 1s").unwrap()],
+        ..ReportContext::offline()
+    };
+    let set = futures::executor::block_on(fetch::render_from_blobs(&store, &ctx)).unwrap();
+    assert_eq!(set.summary.records_acked, acked);
+    assert_eq!(set.report.windows.len(), 3);
+    assert_eq!(set.report.thresholds[0].windows.len(), 3);
+    for file in keys::ReportFile::ALL {
+        let key = keys::report_key("demo", "r1", file);
+        assert!(
+            store.0.lock().unwrap().contains_key(&key),
+            "{key} not written"
+        );
+    }
+    let window =
+        futures::executor::block_on(fetch::render_window_from_blobs(&store, &ctx, 1)).unwrap();
+    let window_acked: u64 = sample_run(&run)
+        .iter()
+        .filter(|i| (4..8).contains(&i.index))
+        .map(|i| i.counters.as_ref().unwrap().acked)
+        .sum();
+    assert_eq!(window.summary.records_acked, window_acked);
+    // The replaced slot's gap (interval 6) falls in window 1 and is explained, not missing.
+    assert_eq!(
+        window.verdict.result,
+        VerdictResult::Passed,
+        "{:?}",
+        window.verdict.reasons
+    );
+    assert!(
+        store
+            .0
+            .lock()
+            .unwrap()
+            .contains_key(&keys::window_report_key("demo", "r1", 1))
+    );
+}
+
+/// Renders the sample report the browser check opens (scripts/browser-test.sh).
+#[test]
+fn sample_report_for_the_browser_check() {
+    let input = temp_dir("sample-in");
+    write_blobs(&input, &SampleRun::default());
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sample");
+    let ctx = ReportContext {
+        load_test: Some("demo".into()),
+        run_id: Some("r1".into()),
+        thresholds: vec![
+            Threshold::parse("produce.p99 < 50ms").unwrap(),
+            Threshold::parse("errors.ratio < 0.1%").unwrap(),
+        ],
+        window_intervals: Some(10),
+        ..ReportContext::offline()
+    };
+    let set = render_dir_with(&input, &out, &ctx).unwrap();
+    assert!(out.join("report.html").exists());
+    assert_eq!(
+        set.verdict.result,
+        VerdictResult::Passed,
+        "{:?}",
+        set.verdict.reasons
+    );
+}
