@@ -74,8 +74,10 @@ pub fn barrage(args: &[&str], limit: Duration) -> Output {
     run_bounded(Command::new(binary("barrage")).args(args), limit)
 }
 
-/// Runs a command, killing it if it outlives `limit`.
+/// Runs a command, killing it if it outlives `limit`. Output is drained while it runs, so a
+/// chatty command cannot block on a full pipe.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
     let mut child = cmd
         .current_dir(root())
         .stdin(Stdio::null())
@@ -83,23 +85,50 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the command starts");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let started = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("waiting on the child") {
-            Some(_) => break,
+            Some(status) => break status,
             None if started.elapsed() > limit => {
                 let _ = child.kill();
-                let out = child.wait_with_output().expect("output of a killed child");
+                let _ = child.wait();
+                let stdout = out.join().unwrap_or_default();
+                let stderr = err.join().unwrap_or_default();
                 panic!(
                     "{cmd:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
                 );
             }
             None => std::thread::sleep(Duration::from_millis(50)),
         }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
-    child.wait_with_output().expect("the command's output")
 }
 
 /// A name no other test run uses.
