@@ -7,6 +7,8 @@
 //! The controller environment cannot be changed safely inside a running test, so the check runs
 //! in a child process of this test binary started with the canaries in its environment.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::{Arc, Mutex};
 
 use barrage_controller::launch::ecs::{EcsConfig, EcsLauncher, sdk_run_task};

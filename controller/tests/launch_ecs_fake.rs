@@ -3,6 +3,8 @@
 //! `InvalidParameterException` (moto answers 500), paging of ListTasks, throttling. Batching and
 //! per-slot failures are checked here too, where they can be counted exactly.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -10,6 +10,8 @@
 //! `stopCode`; StopTask of an unknown task is a 500. The transition setting is global to the
 //! emulator, so these tests do not pin it: they follow the progression instead.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::io::{Read, Write};
 
 use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};

@@ -2,6 +2,8 @@
 //! the environment is exactly the contract plus the pass-through list, stop is SIGTERM then
 //! SIGKILL after the grace period, and kill_agent crashes an agent on purpose.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
