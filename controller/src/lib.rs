@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod launch;
+pub mod metrics;
 pub mod reconcile;
 pub mod report;
 pub mod runtime;

@@ -1,1 +1,830 @@
-//! TODO: runtime
+//! # runtime — the one effectful loop
+//!
+//! Watch, queue, lease, execute plans, requeue:
+//! - **Lease**: a task acquires the leader lease and renews it every third of its duration.
+//!   The controller acts only while it holds a lease that is not about to expire; a deposed
+//!   controller (another holder took over) stops at once, and every write it still makes is
+//!   fenced by its epoch. On graceful shutdown the lease is released so another controller
+//!   takes over without waiting for it to expire.
+//! - **Watch**: change events (DynamoDB Streams, or any channel of [`WatchEvent`]) plus a full
+//!   relist every `resync`, feeding a [`WorkQueue`] keyed by LoadTest name that never
+//!   reconciles one name twice at once.
+//! - **Reconcile** one name: read the record, its run's agent status items and its tasks,
+//!   build [`Observed`], call [`reconcile::plan`] (or [`reconcile::plan_unreadable`] for a
+//!   record that does not parse), write the status **first** (a conflict means re-read and
+//!   re-plan), then carry out the commands through the ports, remembering each launch's
+//!   outcome per slot for the next reconcile. Shell errors go through
+//!   [`reconcile::error_policy`]: capped, jittered backoff per name.
+//!
+//! It must not decide anything the core decides: phases, launches, stops and reports are
+//! the plan's; this file only observes and executes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use barrage_crds::keys::{self, ReportFile};
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::status::{LoadTestStatus, ReportLocations};
+use barrage_store::streams::{WatchEvent, WatchHandle};
+use barrage_store::{Blobs, Lease, Store, StoreError, StoredLoadTest};
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::launch::{AgentTemplate, LaunchError, Launcher};
+use crate::metrics::Metrics;
+use crate::reconcile::{
+    self, Command, EXPECTATION_TIMEOUT, Expectation, Failure, LaunchOutcome, Observed,
+    ReportObservation, Retry,
+};
+use crate::report::ReportContext;
+use crate::report::fetch::{BlobIo, render_from_blobs};
+
+pub mod config;
+mod queue;
+
+pub use config::{ConfigError, ControllerConfig, LauncherKind};
+pub use queue::WorkQueue;
+
+/// Why a reconcile could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A store call failed.
+    #[error("{operation} of loadtest/{name} failed: {source}")]
+    Store {
+        /// What was being done.
+        operation: &'static str,
+        /// The LoadTest.
+        name: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// A launcher call failed as a whole.
+    #[error("{operation} for loadtest/{name} failed: {source}")]
+    Launch {
+        /// What was being done.
+        operation: &'static str,
+        /// The LoadTest.
+        name: String,
+        /// The cause.
+        #[source]
+        source: LaunchError,
+    },
+    /// This controller lost the lease while reconciling.
+    #[error("the leader lease was lost while reconciling loadtest/{0}")]
+    LeaseLost(String),
+}
+
+impl RuntimeError {
+    /// The error policy's view of this error.
+    pub fn failure(&self) -> Failure {
+        match self {
+            RuntimeError::Store { source, .. } => match source {
+                StoreError::Conflict { .. } => Failure::Conflict,
+                StoreError::Throttled { .. } => Failure::Throttled,
+                _ => Failure::Transient,
+            },
+            RuntimeError::Launch { source, .. } => match source {
+                LaunchError::Throttled { .. } => Failure::Throttled,
+                _ => Failure::Transient,
+            },
+            RuntimeError::LeaseLost(_) => Failure::LeaseLost,
+        }
+    }
+
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self.failure() {
+            Failure::SpecInvalid => "spec_invalid",
+            Failure::Throttled => "throttled",
+            Failure::Conflict => "conflict",
+            Failure::Transient => "transient",
+            Failure::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+/// The requeue after a failed reconcile: the core's error policy, seeded by the name so two
+/// LoadTests failing together do not retry in lockstep.
+pub fn backoff_after(failure: Failure, attempt: u32, name: &str) -> Option<Duration> {
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    match reconcile::error_policy(failure, attempt, seed) {
+        Retry::Never => None,
+        Retry::Immediately => Some(Duration::from_millis(50)),
+        Retry::After(d) => Some(d),
+    }
+}
+
+/// The lease is usable while this much of it is left: writes in flight then finish well
+/// before another controller may take over (and the epoch fences them anyway).
+fn lease_margin(duration: Duration) -> Duration {
+    duration / 4
+}
+
+/// What the shell remembers of one LoadTest between reconciles (lost on a crash, which the
+/// core tolerates).
+#[derive(Debug, Default)]
+struct Memory {
+    run_id: Option<String>,
+    expectations: Vec<Expectation>,
+    report: Option<ReportObservation>,
+    failures: u32,
+}
+
+/// Everything a reconcile needs, shared by the workers.
+struct Shared {
+    cfg: ControllerConfig,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    launcher: Arc<dyn Launcher>,
+    metrics: Arc<Metrics>,
+    lease: watch::Receiver<Option<Lease>>,
+    memory: Mutex<HashMap<String, Memory>>,
+}
+
+impl Shared {
+    fn memory(&self) -> MutexGuard<'_, HashMap<String, Memory>> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lease if it is held with enough time left.
+    fn usable_lease(&self) -> Option<Lease> {
+        let lease = self.lease.borrow().clone()?;
+        let left = lease.expires_at - Utc::now();
+        let margin = chrono::TimeDelta::from_std(lease_margin(self.cfg.lease_duration))
+            .unwrap_or(chrono::TimeDelta::zero());
+        (left > margin).then_some(lease)
+    }
+
+    fn store_err(&self, operation: &'static str, name: &str, source: StoreError) -> RuntimeError {
+        if let StoreError::Throttled { .. } = source {
+            self.metrics.aws_call("dynamodb", operation, true, true);
+        }
+        RuntimeError::Store {
+            operation,
+            name: name.to_string(),
+            source,
+        }
+    }
+}
+
+/// The controller: build it with the ports, optionally add a watch and metrics, then run.
+pub struct Controller {
+    cfg: ControllerConfig,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    launcher: Arc<dyn Launcher>,
+    events: Option<mpsc::Receiver<WatchEvent>>,
+    watch_handle: Option<WatchHandle>,
+    metrics: Arc<Metrics>,
+}
+
+impl Controller {
+    /// A controller over these ports.
+    pub fn new(
+        cfg: ControllerConfig,
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn Blobs>,
+        launcher: Arc<dyn Launcher>,
+    ) -> Controller {
+        Controller {
+            cfg,
+            store,
+            blobs,
+            launcher,
+            events: None,
+            watch_handle: None,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Change events (DynamoDB Streams through `barrage_store::streams::watch`, or a memory
+    /// store's watch). Without them the controller relies on the periodic resync and requeues.
+    /// The watch is stopped through `handle` when the controller stops.
+    pub fn with_watch(
+        mut self,
+        (events, handle): (mpsc::Receiver<WatchEvent>, WatchHandle),
+    ) -> Controller {
+        self.events = Some(events);
+        self.watch_handle = Some(handle);
+        self
+    }
+
+    /// Metrics to update (shared with the metrics server).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Controller {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs until `shutdown` completes, then stops reconciling, waits for reconciles in
+    /// progress and releases the lease.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Controller {
+            cfg,
+            store,
+            blobs,
+            launcher,
+            mut events,
+            watch_handle,
+            metrics,
+        } = self;
+        let (lease_tx, lease_rx) = watch::channel::<Option<Lease>>(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let lease_task = tokio::spawn(lease_loop(
+            store.clone(),
+            cfg.controller_id.clone(),
+            cfg.lease_duration,
+            lease_tx,
+            stop_rx,
+            metrics.clone(),
+        ));
+        let shared = Arc::new(Shared {
+            cfg,
+            store,
+            blobs,
+            launcher,
+            metrics,
+            lease: lease_rx.clone(),
+            memory: Mutex::new(HashMap::new()),
+        });
+        info!(
+            controller = %shared.cfg.controller_id,
+            resync = ?shared.cfg.resync,
+            lease = ?shared.cfg.lease_duration,
+            "Controller started."
+        );
+        let mut queue = WorkQueue::new();
+        let mut running: JoinSet<(String, Option<Duration>)> = JoinSet::new();
+        let mut resync = tokio::time::interval(shared.cfg.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lease_rx = lease_rx;
+        let mut was_held = false;
+        tokio::pin!(shutdown);
+        loop {
+            while running.len() < shared.cfg.workers {
+                let Some(name) = queue.pop(Instant::now()) else {
+                    break;
+                };
+                let shared = shared.clone();
+                running.spawn(async move {
+                    let requeue = reconcile_one(&shared, &name).await;
+                    (name, requeue)
+                });
+            }
+            let wake = queue
+                .next_due()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = resync.tick() => relist(&shared, &mut queue).await,
+                Some(done) = running.join_next(), if !running.is_empty() => match done {
+                    Ok((name, requeue)) => queue.done(&name, requeue.map(|d| Instant::now() + d)),
+                    Err(e) => warn!("A reconcile task ended abnormally: {e}"),
+                },
+                event = recv(&mut events) => match event {
+                    Some(WatchEvent::Changed(name)) => queue.add(&name, Instant::now()),
+                    Some(WatchEvent::Relist) => relist(&shared, &mut queue).await,
+                    None => {
+                        warn!("The watch ended; relying on the periodic resync.");
+                        events = None;
+                    }
+                },
+                changed = lease_rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let held = lease_rx.borrow().is_some();
+                    if held && !was_held {
+                        info!(controller = %shared.cfg.controller_id, "Leading: reconciling every LoadTest.");
+                        relist(&shared, &mut queue).await;
+                    } else if !held && was_held {
+                        warn!(controller = %shared.cfg.controller_id, "Lost the leader lease: no longer acting.");
+                    }
+                    was_held = held;
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        info!("Shutting down: finishing reconciles in progress.");
+        while running.join_next().await.is_some() {}
+        if let Some(handle) = watch_handle {
+            handle.shutdown().await;
+        }
+        let _ = stop_tx.send(true);
+        let _ = lease_task.await;
+        info!("Controller stopped.");
+    }
+}
+
+/// Runs the controller with these ports until `shutdown` (no watch: periodic resync only).
+pub async fn run(
+    cfg: ControllerConfig,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    launcher: Arc<dyn Launcher>,
+    shutdown: impl Future<Output = ()>,
+) {
+    Controller::new(cfg, store, blobs, launcher)
+        .run(shutdown)
+        .await;
+}
+
+async fn recv(events: &mut Option<mpsc::Receiver<WatchEvent>>) -> Option<WatchEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues every record now, and stops orphan tasks whose record is gone.
+async fn relist(shared: &Arc<Shared>, queue: &mut WorkQueue) {
+    let records = match shared.store.list_load_tests().await {
+        Ok(r) => {
+            shared.metrics.aws_call("dynamodb", "Query", false, false);
+            r
+        }
+        Err(e) => {
+            shared.metrics.aws_call(
+                "dynamodb",
+                "Query",
+                matches!(e, StoreError::Throttled { .. }),
+                true,
+            );
+            shared.metrics.error("list");
+            warn!("Listing LoadTests failed: {e}");
+            return;
+        }
+    };
+    let now = Instant::now();
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    for r in &records {
+        queue.add(&r.name, now);
+    }
+    {
+        let mut memory = shared.memory();
+        memory.retain(|k, _| names.contains(&k.as_str()) || queue.is_active(k));
+    }
+    if shared.usable_lease().is_none() {
+        return;
+    }
+    match shared.launcher.list_agents(None).await {
+        Ok(tasks) => {
+            if let Some(Command::StopTasks { task_ids, reason }) =
+                reconcile::sweep_orphans(&names, &tasks)
+            {
+                for id in task_ids {
+                    info!(task = %id, "Stopping an orphan agent task.");
+                    if let Err(e) = shared.launcher.stop_agent(&id, &reason).await {
+                        warn!(task = %id, "Stopping an orphan failed: {e}");
+                    }
+                }
+            }
+        }
+        Err(e) => warn!("Listing agent tasks failed: {e}"),
+    }
+}
+
+/// Acquires and renews the lease every third of its duration; releases it on stop.
+async fn lease_loop(
+    store: Arc<dyn Store>,
+    holder: String,
+    duration: Duration,
+    tx: watch::Sender<Option<Lease>>,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) {
+    let period = (duration / 3).max(Duration::from_millis(100));
+    loop {
+        match store.acquire_lease(&holder, duration, Utc::now()).await {
+            Ok(Some(lease)) => {
+                metrics.aws_call("dynamodb", "AcquireLease", false, false);
+                let fresh = tx.borrow().as_ref().map(|l| l.epoch) != Some(lease.epoch);
+                if fresh {
+                    info!(holder = %holder, epoch = lease.epoch, "Acquired the leader lease.");
+                }
+                metrics.set_lease_held(true);
+                tx.send_replace(Some(lease));
+            }
+            Ok(None) => {
+                metrics.aws_call("dynamodb", "AcquireLease", false, false);
+                if tx.borrow().is_some() {
+                    warn!(holder = %holder, "Another controller holds the lease: deposed.");
+                }
+                metrics.set_lease_held(false);
+                tx.send_replace(None);
+            }
+            Err(e) => {
+                metrics.aws_call(
+                    "dynamodb",
+                    "AcquireLease",
+                    matches!(e, StoreError::Throttled { .. }),
+                    true,
+                );
+                metrics.error("lease");
+                warn!("Renewing the leader lease failed: {e}");
+                // Keep acting only while the lease we hold is still valid.
+                let expired = tx
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|l| l.expires_at <= Utc::now());
+                if expired {
+                    metrics.set_lease_held(false);
+                    tx.send_replace(None);
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(period) => {}
+        }
+    }
+    let held = tx.borrow().clone();
+    if let Some(lease) = held {
+        match store.release_lease(&lease).await {
+            Ok(()) => info!(holder = %holder, epoch = lease.epoch, "Released the leader lease."),
+            Err(e) => warn!("Releasing the leader lease failed: {e}"),
+        }
+    }
+    metrics.set_lease_held(false);
+    tx.send_replace(None);
+}
+
+/// Reconciles `name` once; the requeue delay (None: wait for a change).
+async fn reconcile_one(shared: &Arc<Shared>, name: &str) -> Option<Duration> {
+    shared.metrics.reconciled();
+    match reconcile_inner(shared, name).await {
+        Ok(requeue) => {
+            if let Some(m) = shared.memory().get_mut(name) {
+                m.failures = 0;
+            }
+            requeue
+        }
+        Err(e) => {
+            shared.metrics.error(e.kind());
+            let failure = e.failure();
+            let attempt = {
+                let mut memory = shared.memory();
+                let m = memory.entry(name.to_string()).or_default();
+                let a = m.failures;
+                m.failures = m.failures.saturating_add(1);
+                a
+            };
+            match failure {
+                Failure::Conflict => debug!(load_test = name, "{e}; re-reading."),
+                _ => warn!(load_test = name, attempt, "{e}"),
+            }
+            backoff_after(failure, attempt, name)
+        }
+    }
+}
+
+async fn reconcile_inner(
+    shared: &Arc<Shared>,
+    name: &str,
+) -> Result<Option<Duration>, RuntimeError> {
+    let Some(lease) = shared.usable_lease() else {
+        return Ok(Some(reconcile::LEASE_RETRY));
+    };
+    let record = shared
+        .store
+        .get_load_test(name)
+        .await
+        .map_err(|e| shared.store_err("GetItem", name, e))?;
+    shared.metrics.aws_call("dynamodb", "GetItem", false, false);
+    let Some(record) = record else {
+        shared.memory().remove(name);
+        shared.metrics.set_phase(name, None);
+        return Ok(None);
+    };
+    let now = Utc::now();
+    let StoredLoadTest {
+        version,
+        generation,
+        doc,
+        status,
+        ..
+    } = record;
+    let before = status.clone().unwrap_or_default();
+    let lt = match doc {
+        Err(error) => {
+            let plan = reconcile::plan_unreadable(status.as_ref(), Some(generation), &error, now);
+            if plan.status != before {
+                warn!(
+                    load_test = name,
+                    "The record cannot be read as a LoadTest: {error}"
+                );
+                write_status(shared, name, &plan.status, version, &lease).await?;
+            }
+            shared.metrics.set_phase(name, Some(plan.status.phase));
+            return Ok(plan.requeue);
+        }
+        Ok(mut lt) => {
+            lt.status = status;
+            lt
+        }
+    };
+
+    let run_id = before.run_id.clone();
+    let agents = match &run_id {
+        Some(run) => shared
+            .store
+            .list_agent_status(name, run)
+            .await
+            .map_err(|e| shared.store_err("Query", name, e))?,
+        None => Vec::new(),
+    };
+    let tasks = shared
+        .launcher
+        .list_agents(Some(name))
+        .await
+        .map_err(|source| RuntimeError::Launch {
+            operation: "listing agents",
+            name: name.to_string(),
+            source,
+        })?;
+    let (expectations, report) = {
+        let mut memory = shared.memory();
+        let m = memory.entry(name.to_string()).or_default();
+        if m.run_id != run_id {
+            m.run_id = run_id.clone();
+            m.expectations.clear();
+            m.report = None;
+        }
+        let horizon = chrono::TimeDelta::from_std(EXPECTATION_TIMEOUT * 2)
+            .unwrap_or(chrono::TimeDelta::zero());
+        m.expectations.retain(|e| now - e.at < horizon);
+        (m.expectations.clone(), m.report.clone())
+    };
+    let observed = Observed {
+        tasks,
+        agents,
+        expectations,
+        report,
+        topic_created: false,
+        lease_held: shared.usable_lease().is_some(),
+    };
+    let plan = reconcile::plan(&lt, &observed, now);
+    let mut version = version;
+    if plan.status != before {
+        version = write_status(shared, name, &plan.status, version, &lease).await?;
+        if plan.status.phase != before.phase {
+            info!(
+                load_test = name,
+                from = before.phase.as_str(),
+                to = plan.status.phase.as_str(),
+                reason = plan
+                    .status
+                    .transitions
+                    .last()
+                    .map(|t| t.reason.as_str())
+                    .unwrap_or(""),
+                "Phase changed."
+            );
+        }
+    }
+    shared.metrics.set_phase(name, Some(plan.status.phase));
+    {
+        let mut memory = shared.memory();
+        let m = memory.entry(name.to_string()).or_default();
+        if m.run_id != plan.status.run_id {
+            m.run_id = plan.status.run_id.clone();
+            m.expectations.clear();
+            m.report = None;
+        }
+    }
+    let mut requeue = plan.requeue;
+    for command in &plan.commands {
+        // A deposed controller stops between commands.
+        if shared.usable_lease().is_none() {
+            return Err(RuntimeError::LeaseLost(name.to_string()));
+        }
+        match command {
+            Command::RunAgents { run_id, launches } => {
+                run_agents(shared, &lt, run_id, launches).await;
+                requeue = shorter(requeue, Duration::from_secs(1));
+            }
+            Command::StopTasks { task_ids, reason } => {
+                for id in task_ids {
+                    info!(load_test = name, task = %id, reason = %reason, "Stopping an agent task.");
+                    if let Err(e) = shared.launcher.stop_agent(id, reason).await {
+                        shared.metrics.error("launch");
+                        warn!(load_test = name, task = %id, "Stopping the task failed: {e}");
+                        requeue = shorter(requeue, Duration::from_secs(2));
+                    }
+                }
+            }
+            Command::WriteReport { run_id, final_ } => {
+                if write_report(shared, &lt, run_id, *final_).await {
+                    requeue = shorter(requeue, Duration::from_millis(100));
+                } else {
+                    requeue = shorter(requeue, Duration::from_secs(5));
+                }
+            }
+            Command::DeleteTopic { topic } => {
+                warn!(
+                    load_test = name,
+                    topic = %topic,
+                    "Deleting topics from the controller is not supported yet; the topic is left in place."
+                );
+            }
+            Command::RemoveRecord => {
+                shared
+                    .store
+                    .remove(name, version, lease.epoch)
+                    .await
+                    .map_err(|e| shared.store_err("DeleteItem", name, e))?;
+                info!(
+                    load_test = name,
+                    "Removed the record: the finalizer is done."
+                );
+                shared.memory().remove(name);
+                shared.metrics.set_phase(name, None);
+                return Ok(None);
+            }
+        }
+    }
+    Ok(requeue)
+}
+
+fn shorter(a: Option<Duration>, b: Duration) -> Option<Duration> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+async fn write_status(
+    shared: &Shared,
+    name: &str,
+    status: &LoadTestStatus,
+    version: u64,
+    lease: &Lease,
+) -> Result<u64, RuntimeError> {
+    let result = shared
+        .store
+        .write_status(name, status, version, lease.epoch)
+        .await;
+    shared.metrics.aws_call(
+        "dynamodb",
+        "UpdateItem",
+        matches!(result, Err(StoreError::Throttled { .. })),
+        result.is_err(),
+    );
+    result.map_err(|source| RuntimeError::Store {
+        operation: "UpdateItem",
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// Issues one RunTask (or one batch of processes) and remembers each slot's outcome.
+async fn run_agents(shared: &Shared, lt: &LoadTest, run_id: &str, launches: &[reconcile::Launch]) {
+    let name = lt.name();
+    let at = Utc::now();
+    let mut template =
+        AgentTemplate::for_load_test(lt, shared.cfg.store.clone(), shared.cfg.blobs.clone());
+    template.metrics_addr = shared.cfg.agent_metrics_addr.clone();
+    template.heartbeat = shared.cfg.agent_heartbeat;
+    let outcomes: Vec<(usize, LaunchOutcome)> = match shared
+        .launcher
+        .run_agents(name, run_id, launches, &template)
+        .await
+    {
+        Ok(results) => results
+            .iter()
+            .filter_map(|r| {
+                let i = launches.iter().position(|l| *l == r.launch)?;
+                Some((i, r.outcome()))
+            })
+            .collect(),
+        Err(e) => {
+            shared.metrics.error("launch");
+            warn!(
+                load_test = name,
+                run = run_id,
+                "Launching agents failed: {e}"
+            );
+            let throttled = e.is_retryable();
+            (0..launches.len())
+                .map(|i| {
+                    (
+                        i,
+                        LaunchOutcome::Failed {
+                            reason: e.to_string(),
+                            throttled,
+                        },
+                    )
+                })
+                .collect()
+        }
+    };
+    let started = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, LaunchOutcome::Started { .. }))
+        .count();
+    info!(
+        load_test = name,
+        run = run_id,
+        asked = launches.len(),
+        started,
+        "Launched agent tasks."
+    );
+    let mut memory = shared.memory();
+    let m = memory.entry(name.to_string()).or_default();
+    for (i, launch) in launches.iter().enumerate() {
+        let outcome = outcomes
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, o)| o.clone())
+            .unwrap_or(LaunchOutcome::InFlight);
+        m.expectations.retain(|e| {
+            !(e.slot == launch.slot
+                && e.incarnation == launch.incarnation
+                && e.attempt == launch.attempt)
+        });
+        m.expectations.push(Expectation {
+            slot: launch.slot,
+            incarnation: launch.incarnation,
+            attempt: launch.attempt,
+            at,
+            outcome,
+        });
+    }
+}
+
+/// Merges the run's histograms and writes the report set; remembers the result for the core.
+async fn write_report(shared: &Shared, lt: &LoadTest, run_id: &str, final_: bool) -> bool {
+    let name = lt.name();
+    let ctx = ReportContext::for_run(lt, run_id, final_);
+    let io = BlobsIo(shared.blobs.as_ref());
+    match render_from_blobs(&io, &ctx).await {
+        Ok(set) => {
+            let uri = |f: ReportFile| Some(shared.blobs.uri(&keys::report_key(name, run_id, f)));
+            let observation = ReportObservation {
+                run_id: run_id.to_string(),
+                final_,
+                verdict: Some(set.verdict.clone()),
+                summary: Some(set.summary.clone()),
+                locations: Some(ReportLocations {
+                    json: uri(ReportFile::Json),
+                    html: uri(ReportFile::Html),
+                    hlog: uri(ReportFile::MergedHlog),
+                    junit: uri(ReportFile::Junit),
+                }),
+            };
+            info!(
+                load_test = name,
+                run = run_id,
+                verdict = ?set.verdict.result,
+                "Wrote the report."
+            );
+            let mut memory = shared.memory();
+            let m = memory.entry(name.to_string()).or_default();
+            m.run_id = Some(run_id.to_string());
+            m.report = Some(observation);
+            true
+        }
+        Err(e) => {
+            shared.metrics.error("report");
+            warn!(
+                load_test = name,
+                run = run_id,
+                "Writing the report failed: {e}"
+            );
+            false
+        }
+    }
+}
+
+/// The report code's view of the blob store.
+struct BlobsIo<'a>(&'a dyn Blobs);
+
+#[async_trait]
+impl BlobIo for BlobsIo<'_> {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        self.0.list(prefix).await.map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0
+            .get(key)
+            .await
+            .map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+        self.0
+            .put(key, body.into(), content_type)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;
