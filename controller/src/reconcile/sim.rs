@@ -11,7 +11,10 @@
 //! - live tasks (not being reaped) ≤ desired + launches in flight;
 //! - observedGeneration monotone;
 //! - every live task of the LoadTest attributable to one of its slots, or being reaped;
-//! - no run in a non-terminal phase past its timeout;
+//! - no run in a non-terminal phase past its timeout, and a requeue before the deadline;
+//! - a slot's incarnation never goes back and no slot record is dropped during a run (so an
+//!   incarnation number, part of the client token and the agent's keys, is never reused);
+//! - RunTask only while Provisioning or Running, at most 10 launches per call;
 //!
 //! and at the end, with faults off, that every run reaches a terminal phase with no task left.
 //!
@@ -454,6 +457,38 @@ impl World {
         if plan.status.observed_generation != self.lt.metadata.generation {
             return Err("observedGeneration is not the generation planned from".into());
         }
+        // A slot's incarnation never goes back within a run (a number is never reused).
+        if let (Some(old), true) = (
+            self.lt.status.as_ref(),
+            self.lt.status.as_ref().map(|s| &s.run_id) == Some(&plan.status.run_id),
+        ) {
+            for r in &plan.status.slots {
+                if let Some(o) = old.slots.iter().find(|o| o.slot == r.slot)
+                    && r.incarnation < o.incarnation
+                {
+                    return Err(format!(
+                        "slot {} went back to incarnation {}",
+                        r.slot, r.incarnation
+                    ));
+                }
+                if old.slots.iter().all(|o| o.slot != r.slot)
+                    && !old.slots.is_empty()
+                    && r.incarnation > 0
+                {
+                    return Err(format!(
+                        "slot {} appeared at incarnation {}",
+                        r.slot, r.incarnation
+                    ));
+                }
+            }
+            if old
+                .slots
+                .iter()
+                .any(|o| plan.status.slots.iter().all(|r| r.slot != o.slot))
+            {
+                return Err("a slot record was dropped during the run".into());
+            }
+        }
         self.stored_generation = plan.status.observed_generation;
         self.last_requeue = plan.requeue;
         self.lt.status = Some(plan.status.clone());
@@ -539,9 +574,26 @@ impl World {
             if self.clock() >= deadline {
                 return Err(format!("{} past its deadline {deadline}", st.phase));
             }
-            if plan.requeue.is_none() {
-                return Err(format!("{} without a requeue", st.phase));
+            // ... and the shell is asked to come back before the deadline passes.
+            let until = (deadline - self.clock()).to_std().unwrap_or_default();
+            match plan.requeue {
+                None => return Err(format!("{} without a requeue", st.phase)),
+                Some(r) if r > until.max(MIN_REQUEUE) => {
+                    return Err(format!(
+                        "{} requeued after {r:?}, past its deadline in {until:?}",
+                        st.phase
+                    ));
+                }
+                Some(_) => {}
             }
+        }
+        // Launches only while the run needs agents.
+        let launching = plan
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::RunAgents { .. }));
+        if launching && !matches!(st.phase, Phase::Provisioning | Phase::Running) {
+            return Err(format!("RunTask in {}", st.phase));
         }
         if self.topic_deletes > 1 {
             return Err("the topic was deleted twice".into());
