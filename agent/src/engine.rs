@@ -368,7 +368,8 @@ async fn run_prepared(
         end_ns: end_ns.max(start_ns),
         histograms,
         counters: recorder.counters().snapshot(),
-        scheduled: plan.scheduled(start_ns, start_ns + interval_ns(interval)),
+        // The last interval closes at the stop: only what was due before it was scheduled.
+        scheduled: plan.scheduled(start_ns, end_ns.clamp(start_ns, start_ns + interval_ns(interval))),
     });
     Ok(Outcome {
         counters: recorder.counters().snapshot(),

@@ -283,8 +283,8 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         let control = control.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    warn!("Interrupted: stopping, flushing and writing what was measured.");
+                _ = barrage_agent::cli::shutdown_signal() => {
+                    warn!("Interrupted (SIGINT or SIGTERM): stopping, flushing and writing what was measured.");
                 }
                 _ = tokio::time::sleep_until((origin + max_duration).into()) => {
                     warn!(max_duration = ?max_duration, "maxDuration reached: stopping.");
