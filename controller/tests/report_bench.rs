@@ -6,6 +6,8 @@
 //! `cargo test --release -p barrage-controller --test report_bench -- --ignored --nocapture`
 //! `BENCH_AGENTS` and `BENCH_INTERVALS` change the size.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Instant;
 
 use barrage_controller::report::sample::{SampleRun, sample_interval};

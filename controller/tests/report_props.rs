@@ -2,6 +2,8 @@
 //! and merging is commutative and associative. 10 000 small cases each (override with
 //! `PROPTEST_CASES`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use barrage_controller::report::blob::{AgentInterval, IntervalCounters};

@@ -1,6 +1,8 @@
 //! The report set end to end: blobs on disk or in a blob store → report.json, report.html,
 //! merged.hlog, junit.xml; byte-identical re-aggregation; counts equal acked records.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -375,7 +375,8 @@ fn throughput_chart(r: &Report) -> Option<String> {
 
 fn latency_over_time_chart(r: &Report, tag: &str) -> Option<String> {
     let len = r.summary.interval_secs;
-    let pick: [(&str, fn(&Stats) -> u64); 5] = [
+    type Pick = fn(&Stats) -> u64;
+    let pick: [(&str, Pick); 5] = [
         ("p50", |s| s.p50),
         ("p90", |s| s.p90),
         ("p99", |s| s.p99),
@@ -513,7 +514,7 @@ fn int(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(c);
@@ -795,6 +796,7 @@ pub fn render(r: &Report) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

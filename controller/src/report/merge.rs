@@ -696,6 +696,7 @@ pub fn find_gaps(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -106,10 +106,8 @@ pub fn intervals_from_texts<'a>(
     {
         origin = origin.min(first);
     }
-    let mut next_slot = ours.iter().map(|b| b.slot + 1).max().unwrap_or(0);
-    for f in foreign {
-        let slot = next_slot;
-        next_slot += 1;
+    let first_foreign_slot = ours.iter().map(|b| b.slot + 1).max().unwrap_or(0);
+    for (slot, f) in (first_foreign_slot..).zip(foreign) {
         let mut by_index: BTreeMap<u32, AgentInterval> = BTreeMap::new();
         let base = base_of(&f.log);
         for e in f.log.entries {

@@ -329,6 +329,7 @@ pub fn verdict(results: &[ThresholdResult], invalid: &[String], incomplete: &[St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeMap;
 

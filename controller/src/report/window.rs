@@ -34,6 +34,7 @@ pub fn complete_windows(last_closed: u32, k: u32) -> Range<u32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
