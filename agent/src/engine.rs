@@ -369,7 +369,10 @@ async fn run_prepared(
         histograms,
         counters: recorder.counters().snapshot(),
         // The last interval closes at the stop: only what was due before it was scheduled.
-        scheduled: plan.scheduled(start_ns, end_ns.clamp(start_ns, start_ns + interval_ns(interval))),
+        scheduled: plan.scheduled(
+            start_ns,
+            end_ns.clamp(start_ns, start_ns + interval_ns(interval)),
+        ),
     });
     Ok(Outcome {
         counters: recorder.counters().snapshot(),

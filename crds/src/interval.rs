@@ -29,7 +29,6 @@ use crate::hlog::{self, DecodeLimits, IntervalEntry};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-
 /// Prefix of the comment line naming the interval.
 pub const INTERVAL_COMMENT: &str = "#[Barrage-Interval: ";
 /// Prefix of the comment line carrying the interval's counters.

@@ -75,7 +75,8 @@ pub fn main() -> ExitCode {
         Command::Schema => {
             use std::io::Write;
             // A closed pipe (`barrage schema | head`) is not an error worth a panic.
-            let _ = std::io::stdout().write_all(barrage_crds::schema::loadtest_schema_json().as_bytes());
+            let _ = std::io::stdout()
+                .write_all(barrage_crds::schema::loadtest_schema_json().as_bytes());
             Outcome::Passed
         }
         Command::Run(args) => match tokio::runtime::Runtime::new() {

@@ -30,9 +30,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Outcome;
+use super::output::{clock, micros, thousands};
 use crate::report::ReportContext;
 use crate::report::render::render_dir_with;
-use super::output::{clock, micros, thousands};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -181,10 +181,11 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
             let config = consumer_config(&spec.kafka, None, &format!("barrage-{agent_id}"));
             let topic = spec.topic.name.clone();
             let timeout = args.connect_timeout;
-            let c = tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
-                .await
-                .map_err(|e| RunError::Consumer(e.to_string()))?
-                .map_err(|e| RunError::Consumer(e.to_string()))?;
+            let c =
+                tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
+                    .await
+                    .map_err(|e| RunError::Consumer(e.to_string()))?
+                    .map_err(|e| RunError::Consumer(e.to_string()))?;
             Some(c)
         } else {
             None
@@ -193,8 +194,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         prepared.push((slot, agent_id, recorder, consumer, engine));
     }
     let origin = Instant::now() + START_LEAD;
-    let start_at = chrono::Utc::now()
-        + chrono::Duration::from_std(START_LEAD).unwrap_or_default();
+    let start_at = chrono::Utc::now() + chrono::Duration::from_std(START_LEAD).unwrap_or_default();
     let interval = spec.report.interval.as_std();
     let clock_ = Clock::new(origin);
     println!(
@@ -308,7 +308,8 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
                 first_error.get_or_insert(RunError::Engine(e));
             }
             Err(e) => {
-                first_error.get_or_insert(RunError::Unsupported(format!("an engine task failed: {e}")));
+                first_error
+                    .get_or_insert(RunError::Unsupported(format!("an engine task failed: {e}")));
             }
         }
     }
@@ -318,13 +319,21 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         eprintln!();
     }
     let (totals, written, failure) = writer.await.unwrap_or_else(|_| {
-        (Histograms::default(), 0, Some("the interval writer failed".into()))
+        (
+            Histograms::default(),
+            0,
+            Some("the interval writer failed".into()),
+        )
     });
     if let Some(e) = first_error {
         return Err(e);
     }
-    if topic_outcome == TopicOutcome::Created && spec.topic.cleanup == TopicCleanup::DeleteIfCreated {
-        if let Err(e) = admin.delete_topic(&spec.topic.name, args.connect_timeout).await {
+    if topic_outcome == TopicOutcome::Created && spec.topic.cleanup == TopicCleanup::DeleteIfCreated
+    {
+        if let Err(e) = admin
+            .delete_topic(&spec.topic.name, args.connect_timeout)
+            .await
+        {
             warn!(error = %e, "Could not delete the topic this run created.");
         }
     }
@@ -410,16 +419,26 @@ fn write_interval(
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let blob = protocol::interval_blob(slot, 0, start_at, interval, record, counters);
-    let text = barrage_crds::interval::encode_interval_blob(&blob).map_err(|e| RunError::Write {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let text =
+        barrage_crds::interval::encode_interval_blob(&blob).map_err(|e| RunError::Write {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     std::fs::write(&path, text).map_err(io)
 }
 
-async fn progress_loop(recorders: Vec<Arc<Recorder>>, origin: Instant, duration: Duration, every: Duration) {
+async fn progress_loop(
+    recorders: Vec<Arc<Recorder>>,
+    origin: Instant,
+    duration: Duration,
+    every: Duration,
+) {
     let tty = std::io::stderr().is_terminal();
-    let tick = if tty { Duration::from_secs(1) } else { every.max(Duration::from_secs(1)) };
+    let tick = if tty {
+        Duration::from_secs(1)
+    } else {
+        every.max(Duration::from_secs(1))
+    };
     let mut last_acked = 0u64;
     let mut last_at = Instant::now();
     loop {
@@ -432,7 +451,8 @@ async fn progress_loop(recorders: Vec<Arc<Recorder>>, origin: Instant, duration:
             sent += c.sent;
         }
         let now = Instant::now();
-        let rate = (acked - last_acked.min(acked)) as f64 / now.duration_since(last_at).as_secs_f64();
+        let rate =
+            (acked - last_acked.min(acked)) as f64 / now.duration_since(last_at).as_secs_f64();
         last_acked = acked;
         last_at = now;
         let elapsed = now.saturating_duration_since(origin).as_secs();
@@ -480,10 +500,17 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
     println!("  sent late (>1ms)  {}", thousands(late));
     println!(
         "  achieved rate     {achieved:.1} records/s (target {target:.1}/s, {:.2}%), {:.2} MB/s",
-        if target > 0.0 { achieved / target * 100.0 } else { 0.0 },
+        if target > 0.0 {
+            achieved / target * 100.0
+        } else {
+            0.0
+        },
         bytes as f64 / duration / 1e6
     );
-    println!("  elapsed           {:.1}s (including flush)", elapsed.as_secs_f64());
+    println!(
+        "  elapsed           {:.1}s (including flush)",
+        elapsed.as_secs_f64()
+    );
     print_latency("produce latency (from intended send)", &totals.produce);
     print_latency("service time (from actual send)", &totals.service);
     print_latency("schedule lag", &totals.lag);
