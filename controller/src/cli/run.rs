@@ -328,14 +328,14 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     if let Some(e) = first_error {
         return Err(e);
     }
-    if topic_outcome == TopicOutcome::Created && spec.topic.cleanup == TopicCleanup::DeleteIfCreated
-    {
-        if let Err(e) = admin
+    let created = topic_outcome == TopicOutcome::Created;
+    if created
+        && spec.topic.cleanup == TopicCleanup::DeleteIfCreated
+        && let Err(e) = admin
             .delete_topic(&spec.topic.name, args.connect_timeout)
             .await
-        {
-            warn!(error = %e, "Could not delete the topic this run created.");
-        }
+    {
+        warn!(error = %e, "Could not delete the topic this run created.");
     }
     runs.sort_by_key(|r| r.slot);
     print_summary(lt, &runs, &totals, total_planned);
@@ -553,7 +553,7 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
 }
 
 fn print_latency(label: &str, h: &Histogram<u64>) {
-    if h.len() == 0 {
+    if h.is_empty() {
         println!("  {label}: no samples");
         return;
     }
