@@ -296,3 +296,77 @@ async fn a_missing_binary_fails_the_slot_not_the_call() {
     assert!(l.list_agents(None).await.unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_restarted_launcher_adopts_the_agents_of_the_one_before() {
+    let d = dir();
+    let script = "case $BARRAGE_SLOT in 0) exec sleep 60;; 1) exit 5;; 2) sleep 0.4; exit 0;; esac";
+    let first = program("/bin/sh", &["-c", script], &d);
+    let t = template(&d);
+    let out = first
+        .run_agents("demo", RUN, &[launch(0, 0), launch(1, 0)], &t)
+        .await
+        .unwrap();
+    let ids: Vec<String> = out
+        .iter()
+        .map(|s| match &s.result {
+            LaunchResult::Started { task_id } => task_id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        wait_exit(&first, &ids[1]).await,
+        TaskState::Exited {
+            ok: false,
+            code: Some(5),
+            reason: Some("EssentialContainerExited".into())
+        }
+    );
+    // Slot 2 ends while no launcher watches it.
+    first
+        .run_agents("demo", RUN, &[launch(2, 0)], &t)
+        .await
+        .unwrap();
+    let pid0 = first.pid(&ids[0]).unwrap();
+    drop(first); // The controller goes away; its agents do not.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let second = program("/bin/sh", &["-c", script], &d);
+    let listed: BTreeMap<u32, TaskState> = second
+        .list_agents(Some("demo"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.slot.unwrap(), t.state))
+        .collect();
+    assert_eq!(listed[&0], TaskState::Running);
+    assert_eq!(second.pid(&ids[0]), Some(pid0));
+    assert!(matches!(
+        listed[&1],
+        TaskState::Exited { code: Some(5), .. }
+    ));
+    assert_eq!(
+        listed[&2],
+        TaskState::Exited {
+            ok: false,
+            code: None,
+            reason: Some("exited while no controller watched it; exit status unknown".into())
+        }
+    );
+    // A retried launch still finds its task, and the adopted agent can be stopped.
+    let again = second
+        .run_agents("demo", RUN, &[launch(0, 0)], &t)
+        .await
+        .unwrap();
+    assert_eq!(again, out[..1].to_vec());
+    second.stop_agent(&ids[0], "barrage: orphan").await.unwrap();
+    assert_eq!(
+        wait_exit(&second, &ids[0]).await,
+        TaskState::Exited {
+            ok: false,
+            code: None,
+            reason: Some("UserInitiated: barrage: orphan".into())
+        }
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -11,8 +11,12 @@
 //! (137 after SIGKILL, as ECS shows it) and `reason` `UserInitiated: …` when it was stopped
 //! through [`Launcher::stop_agent`]. Stopping sends SIGTERM, waits a grace period, then SIGKILL.
 //!
-//! The launcher knows the processes it started; a new launcher (a restarted controller) does
-//! not adopt the processes of an earlier one.
+//! Every task is also recorded in `{log_dir}/{task_id}.task` (pid, process start time,
+//! ownership, client token, exit once seen, stop reason). A new launcher on the same folder (a
+//! restarted controller) adopts those tasks, as ECS tasks outlive their controller: live ones
+//! are watched through `/proc` (pid and start time, so a reused pid is never mistaken) and can
+//! be stopped; an exit seen by the earlier launcher keeps its code; a process that ended while
+//! no launcher was its parent reads `Exited { ok: false, code: None }` (its status is lost).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -64,48 +68,254 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// How an agent process is held.
+enum Proc {
+    /// Started by this launcher: waited on, its exit status known.
+    Child(Child),
+    /// Started by an earlier launcher on the same log folder (a restarted controller): watched
+    /// through `/proc`, identified by pid and start time so a reused pid is never mistaken.
+    Adopted { start_time: u64 },
+}
+
+/// How an agent process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// It ended while no launcher was its parent: the status is lost.
+    Unknown,
+}
+
+impl Exit {
+    fn of(status: ExitStatus) -> Exit {
+        match (status.code(), status.signal()) {
+            (Some(c), _) => Exit::Code(c),
+            (None, Some(s)) => Exit::Signal(s),
+            (None, None) => Exit::Unknown,
+        }
+    }
+
+    fn to_text(self) -> String {
+        match self {
+            Exit::Code(c) => format!("code:{c}"),
+            Exit::Signal(s) => format!("signal:{s}"),
+            Exit::Unknown => "unknown".to_string(),
+        }
+    }
+
+    fn from_text(s: &str) -> Option<Exit> {
+        if s == "unknown" {
+            return Some(Exit::Unknown);
+        }
+        let (kind, n) = s.split_once(':')?;
+        let n = n.parse().ok()?;
+        match kind {
+            "code" => Some(Exit::Code(n)),
+            "signal" => Some(Exit::Signal(n)),
+            _ => None,
+        }
+    }
+}
+
+/// `(state, start time)` of a process from `/proc/{pid}/stat`.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether the process `pid` that started at `start_time` (0: unknown) still runs.
+fn alive(pid: u32, start_time: u64) -> bool {
+    match proc_stat(pid) {
+        Some((state, start)) => {
+            !matches!(state, 'Z' | 'X' | 'x') && (start_time == 0 || start == start_time)
+        }
+        None => false,
+    }
+}
+
+/// Sends `signal` (a `kill` option such as `-TERM`) to `pid` with the system's `kill`.
+fn send_signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 struct Agent {
-    child: Child,
+    proc_: Proc,
+    pid: u32,
+    record: PathBuf,
     load_test: String,
     run_id: String,
     slot: u32,
     incarnation: u32,
-    exit: Option<ExitStatus>,
+    client_token: String,
+    exit: Option<Exit>,
     stop_reason: Option<String>,
 }
 
 impl Agent {
-    /// Reaps the process if it exited; its exit status once known.
-    fn poll(&mut self) -> Option<ExitStatus> {
+    /// Reaps (or, adopted, looks for) the process; its exit once known.
+    fn poll(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
-            match self.child.try_wait() {
-                Ok(Some(status)) => self.exit = Some(status),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(pid = self.child.id(), "try_wait failed: {e}"),
+            let exit = match &mut self.proc_ {
+                Proc::Child(child) => match child.try_wait() {
+                    Ok(Some(status)) => Some(Exit::of(status)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(pid = self.pid, "try_wait failed: {e}");
+                        None
+                    }
+                },
+                Proc::Adopted { start_time } => {
+                    (!alive(self.pid, *start_time)).then_some(Exit::Unknown)
+                }
+            };
+            if exit.is_some() {
+                self.exit = exit;
+                self.save();
             }
         }
         self.exit
     }
 
+    /// SIGKILL now, and the exit recorded.
+    fn kill(&mut self) {
+        match &mut self.proc_ {
+            Proc::Child(child) => {
+                if let Err(e) = child.kill() {
+                    tracing::warn!(pid = self.pid, "SIGKILL failed: {e}");
+                }
+                if let Ok(status) = child.wait() {
+                    self.exit = Some(Exit::of(status));
+                }
+            }
+            Proc::Adopted { start_time } => {
+                if alive(self.pid, *start_time) && !send_signal(self.pid, "-KILL") {
+                    tracing::warn!(pid = self.pid, "SIGKILL failed");
+                }
+                if !alive(self.pid, *start_time) {
+                    self.exit = Some(Exit::Signal(9));
+                }
+            }
+        }
+        self.save();
+    }
+
     fn state(&mut self) -> TaskState {
         match self.poll() {
             None => TaskState::Running,
-            Some(status) => {
-                let signal = status.signal();
-                let code = status.code().or(signal.map(|s| 128 + s));
-                let reason = match (&self.stop_reason, signal) {
-                    (Some(r), _) => Some(format!("UserInitiated: {r}")),
-                    (None, Some(s)) => Some(format!("killed by signal {s}")),
-                    (None, None) => Some("EssentialContainerExited".to_string()),
+            Some(exit) => {
+                let (code, signal) = match exit {
+                    Exit::Code(c) => (Some(c), None),
+                    Exit::Signal(s) => (Some(128 + s), Some(s)),
+                    Exit::Unknown => (None, None),
+                };
+                let reason = match (&self.stop_reason, signal, exit) {
+                    (Some(r), _, _) => format!("UserInitiated: {r}"),
+                    (None, Some(s), _) => format!("killed by signal {s}"),
+                    (None, None, Exit::Unknown) => {
+                        "exited while no controller watched it; exit status unknown".to_string()
+                    }
+                    (None, None, _) => "EssentialContainerExited".to_string(),
                 };
                 TaskState::Exited {
                     ok: code == Some(0),
                     code,
-                    reason,
+                    reason: Some(reason),
                 }
             }
         }
     }
+
+    /// Writes the task record (replaced atomically); a failure is logged, not fatal.
+    fn save(&self) {
+        let start_time = match &self.proc_ {
+            Proc::Adopted { start_time } => *start_time,
+            Proc::Child(_) => proc_stat(self.pid).map_or(0, |(_, s)| s),
+        };
+        let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+        let mut text = format!(
+            "pid={}\nstart_time={start_time}\nload_test={}\nrun_id={}\nslot={}\nincarnation={}\nclient_token={}\n",
+            self.pid,
+            self.load_test,
+            self.run_id,
+            self.slot,
+            self.incarnation,
+            one_line(&self.client_token),
+        );
+        if let Some(exit) = self.exit {
+            text.push_str(&format!("exit={}\n", exit.to_text()));
+        }
+        if let Some(r) = &self.stop_reason {
+            text.push_str(&format!("stop_reason={}\n", one_line(r)));
+        }
+        let tmp = self.record.with_extension("task.tmp");
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.record));
+        if let Err(e) = written {
+            tracing::warn!(record = %self.record.display(), "could not write the task record: {e}");
+        }
+    }
+
+    /// Reads a task record written by [`Agent::save`] (of an earlier launcher).
+    fn load(record: &Path) -> Option<Agent> {
+        let text = std::fs::read_to_string(record).ok()?;
+        let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let pid: u32 = map.get("pid")?.parse().ok()?;
+        let start_time: u64 = map.get("start_time")?.parse().ok()?;
+        Some(Agent {
+            proc_: Proc::Adopted { start_time },
+            pid,
+            record: record.to_path_buf(),
+            load_test: map.get("load_test")?.to_string(),
+            run_id: map.get("run_id")?.to_string(),
+            slot: map.get("slot")?.parse().ok()?,
+            incarnation: map.get("incarnation")?.parse().ok()?,
+            client_token: map.get("client_token")?.to_string(),
+            exit: map.get("exit").and_then(|e| Exit::from_text(e)),
+            stop_reason: map.get("stop_reason").map(|s| s.to_string()),
+        })
+    }
+}
+
+/// The agents recorded in `log_dir` by an earlier launcher, adopted.
+fn adopt(log_dir: &Path) -> Children {
+    let mut children = Children::default();
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return children;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(task_id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".task"))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        match Agent::load(&path) {
+            Some(mut agent) => {
+                let state = agent.state();
+                tracing::info!(task_id, pid = agent.pid, ?state, "adopted an agent process");
+                children
+                    .tokens
+                    .insert(agent.client_token.clone(), task_id.clone());
+                children.agents.insert(task_id, agent);
+            }
+            None => tracing::warn!(record = %path.display(), "unreadable task record; ignored"),
+        }
+    }
+    children
 }
 
 #[derive(Default)]
@@ -159,6 +369,7 @@ impl ProcessLauncher {
             .iter()
             .map(|v| v.name)
             .collect();
+        let children = Mutex::new(adopt(&log_dir));
         Ok(ProcessLauncher {
             agent_binary: agent_binary.into(),
             agent_args: Vec::new(),
@@ -169,7 +380,7 @@ impl ProcessLauncher {
             log_dir,
             grace: DEFAULT_GRACE,
             guard: SecretGuard::from_process_env(),
-            children: Mutex::new(Children::default()),
+            children,
         })
     }
 
@@ -256,14 +467,7 @@ impl ProcessLauncher {
         if agent.poll().is_some() {
             return Ok(());
         }
-        agent.child.kill().map_err(|source| LaunchError::Io {
-            what: format!("could not kill agent {task_id}"),
-            path: self.agent_binary.clone(),
-            source,
-        })?;
-        if let Ok(status) = agent.child.wait() {
-            agent.exit = Some(status);
-        }
+        agent.kill();
         Ok(())
     }
 
@@ -271,7 +475,7 @@ impl ProcessLauncher {
     pub fn pid(&self, task_id: &str) -> Option<u32> {
         let mut children = self.children();
         let agent = children.agents.get_mut(task_id)?;
-        agent.poll().is_none().then(|| agent.child.id())
+        agent.poll().is_none().then_some(agent.pid)
     }
 }
 
@@ -309,27 +513,30 @@ impl Launcher for ProcessLauncher {
             };
             let result = match self.spawn(&task_id, &env) {
                 Ok(child) => {
+                    let pid = child.id();
                     tracing::info!(
                         load_test,
                         run_id,
                         slot = launch.slot,
                         incarnation = launch.incarnation,
-                        pid = child.id(),
+                        pid,
                         task_id,
                         "agent process started"
                     );
-                    children.agents.insert(
-                        task_id.clone(),
-                        Agent {
-                            child,
-                            load_test: load_test.to_string(),
-                            run_id: run_id.to_string(),
-                            slot: launch.slot,
-                            incarnation: launch.incarnation,
-                            exit: None,
-                            stop_reason: None,
-                        },
-                    );
+                    let agent = Agent {
+                        proc_: Proc::Child(child),
+                        pid,
+                        record: self.log_dir.join(format!("{task_id}.task")),
+                        load_test: load_test.to_string(),
+                        run_id: run_id.to_string(),
+                        slot: launch.slot,
+                        incarnation: launch.incarnation,
+                        client_token: launch.client_token.clone(),
+                        exit: None,
+                        stop_reason: None,
+                    };
+                    agent.save();
+                    children.agents.insert(task_id.clone(), agent);
                     children
                         .tokens
                         .insert(launch.client_token.clone(), task_id.clone());
@@ -376,10 +583,11 @@ impl Launcher for ProcessLauncher {
             }
             if agent.stop_reason.is_none() {
                 agent.stop_reason = Some(reason.to_string());
+                agent.save();
             }
-            agent.child.id()
+            agent.pid
         };
-        // The process is not reaped yet (poll said so), so the pid is still ours.
+        // The process is not reaped yet (or, adopted, has its start time): the pid is ours.
         let term = tokio::process::Command::new("kill")
             .arg("-TERM")
             .arg(pid.to_string())
@@ -407,12 +615,7 @@ impl Launcher for ProcessLauncher {
                 }
                 if Instant::now() >= deadline || !termed {
                     tracing::warn!(task_id, pid, "agent ignored SIGTERM; sending SIGKILL");
-                    if let Err(e) = agent.child.kill() {
-                        tracing::warn!(task_id, pid, "SIGKILL failed: {e}");
-                    }
-                    if let Ok(status) = agent.child.wait() {
-                        agent.exit = Some(status);
-                    }
+                    agent.kill();
                     return Ok(());
                 }
             }
