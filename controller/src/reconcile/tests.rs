@@ -907,3 +907,118 @@ fn slot_backoff_doubles_from_two_seconds_up_to_a_minute() {
     let v: Vec<u64> = (1..=8).map(|a| slots::slot_backoff(a).as_secs()).collect();
     assert_eq!(v, vec![2, 4, 8, 16, 32, 60, 60, 60]);
 }
+
+#[test]
+fn stop_requested_while_provisioning_cancels_and_stops_the_launched_agents() {
+    let lt = LoadTest::test()
+        .agents(2)
+        .running(t0())
+        .stopped()
+        .with_status(|st| {
+            st.phase = Phase::Provisioning;
+            st.start_at = None;
+        });
+    let p = plan(&lt, &Observed::test().running_slots([0, 1]), at(3));
+    assert_eq!(p.status.phase, Phase::Cancelling);
+    assert_eq!(stopped(&p), vec!["task-0", "task-1"]);
+    // Nothing was measured: once the tasks are gone it is Cancelled without a report.
+    let lt = lt.apply(&p);
+    let gone = Observed::test()
+        .task(RUN, 0, 0, exited(143, "stopped"))
+        .task(RUN, 1, 0, exited(143, "stopped"));
+    let p = plan(&lt, &gone, at(5));
+    assert_eq!(p.status.phase, Phase::Cancelled);
+    assert!(p.commands.is_empty(), "{:?}", p.commands);
+}
+
+#[test]
+fn every_slot_failing_while_provisioning_fails_the_run() {
+    let lt = LoadTest::test()
+        .agents(2)
+        .max_restarts(0)
+        .running(t0())
+        .with_status(|st| {
+            st.phase = Phase::Provisioning;
+            st.start_at = None;
+        });
+    let obs = Observed::test()
+        .task(RUN, 0, 0, exited(1, "CannotPullContainerError"))
+        .task(RUN, 1, 0, exited(1, "CannotPullContainerError"));
+    let p = plan(&lt, &obs, at(20));
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert_eq!(p.status.transitions.last().unwrap().reason, "AgentsFailed");
+    assert_eq!(p.status.agents.failed, 2);
+}
+
+#[test]
+fn a_slot_failing_while_provisioning_is_left_out_of_the_ready_quorum() {
+    let lt = LoadTest::test()
+        .agents(2)
+        .max_restarts(0)
+        .running(t0())
+        .with_status(|st| {
+            st.phase = Phase::Provisioning;
+            st.start_at = None;
+        });
+    let obs =
+        Observed::test()
+            .running_slots([0])
+            .ready_slots([0])
+            .task(RUN, 1, 0, exited(1, "boom"));
+    let p = plan(&lt, &obs, at(20));
+    assert_eq!(p.status.phase, Phase::Running);
+    assert_eq!(p.status.fleet.unwrap().members, vec![0]);
+}
+
+#[test]
+fn a_task_in_an_unknown_state_counts_as_alive_and_is_never_launched_over() {
+    let lt = LoadTest::test().load_secs(600).running(t0());
+    let obs = Observed::test().task(RUN, 0, 0, TaskState::Unknown("HIBERNATING".into()));
+    let p = plan(&lt, &obs, at(500));
+    assert!(launches(&p).is_empty());
+    assert!(stopped(&p).is_empty());
+    assert_eq!(slot(&p, 0).state, SlotState::Running);
+}
+
+#[test]
+fn a_throttled_runtask_backs_off_and_the_next_batch_starts_again_at_one() {
+    let lt = LoadTest::test().agents(6);
+    let mut obs = Observed::test();
+    let mut lt = lt.clone().apply(&plan(&lt, &obs, t0()));
+    obs = obs.expect(
+        0,
+        0,
+        1,
+        LaunchOutcome::Started {
+            task_id: "a".into(),
+        },
+    );
+    let p = plan(&lt, &obs, at(1));
+    assert_eq!(launches(&p), vec![(1, 0, 1), (2, 0, 1)]);
+    lt = lt.apply(&p);
+    for s in [1, 2] {
+        obs = obs.expect(
+            s,
+            0,
+            1,
+            LaunchOutcome::Failed {
+                reason: "ThrottlingException".into(),
+                throttled: true,
+            },
+        );
+    }
+    let p = plan(&lt, &obs, at(2));
+    assert_eq!(
+        launches(&p),
+        vec![(3, 0, 1)],
+        "the window fell back to one launch while the throttled slots wait"
+    );
+    assert_eq!(p.status.launch_window, 2, "and grows again from there");
+    assert!(
+        slot(&p, 1)
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("throttled")
+    );
+}
