@@ -146,6 +146,8 @@ async fn the_agent_gets_exactly_the_contract_plus_the_pass_through_list() {
         .to_env()
         .into_iter()
         .collect();
+    // The one local difference: a free loopback port for each agent's metrics.
+    expected.insert("BARRAGE_METRICS_ADDR".into(), "127.0.0.1:0".into());
     expected.insert("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:5000".into());
     expected.insert("AWS_REGION".into(), "us-east-1".into());
     let mut names: Vec<&str> = env.keys().copied().collect();

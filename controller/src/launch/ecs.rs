@@ -460,6 +460,11 @@ impl EcsLauncher {
         &self.stats
     }
 
+    /// AWS call counts, shared (for a metrics source that outlives this borrow).
+    pub fn stats_handle(&self) -> Arc<EcsStats> {
+        self.stats.clone()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EcsConfig {
         &self.config

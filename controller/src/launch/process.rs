@@ -3,8 +3,9 @@
 //! Each agent gets exactly the environment an ECS task gets: the assignment
 //! ([`barrage_crds::env::Assignment::to_env`]) plus an explicit pass-through list (region,
 //! endpoint, log filter, and, standing in for the ECS task role, AWS credentials when the
-//! caller passes them), on a cleared environment with only `PATH` and `HOME` added. Output goes
-//! to `{log_dir}/{task_id}.log`.
+//! caller passes them), on a cleared environment with only `PATH` and `HOME` added. One value
+//! differs from ECS: `BARRAGE_METRICS_ADDR` is [`LOCAL_METRICS_ADDR`] (a free loopback port)
+//! because local agents share one machine's ports. Output goes to `{log_dir}/{task_id}.log`.
 //!
 //! Exits are reported the way ECS reports them: `Running` while the process lives, then
 //! `Exited { ok, code, reason }` with `code` 128 + signal for a process killed by a signal
@@ -62,6 +63,10 @@ pub fn pass_through(names: &[&str]) -> Vec<(String, String)> {
         .filter_map(|n| Some((n.to_string(), std::env::var(n).ok()?)))
         .collect()
 }
+
+/// `BARRAGE_METRICS_ADDR` of local agents (when the template has metrics on): any free
+/// loopback port, so agents on one machine never collide.
+pub const LOCAL_METRICS_ADDR: &str = "127.0.0.1:0";
 
 /// Default time between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -426,7 +431,13 @@ impl ProcessLauncher {
         template: &AgentTemplate,
     ) -> Result<Vec<(String, String)>, LaunchError> {
         let guard = self.guard.merged(&template.secrets);
-        let agent = template.agent_env(load_test, run_id, launch, &guard)?;
+        // Agents on one machine share its ports: each metrics endpoint takes a free loopback
+        // port instead of the fixed one every ECS task has to itself.
+        let mut local = template.clone();
+        if local.metrics_addr.is_some() {
+            local.metrics_addr = Some(LOCAL_METRICS_ADDR.to_string());
+        }
+        let agent = local.agent_env(load_test, run_id, launch, &guard)?;
         let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
         let home = std::env::var("HOME").unwrap_or_else(|_| self.log_dir.display().to_string());
         let mut env = vec![("PATH".to_string(), path), ("HOME".to_string(), home)];
