@@ -135,6 +135,8 @@ def load_case(case):
     r.update(parse_broker(case))
     r["meta"] = m
     r["rc"] = read(os.path.join(case, "rc"), "?").strip()
+    errors = [l for l in read(os.path.join(case, "stderr")).splitlines() if l.startswith("error:")]
+    r["error"] = errors[0][len("error:"):].strip() if errors else ""
     size = int(m.get("size", "0"))
     if "rate" in r:
         r["mb_s"] = r["rate"] * size / 1e6
@@ -166,6 +168,11 @@ def fmt(v, digits=0, thousands=True):
     return f"{v:.{digits}f}"
 
 
+def fx(v):
+    """A ratio as `1.42×`, or n/a."""
+    return "n/a" if v is None else f"{v:.2f}×"
+
+
 def mean(values):
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
@@ -183,14 +190,23 @@ def table(work):
     maxr = [c for c in all_cases if c["meta"].get("phase") == "max"]
     fixed = [c for c in all_cases if c["meta"].get("phase") == "fixed"]
     sizes = sorted({int(c["meta"]["size"]) for c in maxr + fixed})
+    # Each tool's fixed start-up CPU (a 1,000-record run), subtracted for the "without start-up" column.
+    startup = {}
+    for c in all_cases:
+        if c["meta"].get("phase") == "startup" and "cpu" in c:
+            startup[c["meta"]["tool"]] = c["cpu"]
+    for c in maxr:
+        base = startup.get(c["meta"]["tool"])
+        if base is not None and c.get("records") and "cpu" in c:
+            c["cpu_per_m_net"] = max(c["cpu"] - base, 0.0) / (c["records"] / 1e6)
 
     lines.append("### Maximum rate (every run, in the order run)")
     lines.append("")
     lines.append(
         "| # | value | tool | round | records | elapsed s | records/s | MB/s | CPU s (user+sys) | "
-        "CPU s / M records | peak RSS MiB | broker CPU s | note |"
+        "CPU s / M records | same without start-up | peak RSS MiB | broker CPU s | note |"
     )
-    lines.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    lines.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     for c in sorted(maxr, key=lambda c: int(c["meta"].get("seq", "0"))):
         m = c["meta"]
         note = []
@@ -198,20 +214,25 @@ def table(work):
             note.append(f"no result (exit {c['rc']})")
         if c.get("failed"):
             note.append(f"{int(c['failed'])} failed")
+        if c["ok"] and exit_note(c):
+            note.append(exit_note(c))
         elapsed = c.get("elapsed")
         if m["tool"] == "java" and c.get("rate"):
             elapsed = c["records"] / c["rate"]
         lines.append(
             f"| {m.get('seq')} | {size_label(m['size'])} | {tool_name(m['tool'])} | {m.get('round')} | "
             f"{fmt(c.get('records'))} | {fmt(elapsed, 1)} | {fmt(c.get('rate'))} | {fmt(c.get('mb_s'), 1)} | "
-            f"{fmt(c.get('cpu'), 1)} | {fmt(c.get('cpu_per_m'), 2)} | {fmt(c.get('rss_mib'), 0)} | "
-            f"{fmt(c.get('broker_cpu'), 1)} | {'; '.join(note)} |"
+            f"{fmt(c.get('cpu'), 1)} | {fmt(c.get('cpu_per_m'), 2)} | {fmt(c.get('cpu_per_m_net'), 2)} | "
+            f"{fmt(c.get('rss_mib'), 0)} | {fmt(c.get('broker_cpu'), 1)} | {'; '.join(note)} |"
         )
     lines.append("")
     lines.append("### Maximum rate, mean of the rounds, and the ratio Barrage / Java")
     lines.append("")
-    lines.append("| value | tool | runs | records/s | MB/s | CPU s | CPU s / M records | peak RSS MiB | broker CPU s |")
-    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    lines.append(
+        "| value | tool | runs | records/s | MB/s | CPU s | CPU s / M records | same without start-up | "
+        "peak RSS MiB | broker CPU s |"
+    )
+    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     summary = {}
     for size in sizes:
         per_tool = {}
@@ -219,20 +240,22 @@ def table(work):
             runs = [c for c in maxr if c["ok"] and c["meta"]["tool"] == tool and int(c["meta"]["size"]) == size]
             agg = {
                 k: mean([c.get(k) for c in runs])
-                for k in ("rate", "mb_s", "cpu", "cpu_per_m", "rss_mib", "broker_cpu")
+                for k in ("rate", "mb_s", "cpu", "cpu_per_m", "cpu_per_m_net", "rss_mib", "broker_cpu")
             }
             agg["runs"] = len(runs)
             per_tool[tool] = agg
             lines.append(
                 f"| {size_label(size)} | {tool_name(tool)} | {len(runs)} | {fmt(agg['rate'])} | {fmt(agg['mb_s'], 1)} | "
-                f"{fmt(agg['cpu'], 1)} | {fmt(agg['cpu_per_m'], 2)} | {fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} |"
+                f"{fmt(agg['cpu'], 1)} | {fmt(agg['cpu_per_m'], 2)} | {fmt(agg['cpu_per_m_net'], 2)} | "
+                f"{fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} |"
             )
         b, j = per_tool["barrage"], per_tool["java"]
-        r = {k: ratio(b[k], j[k]) for k in ("rate", "mb_s", "cpu", "cpu_per_m", "rss_mib", "broker_cpu")}
+        r = {k: ratio(b[k], j[k]) for k in ("rate", "mb_s", "cpu", "cpu_per_m", "cpu_per_m_net", "rss_mib", "broker_cpu")}
         summary[size] = r
         lines.append(
-            f"| {size_label(size)} | **ratio Barrage/Java** | | **{fmt(r['rate'], 2)}×** | {fmt(r['mb_s'], 2)}× | "
-            f"{fmt(r['cpu'], 2)}× | **{fmt(r['cpu_per_m'], 2)}×** | {fmt(r['rss_mib'], 2)}× | {fmt(r['broker_cpu'], 2)}× |"
+            f"| {size_label(size)} | **ratio Barrage/Java** | | **{fx(r['rate'])}** | {fx(r['mb_s'])} | "
+            f"{fx(r['cpu'])} | **{fx(r['cpu_per_m'])}** | {fx(r['cpu_per_m_net'])} | "
+            f"{fx(r['rss_mib'])} | {fx(r['broker_cpu'])} |"
         )
     lines.append("")
     for size, r in summary.items():
@@ -240,8 +263,16 @@ def table(work):
         cpu_ok = r["cpu_per_m"] is not None and r["cpu_per_m"] <= 0.5
         lines.append(
             f"Goal at {size_label(size)} (records/s ≥ 1.3×, CPU per record ≤ 0.5×): "
-            f"records/s {fmt(r['rate'], 2)}× {'met' if rate_ok else 'NOT met'}, "
-            f"CPU per record {fmt(r['cpu_per_m'], 2)}× {'met' if cpu_ok else 'NOT met'}."
+            f"records/s {fx(r['rate'])} {'met' if rate_ok else 'NOT met'}, "
+            f"CPU per record {fx(r['cpu_per_m'])} {'met' if cpu_ok else 'NOT met'} "
+            f"({fx(r['cpu_per_m_net'])} without either tool's start-up)."
+        )
+    if startup:
+        lines.append("")
+        lines.append(
+            "Start-up CPU (a 1,000-record run, subtracted in the \"without start-up\" columns): "
+            + ", ".join(f"{tool_name(t)} {v:.2f} s" for t, v in sorted(startup.items()))
+            + "."
         )
     lines.append("")
 
@@ -256,7 +287,9 @@ def table(work):
         for c in sorted(fixed, key=lambda c: int(c["meta"].get("seq", "0"))):
             m = c["meta"]
             target = float(m.get("target", "0"))
-            note = "" if c["ok"] else f"no result (exit {c['rc']})"
+            note = "" if c["ok"] else f"no result (exit {c['rc']}); "
+            if c["ok"] and exit_note(c):
+                note += exit_note(c) + "; "
             if m["tool"] == "barrage":
                 achieved = c.get("summary_rate")  # acked / load duration
                 if c.get("dropped"):
@@ -282,6 +315,17 @@ def table(work):
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def exit_note(c):
+    """The tool's non-zero exit code and first error line, shortened, for the note column."""
+    if c["rc"] in ("0", ""):
+        return ""
+    text = f"exit {c['rc']}"
+    if c.get("error"):
+        e = c["error"]
+        text += ": " + (e if len(e) <= 70 else e[:67] + "...")
+    return text
 
 
 def tool_name(tool):
