@@ -847,10 +847,8 @@ impl<'a> Cx<'a> {
                     "Enough agents reported Ready; startAt is set.",
                 );
             }
-            Phase::Failed => {
-                if self.st.verdict.is_none() && reason != "SpecInvalid" {
-                    self.incomplete(&format!("the run failed: {reason}"));
-                }
+            Phase::Failed if reason != "SpecInvalid" => {
+                self.incomplete(&format!("the run failed: {reason}"));
             }
             _ => {}
         }

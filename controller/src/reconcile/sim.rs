@@ -601,6 +601,11 @@ impl World {
         Ok(())
     }
 
+    /// Removed, or terminal with nothing left to do.
+    fn settled(&self) -> bool {
+        self.removed || (self.lt.phase().is_terminal() && self.last_requeue.is_none())
+    }
+
     /// Faults off, the lease back, time goes on: the run must end, with no task left.
     fn converge(&mut self) -> Result<(), String> {
         self.fault = None;
@@ -609,13 +614,13 @@ impl World {
         self.write_conflict = false;
         self.report_fails = false;
         for _ in 0..80 {
-            if self.removed || (self.lt.phase().is_terminal() && self.last_requeue.is_none()) {
+            if self.settled() {
                 break;
             }
             self.now += secs(30);
             self.reconcile()?;
         }
-        if !self.removed && !(self.lt.phase().is_terminal() && self.last_requeue.is_none()) {
+        if !self.settled() {
             return Err(format!(
                 "stuck in {} (requeue {:?})",
                 self.lt.phase(),
