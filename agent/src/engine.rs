@@ -7,7 +7,7 @@
 //! early, what was due and not sent is counted as dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct ProduceJob {
 pub struct Control {
     stop: AtomicBool,
     reassign: Mutex<Option<Reassign>>,
+    /// Fault injection: the sender sleeps this long once (nanoseconds; 0 = none).
+    stall_ns: AtomicU64,
 }
 
 /// A re-split of the fleet announced for offset `at_ns`.
@@ -94,6 +96,22 @@ impl Control {
             .reassign
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(r);
+    }
+
+    /// Fault injection for tests and drills: the sender stalls once for `d`, as a GC pause or a
+    /// descheduled VM would. What was due meanwhile is sent late and measured as such.
+    pub fn stall(&self, d: Duration) {
+        self.stall_ns.store(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn take_stall(&self) -> Option<Duration> {
+        match self.stall_ns.swap(0, Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     fn take_reassign(&self) -> Option<Reassign> {
@@ -489,6 +507,9 @@ fn send_loop(
             counters.dropped.fetch_add(dropped, Ordering::Relaxed);
             info!(dropped, "Stopped before the schedule ended.");
             return Ok(true);
+        }
+        if let Some(d) = control.take_stall() {
+            std::thread::sleep(d);
         }
         if let Some(r) = control.take_reassign() {
             schedule.reassign(r.at_ns, r.slot, r.of);

@@ -175,3 +175,80 @@ fn round_trip_counts_records_that_go_missing() {
         "every acked record is either consumed or lost"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() {
+    use barrage_agent::engine::{Control, prepare};
+    use barrage_agent::job;
+    use barrage_agent::kafka::admin::{Admin, TopicCreate};
+    use barrage_agent::kafka::config::base_config;
+    use barrage_agent::kafka::producer::Clock;
+    use barrage_agent::recorder::{Histograms, Recorder};
+    use barrage_agent::schedule::Share;
+    use barrage_crds::loadtest::LoadTest;
+    use std::sync::Arc;
+
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-stall");
+    let mut lt = LoadTest::example("stall", &bootstrap, &topic);
+    lt.spec.load.steps = vec![barrage_crds::spec::LoadStep::Constant(
+        barrage_crds::spec::ConstantStep {
+            rate: 1000.0,
+            duration: barrage_crds::duration::HumanDuration::from_secs(5),
+        },
+    )];
+    lt.spec.load.duration = None;
+    let admin = Admin::new(&base_config(&lt.spec.kafka, None)).expect("admin");
+    admin
+        .ensure_topic(
+            &topic,
+            Some(&TopicCreate {
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("topic");
+    let values = job::values(&lt.spec, 1).expect("values");
+    let produce = job::produce_job(&lt.spec, Share::ALL, values, None, None);
+    let recorder = Arc::new(Recorder::new());
+    let prepared = prepare(produce, recorder.clone()).await.expect("prepared");
+    let control = Control::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let clock = Clock::new(std::time::Instant::now() + Duration::from_millis(200));
+    let stall = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            control.stall(Duration::from_millis(1_400));
+        })
+    };
+    let outcome = prepared.run(clock, control, tx).await.expect("the run");
+    stall.await.expect("the stall task");
+    let mut all = Histograms::default();
+    while let Ok(r) = rx.try_recv() {
+        all.produce.add(&r.histograms.produce).expect("same config");
+        all.service.add(&r.histograms.service).expect("same config");
+        all.lag.add(&r.histograms.lag).expect("same config");
+    }
+    let corrected = all.produce.value_at_quantile(0.999);
+    let service = all.service.value_at_quantile(0.999);
+    println!(
+        "stall 1.4 s: acked {}, corrected p99.9 {} µs, service p99.9 {} µs, max lag {} µs",
+        outcome.counters.acked,
+        corrected,
+        service,
+        all.lag.max()
+    );
+    assert_eq!(outcome.counters.acked, 5_000);
+    assert!(
+        corrected >= 1_000_000,
+        "corrected p99.9 {corrected} µs should be >= 1 s"
+    );
+    assert!(
+        service < 500_000,
+        "service time p99.9 {service} µs should stay small"
+    );
+}
