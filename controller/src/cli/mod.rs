@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod operator;
 pub mod output;
 pub mod run;
 pub mod validate;
@@ -35,6 +36,36 @@ pub enum Command {
     },
     /// Print the JSON Schema of LoadTest.
     Schema,
+    /// Run the operator: watch LoadTests in the store and reconcile them (ECS tasks or local processes).
+    Controller(operator::ControllerArgs),
+    /// Create or update a LoadTest from a file; with --wait, follow it and exit by its verdict.
+    Apply(operator::ApplyArgs),
+    /// List LoadTests, or show one.
+    Get(operator::GetArgs),
+    /// Show one LoadTest in detail: spec summary, status, conditions, agents, transitions.
+    Describe {
+        /// The LoadTest.
+        name: String,
+    },
+    /// Follow a LoadTest's progress until it ends; exit by its verdict.
+    Watch(operator::WatchArgs),
+    /// Delete a LoadTest: the controller stops its agents, writes a partial report, removes it.
+    Delete(operator::DeleteArgs),
+    /// Download the report set (report.json, report.html, merged.hlog, junit.xml) of a LoadTest's run.
+    Report(operator::ReportArgs),
+    /// Administration for scripts: `admin init` creates the table and the bucket.
+    #[command(hide = true)]
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// Hidden administration commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the DynamoDB table (with its stream) and the S3 bucket of BARRAGE_STORE / BARRAGE_BLOBS.
+    Init,
 }
 
 /// How a command ended, mapped onto the documented exit codes.
@@ -86,6 +117,27 @@ pub fn main() -> ExitCode {
                 Outcome::RunError
             }
         },
+        Command::Controller(args) => block_on(operator::controller(args)),
+        Command::Apply(args) => block_on(operator::apply(args)),
+        Command::Get(args) => block_on(operator::get(args)),
+        Command::Describe { name } => block_on(operator::describe(&name)),
+        Command::Watch(args) => block_on(operator::watch(args)),
+        Command::Delete(args) => block_on(operator::delete(args)),
+        Command::Report(args) => block_on(operator::report(args)),
+        Command::Admin {
+            command: AdminCommand::Init,
+        } => block_on(operator::admin_init()),
     };
     ExitCode::from(outcome.code())
+}
+
+/// Runs an operator command on a fresh runtime.
+fn block_on(f: impl std::future::Future<Output = Outcome>) -> Outcome {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            Outcome::RunError
+        }
+    }
 }

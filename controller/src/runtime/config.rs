@@ -168,6 +168,15 @@ impl ControllerConfig {
         ControllerConfig::from_lookup(default_id(|k| std::env::var(k).ok()))
     }
 
+    /// Reads the process environment with `overrides` (command-line flags) taking precedence.
+    pub fn from_env_with(
+        overrides: impl Fn(&str) -> Option<String>,
+    ) -> Result<ControllerConfig, ConfigError> {
+        ControllerConfig::from_lookup(default_id(move |k| {
+            overrides(k).or_else(|| std::env::var(k).ok())
+        }))
+    }
+
     /// Reads the configuration through `lookup` (pure: no environment, no clock).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
