@@ -117,7 +117,8 @@ moto_answers() {
     "$(moto_python)" - "$HOST" "$1" <<'PY' 2>/dev/null
 import sys, urllib.request
 host, port = sys.argv[1], sys.argv[2]
-with urllib.request.urlopen(f"http://{host}:{port}/moto-api/data.json", timeout=2) as r:
+# The dashboard page: cheap whatever the emulator holds (data.json grows with every table and bucket).
+with urllib.request.urlopen(f"http://{host}:{port}/moto-api/", timeout=5) as r:
     sys.exit(0 if r.status == 200 else 1)
 PY
 }
