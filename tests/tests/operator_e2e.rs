@@ -1,0 +1,611 @@
+//! The operator end to end on one machine: the real Kafka broker, the AWS emulator (moto
+//! server) standing in for DynamoDB and S3, and `barrage-agent` processes standing in for ECS
+//! tasks through `barrage controller --launcher process`.
+//!
+//! Every test gets its own table, bucket and controller (so they run side by side), bounds
+//! every wait, and stops what it started: the controller (SIGTERM, then SIGKILL) and any
+//! agent process of its table still alive (found through `/proc/*/environ`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use barrage_system_tests::{aws_endpoint, binary, count_records, kafka, root, run_bounded, unique};
+
+/// One controller on its own table and bucket.
+struct Operator {
+    table: String,
+    bucket: String,
+    dir: PathBuf,
+    controller: Option<Child>,
+}
+
+impl Operator {
+    /// Creates the table and the bucket (`barrage admin init`) and starts a controller.
+    fn start(tag: &str) -> Operator {
+        let table = unique(&format!("barrage-e2e-{tag}"));
+        let bucket = unique(&format!("barrage-e2e-{tag}"));
+        let dir = std::env::temp_dir().join(unique("barrage-operator"));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let mut op = Operator {
+            table,
+            bucket,
+            dir,
+            controller: None,
+        };
+        let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
+        assert!(out.status.success(), "admin init failed: {}", text(&out));
+        op.start_controller("first");
+        op
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("BARRAGE_STORE", format!("dynamodb://{}", self.table))
+            .env("BARRAGE_BLOBS", format!("s3://{}", self.bucket))
+            .env("BARRAGE_AGENT_LOG_DIR", self.dir.join("agents"))
+            .env("BARRAGE_AGENT_HEARTBEAT", "1s")
+            .env("BARRAGE_LOG_FORMAT", "compact");
+    }
+
+    fn start_controller(&mut self, id: &str) {
+        let log =
+            std::fs::File::create(self.dir.join(format!("controller-{id}.log"))).expect("log");
+        let mut cmd = Command::new(binary("barrage"));
+        cmd.args([
+            "controller",
+            "--launcher",
+            "process",
+            "--metrics-addr",
+            "off",
+            "--resync",
+            "3s",
+            "--lease-duration",
+            "6s",
+            "--id",
+            id,
+            "--agent-binary",
+        ])
+        .arg(binary("barrage-agent"))
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+        self.env(&mut cmd);
+        self.controller = Some(cmd.spawn().expect("the controller starts"));
+    }
+
+    /// Runs `barrage ARGS` against this operator's table and bucket.
+    fn barrage(&self, args: &[&str], limit: Duration) -> Output {
+        let mut cmd = Command::new(binary("barrage"));
+        cmd.args(args);
+        self.env(&mut cmd);
+        run_bounded(&mut cmd, limit)
+    }
+
+    /// The record as `barrage get NAME -o json` prints it.
+    fn get(&self, name: &str) -> serde_json::Value {
+        let out = self.barrage(&["get", name, "-o", "json"], Duration::from_secs(30));
+        assert!(out.status.success(), "get {name}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("get -o json prints JSON")
+    }
+
+    /// Waits until `name` is in a terminal phase; its status.
+    fn wait_terminal(&self, name: &str, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.get(name);
+            let phase = v["status"]["phase"].as_str().unwrap_or("").to_string();
+            if ["Succeeded", "Failed", "Cancelled"].contains(&phase.as_str()) {
+                return v["status"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loadtest/{name} still {phase} after {limit:?}\n{}",
+                self.controller_log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn controller_log(&self) -> String {
+        let mut s = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let t = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(40).collect();
+                s.push_str(&format!("--- {} (tail)\n", p.display()));
+                for l in tail.into_iter().rev() {
+                    s.push_str(l);
+                    s.push('\n');
+                }
+            }
+        }
+        s
+    }
+
+    /// Live agent processes of this operator: `(pid, slot, incarnation)`.
+    fn agents(&self) -> Vec<(u32, u32, u32)> {
+        let marker = format!("BARRAGE_STORE=dynamodb://{}", self.table);
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            let vars: Vec<String> = env
+                .split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).to_string())
+                .collect();
+            if !vars.iter().any(|v| *v == marker) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if stat.contains(") Z ") {
+                continue; // a zombie waiting for the controller to reap it
+            }
+            let num = |name: &str| {
+                vars.iter()
+                    .find_map(|v| v.strip_prefix(&format!("{name}=")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u32::MAX)
+            };
+            found.push((pid, num("BARRAGE_SLOT"), num("BARRAGE_INCARNATION")));
+        }
+        found
+    }
+
+    /// Agent log files (one per task): `(slot, incarnation)` of every task launched.
+    fn launched(&self) -> Vec<(u32, u32)> {
+        let mut v: Vec<(u32, u32)> = std::fs::read_dir(self.dir.join("agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let stem = name.strip_suffix(".log")?;
+                let mut parts = stem.rsplit('-');
+                let inc = parts.next()?.parse().ok()?;
+                let slot = parts.next()?.parse().ok()?;
+                Some((slot, inc))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn stop_controller(&mut self) {
+        if let Some(mut child) = self.controller.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop_controller();
+        for (pid, _, _) in self.agents() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A LoadTest of `agents` agents at `rate` records/s for `secs` seconds on its own topic.
+fn spec(
+    name: &str,
+    topic: &str,
+    bootstrap: &str,
+    agents: u32,
+    rate: u32,
+    secs: u32,
+    thresholds: &[&str],
+) -> String {
+    let thresholds: String = thresholds
+        .iter()
+        .map(|t| format!("    - \"{t}\"\n"))
+        .collect();
+    format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata:
+  name: {name}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+  topic:
+    name: {topic}
+    create:
+      partitions: 3
+      replicationFactor: 1
+  workload:
+    kind: Produce
+    records:
+      value:
+        size: 100
+  load:
+    steps:
+      - constant: {{rate: {rate}, for: {secs}s}}
+  agents:
+    count: {agents}
+  report:
+    interval: 1s
+  thresholds:
+{thresholds}"
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("spec file");
+    p
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a runtime")
+}
+
+/// An object of the emulator's S3.
+fn s3_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    rt().block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(conf);
+        let out = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    })
+}
+
+/// A raw `PutItem` of a LoadTest record, as CI without the CLI would write it.
+fn put_raw(table: &str, name: &str, doc: &str) {
+    rt().block_on(async {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        client
+            .put_item()
+            .table_name(table)
+            .item("pk", AttributeValue::S(format!("lt#{name}")))
+            .item("sk", AttributeValue::S("spec".into()))
+            .item("doc", AttributeValue::S(doc.into()))
+            .send()
+            .await
+            .expect("PutItem");
+    });
+}
+
+fn report_json(op: &Operator, name: &str, run: &str) -> serde_json::Value {
+    let key = format!("runs/{name}/{run}/report/report.json");
+    let body =
+        s3_get(&op.bucket, &key).unwrap_or_else(|| panic!("s3://{}/{key} exists", op.bucket));
+    serde_json::from_slice(&body).expect("report.json is JSON")
+}
+
+fn per_slot(launched: &[(u32, u32)]) -> String {
+    let mut slots: std::collections::BTreeMap<u32, u32> = Default::default();
+    for (slot, _) in launched {
+        *slots.entry(*slot).or_default() += 1;
+    }
+    slots
+        .iter()
+        .map(|(s, n)| format!("slot {s}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn apply_wait_succeeds_and_the_merged_report_counts_exactly_the_records_in_the_topic() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("ok");
+    let name = unique("e2e-ok");
+    let topic = unique("barrage-e2e-ok");
+    let file = write(
+        &op.dir,
+        "ok.yaml",
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            3,
+            300,
+            5,
+            &["errors.ratio < 0.1%", "produce.p99 < 2s"],
+        ),
+    );
+    let out = op.barrage(
+        &[
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "150s",
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        op.controller_log()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("loadtest/{name} Succeeded")),
+        "{stdout}"
+    );
+
+    let status = op.get(&name)["status"].clone();
+    assert_eq!(status["phase"], "Succeeded");
+    let run = status["runId"].as_str().expect("a run id").to_string();
+    let report = report_json(&op, &name, &run);
+    let records = &report["summary"]["records"];
+    let in_report = records["acked"].as_u64().expect("acked in report.json");
+    let produced = records["sent"].as_u64().expect("sent in report.json");
+    let expected = 300 * 5;
+    let consumed = count_records(&bootstrap, &topic, expected, Duration::from_secs(60));
+    let launched = op.launched();
+    println!(
+        "operator e2e: records planned {expected}, produced {produced}, consumed back from {topic} {consumed}, in the merged report {in_report}; tasks launched per slot: {}",
+        per_slot(&launched)
+    );
+    assert_eq!(
+        in_report, consumed,
+        "the merged report counts exactly what is in the topic"
+    );
+    assert_eq!(consumed, expected, "every planned record is in the topic");
+    assert_eq!(launched, vec![(0, 0), (1, 0), (2, 0)], "one task per slot");
+    assert!(s3_get(&op.bucket, &format!("runs/{name}/{run}/report/merged.hlog")).is_some());
+}
+
+#[test]
+fn failing_thresholds_end_failed_with_exit_1_and_junit_names_the_threshold() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("thr");
+    let name = unique("e2e-thr");
+    let topic = unique("barrage-e2e-thr");
+    // No broker answers a produce in a microsecond: this threshold cannot hold.
+    let file = write(
+        &op.dir,
+        "thr.yaml",
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            2,
+            100,
+            3,
+            &["errors.ratio < 0.1%", "produce.p50 < 1us"],
+        ),
+    );
+    let out = op.barrage(
+        &[
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "150s",
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&out),
+        op.controller_log()
+    );
+    let status = op.get(&name)["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    let report_dir = op.dir.join("report");
+    let out = op.barrage(
+        &["report", &name, "--out", report_dir.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "report exits by the verdict: {}",
+        text(&out)
+    );
+    let junit =
+        std::fs::read_to_string(report_dir.join("junit.xml")).expect("junit.xml downloaded");
+    let failures: Vec<&str> = junit.lines().filter(|l| l.contains("<failure")).collect();
+    println!("thresholds e2e: phase Failed, exit 1, junit failures: {failures:?}");
+    assert_eq!(failures.len(), 1, "{junit}");
+    assert!(failures[0].contains("produce.p50"), "{junit}");
+}
+
+#[test]
+fn a_raw_put_item_runs_like_apply_and_a_malformed_item_fails_spec_invalid_while_others_are_served()
+{
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("raw");
+    let broken = unique("e2e-broken");
+    put_raw(
+        &op.table,
+        &broken,
+        "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nspec: [not, a, spec",
+    );
+    let name = unique("e2e-raw");
+    let topic = unique("barrage-e2e-raw");
+    put_raw(
+        &op.table,
+        &name,
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            2,
+            200,
+            3,
+            &["errors.ratio < 0.1%"],
+        ),
+    );
+
+    let bad = op.wait_terminal(&broken, Duration::from_secs(60));
+    assert_eq!(bad["phase"], "Failed");
+    let cond = bad["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "SpecInvalid"))
+        .cloned()
+        .expect("a SpecInvalid condition");
+    assert_eq!(cond["status"], "True", "{cond}");
+
+    let good = op.wait_terminal(&name, Duration::from_secs(150));
+    assert_eq!(
+        good["phase"],
+        "Succeeded",
+        "{good}\n{}",
+        op.controller_log()
+    );
+    let run = good["runId"].as_str().expect("run id").to_string();
+    let in_report = report_json(&op, &name, &run)["summary"]["records"]["acked"]
+        .as_u64()
+        .expect("acked");
+    let consumed = count_records(&bootstrap, &topic, 600, Duration::from_secs(60));
+    println!(
+        "raw PutItem e2e: malformed record Failed/SpecInvalid ({}); raw record Succeeded, consumed {consumed}, in report {in_report}",
+        cond["reason"]
+    );
+    assert_eq!(in_report, consumed);
+    assert_eq!(consumed, 600);
+}
+
+#[test]
+fn a_sigkilled_agent_is_replaced_and_the_run_completes() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("kill");
+    let name = unique("e2e-kill");
+    let topic = unique("barrage-e2e-kill");
+    let file = write(
+        &op.dir,
+        "kill.yaml",
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            3,
+            300,
+            15,
+            &["errors.ratio < 0.1%"],
+        ),
+    );
+    let out = op.barrage(
+        &["apply", "-f", file.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Wait until the load runs, then kill slot 1 as a crash would.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let st = op.get(&name)["status"].clone();
+        let started = serde_json::from_value::<barrage_crds::status::LoadTestStatus>(st.clone())
+            .ok()
+            .and_then(|s| s.start_at)
+            .is_some_and(|t| unix_now() >= t.timestamp() + 3);
+        if st["phase"] == "Running" && started {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never Running: {st}\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let victim = op
+        .agents()
+        .into_iter()
+        .find(|(_, slot, _)| *slot == 1)
+        .expect("the agent of slot 1 runs");
+    let killed = Command::new("kill")
+        .args(["-KILL", &victim.0.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = op.wait_terminal(&name, Duration::from_secs(150));
+    let launched = op.launched();
+    println!(
+        "agent kill e2e: killed pid {} (slot 1); phase {}, verdict {}, agents {}; tasks launched per slot: {}",
+        victim.0,
+        status["phase"],
+        status["verdict"]["result"],
+        status["agents"],
+        per_slot(&launched)
+    );
+    assert!(
+        launched.contains(&(1, 1)),
+        "slot 1 got a second incarnation: {launched:?}"
+    );
+    assert_eq!(
+        launched.iter().filter(|(s, _)| *s != 1).count(),
+        2,
+        "the other slots kept their single task: {launched:?}"
+    );
+    assert!(
+        status["agents"]["replaced"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+    assert_eq!(
+        status["phase"],
+        "Succeeded",
+        "{status}\n{}",
+        op.controller_log()
+    );
+}
+
+/// Seconds since the epoch by the system clock.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
