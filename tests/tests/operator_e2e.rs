@@ -19,7 +19,7 @@ struct Operator {
     table: String,
     bucket: String,
     dir: PathBuf,
-    controller: Option<Child>,
+    controllers: Vec<(String, Child)>,
 }
 
 impl Operator {
@@ -33,7 +33,7 @@ impl Operator {
             table,
             bucket,
             dir,
-            controller: None,
+            controllers: Vec::new(),
         };
         let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
         assert!(out.status.success(), "admin init failed: {}", text(&out));
@@ -73,7 +73,8 @@ impl Operator {
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
         self.env(&mut cmd);
-        self.controller = Some(cmd.spawn().expect("the controller starts"));
+        self.controllers
+            .push((id.to_string(), cmd.spawn().expect("the controller starts")));
     }
 
     /// Runs `barrage ARGS` against this operator's table and bucket.
@@ -141,7 +142,7 @@ impl Operator {
                 .split(|b| *b == 0)
                 .map(|v| String::from_utf8_lossy(v).to_string())
                 .collect();
-            if !vars.iter().any(|v| *v == marker) {
+            if !vars.contains(&marker) {
                 continue;
             }
             let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
@@ -178,27 +179,75 @@ impl Operator {
         v
     }
 
-    fn stop_controller(&mut self) {
-        if let Some(mut child) = self.controller.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+    /// Signals controller `id` (`TERM` or `KILL`) and waits for it to exit (bounded).
+    fn stop_controller(&mut self, id: &str, signal: &str) {
+        let Some(pos) = self.controllers.iter().position(|(c, _)| c == id) else {
+            return;
+        };
+        let (_, mut child) = self.controllers.remove(pos);
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The leader lease's holder, read from the table.
+    fn lease_holder(&self) -> Option<String> {
+        rt().block_on(async {
+            use aws_sdk_dynamodb::types::AttributeValue;
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let out = client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S("lease#controller".into()))
+                .key("sk", AttributeValue::S("lease".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()?;
+            let item = out.item?;
+            let expires: i64 = item.get("expires_at_ms")?.as_n().ok()?.parse().ok()?;
+            if expires <= unix_now() * 1000 {
+                return None;
+            }
+            item.get("holder")?.as_s().ok().cloned()
+        })
+    }
+
+    /// Waits until `id` holds the lease; how long that took.
+    fn wait_holder(&self, id: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.lease_holder().as_deref() == Some(id) {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{id} did not take the lease within {limit:?} (holder {:?})\n{}",
+            self.lease_holder(),
+            self.controller_log()
+        );
     }
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        self.stop_controller();
+        let ids: Vec<String> = self.controllers.iter().map(|(id, _)| id.clone()).collect();
+        for id in ids {
+            self.stop_controller(&id, "TERM");
+        }
         for (pid, _, _) in self.agents() {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
@@ -608,4 +657,145 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[test]
+fn of_two_controllers_one_leads_and_the_other_takes_over_when_it_stops() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let mut op = Operator::start("lease");
+    op.wait_holder("first", Duration::from_secs(30));
+    op.start_controller("second");
+    // Two lease periods: the first keeps renewing, the second never gets it.
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        assert_eq!(
+            op.lease_holder().as_deref(),
+            Some("first"),
+            "exactly one leads"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A crash: no release, the second waits for the lease to expire (6 s, renewed every 2 s).
+    op.stop_controller("first", "KILL");
+    let takeover = op.wait_holder("second", Duration::from_secs(20));
+    println!("lease e2e: first SIGKILLed, second took over after {takeover:?} (lease 6s)");
+    assert!(takeover <= Duration::from_secs(6 + 2 + 2), "{takeover:?}");
+    // The new leader serves.
+    let name = unique("e2e-lease");
+    let topic = unique("barrage-e2e-lease");
+    let file = write(
+        &op.dir,
+        "lease.yaml",
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            1,
+            100,
+            2,
+            &["errors.ratio < 0.1%"],
+        ),
+    );
+    let out = op.barrage(
+        &[
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "120s",
+        ],
+        Duration::from_secs(150),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        op.controller_log()
+    );
+    // A graceful stop releases the lease at once.
+    op.stop_controller("second", "TERM");
+    assert_eq!(op.lease_holder(), None, "released on graceful shutdown");
+}
+
+#[test]
+fn a_controller_killed_mid_run_is_replaced_and_the_run_completes_with_one_agent_per_slot() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let mut op = Operator::start("ctl");
+    let name = unique("e2e-ctl");
+    let topic = unique("barrage-e2e-ctl");
+    let file = write(
+        &op.dir,
+        "ctl.yaml",
+        &spec(
+            &name,
+            &topic,
+            &bootstrap,
+            3,
+            300,
+            12,
+            &["errors.ratio < 0.1%"],
+        ),
+    );
+    let out = op.barrage(
+        &["apply", "-f", file.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while op.get(&name)["status"]["phase"] != "Running" {
+        assert!(
+            Instant::now() < deadline,
+            "never Running\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    op.stop_controller("first", "KILL");
+    let killed_at = Instant::now();
+    op.start_controller("second");
+    let mut most_per_slot = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        let agents = op.agents();
+        for slot in 0..3 {
+            most_per_slot = most_per_slot.max(agents.iter().filter(|(_, s, _)| *s == slot).count());
+        }
+        let st = op.get(&name)["status"].clone();
+        if ["Succeeded", "Failed", "Cancelled"].contains(&st["phase"].as_str().unwrap_or("")) {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not finished: {st}\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let finished_after = killed_at.elapsed();
+    let launched = op.launched();
+    let run = status["runId"].as_str().expect("run id").to_string();
+    let records = report_json(&op, &name, &run)["summary"]["records"].clone();
+    let in_report = records["acked"].as_u64().unwrap_or(0);
+    let consumed = count_records(&bootstrap, &topic, in_report, Duration::from_secs(30));
+    println!(
+        "controller kill e2e: the new controller finished the run {finished_after:?} after the kill; phase {}; most live agents seen per slot {most_per_slot}; tasks launched per slot: {}; planned 3600, scheduled {}, consumed {consumed}, in report {in_report}",
+        status["phase"],
+        per_slot(&launched),
+        records["scheduled"]
+    );
+    assert!(in_report > 0);
+    assert!(most_per_slot <= 1, "a slot had two live agents at once");
+    assert_eq!(
+        status["phase"],
+        "Succeeded",
+        "{status}\n{}",
+        op.controller_log()
+    );
+    assert_eq!(in_report, consumed);
 }
