@@ -902,8 +902,12 @@ fn delete_mid_run_cancels_stops_every_agent_and_leaves_a_partial_report_marked_i
 /// Ignored: it fails today, and the failure is a finding, not a flake. The controller publishes
 /// the new fleet (epoch 2, members [0, 1, 2], effective 5 s ahead) and launches slot 2, but
 /// the achieved rate goes 200 → 350 → ~283/s instead of 450/s, so the run ends `Invalid`
-/// ("generator fell behind"). The agents' re-split (agent/src/protocol.rs) needs a look; run it
-/// with `cargo test -p barrage-system-tests --test operator_e2e -- --ignored --nocapture`.
+/// ("generator fell behind"). The figures match exactly what `follow_fleet` in
+/// agent/src/protocol.rs does: running agents re-split position and size but keep the rate of
+/// the spec they read at start (200/3 ≈ 67/s each for slots 0 and 1), while the new agent
+/// takes 450/3 = 150/s from the new spec, and from the moment it starts rather than from
+/// `effectiveAt` (100 + 100 + 150 = 350, then 67 + 67 + 150 ≈ 283). Run it with
+/// `cargo test -p barrage-system-tests --test operator_e2e -- --ignored --nocapture`.
 #[test]
 #[ignore = "the agents do not follow a mid-run re-split to the new total rate yet (see the doc comment)"]
 fn a_second_apply_mid_run_re_splits_the_shares_and_the_achieved_rate_follows() {
