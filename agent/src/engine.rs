@@ -66,6 +66,8 @@ pub struct Control {
     reassign: Mutex<Option<Reassign>>,
     /// Fault injection: the sender sleeps this long once (nanoseconds; 0 = none).
     stall_ns: AtomicU64,
+    /// A new fleet-wide rate profile (records per second) and the offset it applies from.
+    profile: Mutex<Option<(Profile, u64)>>,
 }
 
 /// A re-split of the fleet announced for offset `at_ns`.
@@ -105,6 +107,22 @@ impl Control {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Replaces the fleet-wide rate profile (records per second) from offset `at_ns` on: a spec
+    /// edit while running. Every agent applies the same change at the same offset.
+    pub fn replace_profile(&self, profile: Profile, at_ns: u64) {
+        *self
+            .profile
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((profile, at_ns));
+    }
+
+    fn take_profile(&self) -> Option<(Profile, u64)> {
+        self.profile
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 
     fn take_stall(&self) -> Option<Duration> {
@@ -281,21 +299,18 @@ async fn run_prepared(
     let per_tick = job.records_per_transaction.max(1);
     let round_trip = job.round_trip_agent.is_some();
     let planned = Schedule::new(job.profile.clone(), job.share).remaining() * u64::from(per_tick);
-    let plan = Planned {
-        profile: job.profile.clone(),
-        share: job.share,
-        per_tick: u64::from(per_tick),
-    };
+    let plan = Planned::new(job.profile.clone(), job.share, u64::from(per_tick));
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let sender = {
         let producer = producer.clone();
         let recorder = recorder.clone();
         let control = control.clone();
+        let plan = plan.clone();
         std::thread::Builder::new()
             .name("barrage-sender".into())
             .spawn(move || {
-                let result = send_loop(job, &producer, &recorder, clock, &control);
+                let result = send_loop(job, &producer, &recorder, clock, &control, &plan);
                 let _ = done_tx.send(());
                 result
             })
@@ -441,18 +456,78 @@ fn interval_ns(interval: Duration) -> u64 {
 }
 
 /// What the schedule called for, to count each interval's scheduled records.
+/// Every change of profile or share is an era starting at an offset; a run has a handful.
+#[derive(Clone)]
 struct Planned {
+    per_tick: u64,
+    eras: Arc<Mutex<Vec<Era>>>,
+}
+
+struct Era {
+    from_ns: u64,
     profile: Profile,
     share: Share,
-    per_tick: u64,
 }
 
 impl Planned {
-    /// Records of this share intended in `[from_ns, to_ns)`.
+    fn new(profile: Profile, share: Share, per_tick: u64) -> Self {
+        Planned {
+            per_tick,
+            eras: Arc::new(Mutex::new(vec![Era {
+                from_ns: 0,
+                profile,
+                share,
+            }])),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Era>> {
+        self.eras
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new profile from `at_ns` on (ticks per second), same slot and fleet size.
+    fn new_profile(&self, profile: Profile, at_ns: u64) {
+        let mut eras = self.lock();
+        let Some(last) = eras.last() else { return };
+        let share = Share {
+            from_index: profile.sends_before(at_ns),
+            ..last.share
+        };
+        eras.push(Era {
+            from_ns: at_ns,
+            profile,
+            share,
+        });
+    }
+
+    /// A new share from `at_ns` on, same profile.
+    fn new_share(&self, slot: u32, of: u32, at_ns: u64) {
+        let mut eras = self.lock();
+        let Some(last) = eras.last() else { return };
+        let profile = last.profile.clone();
+        let share = Share::joining(slot, of, profile.sends_before(at_ns));
+        eras.push(Era {
+            from_ns: at_ns,
+            profile,
+            share,
+        });
+    }
+
+    /// Records of this agent's share intended in `[from_ns, to_ns)`.
     fn scheduled(&self, from_ns: u64, to_ns: u64) -> u64 {
-        let a = self.share.owned_below(self.profile.sends_before(from_ns));
-        let b = self.share.owned_below(self.profile.sends_before(to_ns));
-        b.saturating_sub(a) * self.per_tick
+        let eras = self.lock();
+        let mut ticks = 0u64;
+        for (i, era) in eras.iter().enumerate() {
+            let end = eras.get(i + 1).map_or(u64::MAX, |next| next.from_ns);
+            let (lo, hi) = (from_ns.max(era.from_ns), to_ns.min(end));
+            if lo < hi {
+                let owned = |t: u64| era.share.owned_below(era.profile.sends_before(t));
+                ticks += owned(hi).saturating_sub(owned(lo));
+            }
+        }
+        ticks * self.per_tick
     }
 }
 
@@ -494,6 +569,7 @@ fn send_loop(
     recorder: &Recorder,
     clock: Clock,
     control: &Control,
+    plan: &Planned,
 ) -> Result<bool, EngineError> {
     let per_tick = job.records_per_transaction.max(1);
     let mut schedule = Schedule::new(job.profile.clone(), job.share);
@@ -511,7 +587,18 @@ fn send_loop(
         if let Some(d) = control.take_stall() {
             std::thread::sleep(d);
         }
+        if let Some((profile, at_ns)) = control.take_profile() {
+            let profile = if per_tick > 1 {
+                scale_profile(&profile, 1.0 / f64::from(per_tick))
+            } else {
+                profile
+            };
+            plan.new_profile(profile.clone(), at_ns);
+            schedule.replace_profile(profile, at_ns);
+            info!(at_ns, "Load profile replaced.");
+        }
         if let Some(r) = control.take_reassign() {
+            plan.new_share(r.slot, r.of, r.at_ns);
             schedule.reassign(r.at_ns, r.slot, r.of);
             debug!(slot = r.slot, of = r.of, at_ns = r.at_ns, "Share changed.");
         }

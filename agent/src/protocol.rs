@@ -211,6 +211,7 @@ async fn run_inner(
     tokio::pin!(shutdown);
     let mut engine_task = engine_task;
     let mut seen_fleet = fleet.epoch;
+    let mut following_generation = fleet.spec_generation;
     let mut stopped = false;
     let mut last_beat = Instant::now();
     reporter.phase(AgentPhase::Running, None).await;
@@ -239,6 +240,17 @@ async fn run_inner(
                             && f.epoch != seen_fleet
                         {
                             seen_fleet = f.epoch;
+                            // A new rate (a spec edit) takes effect with the new assignment,
+                            // on the same clock for every agent.
+                            if f.spec_generation != following_generation {
+                                following_generation = f.spec_generation;
+                                let at_ns = f
+                                    .effective_at
+                                    .map(|t| ns_since(&clock, t))
+                                    .unwrap_or_else(|| clock.now_ns());
+                                info!(generation = f.spec_generation, at_ns, "Following a new load profile.");
+                                control.replace_profile(job::profile(&current.spec.load), at_ns);
+                            }
                             follow_fleet(f, a.slot, &clock, &control);
                         }
                     }

@@ -354,6 +354,8 @@ pub struct Schedule {
     share: Share,
     /// A re-split announced for a global index this agent has not reached yet.
     pending: Option<Share>,
+    /// A new profile and the offset it applies from, once the old one reaches it.
+    pending_profile: Option<(Profile, u64)>,
     next_global: u64,
 }
 
@@ -373,6 +375,7 @@ impl Schedule {
             profile,
             share,
             pending: None,
+            pending_profile: None,
             next_global,
         }
     }
@@ -389,6 +392,21 @@ impl Schedule {
 
     /// The next intended send, without consuming it.
     pub fn peek(&self) -> Option<Due> {
+        match &self.pending_profile {
+            // The old profile has run out before the switch: the new one's first send.
+            Some((profile, at_ns)) if self.peek_current().is_none_or(|d| d.at_ns >= *at_ns) => {
+                let share = Share {
+                    from_index: profile.sends_before(*at_ns),
+                    ..self.share
+                };
+                let global = share.first_at_or_after(share.from_index);
+                profile.due_ns(global).map(|at_ns| Due { global, at_ns })
+            }
+            _ => self.peek_current(),
+        }
+    }
+
+    fn peek_current(&self) -> Option<Due> {
         self.profile.due_ns(self.next_global).map(|at_ns| Due {
             global: self.next_global,
             at_ns,
@@ -397,6 +415,7 @@ impl Schedule {
 
     /// Consumes and returns the next intended send.
     pub fn next_due(&mut self) -> Option<Due> {
+        self.settle_profile();
         let due = self.peek()?;
         self.next_global += u64::from(self.share.of);
         if let Some(next) = self.pending
@@ -441,16 +460,33 @@ impl Schedule {
     }
 
     /// Replaces the rate profile from `at_ns` on (a spec edit while running), keeping the
-    /// share. Sends already due are kept; the new profile's schedule continues from the same
-    /// global position.
+    /// share. Sends of the old profile due before `at_ns` are still made; from `at_ns` the new
+    /// profile's schedule applies, split the same way.
     pub fn replace_profile(&mut self, profile: Profile, at_ns: u64) {
-        let from_index = profile.sends_before(at_ns);
-        self.profile = profile;
-        self.pending = None;
-        self.share.from_index = from_index;
-        self.next_global = self
-            .share
-            .first_at_or_after(from_index.max(self.next_global));
+        self.pending_profile = Some((profile, at_ns));
+        self.settle_profile();
+    }
+
+    /// Switches to a pending profile once the old one has nothing left before its offset.
+    fn settle_profile(&mut self) {
+        let Some((_, at_ns)) = &self.pending_profile else {
+            return;
+        };
+        let at_ns = *at_ns;
+        let old_done = match self.peek_current() {
+            Some(due) => due.at_ns >= at_ns,
+            None => true,
+        };
+        if !old_done {
+            return;
+        }
+        if let Some((profile, at_ns)) = self.pending_profile.take() {
+            let from_index = profile.sends_before(at_ns);
+            self.profile = profile;
+            self.pending = None;
+            self.share.from_index = from_index;
+            self.next_global = self.share.first_at_or_after(from_index);
+        }
     }
 
     /// Sends of this agent's share due strictly before `offset_ns` that have not been taken
@@ -655,6 +691,43 @@ mod tests {
         assert_eq!(s.remaining(), 400);
         // At 5 s the fleet has 500 sends due, this agent 250, of which it took 100.
         assert_eq!(s.remaining_before(5 * SEC), 150);
+    }
+
+    #[test]
+    fn a_rate_change_while_running_applies_from_its_offset_for_the_whole_fleet() {
+        // 1 000/s for 10 s, changed at 4 s to 3 000/s: 4 000 + 18 000 sends in all.
+        let old = Profile::constant(1_000.0, Duration::from_secs(10));
+        let new = Profile::constant(3_000.0, Duration::from_secs(10));
+        let at = 4 * SEC;
+        let mut all = Vec::new();
+        for slot in 0..3u32 {
+            let mut s = Schedule::new(old.clone(), Share::new(slot, 3));
+            // Each agent hears of the change at a different moment before it applies.
+            for _ in 0..(100 * (slot + 1)) {
+                s.next_due();
+            }
+            let taken: Vec<Due> = {
+                let mut s2 = Schedule::new(old.clone(), Share::new(slot, 3));
+                (0..(100 * (slot + 1)))
+                    .filter_map(|_| s2.next_due())
+                    .collect()
+            };
+            s.replace_profile(new.clone(), at);
+            all.extend(taken);
+            all.extend(drain(s));
+        }
+        let before = all.iter().filter(|d| d.at_ns < at).count();
+        let after = all.iter().filter(|d| d.at_ns >= at).count();
+        assert_eq!(before, 4_000);
+        assert_eq!(after, 18_000);
+        let mut after_idx: Vec<u64> = all
+            .iter()
+            .filter(|d| d.at_ns >= at)
+            .map(|d| d.global)
+            .collect();
+        after_idx.sort_unstable();
+        after_idx.dedup();
+        assert_eq!(after_idx.len(), 18_000, "no send twice after the change");
     }
 
     #[test]
