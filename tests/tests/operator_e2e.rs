@@ -788,10 +788,11 @@ fn a_controller_killed_mid_run_is_replaced_and_the_run_completes_with_one_agent_
     let in_report = records["acked"].as_u64().unwrap_or(0);
     let consumed = count_records(&bootstrap, &topic, in_report, Duration::from_secs(30));
     println!(
-        "controller kill e2e: the new controller finished the run {finished_after:?} after the kill; phase {}; most live agents seen per slot {most_per_slot}; tasks launched per slot: {}; planned 3600, scheduled {}, consumed {consumed}, in report {in_report}",
+        "controller kill e2e: the new controller finished the run {finished_after:?} after the kill; phase {}; most live agents seen per slot {most_per_slot}; tasks launched per slot: {}; planned 3600, scheduled {}, consumed {consumed}, in report {in_report}; fleet {}",
         status["phase"],
         per_slot(&launched),
-        records["scheduled"]
+        records["scheduled"],
+        status["fleet"]
     );
     assert!(in_report > 0);
     assert!(most_per_slot <= 1, "a slot had two live agents at once");
