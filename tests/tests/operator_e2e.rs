@@ -439,8 +439,10 @@ fn apply_wait_succeeds_and_the_merged_report_counts_exactly_the_records_in_the_t
     let consumed = count_records(&bootstrap, &topic, expected, Duration::from_secs(60));
     let launched = op.launched();
     println!(
-        "operator e2e: records planned {expected}, produced {produced}, consumed back from {topic} {consumed}, in the merged report {in_report}; tasks launched per slot: {}",
-        per_slot(&launched)
+        "operator e2e: records planned {expected}, scheduled {}, produced {produced}, consumed back from {topic} {consumed}, in the merged report {in_report}; tasks launched per slot: {}; per agent: {}",
+        records["scheduled"],
+        per_slot(&launched),
+        report["agents"]
     );
     assert_eq!(
         in_report, consumed,
