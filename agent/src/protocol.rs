@@ -153,13 +153,13 @@ async fn run_inner(
     // Wait for the shared start.
     let ready_limit = spec.timeouts.ready.as_std() + spec.timeouts.provisioning.as_std();
     let deadline = Instant::now() + ready_limit;
-    let start_at = loop {
+    let (start_at, at_start) = loop {
         let current = load(store.as_ref(), &a.load_test).await?;
         if let Some(reason) = over(&current) {
             return Err(AgentError::RunOver(reason));
         }
         if let Some(s) = current.status.as_ref().and_then(|s| s.start_at) {
-            break s;
+            break (s, current);
         }
         if Instant::now() > deadline {
             return Err(AgentError::NoStart(ready_limit));
@@ -172,14 +172,30 @@ async fn run_inner(
     let control = Control::new();
     // A replacement joins the running schedule where it is now (a little ahead, so the
     // first send is not already late).
+    // The fleet as it is at the start (it may have changed while this agent prepared).
+    let fleet = at_start
+        .status
+        .as_ref()
+        .and_then(|s| s.fleet.clone())
+        .unwrap_or(fleet);
+    let of = u32::try_from(fleet.members.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(of);
+    let position = fleet.share_index(a.slot).unwrap_or(position);
     let mut prepared = prepared;
+    prepared.set_share(Share::new(position, of));
     let now_ns = clock.now_ns();
     if now_ns > 0 {
-        let at = now_ns + 200_000_000;
+        // Not before the assignment it belongs to takes effect, and a little ahead of now so
+        // the first send is not already late.
+        let effective = fleet.effective_at.map_or(0, |t| ns_since(&clock, t));
+        let at = (now_ns + 200_000_000).max(effective);
         let from_index = prepared.profile().sends_before(at);
         prepared.set_share(Share::joining(position, of, from_index));
         info!(offset_ms = at / 1_000_000, "Joining the running schedule.");
     }
+    let mut running_load = at_start.spec.load.clone();
 
     let (tx, mut rx) = mpsc::unbounded_channel::<IntervalRecord>();
     let uploads = {
@@ -211,7 +227,6 @@ async fn run_inner(
     tokio::pin!(shutdown);
     let mut engine_task = engine_task;
     let mut seen_fleet = fleet.epoch;
-    let mut following_generation = fleet.spec_generation;
     let mut stopped = false;
     let mut last_beat = Instant::now();
     reporter.phase(AgentPhase::Running, None).await;
@@ -242,8 +257,8 @@ async fn run_inner(
                             seen_fleet = f.epoch;
                             // A new rate (a spec edit) takes effect with the new assignment,
                             // on the same clock for every agent.
-                            if f.spec_generation != following_generation {
-                                following_generation = f.spec_generation;
+                            if current.spec.load != running_load {
+                                running_load = current.spec.load.clone();
                                 let at_ns = f
                                     .effective_at
                                     .map(|t| ns_since(&clock, t))
