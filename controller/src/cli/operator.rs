@@ -144,12 +144,55 @@ pub struct DeleteArgs {
 
 /// `barrage report`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReportArgs {
     /// The LoadTest.
-    pub name: String,
+    #[arg(required = true)]
+    pub name: Option<String>,
     /// Where the files go (default barrage-reports/NAME/RUN).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<ReportCommand>,
+}
+
+/// `barrage report render`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportCommand {
+    /// Renders the full report set (report.json, report.html, merged.hlog, junit.xml) from a
+    /// folder of interval logs (`.hlog`, Barrage's or any HdrHistogram tool's), offline.
+    Render {
+        /// Folder searched for `.hlog` files (recursively).
+        dir: PathBuf,
+        /// Where the report set goes (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `barrage report render DIR [--out DIR]`.
+pub fn report_render(dir: &Path, out: Option<&Path>) -> Outcome {
+    let out = out.unwrap_or(dir);
+    match crate::report::render_dir(dir, out) {
+        Ok(set) => {
+            let s = &set.summary;
+            println!(
+                "Rendered {} from {}: {} records acked, produce p50 {} µs, p99 {} µs, max {} µs; verdict {:?}",
+                out.display(),
+                dir.display(),
+                s.records_acked,
+                s.produce_p50_us,
+                s.produce_p99_us,
+                s.produce_max_us,
+                set.verdict.result
+            );
+            Outcome::Passed
+        }
+        Err(e) => die(
+            Outcome::InvalidInput,
+            format!("cannot render {}: {e}", dir.display()),
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1170,6 +1213,15 @@ pub async fn describe(name: &str) -> Outcome {
 
 /// `barrage report NAME [--out DIR]`: downloads the run's report set.
 pub async fn report(args: ReportArgs) -> Outcome {
+    if let Some(ReportCommand::Render { dir, out }) = &args.command {
+        return report_render(dir, out.as_deref());
+    }
+    let Some(name) = args.name.clone() else {
+        return die(
+            Outcome::InvalidInput,
+            "barrage report needs NAME (or `render DIR`)",
+        );
+    };
     let store = match client_store().await {
         Ok(s) => s,
         Err(o) => return o,
@@ -1178,12 +1230,12 @@ pub async fn report(args: ReportArgs) -> Outcome {
         Ok(b) => b,
         Err(o) => return o,
     };
-    let rec = match store.get_load_test(&args.name).await {
+    let rec = match store.get_load_test(&name).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return die(
                 Outcome::InvalidInput,
-                format!("loadtest/{} not found", args.name),
+                format!("loadtest/{} not found", name),
             );
         }
         Err(e) => return die(store_outcome(&e), e),
@@ -1192,12 +1244,12 @@ pub async fn report(args: ReportArgs) -> Outcome {
     let Some(run) = st.run_id.clone() else {
         return die(
             Outcome::RunError,
-            format!("loadtest/{} has not started a run yet", args.name),
+            format!("loadtest/{} has not started a run yet", name),
         );
     };
     let out = args
         .out
-        .unwrap_or_else(|| Path::new("barrage-reports").join(&args.name).join(&run));
+        .unwrap_or_else(|| Path::new("barrage-reports").join(&name).join(&run));
     if let Err(e) = std::fs::create_dir_all(&out) {
         return die(
             Outcome::RunError,
@@ -1206,7 +1258,7 @@ pub async fn report(args: ReportArgs) -> Outcome {
     }
     let mut written = 0;
     for file in ReportFile::ALL {
-        let key = keys::report_key(&args.name, &run, file);
+        let key = keys::report_key(&name, &run, file);
         match blobs.get(&key).await {
             Ok(Some(body)) => {
                 let path = out.join(file.file_name());
@@ -1228,7 +1280,7 @@ pub async fn report(args: ReportArgs) -> Outcome {
             Outcome::RunError,
             format!(
                 "no report for run {run} of loadtest/{} yet (phase {})",
-                args.name,
+                name,
                 st.phase.as_str()
             ),
         );
