@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs what is missing, brings the real services up,
 # checks formatting and lints, runs every test against the real Kafka broker and the AWS emulator,
-# runs the extra gates (scripts/gates.sh) when present, and stops the services it started (also on failure).
+# opens a rendered report in headless Chromium, runs the extra gates (scripts/gates.sh) when present, and stops the services it started (also on failure).
 #
 # Settings (environment): BARRAGE_KEEP_SERVICES=1 leaves services this script started running at the end;
 # the BARRAGE_*_PORT settings of scripts/services.sh are honoured.
@@ -92,6 +92,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace (against Kafka at $BARRAGE_KAFKA_BOOTSTRAP and moto at $AWS_ENDPOINT_URL)"
 cargo test --workspace
+
+step "report in a browser (scripts/browser-test.sh: headless Chromium screenshot of report.html)"
+bash scripts/browser-test.sh </dev/null
 
 if [[ -x scripts/gates.sh ]]; then
     step "gates (scripts/gates.sh)"
