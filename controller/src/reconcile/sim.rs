@@ -22,7 +22,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
@@ -128,6 +128,10 @@ struct World {
     stored_generation: Option<i64>,
     reconciles: u64,
     last_requeue: Option<std::time::Duration>,
+    /// Side effects carried out so far (one per launch, stop, report, removal).
+    effects: u64,
+    /// Crash the controller just before side effect number `n` (counted from 0).
+    crash_at_effect: Option<u64>,
 }
 
 fn secs(n: i64) -> TimeDelta {
@@ -159,6 +163,8 @@ impl World {
             stored_generation: None,
             reconciles: 0,
             last_requeue: None,
+            effects: 0,
+            crash_at_effect: None,
         }
     }
 
@@ -325,8 +331,24 @@ impl World {
         }
     }
 
+    /// Counts a side effect; true when the controller crashes right before it: what it had in
+    /// memory (launch expectations) is lost and the rest of the plan is never carried out.
+    fn crash_before_effect(&mut self) -> bool {
+        let n = self.effects;
+        self.effects += 1;
+        if self.crash_at_effect == Some(n) {
+            self.crash_at_effect = None;
+            self.expectations.clear();
+            return true;
+        }
+        false
+    }
+
     fn execute(&mut self, cmds: &[Command]) -> Result<(), String> {
         for c in cmds {
+            if !matches!(c, Command::RunAgents { .. }) && self.crash_before_effect() {
+                return Ok(());
+            }
             match c {
                 Command::RunAgents { run_id, launches } => {
                     if launches.len() > MAX_BATCH as usize {
@@ -334,6 +356,9 @@ impl World {
                     }
                     let fault = self.fault.take();
                     for (i, l) in launches.iter().enumerate() {
+                        if self.crash_before_effect() {
+                            return Ok(());
+                        }
                         let outcome = match (fault, self.tokens.get(&l.client_token)) {
                             (Some(Fault::Throttle), _) => LaunchOutcome::Failed {
                                 reason: "ThrottlingException".into(),
@@ -718,6 +743,76 @@ fn the_simulated_world_takes_a_quiet_run_from_pending_to_succeeded() {
     assert_eq!(w.lt.phase(), Phase::Succeeded, "{:#?}", w.lt.status);
     assert_eq!(w.tasks.len(), 3, "exactly one task per slot");
     assert!(w.tasks.iter().all(|t| !t.live && t.exit_code == 0));
+}
+
+#[test]
+fn a_controller_crash_at_every_side_effect_boundary_converges_with_no_duplicate_task() {
+    // Two scenarios — a run of 4 agents with one agent death, and a run of 3 deleted midway —
+    // each counted for its side effects, then replayed once per boundary with the controller
+    // crashing right before that effect (after the status write that planned it).
+    type Scenario = fn(&mut World) -> Result<(), String>;
+    let death: Scenario = |w| {
+        for i in 0..60 {
+            let ev = if i == 12 {
+                Event::TaskDies { pick: 1, code: 137 }
+            } else {
+                Event::Tick(5)
+            };
+            w.step(&ev)?;
+        }
+        w.converge()
+    };
+    let delete: Scenario = |w| {
+        for i in 0..60 {
+            let ev = if i == 15 {
+                Event::Delete
+            } else {
+                Event::Tick(5)
+            };
+            w.step(&ev)?;
+        }
+        w.converge()
+    };
+    let mut total = 0;
+    let mut phases = BTreeMap::new();
+    for (name, agents, scenario) in [("agent death", 4, death), ("delete mid-run", 3, delete)] {
+        let mut reference = World::new(agents);
+        scenario(&mut reference).unwrap_or_else(|e| panic!("{name} without crashes: {e}"));
+        let boundaries = reference.effects;
+        assert!(
+            boundaries >= 5,
+            "{name}: side effects to crash at ({boundaries})"
+        );
+        for k in 0..boundaries {
+            let mut w = World::new(agents);
+            w.crash_at_effect = Some(k);
+            scenario(&mut w).unwrap_or_else(|e| panic!("{name}, crash before effect {k}: {e}"));
+            assert!(
+                w.crash_at_effect.is_none(),
+                "{name}: the crash before effect {k} happened"
+            );
+            // One task per (run, slot, incarnation): a crash never makes the controller launch twice.
+            let mut seen = std::collections::BTreeSet::new();
+            for t in &w.tasks {
+                assert!(
+                    seen.insert((t.run.clone(), t.slot, t.inc)),
+                    "{name}, crash before effect {k}: a second task for slot {} incarnation {}",
+                    t.slot,
+                    t.inc
+                );
+            }
+            let end = if w.removed {
+                "removed".to_string()
+            } else {
+                w.lt.phase().to_string()
+            };
+            *phases.entry(format!("{name}: {end}")).or_insert(0u32) += 1;
+        }
+        total += boundaries;
+    }
+    eprintln!(
+        "reconcile crash test: {total} side-effect boundaries, a crash before each, all converged with no duplicate task; {phases:?}"
+    );
 }
 
 #[test]
