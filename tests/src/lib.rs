@@ -43,17 +43,17 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Path of a workspace binary (`barrage`, `barrage-agent`), built from the current sources.
+/// Path of a workspace binary (`barrage`, `barrage-agent`). `cargo test --workspace` builds
+/// them from the current sources before any test runs; running this package's tests alone
+/// (`cargo test -p barrage-system-tests`) uses what `cargo build --bins` last built, so build
+/// first. A missing binary is built here (with this package's feature set, which is slower).
 pub fn binary(name: &str) -> PathBuf {
     let dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
         .unwrap_or_else(|| root().join("target").join("debug"));
     let path = dir.join(name);
-    // Once per test process: `cargo test -p barrage-system-tests` does not rebuild other
-    // packages' binaries, and a stale agent would be tested instead of the current one.
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
+    if !path.exists() {
         let status = Command::new(env!("CARGO"))
             .args([
                 "build",
@@ -67,7 +67,7 @@ pub fn binary(name: &str) -> PathBuf {
             .status()
             .expect("cargo build runs");
         assert!(status.success(), "building the binaries failed");
-    });
+    }
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
