@@ -91,7 +91,8 @@ step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace (against Kafka at $BARRAGE_KAFKA_BOOTSTRAP and moto at $AWS_ENDPOINT_URL)"
-cargo test --workspace
+# --show-output: the figures the system, property and crash tests print appear in the CI log.
+cargo test --workspace -- --show-output
 
 step "report in a browser (scripts/browser-test.sh: headless Chromium screenshot of report.html)"
 bash scripts/browser-test.sh </dev/null
