@@ -4,7 +4,8 @@
 //!
 //! Run it in release mode (it is ignored otherwise):
 //! `cargo test --release -p barrage-controller --test report_bench -- --ignored --nocapture`
-//! `BENCH_AGENTS` and `BENCH_INTERVALS` change the size.
+//! `BENCH_AGENTS`, `BENCH_INTERVALS` and `BENCH_RECORDS` (records per agent interval, default
+//! 1 000) change the size.
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,12 +40,13 @@ fn vm_hwm_kib() -> u64 {
 fn merge_1000_agents_by_360_intervals() {
     let agents = env_u32("BENCH_AGENTS", 1_000);
     let intervals = env_u32("BENCH_INTERVALS", 360);
-    // 64 distinct blobs (1 000 records each, three tags) stand in for the 360 000: every one
+    // 64 distinct blobs (`records` records each, three tags) stand in for the 360 000: every one
     // is still decoded from text and merged, which is the work being measured.
+    let records = u64::from(env_u32("BENCH_RECORDS", 1_000));
     let run = SampleRun {
         agents: 8,
         intervals: 8,
-        records: 1_000,
+        records,
         ..SampleRun::default()
     };
     let templates: Vec<String> = (0..64)
@@ -77,8 +79,18 @@ fn merge_1000_agents_by_360_intervals() {
     assert_eq!(merged.blobs, u64::from(agents) * u64::from(intervals));
     assert_eq!(set.summary.records_acked, acked);
     assert_eq!(set.report.summary.latency["produce"].count, acked);
+    let distinct: usize = templates
+        .iter()
+        .map(|t| {
+            decode_interval_blob(t).unwrap().histograms["produce"]
+                .iter_recorded()
+                .count()
+        })
+        .sum::<usize>()
+        / templates.len();
     println!(
-        "merged {agents} agents x {intervals} intervals ({} blobs, {acked} records; {} template bytes): \
+        "{records} records per blob, {distinct} distinct produce buckets on average; \
+         merged {agents} agents x {intervals} intervals ({} blobs, {acked} records; {} template bytes): \
          merge {:.3} s, merge + render {:.3} s; peak RSS (VmHWM) {:.1} MiB (before: {:.1} MiB); \
          report.json {:.1} MiB, report.html {:.1} MiB, merged.hlog {:.1} MiB",
         merged.blobs,
