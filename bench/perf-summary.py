@@ -1,3 +1,6 @@
+# Groups `perf script -F comm,tid,period,event,ip,sym --inline` output of a barrage run by thread and hot spot.
+# Usage: perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -o p.data target/release/barrage run LT.yaml
+#        perf script -i p.data --inline -F comm,tid,period,event,ip,sym > p.txt && python3 bench/perf-summary.py p.txt
 import re, sys, collections
 # Each sample: its thread, then the FIRST category (in priority order) that any frame of its callchain matches.
 CATS = {
