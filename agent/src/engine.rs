@@ -573,6 +573,17 @@ fn send_loop(
 ) -> Result<bool, EngineError> {
     let per_tick = job.records_per_transaction.max(1);
     let mut schedule = Schedule::new(job.profile.clone(), job.share);
+    // Sleep until the shared start: the clock reads 0 before it, which would let the first
+    // sends go out early and make the sender spin.
+    loop {
+        let left = clock
+            .origin()
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || control.is_stopped() {
+            break;
+        }
+        std::thread::sleep(left.min(MAX_SLEEP));
+    }
     let static_headers = std::mem::take(&mut job.headers);
     let mut seq: u64 = 0;
     let counters = recorder.counters();
