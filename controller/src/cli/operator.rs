@@ -18,7 +18,6 @@ use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::{LoadTestStatus, Phase, VerdictResult};
-use barrage_crds::validate::parse_and_validate;
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryStore;
 use barrage_store::s3::S3Blobs;
@@ -679,28 +678,9 @@ fn finish(name: &str, st: &LoadTestStatus) -> Outcome {
 
 /// `barrage apply -f FILE [--wait] [--timeout D]`.
 pub async fn apply(args: ApplyArgs) -> Outcome {
-    let text = match std::fs::read_to_string(&args.file) {
-        Ok(t) => t,
-        Err(e) => {
-            return die(
-                Outcome::InvalidInput,
-                format!("cannot read {}: {e}", args.file.display()),
-            );
-        }
-    };
-    let lt = match parse_and_validate(&text) {
+    let lt = match super::validate::read_load_test(&args.file) {
         Ok(lt) => lt,
-        Err(errors) => {
-            eprintln!(
-                "error: {} is not a valid LoadTest ({} problem(s)):",
-                args.file.display(),
-                errors.0.len()
-            );
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
-            return Outcome::InvalidInput;
-        }
+        Err(outcome) => return outcome,
     };
     let limit = match &args.timeout {
         Some(t) => match parse_timeout(t) {

@@ -23,7 +23,6 @@ use barrage_crds::hlog::merge_into;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
 use barrage_crds::status::VerdictResult;
-use barrage_crds::validate::parse_and_validate;
 use clap::Args;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
@@ -59,26 +58,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 const START_LEAD: Duration = Duration::from_millis(500);
 
 pub async fn run(args: RunArgs) -> Outcome {
-    let text = match std::fs::read_to_string(&args.file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
-            return Outcome::InvalidInput;
-        }
-    };
-    let lt = match parse_and_validate(&text) {
+    let lt = match super::validate::read_load_test(&args.file) {
         Ok(lt) => lt,
-        Err(errors) => {
-            eprintln!(
-                "error: {} is not a valid LoadTest ({} problem(s)):",
-                args.file.display(),
-                errors.0.len()
-            );
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
-            return Outcome::InvalidInput;
-        }
+        Err(outcome) => return outcome,
     };
     match run_load_test(&lt, &args).await {
         Ok(outcome) => outcome,

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use barrage_crds::loadtest::LoadTest;
 use barrage_crds::validate::parse_and_validate;
 
 use super::Outcome;
@@ -33,4 +34,24 @@ pub fn validate_files(files: &[impl AsRef<Path>]) -> Outcome {
     } else {
         Outcome::InvalidInput
     }
+}
+
+/// Reads and validates one LoadTest file for `run` and `apply`: on failure, prints the one-line
+/// read error or every problem with its path, and returns the outcome to exit with (2).
+pub fn read_load_test(file: &Path) -> Result<LoadTest, Outcome> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        Outcome::InvalidInput
+    })?;
+    parse_and_validate(&text).map_err(|errors| {
+        eprintln!(
+            "error: {} is not a valid LoadTest ({} problem(s)):",
+            file.display(),
+            errors.0.len()
+        );
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        Outcome::InvalidInput
+    })
 }
