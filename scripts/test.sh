@@ -15,6 +15,18 @@ cd "$ROOT"
 if [[ ! -t 1 ]]; then
     export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 fi
+# A CI clone is built once: incremental compilation data would only take disk space (gigabytes).
+if [[ -n "${CI:-}" ]]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
+
+# Free space where the build goes, printed before and after the build so a full disk is easy to spot.
+disk_report() {
+    local dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+    mkdir -p "$dir"
+    printf 'disk: %s free on the file system of %s; target dir holds %s\n' \
+        "$(df -h --output=avail "$dir" | tail -n 1 | tr -d ' ')" "$dir" "$(du -sh "$dir" 2>/dev/null | cut -f1)"
+}
 
 TOTAL_STARTED="$(barrage_now)"
 STEP=""
@@ -85,6 +97,7 @@ fi
 echo "BARRAGE_KAFKA_BOOTSTRAP=$BARRAGE_KAFKA_BOOTSTRAP AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=$AWS_REGION BARRAGE_REQUIRE_SERVICES=1"
 
 step "cargo fmt --all --check"
+disk_report
 cargo fmt --all --check
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
@@ -93,6 +106,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace (against Kafka at $BARRAGE_KAFKA_BOOTSTRAP and moto at $AWS_ENDPOINT_URL)"
 # --show-output: the figures the system, property and crash tests print appear in the CI log.
 cargo test --workspace -- --show-output
+disk_report
 
 step "report in a browser (scripts/browser-test.sh: headless Chromium screenshot of report.html)"
 bash scripts/browser-test.sh </dev/null
