@@ -5,7 +5,8 @@
 #   - moto server (the AWS API emulator: DynamoDB, DynamoDB Streams, S3, ECS) from PyPI in a virtualenv.
 #
 # Usage: scripts/services.sh up|down|status|env|classpath
-#   up         start what is not running yet (downloads on first use, cached), wait until both answer
+#   up         start what is not running yet (downloads on first use, cached), wait until both answer;
+#              `up kafka` or `up moto` starts one
 #   down       stop what `up` started (by pid), nothing else; `down kafka` or `down moto` stops one
 #   status     print what runs where; exit 0 when both run, 3 otherwise
 #   env        print shell exports for clients: eval "$(scripts/services.sh env)"
@@ -13,7 +14,17 @@
 #
 # Everything lives under "${XDG_CACHE_HOME:-$HOME/.cache}/barrage"; every socket is bound to 127.0.0.1.
 # Settings (environment): BARRAGE_KAFKA_PORT (9092), BARRAGE_KAFKA_CONTROLLER_PORT (9093), BARRAGE_MOTO_PORT (5000),
-# BARRAGE_KAFKA_HEAP ("-Xms256m -Xmx1g"), BARRAGE_SERVICES_TIMEOUT (readiness bound in seconds, 90).
+# BARRAGE_KAFKA_SASL_PORT (9094), BARRAGE_KAFKA_HEAP ("-Xms256m -Xmx1g"), BARRAGE_SERVICES_TIMEOUT (readiness bound
+# in seconds, 90), BARRAGE_SERVICES_INSTANCE (a name for a second, independent set of services with their own pid
+# files, configuration and logs under run-NAME/ and logs-NAME/; give it other ports too).
+#
+# The broker has two client listeners: PLAINTEXT on BARRAGE_KAFKA_PORT and SASL_PLAINTEXT on BARRAGE_KAFKA_SASL_PORT
+# (mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512) with two test users, for tests only:
+#   barrage-plain / barrage-plain-secret   PLAIN (in the listener's JAAS configuration)
+#   barrage-scram / barrage-scram-secret   SCRAM-SHA-256 and SCRAM-SHA-512 (created with Kafka's ConfigCommand
+#                                          after the broker is ready; idempotent)
+# A broker started by an older version of this script has no SASL listener; it gets one when it is next started
+# (`down kafka`, then `up`): the storage it formatted keeps working.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,27 +41,44 @@ MOTO_VERSION="5.2.5"
 HOST="127.0.0.1"
 KAFKA_PORT="${BARRAGE_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${BARRAGE_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${BARRAGE_KAFKA_SASL_PORT:-9094}"
 MOTO_PORT="${BARRAGE_MOTO_PORT:-5000}"
 KAFKA_HEAP="${BARRAGE_KAFKA_HEAP:--Xms256m -Xmx1g}"
 READY_TIMEOUT="${BARRAGE_SERVICES_TIMEOUT:-90}"
 
-for port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT MOTO_PORT READY_TIMEOUT; do
+for port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT MOTO_PORT READY_TIMEOUT; do
     if ! [[ "${!port_var}" =~ ^[0-9]+$ ]]; then
         barrage_die "$port_var must be a number (got '${!port_var}')"
     fi
 done
+
+INSTANCE="${BARRAGE_SERVICES_INSTANCE:-}"
+if [[ -n "$INSTANCE" && ! "$INSTANCE" =~ ^[A-Za-z0-9_-]+$ ]]; then
+    barrage_die "BARRAGE_SERVICES_INSTANCE must be letters, digits, '-' or '_' (got '$INSTANCE')"
+fi
+
+# Test users of the SASL listener (see the header).
+SASL_PLAIN_USER="barrage-plain"
+SASL_PLAIN_PASSWORD="barrage-plain-secret"
+SASL_SCRAM_USER="barrage-scram"
+SASL_SCRAM_PASSWORD="barrage-scram-secret"
 
 CACHE="$(barrage_cache_dir)"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
 MAVEN_REPO="$CACHE/maven-repository"
 MOTO_VENV="$CACHE/moto-$MOTO_VERSION"
-RUN_DIR="$CACHE/run"
-LOG_DIR="$CACHE/logs"
+RUN_DIR="$CACHE/run${INSTANCE:+-$INSTANCE}"
+LOG_DIR="$CACHE/logs${INSTANCE:+-$INSTANCE}"
 KAFKA_LOG_DIR="$LOG_DIR/kafka"
 KAFKA_DATA="$CACHE/kafka-data/$KAFKA_VERSION-$KAFKA_PORT-$KAFKA_CONTROLLER_PORT"
 KAFKA_PID_FILE="$RUN_DIR/kafka.pid"
 KAFKA_PORT_FILE="$RUN_DIR/kafka.port"
+# Written when a broker starts with the SASL listener; absent for one started by an older version of this script.
+KAFKA_SASL_PORT_FILE="$RUN_DIR/kafka.sasl.port"
+KAFKA_SASL_CLIENT_CONFIG="$RUN_DIR/kafka-sasl-client.properties"
+# In the data folder, so it goes with the metadata that holds the users: written once the SCRAM user exists.
+KAFKA_SCRAM_MARKER="$KAFKA_DATA/.barrage-scram-users"
 KAFKA_CONFIG="$RUN_DIR/kafka-server.properties"
 KAFKA_LOG4J="$RUN_DIR/kafka-log4j2.properties"
 TOOLS_LOG4J="$RUN_DIR/tools-log4j2.properties"
@@ -250,11 +278,16 @@ write_kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# SASL for tests of Barrage's SASL support (test users only; see scripts/services.sh).
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$SASL_PLAIN_USER" password="$SASL_PLAIN_PASSWORD" user_$SASL_PLAIN_USER="$SASL_PLAIN_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$KAFKA_DATA
 metadata.log.dir=$KAFKA_DATA
 num.partitions=3
@@ -275,6 +308,12 @@ log.retention.hours=2
 log.retention.bytes=1073741824
 log.segment.bytes=268435456
 log.retention.check.interval.ms=60000
+EOF
+    cat >"$KAFKA_SASL_CLIENT_CONFIG" <<EOF
+# Generated by scripts/services.sh: Kafka's tools as the SCRAM test user on the SASL listener.
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-256
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$SASL_SCRAM_USER" password="$SASL_SCRAM_PASSWORD";
 EOF
     cat >"$KAFKA_LOG4J" <<EOF
 # Generated by scripts/services.sh: the broker logs to $KAFKA_LOG_DIR/server.log.
@@ -357,19 +396,22 @@ kafka_up() {
         if [[ "$running_port" != "$KAFKA_PORT" ]]; then
             barrage_die "kafka: already running (pid $pid) on $HOST:$running_port, not on the requested port $KAFKA_PORT; run 'scripts/services.sh down' first"
         fi
-        if kafka_answers "$KAFKA_PORT"; then
+        if ! kafka_has_sasl; then
+            log "kafka: the running broker (pid $pid) was started without the SASL listener (by an older version of this script); it gets $HOST:$KAFKA_SASL_PORT when next started: scripts/services.sh down kafka && scripts/services.sh up"
+        fi
+        if kafka_answers "$KAFKA_PORT" && { ! kafka_has_sasl || [[ -f "$KAFKA_SCRAM_MARKER" ]]; }; then
             log "kafka: already up (pid $pid, $HOST:$KAFKA_PORT) - nothing to do"
             return 0
         fi
-        log "kafka: pid $pid runs but $HOST:$KAFKA_PORT does not answer yet; waiting"
+        log "kafka: pid $pid runs but is not ready yet; waiting"
         wait_for_kafka "$pid" "$(barrage_now)"
         return 0
     fi
-    rm -f "$KAFKA_PID_FILE"
+    rm -f "$KAFKA_PID_FILE" "$KAFKA_SASL_PORT_FILE"
     local port
-    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
         if tcp_open "$port"; then
-            barrage_die "kafka: port $HOST:$port is already in use by a process this script did not start; stop it or set BARRAGE_KAFKA_PORT / BARRAGE_KAFKA_CONTROLLER_PORT"
+            barrage_die "kafka: port $HOST:$port is already in use by a process this script did not start; stop it or set BARRAGE_KAFKA_PORT / BARRAGE_KAFKA_CONTROLLER_PORT / BARRAGE_KAFKA_SASL_PORT"
         fi
     done
     require_java
@@ -385,6 +427,7 @@ kafka_up() {
         -Dkafka.logs.dir="$KAFKA_LOG_DIR" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG"
     printf '%s\n' "$KAFKA_PORT" >"$KAFKA_PORT_FILE"
+    printf '%s\n' "$KAFKA_SASL_PORT" >"$KAFKA_SASL_PORT_FILE"
     pid="$(tr -dc '0-9' <"$KAFKA_PID_FILE")"
     log "kafka: started pid $pid (log: $KAFKA_LOG_DIR/server.log, stdout: $KAFKA_LOG_DIR/stdout.log)"
     wait_for_kafka "$pid" "$started"
@@ -422,6 +465,55 @@ wait_for_kafka() {
         kafka_failure "TopicCommand --list against $HOST:$KAFKA_PORT failed"
     fi
     log "kafka: ready at $HOST:$KAFKA_PORT after $(barrage_elapsed "$started")s (ApiVersions and TopicCommand --list answered)"
+    if kafka_has_sasl; then
+        ensure_sasl_users "$pid" "$deadline"
+    fi
+}
+
+# True when the running broker has the SASL listener: it was started by this version of the script.
+kafka_has_sasl() {
+    [[ -f "$KAFKA_SASL_PORT_FILE" ]]
+}
+
+# The SASL listener answers, the SCRAM test user exists (created once per storage, idempotently) and a real client
+# authenticates with it.
+ensure_sasl_users() {
+    local pid="$1" deadline="$2" sasl_port remaining out
+    sasl_port="$(recorded_port "$KAFKA_SASL_PORT_FILE" "$KAFKA_SASL_PORT")"
+    until kafka_answers "$sasl_port"; do
+        kill -0 "$pid" 2>/dev/null || kafka_failure "the broker (pid $pid) exited during start-up"
+        (($(date +%s) < deadline)) || kafka_failure "no answer to ApiVersions on the SASL listener $HOST:$sasl_port within ${READY_TIMEOUT}s"
+        sleep 0.5
+    done
+    [[ -f "$KAFKA_SCRAM_MARKER" ]] && return 0
+    remaining=$((deadline - $(date +%s)))
+    ((remaining > 20)) || remaining=20
+    # --alter sets the credential whether or not it exists: running it twice is harmless. One mechanism per request
+    # (the broker refuses two changes to one user's credentials in one request).
+    local mechanism
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        if ! out="$(timeout "$remaining" java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" \
+            org.apache.kafka.tools.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
+            --add-config "$mechanism=[iterations=8192,password=$SASL_SCRAM_PASSWORD]" \
+            --entity-type users --entity-name "$SASL_SCRAM_USER" 2>&1)"; then
+            printf '%s\n' "$out" | tail -n 20 >&2
+            kafka_failure "could not create the $mechanism credential of the test user $SASL_SCRAM_USER with ConfigCommand"
+        fi
+    done
+    # The credential reaches the broker's cache through the metadata log: retry the authenticated check briefly.
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        if out="$(timeout 30 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" \
+            org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$sasl_port" \
+            --command-config "$KAFKA_SASL_CLIENT_CONFIG" --list 2>&1)"; then
+            touch "$KAFKA_SCRAM_MARKER"
+            log "kafka: SASL listener ready at $HOST:$sasl_port (SCRAM user $SASL_SCRAM_USER authenticated; PLAIN user $SASL_PLAIN_USER)"
+            return 0
+        fi
+        sleep "$attempt"
+    done
+    printf '%s\n' "$out" | tail -n 20 >&2
+    kafka_failure "the SCRAM test user could not authenticate on $HOST:$sasl_port"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -513,11 +605,16 @@ with_lock() {
 }
 
 cmd_up() {
+    local which="${1:-all}"
+    case "$which" in
+    all | kafka | moto) ;;
+    *) barrage_die "up takes no argument, 'kafka' or 'moto' (got '$which')" ;;
+    esac
     with_lock
     local started
     started="$(barrage_now)"
-    kafka_up
-    moto_up
+    [[ "$which" == moto ]] || kafka_up
+    [[ "$which" == kafka ]] || moto_up
     log "up in $(barrage_elapsed "$started")s; clients: eval \"\$(scripts/services.sh env)\""
 }
 
@@ -530,7 +627,7 @@ cmd_down() {
     with_lock
     if [[ "$which" != moto ]]; then
         stop_service kafka "$KAFKA_PID_FILE" "kafka.Kafka $KAFKA_CONFIG" 60
-        rm -f "$KAFKA_PORT_FILE"
+        rm -f "$KAFKA_PORT_FILE" "$KAFKA_SASL_PORT_FILE"
     fi
     if [[ "$which" != kafka ]]; then
         stop_service moto "$MOTO_PID_FILE" "moto_server" 15
@@ -549,8 +646,16 @@ cmd_status() {
         else
             printf 'kafka: running pid %s but %s:%s does not answer  log %s\n' "$pid" "$HOST" "$port" "$KAFKA_LOG_DIR/server.log"
         fi
+        if ! kafka_has_sasl; then
+            printf 'sasl:  none    (this broker was started without the SASL listener; it gets %s:%s when next started)\n' "$HOST" "$KAFKA_SASL_PORT"
+        elif port="$(recorded_port "$KAFKA_SASL_PORT_FILE" "$KAFKA_SASL_PORT")" && kafka_answers "$port" && [[ -f "$KAFKA_SCRAM_MARKER" ]]; then
+            printf 'sasl:  up      bootstrap %s:%s  SASL_PLAINTEXT  PLAIN user %s, SCRAM-SHA-256/512 user %s\n' "$HOST" "$port" "$SASL_PLAIN_USER" "$SASL_SCRAM_USER"
+        else
+            printf 'sasl:  not ready  %s:%s does not answer or the SCRAM user is not created yet (scripts/services.sh up)\n' "$HOST" "$port"
+            up=$((up - 1))
+        fi
     else
-        printf 'kafka: down    (would listen on %s:%s)\n' "$HOST" "$KAFKA_PORT"
+        printf 'kafka: down    (would listen on %s:%s, SASL on %s:%s)\n' "$HOST" "$KAFKA_PORT" "$HOST" "$KAFKA_SASL_PORT"
     fi
     if pid="$(moto_pid)"; then
         port="$(recorded_port "$MOTO_PORT_FILE" "$MOTO_PORT")"
@@ -568,10 +673,16 @@ cmd_status() {
 }
 
 cmd_env() {
-    local kafka_port moto_port state=down
+    local kafka_port moto_port sasl_port state=down
     kafka_port="$KAFKA_PORT"
     moto_port="$MOTO_PORT"
-    if kafka_pid >/dev/null; then kafka_port="$(recorded_port "$KAFKA_PORT_FILE" "$KAFKA_PORT")"; fi
+    sasl_port="$KAFKA_SASL_PORT"
+    if kafka_pid >/dev/null; then
+        kafka_port="$(recorded_port "$KAFKA_PORT_FILE" "$KAFKA_PORT")"
+        # A broker started by an older version of this script has no SASL listener: export none.
+        sasl_port=""
+        if kafka_has_sasl; then sasl_port="$(recorded_port "$KAFKA_SASL_PORT_FILE" "$KAFKA_SASL_PORT")"; fi
+    fi
     if moto_pid >/dev/null; then moto_port="$(recorded_port "$MOTO_PORT_FILE" "$MOTO_PORT")"; fi
     if kafka_pid >/dev/null && moto_pid >/dev/null; then
         state=up
@@ -580,7 +691,12 @@ cmd_env() {
     fi
     cat <<EOF
 export BARRAGE_KAFKA_BOOTSTRAP=$HOST:$kafka_port
-export AWS_ENDPOINT_URL=http://$HOST:$moto_port
+${sasl_port:+export BARRAGE_KAFKA_SASL_BOOTSTRAP=$HOST:$sasl_port
+export BARRAGE_KAFKA_SASL_PLAIN_USERNAME=$SASL_PLAIN_USER
+export BARRAGE_KAFKA_SASL_PLAIN_PASSWORD=$SASL_PLAIN_PASSWORD
+export BARRAGE_KAFKA_SASL_SCRAM_USERNAME=$SASL_SCRAM_USER
+export BARRAGE_KAFKA_SASL_SCRAM_PASSWORD=$SASL_SCRAM_PASSWORD
+}export AWS_ENDPOINT_URL=http://$HOST:$moto_port
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1
@@ -602,7 +718,7 @@ usage() {
 }
 
 case "${1:-}" in
-up) cmd_up ;;
+up) cmd_up "${2:-all}" ;;
 down) cmd_down "${2:-all}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
