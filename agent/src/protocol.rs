@@ -57,6 +57,8 @@ pub enum AgentError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Job(#[from] job::JobError),
+    #[error(transparent)]
+    Credentials(#[from] crate::kafka::credentials::CredentialsError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -106,11 +108,8 @@ async fn run_inner(
             "workload Consume is not implemented by agents yet".into(),
         ));
     }
-    if spec.kafka.security.sasl.is_some() {
-        return Err(AgentError::Unsupported(
-            "SASL credentials from Secrets Manager / SSM are not fetched by agents yet".into(),
-        ));
-    }
+    // SASL credentials from the referenced secret (and the MSK IAM token refresher).
+    let sasl = crate::kafka::credentials::prepare_security(&spec.kafka).await?;
     let fleet = lt
         .status
         .as_ref()
@@ -136,7 +135,7 @@ async fn run_inner(
         spec,
         Share::new(position, of),
         values,
-        None,
+        sasl.as_ref(),
         round_trip.then(|| agent_id.clone()),
     );
     let interval = produce.interval;

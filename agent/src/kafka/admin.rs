@@ -1,15 +1,22 @@
 //! Topic administration and the reachability check: make sure the broker answers, make sure
 //! the topic exists (creating it when asked), delete it at the end only if this run created it.
+//!
+//! The reachability probe runs on a client whose events are polled (rdkafka's `AdminClient`
+//! never polls its main queue): so a refused login is reported as an authentication error
+//! instead of a bare timeout, and an MSK IAM token can be handed to it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::OAuthToken;
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 use tracing::info;
+
+use crate::kafka::msk_iam::SecurityContext;
 
 /// What ensuring the topic did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +44,10 @@ pub enum AdminError {
         #[source]
         source: KafkaError,
     },
+    #[error(
+        "Kafka at {bootstrap} refused the login: {reason} (check spec.kafka.security and the credentials it references)"
+    )]
+    Authentication { bootstrap: String, reason: String },
     #[error("topic {topic} does not exist and spec.topic.create is not set")]
     TopicMissing { topic: String },
     #[error("could not create topic {topic}: {code:?}")]
@@ -57,16 +68,61 @@ pub enum AdminError {
 
 /// Topic administration through one admin client.
 pub struct Admin {
-    client: Arc<AdminClient<DefaultClientContext>>,
+    client: Arc<AdminClient<SecurityContext>>,
+    config: ClientConfig,
     bootstrap: String,
+}
+
+/// The probe's context: remembers the last authentication error librdkafka reported, and
+/// serves MSK IAM tokens.
+#[derive(Default)]
+struct ProbeContext {
+    auth_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for ProbeContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+        ) {
+            *self
+                .auth_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
+        } else {
+            tracing::debug!(%error, reason, "librdkafka error while probing the cluster.");
+        }
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka::msk_iam::oauth_token()
+    }
+}
+
+impl ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 impl Admin {
     /// An admin client with the same connection settings as the producer.
     pub fn new(config: &ClientConfig) -> Result<Self, AdminError> {
         let bootstrap = config.get("bootstrap.servers").unwrap_or("").to_string();
-        let client = Arc::new(config.create::<AdminClient<DefaultClientContext>>()?);
-        Ok(Admin { client, bootstrap })
+        let client = Arc::new(
+            config.create_with_context::<_, AdminClient<SecurityContext>>(SecurityContext)?,
+        );
+        Ok(Admin {
+            client,
+            config: config.clone(),
+            bootstrap,
+        })
     }
 
     /// Waits at most `timeout` for the cluster's metadata: proves a broker answers. Returns
@@ -74,16 +130,38 @@ impl Admin {
     pub async fn probe(&self, topic: &str, timeout: Duration) -> Result<Option<usize>, AdminError> {
         // All topics, not just this one: asking for one topic by name can make a broker with
         // auto.create.topics.enable create it.
-        let client = self.client.clone();
-        let result =
-            tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
-                .await
-                .map_err(|e| AdminError::Task(e.to_string()))?;
-        let metadata = result.map_err(|source| AdminError::Unreachable {
-            bootstrap: self.bootstrap.clone(),
-            timeout,
-            source,
-        })?;
+        let config = self.config.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // A threaded producer polls its events: errors and token requests are served.
+            let probe: ThreadedProducer<ProbeContext, NoCustomPartitioner> =
+                config.create_with_context(ProbeContext::default())?;
+            let metadata = probe.client().fetch_metadata(None, timeout);
+            let auth_error = probe
+                .context()
+                .auth_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            Ok::<_, KafkaError>((metadata, auth_error))
+        })
+        .await
+        .map_err(|e| AdminError::Task(e.to_string()))??;
+        let metadata = match result {
+            (Ok(metadata), _) => metadata,
+            (Err(_), Some(reason)) => {
+                return Err(AdminError::Authentication {
+                    bootstrap: self.bootstrap.clone(),
+                    reason,
+                });
+            }
+            (Err(source), None) => {
+                return Err(AdminError::Unreachable {
+                    bootstrap: self.bootstrap.clone(),
+                    timeout,
+                    source,
+                });
+            }
+        };
         Ok(metadata
             .topics()
             .iter()

@@ -4,4 +4,6 @@
 pub mod admin;
 pub mod config;
 pub mod consumer;
+pub mod credentials;
+pub mod msk_iam;
 pub mod producer;

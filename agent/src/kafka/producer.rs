@@ -58,7 +58,17 @@ pub struct DeliveryRecorder {
     pub clock: Arc<OnceLock<Clock>>,
 }
 
-impl ClientContext for DeliveryRecorder {}
+impl ClientContext for DeliveryRecorder {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    /// MSK IAM: librdkafka asks for a token on its own thread; the refresher thread keeps one.
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka::msk_iam::oauth_token()
+    }
+}
 
 impl ProducerContext for DeliveryRecorder {
     type DeliveryOpaque = Box<SendMeta>;

@@ -86,6 +86,8 @@ pub enum RunError {
     Engine(#[from] barrage_agent::engine::EngineError),
     #[error(transparent)]
     Job(#[from] barrage_agent::job::JobError),
+    #[error(transparent)]
+    Credentials(#[from] barrage_agent::kafka::credentials::CredentialsError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -112,11 +114,8 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
                 .into(),
         ));
     }
-    if spec.kafka.security.sasl.is_some() {
-        return Err(RunError::Unsupported(
-            "SASL credentials are resolved from Secrets Manager / SSM by agents; `barrage run` does not fetch them yet".into(),
-        ));
-    }
+    // SASL credentials from the referenced secret (and the MSK IAM token refresher).
+    let sasl = barrage_agent::kafka::credentials::prepare_security(&spec.kafka).await?;
     let run_id = new_run_id();
     let out = args
         .out
@@ -128,7 +127,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     })?;
 
     // Reachability and topic, with a bounded wait.
-    let admin = Admin::new(&base_config(&spec.kafka, None))?;
+    let admin = Admin::new(&base_config(&spec.kafka, sasl.as_ref()))?;
     let create = spec.topic.create.as_ref().map(|c| TopicCreate {
         partitions: c.partitions,
         replication_factor: c.replication_factor,
@@ -154,13 +153,14 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
             spec,
             Share::new(slot, agents),
             values,
-            None,
+            sasl.as_ref(),
             round_trip.then(|| agent_id.clone()),
         );
         // RoundTrip: the consumer is positioned at the end of every partition before the
         // first send, so every record this agent sends can come back.
         let consumer = if round_trip {
-            let config = consumer_config(&spec.kafka, None, &format!("barrage-{agent_id}"));
+            let config =
+                consumer_config(&spec.kafka, sasl.as_ref(), &format!("barrage-{agent_id}"));
             let topic = spec.topic.name.clone();
             let timeout = args.connect_timeout;
             let c =
