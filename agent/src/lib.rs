@@ -10,6 +10,7 @@
 //! - [`recorder`]: histograms and counters, recycled every interval (memory stays flat).
 //! - [`kafka`]: rdkafka configuration, producer context, topic administration.
 //! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
+//! - [`metrics`]: the agent's own `/metrics` and `/healthz` for live scraping.
 //!
 //! Nothing here logs per record: counts and latencies go to histograms.
 
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod job;
 pub mod kafka;
 pub mod keys;
+pub mod metrics;
 pub mod payload;
 pub mod protocol;
 pub mod recorder;

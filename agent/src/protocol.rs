@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use crate::engine::{self, Control, IntervalRecord, Reassign};
 use crate::job;
 use crate::kafka::producer::Clock;
+use crate::metrics::{AgentMetrics, Identity};
 use crate::recorder::{CounterSnapshot, Recorder};
 use crate::schedule::Share;
 
@@ -74,7 +75,19 @@ pub async fn run(
     blobs: Arc<dyn Blobs>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<AgentExit, AgentError> {
-    let reporter = Reporter::new(&assignment, store.clone());
+    let metrics = Arc::new(AgentMetrics::new(Identity::default()));
+    run_observed(assignment, store, blobs, shutdown, metrics).await
+}
+
+/// [`run`], keeping `metrics` (the agent's `/metrics`) up to date.
+pub async fn run_observed(
+    assignment: Assignment,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    shutdown: impl Future<Output = ()> + Send,
+    metrics: Arc<AgentMetrics>,
+) -> Result<AgentExit, AgentError> {
+    let reporter = Reporter::new(&assignment, store.clone(), metrics);
     let result = run_inner(&assignment, &store, &blobs, &reporter, shutdown).await;
     match &result {
         Ok(AgentExit::Completed { stopped_early }) => {
@@ -195,6 +208,10 @@ async fn run_inner(
         info!(offset_ms = at / 1_000_000, "Joining the running schedule.");
     }
     let mut running_load = at_start.spec.load.clone();
+    let profile = prepared.profile().clone();
+    reporter
+        .metrics
+        .running(recorder.clone(), profile, of, origin);
 
     let (tx, mut rx) = mpsc::unbounded_channel::<IntervalRecord>();
     let uploads = {
@@ -254,6 +271,8 @@ async fn run_inner(
                             && f.epoch != seen_fleet
                         {
                             seen_fleet = f.epoch;
+                            let of = u32::try_from(f.members.len()).unwrap_or(1);
+                            reporter.metrics.follow(job::profile(&current.spec.load), of);
                             // A new rate (a spec edit) takes effect with the new assignment,
                             // on the same clock for every agent.
                             if current.spec.load != running_load {
@@ -459,18 +478,21 @@ async fn upload(
 struct Reporter {
     store: Arc<dyn Store>,
     status: Arc<tokio::sync::Mutex<AgentStatus>>,
+    metrics: Arc<AgentMetrics>,
 }
 
 impl Reporter {
-    fn new(a: &Assignment, store: Arc<dyn Store>) -> Self {
+    fn new(a: &Assignment, store: Arc<dyn Store>, metrics: Arc<AgentMetrics>) -> Self {
         let mut status =
             AgentStatus::new(&a.load_test, &a.run_id, a.slot, a.incarnation, Utc::now());
         status.task_id = std::env::var("ECS_CONTAINER_METADATA_URI_V4")
             .ok()
             .or_else(|| Some(format!("pid-{}", std::process::id())));
+        status.metrics_addr = metrics.addr();
         Reporter {
             store,
             status: Arc::new(tokio::sync::Mutex::new(status)),
+            metrics,
         }
     }
 
@@ -481,6 +503,7 @@ impl Reporter {
     }
 
     async fn phase(&self, phase: AgentPhase, reason: Option<String>) {
+        self.metrics.set_phase(phase);
         let snapshot = {
             let mut s = self.status.lock().await;
             s.phase = phase;

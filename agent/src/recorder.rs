@@ -161,6 +161,22 @@ impl Counters {
     }
 }
 
+/// A few figures of the last closed interval, kept for live scraping (the agent's
+/// `/metrics`); the interval's histograms themselves go to the blob store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LastInterval {
+    /// Intervals closed so far.
+    pub closed: u64,
+    /// Schedule lag (actual − intended send time), µs: p50, p99 and max.
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
+    /// Produce latency (intended send → ack) p99, µs.
+    pub produce_p99_us: u64,
+    /// Records acknowledged per second over the interval (acks ÷ time since the previous close).
+    pub acked_per_sec: f64,
+}
+
 /// The histograms being filled for the current interval, shared between the sender (lag),
 /// the delivery callback (produce, service) and the consumer (e2e).
 #[derive(Debug, Default)]
@@ -169,6 +185,8 @@ pub struct Recorder {
     /// Records acknowledged per partition (index = partition), for the run's summary.
     partitions: Mutex<Vec<u64>>,
     counters: Counters,
+    /// The last closed interval's figures, and when it closed.
+    last: Mutex<(LastInterval, Option<std::time::Instant>)>,
 }
 
 impl Recorder {
@@ -249,7 +267,40 @@ impl Recorder {
     /// recorded since the last swap.
     pub fn swap(&self, mut spare: Histograms) -> Histograms {
         spare.reset();
-        std::mem::replace(&mut *self.lock(), spare)
+        let closed = std::mem::replace(&mut *self.lock(), spare);
+        self.note_interval(&closed);
+        closed
+    }
+
+    /// Keeps a few figures of an interval that just closed (once per interval, off the hot path).
+    fn note_interval(&self, h: &Histograms) {
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seconds = last.1.map(|t| now.duration_since(t).as_secs_f64());
+        let lag = &h.lag;
+        last.0 = LastInterval {
+            closed: last.0.closed + 1,
+            lag_p50_us: lag.value_at_quantile(0.5),
+            lag_p99_us: lag.value_at_quantile(0.99),
+            lag_max_us: lag.max(),
+            produce_p99_us: h.produce.value_at_quantile(0.99),
+            acked_per_sec: match seconds {
+                Some(s) if s > 0.0 => h.produce.len() as f64 / s,
+                _ => 0.0,
+            },
+        };
+        last.1 = Some(now);
+    }
+
+    /// The last closed interval's figures (all zero before the first close).
+    pub fn last_interval(&self) -> LastInterval {
+        self.last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
     }
 }
 
@@ -306,6 +357,31 @@ mod tests {
         // The recycled set was reset before reuse.
         let third = r.swap(Histograms::default());
         assert_eq!(third.produce.len(), 0);
+    }
+
+    #[test]
+    fn closing_an_interval_keeps_its_lag_and_latency_for_scraping() {
+        let r = Recorder::new();
+        assert_eq!(r.last_interval(), LastInterval::default());
+        for i in 0..100u64 {
+            // Sent 1..=100 ms late, acked 5 ms after sending.
+            let sent = i * MS + (i + 1) * MS;
+            r.record_send(i * MS, sent);
+            r.record_ack(0, i * MS, sent, sent + 5 * MS, 10);
+        }
+        let _ = r.swap(Histograms::default());
+        let last = r.last_interval();
+        assert_eq!(last.closed, 1);
+        assert!((49_000..=51_100).contains(&last.lag_p50_us), "{last:?}");
+        assert!((98_000..=100_100).contains(&last.lag_p99_us), "{last:?}");
+        assert!((99_000..=100_100).contains(&last.lag_max_us), "{last:?}");
+        assert!(last.produce_p99_us >= 100_000, "{last:?}");
+        assert_eq!(last.acked_per_sec, 0.0, "no rate before a previous close");
+        r.record_ack(0, 0, 0, MS, 1);
+        let _ = r.swap(Histograms::default());
+        let last = r.last_interval();
+        assert_eq!(last.closed, 2);
+        assert!(last.acked_per_sec > 0.0, "{last:?}");
     }
 
     #[test]

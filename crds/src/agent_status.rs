@@ -129,6 +129,10 @@ pub struct AgentStatus {
     /// understate what the cluster could do.
     #[serde(default)]
     pub saturated: bool,
+    /// Where the agent serves `/metrics` and `/healthz` (the bound `IP:PORT`, so a port-0
+    /// listener can be found), when it serves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
 }
 
 impl AgentStatus {
@@ -154,6 +158,7 @@ impl AgentStatus {
             intervals_uploaded: 0,
             last_interval_p99_us: None,
             saturated: false,
+            metrics_addr: None,
         }
     }
 

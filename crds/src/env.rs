@@ -99,12 +99,12 @@ pub const AGENT_ENV: &[EnvVar] = &[
     EnvVar {
         name: BARRAGE_METRICS_ADDR,
         required: false,
-        meaning: "IP:PORT of the Prometheus metrics endpoint; \"off\" disables it. Default 0.0.0.0:9464.",
+        meaning: "IP:PORT of the agent's Prometheus endpoint (/metrics: target and achieved rate, schedule lag, errors by kind, dropped, in flight; /healthz); port 0 takes any free port, and the bound address is logged and written to the agent's status record (metricsAddr); \"off\" disables it. Default 0.0.0.0:9464 (ECS: one agent per task). On one machine the process launcher gives agents 127.0.0.1:0 (when the controller's BARRAGE_AGENT_METRICS_ADDR is set; off otherwise), so several agents never collide. An address that cannot be bound is logged and the agent runs without the endpoint.",
     },
     EnvVar {
         name: BARRAGE_LOG_FORMAT,
         required: false,
-        meaning: "Log format: json (one JSON object per line, for ECS and CloudWatch) or compact (for terminals). Default json. Filtering is RUST_LOG's.",
+        meaning: "Log format: json (one JSON object per line, for ECS and CloudWatch) or text (one human-readable line per event; compact is a synonym). Default json when stderr is not a terminal (ECS, a log file, a pipe), text when it is. Filtering is RUST_LOG's.",
     },
     EnvVar {
         name: BARRAGE_HEARTBEAT,
@@ -338,7 +338,7 @@ pub enum LogFormat {
     /// One JSON object per line (ECS, CloudWatch).
     #[default]
     Json,
-    /// Human-readable single lines (terminals).
+    /// Human-readable single lines (terminals); written `text` or `compact`.
     Compact,
 }
 
@@ -352,13 +352,13 @@ impl LogFormat {
     }
 }
 
-/// A log format other than `json` or `compact`.
+/// A log format other than `json`, `text` or `compact`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{LOG_FORMAT_RULE} (got {0:?})")]
 pub struct LogFormatError(pub String);
 
 /// What [`LogFormat`] accepts.
-pub const LOG_FORMAT_RULE: &str = "must be json or compact";
+pub const LOG_FORMAT_RULE: &str = "must be json, text or compact";
 
 impl FromStr for LogFormat {
     type Err = LogFormatError;
@@ -366,7 +366,7 @@ impl FromStr for LogFormat {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "json" => Ok(LogFormat::Json),
-            "compact" => Ok(LogFormat::Compact),
+            "text" | "compact" => Ok(LogFormat::Compact),
             _ => Err(LogFormatError(s.to_string())),
         }
     }

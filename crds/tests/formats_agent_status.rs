@@ -37,6 +37,7 @@ fn running() -> AgentStatus {
         intervals_uploaded: 2,
         last_interval_p99_us: Some(4_200),
         saturated: false,
+        metrics_addr: Some("10.0.1.7:9464".into()),
     }
 }
 
@@ -60,7 +61,8 @@ fn the_json_is_camel_case_with_rfc3339_times() {
             },
             "intervalsUploaded": 2,
             "lastIntervalP99Us": 4200,
-            "saturated": false
+            "saturated": false,
+            "metricsAddr": "10.0.1.7:9464"
         })
     );
 }
@@ -174,6 +176,7 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
                 intervals_uploaded,
                 last_interval_p99_us,
                 saturated,
+                metrics_addr: saturated.then(|| "127.0.0.1:41234".to_string()),
             },
         )
 }

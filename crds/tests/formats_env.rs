@@ -154,7 +154,7 @@ fn every_invalid_value_is_reported_with_its_rule() {
             "BARRAGE_STORE: expected dynamodb://TABLE, dir:///absolute/path or memory: (got \"postgres://db\")",
             "BARRAGE_BLOBS: s3://BUCKET[/PREFIX]: bucket names are 3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit (got \"s3://B\")",
             "BARRAGE_METRICS_ADDR: must be IP:PORT (e.g. 0.0.0.0:9464) or off (got \"localhost:9464\")",
-            "BARRAGE_LOG_FORMAT: must be json or compact (got \"pretty\")",
+            "BARRAGE_LOG_FORMAT: must be json, text or compact (got \"pretty\")",
             "BARRAGE_HEARTBEAT: must be a duration from 100ms to 10m (e.g. 5s, 2500ms) (got \"10ms\")",
         ]
     );
@@ -409,4 +409,12 @@ proptest! {
             AGENT_ENV.iter().position(|v| v.name == k).and_then(|i| values[i].clone())
         });
     }
+}
+
+#[test]
+fn text_is_the_human_log_format_and_compact_its_synonym() {
+    assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Compact));
+    assert_eq!("compact".parse::<LogFormat>(), Ok(LogFormat::Compact));
+    assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+    assert!("pretty".parse::<LogFormat>().is_err());
 }
