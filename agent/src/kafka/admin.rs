@@ -135,14 +135,26 @@ impl Admin {
             // A threaded producer polls its events: errors and token requests are served.
             let probe: ThreadedProducer<ProbeContext, NoCustomPartitioner> =
                 config.create_with_context(ProbeContext::default())?;
-            let metadata = probe.client().fetch_metadata(None, timeout);
-            let auth_error = probe
-                .context()
-                .auth_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            Ok::<_, KafkaError>((metadata, auth_error))
+            // Short attempts until the deadline, so a refused login ends the wait at once.
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                let attempt = std::time::Instant::now();
+                let left = deadline.saturating_duration_since(attempt);
+                let metadata = probe
+                    .client()
+                    .fetch_metadata(None, left.min(Duration::from_millis(500)));
+                let auth_error = probe
+                    .context()
+                    .auth_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if metadata.is_ok() || auth_error.is_some() || left <= Duration::from_millis(500) {
+                    return Ok::<_, KafkaError>((metadata, auth_error));
+                }
+                // An attempt that failed at once (no broker yet) must not spin.
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(attempt.elapsed()));
+            }
         })
         .await
         .map_err(|e| AdminError::Task(e.to_string()))??;
