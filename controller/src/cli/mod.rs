@@ -6,9 +6,11 @@
 //! - 2: invalid input (a spec, a flag, a file),
 //! - 3: the run could not be carried out (unreachable broker or AWS, timeout, internal error).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use barrage_crds::env::LogFormat;
 use clap::{Parser, Subcommand};
 
 pub mod operator;
@@ -22,6 +24,10 @@ pub mod validate;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr: json or text [env: BARRAGE_LOG_FORMAT; default: json for
+    /// `barrage controller` when stderr is not a terminal, text otherwise].
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["json", "text", "compact"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +106,24 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    output::init_tracing();
+    let given = cli.log_format.clone().or_else(|| {
+        std::env::var(output::BARRAGE_LOG_FORMAT)
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
+    let given = match given.map(|v| v.parse::<LogFormat>()).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {}: {e}", output::BARRAGE_LOG_FORMAT);
+            return ExitCode::from(Outcome::InvalidInput.code());
+        }
+    };
+    let service = matches!(cli.command, Command::Controller(_));
+    output::init_tracing(output::log_format(
+        given,
+        service,
+        std::io::stderr().is_terminal(),
+    ));
     let outcome = match cli.command {
         Command::Validate { files } => validate::validate_files(&files),
         Command::Schema => {
