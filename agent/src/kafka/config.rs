@@ -173,6 +173,18 @@ mod tests {
     }
 
     #[test]
+    fn msk_iam_is_oauthbearer_over_tls_with_no_static_credentials() {
+        let mut k = kafka();
+        k.security.protocol = SecurityProtocol::AwsMskIam;
+        k.security.region = Some("eu-west-1".into());
+        let c = consumer_config(&k, None, "g");
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(c.get("sasl.mechanisms"), Some("OAUTHBEARER"));
+        assert_eq!(c.get("sasl.username"), None);
+        assert_eq!(c.get("sasl.password"), None);
+    }
+
+    #[test]
     fn fractional_linger_is_kept() {
         assert_eq!(format_ms(std::time::Duration::from_micros(2500)), "2.500");
         assert_eq!(format_ms(std::time::Duration::from_millis(20)), "20");
