@@ -179,6 +179,10 @@ pub enum EngineError {
     Thread(#[source] std::io::Error),
     #[error("the sender thread failed: {0}")]
     Sender(String),
+    #[error("could not create or position the Kafka consumer")]
+    Consumer(#[source] KafkaError),
+    #[error(transparent)]
+    Job(#[from] crate::job::JobError),
 }
 
 type Client = ThreadedProducer<DeliveryRecorder>;
@@ -188,6 +192,9 @@ pub struct Prepared {
     job: ProduceJob,
     producer: Arc<Client>,
     recorder: Arc<Recorder>,
+    /// Transactions: delivery reports land here, and a transaction's records reach the
+    /// recorder only once it commits (see [`Transaction`]).
+    staging: Option<Arc<Recorder>>,
     origin: Arc<OnceLock<Clock>>,
 }
 
@@ -203,11 +210,12 @@ pub async fn prepare(
         job.profile = scale_profile(&job.profile, 1.0 / f64::from(per_tick));
     }
     let origin = Arc::new(OnceLock::new());
+    let staging = job.transactional.then(|| Arc::new(Recorder::new()));
     let producer: Arc<Client> = Arc::new(
         ThreadedProducer::from_config_and_context(
             &job.client,
             DeliveryRecorder {
-                recorder: recorder.clone(),
+                recorder: staging.clone().unwrap_or_else(|| recorder.clone()),
                 clock: origin.clone(),
             },
         )
@@ -233,6 +241,7 @@ pub async fn prepare(
         job,
         producer,
         recorder,
+        staging,
         origin,
     })
 }
@@ -263,6 +272,7 @@ impl Prepared {
             self.job,
             self.producer,
             self.recorder,
+            self.staging,
             clock,
             control,
             intervals,
@@ -289,6 +299,7 @@ async fn run_prepared(
     job: ProduceJob,
     producer: Arc<Client>,
     recorder: Arc<Recorder>,
+    staging: Option<Arc<Recorder>>,
     clock: Clock,
     control: Arc<Control>,
     intervals: mpsc::UnboundedSender<IntervalRecord>,
@@ -310,7 +321,16 @@ async fn run_prepared(
         std::thread::Builder::new()
             .name("barrage-sender".into())
             .spawn(move || {
-                let result = send_loop(job, &producer, &recorder, clock, &control, &plan);
+                let mut txn = staging.map(Transaction::new);
+                let result = send_loop(
+                    job,
+                    &producer,
+                    &recorder,
+                    txn.as_mut(),
+                    clock,
+                    &control,
+                    &plan,
+                );
                 let _ = done_tx.send(());
                 result
             })
@@ -567,6 +587,7 @@ fn send_loop(
     mut job: ProduceJob,
     producer: &Client,
     recorder: &Recorder,
+    mut txn: Option<&mut Transaction>,
     clock: Clock,
     control: &Control,
     plan: &Planned,
@@ -633,10 +654,8 @@ fn send_loop(
             continue;
         }
         schedule.next_due();
-        if job.transactional {
-            producer
-                .begin_transaction()
-                .map_err(|e| EngineError::Sender(format!("begin_transaction: {e}")))?;
+        if let Some(t) = txn.as_deref_mut() {
+            t.begin(producer)?;
         }
         for _ in 0..per_tick {
             let value = job.values.next_value();
@@ -686,16 +705,29 @@ fn send_loop(
             let mut pending = record;
             loop {
                 match producer.send(pending) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if let Some(t) = txn.as_deref_mut() {
+                            t.sent(SendMeta {
+                                intended_ns: due.at_ns,
+                                sent_ns,
+                                bytes: u32::try_from(value.len()).unwrap_or(u32::MAX),
+                            });
+                        }
+                        break;
+                    }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         counters.queue_full.fetch_add(1, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_micros(200));
                         pending = back;
                     }
                     Err((e, _)) => {
-                        // The record never left: undo the send count, count the error.
+                        // The record never left: undo the send count, count the error. A
+                        // transaction missing a record is aborted, never committed.
                         counters.sent.fetch_sub(1, Ordering::Relaxed);
                         counters.error(&error_kind(&e));
+                        if let Some(t) = txn.as_deref_mut() {
+                            t.failed = true;
+                        }
                         if !is_permanent(&e) {
                             debug!(error = %e, "Send failed.");
                         }
@@ -704,11 +736,161 @@ fn send_loop(
                 }
             }
         }
-        if job.transactional {
-            producer
-                .commit_transaction(job.flush_timeout)
-                .map_err(|e| EngineError::Sender(format!("commit_transaction: {e}")))?;
+        if let Some(t) = txn.as_deref_mut() {
+            t.finish(producer, recorder, clock, job.flush_timeout)?;
         }
+    }
+}
+
+/// One Kafka transaction at a time (`transactional: true`): its records count as acked only
+/// when it commits, with their latency measured to the end of the commit (when they become
+/// visible to `read_committed` readers). An aborted transaction's records all count as
+/// errors — under the kind that failed them, the others as `TransactionAborted` — so that
+/// `acked` is exactly what committed readers can see.
+struct Transaction {
+    /// Receives the producer's delivery reports (acks, per partition, and errors by kind).
+    staging: Arc<Recorder>,
+    /// What the staging recorder had counted before this transaction.
+    seen: CounterSnapshot,
+    seen_partitions: Vec<u64>,
+    records: Vec<SendMeta>,
+    /// A record of this transaction could not be handed to the client.
+    failed: bool,
+}
+
+/// Error kind of the records of an aborted transaction that did not fail themselves.
+pub const TRANSACTION_ABORTED: &str = "TransactionAborted";
+
+impl Transaction {
+    fn new(staging: Arc<Recorder>) -> Self {
+        Transaction {
+            staging,
+            seen: CounterSnapshot::default(),
+            seen_partitions: Vec::new(),
+            records: Vec::new(),
+            failed: false,
+        }
+    }
+
+    fn begin(&mut self, producer: &Client) -> Result<(), EngineError> {
+        self.records.clear();
+        self.failed = false;
+        producer
+            .begin_transaction()
+            .map_err(|e| EngineError::Sender(format!("begin_transaction: {e}")))
+    }
+
+    fn sent(&mut self, meta: SendMeta) {
+        self.records.push(meta);
+    }
+
+    /// Commits (or aborts, when a record failed) and moves the outcome into `recorder`.
+    fn finish(
+        &mut self,
+        producer: &Client,
+        recorder: &Recorder,
+        clock: Clock,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        // Wait for the delivery reports of what was handed to the client first (also when a
+        // record could not be: an abort then discards records the broker already wrote, as
+        // it would in a real failure). Once a delivery fails, librdkafka holds the rest back
+        // and a commit would wait out its whole timeout.
+        let expected = self.records.len() as u64;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let now = self.staging.counters().snapshot();
+            if now.errors > self.seen.errors {
+                self.failed = true;
+                break;
+            }
+            if now.acked - self.seen.acked >= expected || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let mut commit = if self.failed {
+            Err(None)
+        } else {
+            producer.commit_transaction(timeout).map_err(Some)
+        };
+        // A retriable commit failure (a timeout) may be retried; anything else aborts.
+        for _ in 0..3 {
+            match &commit {
+                Err(Some(KafkaError::Transaction(e))) if e.is_retriable() => {
+                    commit = producer.commit_transaction(timeout).map_err(Some);
+                }
+                _ => break,
+            }
+        }
+        let committed = match commit {
+            Ok(()) => true,
+            Err(e) => {
+                if let Some(KafkaError::Transaction(t)) = &e
+                    && t.is_fatal()
+                {
+                    return Err(EngineError::Sender(format!("commit_transaction: {t}")));
+                }
+                debug!(error = ?e, "Aborting the transaction.");
+                producer
+                    .abort_transaction(timeout)
+                    .map_err(|e| EngineError::Sender(format!("abort_transaction: {e}")))?;
+                false
+            }
+        };
+        let done_ns = clock.now_ns();
+        // Every record's delivery report arrives before (or just after) the commit returns.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let now = loop {
+            let now = self.staging.counters().snapshot();
+            let reported = (now.acked - self.seen.acked) + (now.errors - self.seen.errors);
+            if reported >= expected || std::time::Instant::now() >= deadline {
+                break now;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let partitions = self.staging.per_partition();
+        if committed {
+            // Acked records by partition in this transaction, handed out in order.
+            let mut parts = partitions.iter().enumerate().flat_map(|(p, n)| {
+                let before = self.seen_partitions.get(p).copied().unwrap_or(0);
+                std::iter::repeat_n(
+                    i32::try_from(p).unwrap_or(-1),
+                    usize::try_from(n - before.min(*n)).unwrap_or(0),
+                )
+            });
+            for meta in &self.records {
+                recorder.record_ack(
+                    parts.next().unwrap_or(-1),
+                    meta.intended_ns,
+                    meta.sent_ns,
+                    done_ns,
+                    u64::from(meta.bytes),
+                );
+            }
+        } else {
+            let counters = recorder.counters();
+            let mut counted = 0u64;
+            for (kind, n) in &now.errors_by_kind {
+                let before = self.seen.errors_by_kind.get(kind).copied().unwrap_or(0);
+                // Purged by the abort itself: that is the abort, not a cause.
+                if kind.starts_with("Purge") {
+                    continue;
+                }
+                for _ in before..*n {
+                    if counted < expected {
+                        counters.error(kind);
+                        counted += 1;
+                    }
+                }
+            }
+            for _ in counted..expected {
+                counters.error(TRANSACTION_ABORTED);
+            }
+        }
+        self.seen = now;
+        self.seen_partitions = partitions;
+        Ok(())
     }
 }
 

@@ -11,10 +11,12 @@
 //! - [`kafka`]: rdkafka configuration, producer context, topic administration.
 //! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
 //! - [`metrics`]: the agent's own `/metrics` and `/healthz` for live scraping.
+//! - [`consume`]: the Consume workload, RoundTrip's reader, and [`consume::Workload`] (any kind).
 //!
 //! Nothing here logs per record: counts and latencies go to histograms.
 
 pub mod cli;
+pub mod consume;
 pub mod engine;
 pub mod job;
 pub mod kafka;

@@ -3,7 +3,9 @@
 //! An agent started by the controller (an ECS task, or a local process) is told who it is by
 //! the environment contract ([`Assignment`]). It then:
 //! 1. reads its LoadTest from the [`Store`] and builds its job (payloads warmed up);
-//! 2. connects, learns the topic's leaders and reports `Ready`;
+//! 2. connects, learns the topic's leaders and reports `Ready` (Produce and RoundTrip warm up
+//!    a producer; RoundTrip also positions its reader at the end of every partition; Consume
+//!    subscribes its group — see [`crate::consume`]);
 //! 3. waits for `status.startAt`, written by the controller once enough agents are ready —
 //!    a replacement that starts late joins the running schedule at the current offset;
 //! 4. runs the engine, uploading every interval to [`Blobs`] under a write-once key (a retry
@@ -21,13 +23,13 @@ use barrage_crds::env::Assignment;
 use barrage_crds::interval::{AgentInterval, IntervalCounters, encode_interval_blob};
 use barrage_crds::keys;
 use barrage_crds::loadtest::LoadTest;
-use barrage_crds::spec::WorkloadKind;
 use barrage_crds::status::{FleetAssignment, Phase};
 use barrage_store::{Blobs, PutOnce, Store};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::consume::{self, Setup};
 use crate::engine::{self, Control, IntervalRecord, Reassign};
 use crate::job;
 use crate::kafka::producer::Clock;
@@ -66,6 +68,9 @@ pub enum AgentError {
 
 /// How often the agent reads its LoadTest's status (startAt, fleet, stop).
 const POLL: Duration = Duration::from_millis(500);
+
+/// Longest wait for the broker while connecting (RoundTrip and Consume consumers).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs one agent to its end. `shutdown` resolving (SIGTERM) stops the load early; the agent
 /// still flushes, uploads its last interval and reports.
@@ -116,11 +121,6 @@ async fn run_inner(
 ) -> Result<AgentExit, AgentError> {
     let lt = load(store.as_ref(), &a.load_test).await?;
     let spec = &lt.spec;
-    if spec.workload.kind == WorkloadKind::Consume {
-        return Err(AgentError::Unsupported(
-            "workload Consume is not implemented by agents yet".into(),
-        ));
-    }
     // SASL credentials from the referenced secret (and the MSK IAM token refresher).
     let sasl = crate::kafka::credentials::prepare_security(&spec.kafka).await?;
     let fleet = lt
@@ -135,26 +135,23 @@ async fn run_inner(
     let position = fleet.share_index(a.slot).unwrap_or(a.slot);
 
     let recorder = Arc::new(Recorder::new());
-    let values = job::values(spec, job::agent_seed(spec, a.slot))?;
-    let agent_id = format!("{}-{}-{}", a.run_id, a.slot, a.incarnation);
-    let round_trip = spec.workload.kind == WorkloadKind::RoundTrip;
-    if round_trip {
-        return Err(AgentError::Unsupported(
-            "RoundTrip agents under the controller are not implemented yet; use `barrage run`"
-                .into(),
-        ));
-    }
-    let mut produce = job::produce_job(
-        spec,
-        Share::new(position, of),
-        values,
-        sasl.as_ref(),
-        round_trip.then(|| agent_id.clone()),
-    );
-    let interval = produce.interval;
-    // Let the controller stop us gracefully within the ECS stop timeout.
-    produce.flush_timeout = Duration::from_secs(20);
-    let prepared = engine::prepare(produce, recorder.clone()).await?;
+    let interval = spec.report.interval.as_std();
+    let prepared = consume::prepare(
+        Setup {
+            spec,
+            share: Share::new(position, of),
+            // Unique per incarnation: a replacement reads back only its own records.
+            agent_id: format!("{}-{}-{}", a.run_id, a.slot, a.incarnation),
+            // Consume: every agent of the run in one group, which splits the partitions.
+            group_id: format!("barrage-{}-{}", a.load_test, a.run_id),
+            sasl: sasl.as_ref(),
+            connect_timeout: CONNECT_TIMEOUT,
+            // Let the controller stop us gracefully within the ECS stop timeout.
+            flush_timeout: Some(Duration::from_secs(20)),
+        },
+        recorder.clone(),
+    )
+    .await?;
     reporter.phase(AgentPhase::Ready, None).await;
     info!(
         slot = a.slot,
@@ -232,8 +229,15 @@ async fn run_inner(
                         warn!(interval = record.index, error = %e, "Could not upload an interval.");
                     }
                 }
+                // Consume measures no produce latency: its p99 is end to end.
+                let h = &record.histograms;
+                let latest = if h.produce.is_empty() {
+                    &h.e2e
+                } else {
+                    &h.produce
+                };
                 reporter
-                    .set_intervals(uploaded, record.histograms.produce.value_at_quantile(0.99))
+                    .set_intervals(uploaded, latest.value_at_quantile(0.99))
                     .await;
             }
             (uploaded, failures)
@@ -292,14 +296,18 @@ async fn run_inner(
             }
         }
     };
-    let outcome =
+    let finished =
         outcome.map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
+    let outcome = finished.outcome;
     let (uploaded, failures) = uploads.await.unwrap_or((0, 1));
     reporter.heartbeat(&recorder).await;
     info!(
         uploaded,
         failures,
         acked = outcome.counters.acked,
+        consumed = outcome.counters.consumed,
+        lost = outcome.counters.lost,
+        duplicated = outcome.counters.duplicated,
         "Finished; intervals uploaded."
     );
     Ok(AgentExit::Completed {

@@ -7,14 +7,14 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use barrage_agent::engine::{self, Control, IntervalRecord, Outcome as EngineOutcome};
+use barrage_agent::consume::{self, Setup};
+use barrage_agent::engine::{Control, IntervalRecord, Outcome as EngineOutcome};
 use barrage_agent::job;
 use barrage_agent::kafka::admin::{Admin, TopicCreate, TopicOutcome};
-use barrage_agent::kafka::config::{base_config, consumer_config};
-use barrage_agent::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use barrage_agent::kafka::config::base_config;
+use barrage_agent::kafka::consumer::SeqTracker;
 use barrage_agent::kafka::producer::Clock;
 use barrage_agent::protocol;
 use barrage_agent::recorder::{CounterSnapshot, Histograms, Recorder};
@@ -93,8 +93,6 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the RoundTrip consumer could not start: {0}")]
-    Consumer(String),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -108,12 +106,6 @@ struct AgentRun {
 
 async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunError> {
     let spec = &lt.spec;
-    if spec.workload.kind == WorkloadKind::Consume {
-        return Err(RunError::Unsupported(
-            "workload Consume is not supported by `barrage run` yet; use Produce or RoundTrip"
-                .into(),
-        ));
-    }
     // SASL credentials from the referenced secret (and the MSK IAM token refresher).
     let sasl = barrage_agent::kafka::credentials::prepare_security(&spec.kafka).await?;
     let run_id = new_run_id();
@@ -138,60 +130,61 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         .await?;
 
     let agents = spec.agents.count.max(1);
-    let round_trip = spec.workload.kind == WorkloadKind::RoundTrip;
     let control = Control::new();
-    let total_planned = job::profile(&spec.load).total_sends();
+    let consuming = spec.workload.kind == WorkloadKind::Consume;
+    // Consume is not paced by the load profile: nothing is planned.
+    let total_planned = if consuming {
+        0
+    } else {
+        job::profile(&spec.load).total_sends()
+    };
     let duration = spec.load.total_duration();
 
     // Prepare every agent (connect, warm up, position consumers), then start them together.
     let mut prepared = Vec::new();
     for slot in 0..agents {
         let recorder = Arc::new(Recorder::new());
-        let values = job::values(spec, job::agent_seed(spec, slot))?;
-        let agent_id = format!("{run_id}-{slot}");
-        let job = job::produce_job(
-            spec,
-            Share::new(slot, agents),
-            values,
-            sasl.as_ref(),
-            round_trip.then(|| agent_id.clone()),
-        );
-        // RoundTrip: the consumer is positioned at the end of every partition before the
-        // first send, so every record this agent sends can come back.
-        let consumer = if round_trip {
-            let config =
-                consumer_config(&spec.kafka, sasl.as_ref(), &format!("barrage-{agent_id}"));
-            let topic = spec.topic.name.clone();
-            let timeout = args.connect_timeout;
-            let c =
-                tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
-                    .await
-                    .map_err(|e| RunError::Consumer(e.to_string()))?
-                    .map_err(|e| RunError::Consumer(e.to_string()))?;
-            Some(c)
-        } else {
-            None
-        };
-        let engine = engine::prepare(job, recorder.clone()).await?;
-        prepared.push((slot, agent_id, recorder, consumer, engine));
+        let workload = consume::prepare(
+            Setup {
+                spec,
+                share: Share::new(slot, agents),
+                agent_id: format!("{run_id}-{slot}"),
+                group_id: format!("barrage-{}-{run_id}", lt.name()),
+                sasl: sasl.as_ref(),
+                connect_timeout: args.connect_timeout,
+                flush_timeout: None,
+            },
+            recorder.clone(),
+        )
+        .await?;
+        prepared.push((slot, recorder, workload));
     }
     let origin = Instant::now() + START_LEAD;
     let start_at = chrono::Utc::now() + chrono::Duration::from_std(START_LEAD).unwrap_or_default();
     let interval = spec.report.interval.as_std();
     let clock_ = Clock::new(origin);
-    println!(
-        "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
-        lt.name(),
-        agents,
-        thousands(total_planned),
-        clock(duration.as_secs()),
-    );
+    if consuming {
+        println!(
+            "Consuming {} with {} agent(s) in one group for {}, run {run_id}",
+            spec.topic.name,
+            agents,
+            clock(duration.as_secs()),
+        );
+    } else {
+        println!(
+            "Running {} ({} agent(s), {} records planned over {}), run {run_id}",
+            lt.name(),
+            agents,
+            thousands(total_planned),
+            clock(duration.as_secs()),
+        );
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel::<(u32, IntervalRecord)>();
     let mut recorders = Vec::new();
     let mut tasks = Vec::new();
-    for (slot, agent_id, recorder, consumer, engine) in prepared {
-        recorders.push(recorder.clone());
+    for (slot, recorder, workload) in prepared {
+        recorders.push(recorder);
         let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
         let forward = tx.clone();
         tokio::spawn(async move {
@@ -203,34 +196,14 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         });
         let control = control.clone();
         tasks.push(tokio::spawn(async move {
-            let reading = Arc::new(AtomicBool::new(false));
-            let consumer_thread = consumer.map(|c| {
-                let recorder = recorder.clone();
-                let stop = reading.clone();
-                let agent = agent_id.clone();
-                std::thread::spawn(move || {
-                    let mut tracker = SeqTracker::default();
-                    read_own_records(&c, &agent, &recorder, clock_, &stop, &mut tracker);
-                    tracker
+            workload
+                .run(clock_, control, agent_tx)
+                .await
+                .map(|f| AgentRun {
+                    slot,
+                    outcome: f.outcome,
+                    tracker: f.tracker,
                 })
-            });
-            let result = engine.run(clock_, control, agent_tx).await;
-            // The engine waited for the last records to come back before it closed.
-            let tracker = match consumer_thread {
-                Some(t) => {
-                    reading.store(true, std::sync::atomic::Ordering::Relaxed);
-                    tokio::task::spawn_blocking(move || t.join().ok())
-                        .await
-                        .ok()
-                        .flatten()
-                }
-                None => None,
-            };
-            result.map(|outcome| AgentRun {
-                slot,
-                outcome,
-                tracker,
-            })
         }));
     }
     drop(tx);
@@ -470,6 +443,10 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
         .max()
         .unwrap_or_default();
     let duration = lt.spec.load.total_duration().as_secs_f64().max(1e-9);
+    if lt.spec.workload.kind == WorkloadKind::Consume {
+        print_consume_summary(lt, runs, totals, duration, elapsed);
+        return;
+    }
     let achieved = acked as f64 / duration;
     let target = planned as f64 / duration;
     println!();
@@ -517,6 +494,57 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
     }
     let mut per_partition: Vec<u64> = Vec::new();
     for r in runs {
+        for (p, n) in r.outcome.per_partition.iter().enumerate() {
+            if per_partition.len() <= p {
+                per_partition.resize(p + 1, 0);
+            }
+            per_partition[p] += n;
+        }
+    }
+    if !per_partition.is_empty() {
+        let parts: Vec<String> = per_partition
+            .iter()
+            .enumerate()
+            .map(|(p, n)| format!("{p}:{}", thousands(*n)))
+            .collect();
+        println!("  records per partition  {}", parts.join("  "));
+    }
+}
+
+/// Consume: what the group read, how fast, and how old records were when they arrived.
+fn print_consume_summary(
+    lt: &LoadTest,
+    runs: &[AgentRun],
+    totals: &Histograms,
+    duration: f64,
+    elapsed: Duration,
+) {
+    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
+    let consumed = sum(&|o| o.counters.consumed);
+    let bytes = sum(&|o| o.counters.bytes);
+    let errors = sum(&|o| o.counters.errors);
+    println!();
+    println!("Summary of {} (Consume)", lt.name());
+    println!("  records consumed  {}", thousands(consumed));
+    println!("  bytes consumed    {}", thousands(bytes));
+    println!("  consume errors    {}", thousands(errors));
+    println!(
+        "  consumed rate     {:.1} records/s, {:.2} MB/s over {duration:.1}s",
+        consumed as f64 / duration,
+        bytes as f64 / duration / 1e6
+    );
+    println!("  elapsed           {:.1}s", elapsed.as_secs_f64());
+    print_latency(
+        "end-to-end latency (record timestamp to receipt)",
+        &totals.e2e,
+    );
+    let mut per_partition: Vec<u64> = Vec::new();
+    for r in runs {
+        let c = &r.outcome.counters;
+        println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
+        if !c.errors_by_kind.is_empty() {
+            println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
+        }
         for (p, n) in r.outcome.per_partition.iter().enumerate() {
             if per_partition.len() <= p {
                 per_partition.resize(p + 1, 0);

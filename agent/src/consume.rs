@@ -1,0 +1,468 @@
+//! The consumer side of the engine, and [`Workload`]: what one agent runs, whatever the kind.
+//!
+//! - **Consume**: a consumer group reads the spec's topic for the load's duration (the group
+//!   splits the partitions between agents; the rate profile does not pace consumption). It
+//!   counts records and bytes consumed, errors by kind, and records end-to-end latency from
+//!   each record's timestamp (CreateTime, or LogAppendTime when the topic says so) to its
+//!   receipt in the `e2e` histogram, rolled every interval like the producer's histograms.
+//!   The record's timestamp comes from the producer's wall clock: the figure is only as good
+//!   as the clocks' agreement (RoundTrip measures on one clock).
+//! - **RoundTrip**: the producer engine plus a [`RoundTripReader`] that reads every partition
+//!   from its end and keeps this agent's own records (sequence numbers in headers), so
+//!   end-to-end latency, loss, duplicates and reordering are measured on one clock.
+//!
+//! `barrage run` and the `barrage-agent` binary both go through [`prepare`] and
+//! [`Workload::run`]; nothing here reads the environment or the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use barrage_crds::spec::{LoadTestSpec, WorkloadKind};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::engine::{self, Control, EngineError, IntervalRecord, Outcome};
+use crate::job;
+use crate::kafka::config::{SaslCredentials, consumer_config};
+use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use crate::kafka::producer::{Clock, error_kind};
+use crate::recorder::{Histograms, Recorder};
+use crate::schedule::{Profile, Share};
+
+/// What one agent needs to consume.
+pub struct ConsumeJob {
+    /// librdkafka consumer settings (bootstrap, group.id, auto.offset.reset …).
+    pub client: ClientConfig,
+    pub topic: String,
+    /// How long to consume, from the run's start (the load's duration).
+    pub duration: Duration,
+    /// Interval histogram length.
+    pub interval: Duration,
+}
+
+/// A consumer subscribed to the topic, ready for the start.
+pub struct PreparedConsume {
+    job: ConsumeJob,
+    /// Consume is not paced: an empty profile (a target of 0 records/s).
+    profile: Profile,
+    consumer: Arc<BaseConsumer>,
+    recorder: Arc<Recorder>,
+}
+
+/// Creates the consumer, checks the topic exists and subscribes (the group starts joining).
+pub async fn prepare_consume(
+    job: ConsumeJob,
+    recorder: Arc<Recorder>,
+    timeout: Duration,
+) -> Result<PreparedConsume, EngineError> {
+    let config = job.client.clone();
+    let topic = job.topic.clone();
+    let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer, EngineError> {
+        let consumer: BaseConsumer = config.create().map_err(EngineError::Consumer)?;
+        let md = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .map_err(EngineError::Consumer)?;
+        let partitions = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        if partitions == 0 {
+            return Err(EngineError::Sender(format!(
+                "topic {topic} has no partitions to consume"
+            )));
+        }
+        consumer
+            .subscribe(&[topic.as_str()])
+            .map_err(EngineError::Consumer)?;
+        Ok(consumer)
+    })
+    .await
+    .map_err(|e| EngineError::Sender(e.to_string()))??;
+    Ok(PreparedConsume {
+        job,
+        profile: Profile::new(Vec::new()),
+        consumer: Arc::new(consumer),
+        recorder,
+    })
+}
+
+impl PreparedConsume {
+    /// Consumes from the start of `clock` until the duration is over or `control.stop()`,
+    /// sending every closed interval to `intervals`.
+    pub async fn run(
+        self,
+        clock: Clock,
+        control: Arc<Control>,
+        intervals: mpsc::UnboundedSender<IntervalRecord>,
+    ) -> Result<Outcome, EngineError> {
+        let interval = self.job.interval.max(Duration::from_millis(10));
+        let len = ns(interval);
+        let end_ns = ns(self.job.duration);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        let reader = {
+            let consumer = self.consumer.clone();
+            let recorder = self.recorder.clone();
+            let control = control.clone();
+            std::thread::Builder::new()
+                .name("barrage-consumer".into())
+                .spawn(move || {
+                    let result = consume_loop(&consumer, &recorder, clock, end_ns, &control);
+                    let _ = done_tx.send(());
+                    result
+                })
+                .map_err(EngineError::Thread)?
+        };
+        let mut index: u32 = 0;
+        let mut spare = Histograms::default();
+        loop {
+            let boundary = clock.at(len * u64::from(index + 1));
+            tokio::select! {
+                _ = tokio::time::sleep_until(boundary.into()) => {
+                    spare = roll(&self.recorder, spare, index, len, len * u64::from(index + 1), &intervals);
+                    index += 1;
+                }
+                _ = &mut done_rx => break,
+            }
+        }
+        let (per_partition, stopped_early) = reader
+            .join()
+            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
+        let end = clock.now_ns();
+        let start_ns = len * u64::from(index);
+        let histograms = self.recorder.swap(spare);
+        let _ = intervals.send(IntervalRecord {
+            index,
+            start_ns,
+            end_ns: end.max(start_ns),
+            histograms,
+            counters: self.recorder.counters().snapshot(),
+            scheduled: 0,
+        });
+        // Leave the group now (offsets are committed on close), not when the last reference
+        // goes away.
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        let counters = self.recorder.counters().snapshot();
+        info!(
+            consumed = counters.consumed,
+            bytes = counters.bytes,
+            errors = counters.errors,
+            "Consumed."
+        );
+        Ok(Outcome {
+            counters,
+            per_partition,
+            planned: 0,
+            elapsed: Duration::from_nanos(end),
+            stopped_early,
+            unflushed: 0,
+        })
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Closes interval `index` (ending at `end_ns`) and returns the histograms to fill next.
+fn roll(
+    recorder: &Recorder,
+    spare: Histograms,
+    index: u32,
+    len: u64,
+    end_ns: u64,
+    out: &mpsc::UnboundedSender<IntervalRecord>,
+) -> Histograms {
+    let histograms = recorder.swap(spare);
+    let record = IntervalRecord {
+        index,
+        start_ns: end_ns.saturating_sub(len),
+        end_ns,
+        histograms,
+        counters: recorder.counters().snapshot(),
+        scheduled: 0,
+    };
+    match out.send(record) {
+        Ok(()) => Histograms::default(),
+        Err(mpsc::error::SendError(record)) => record.histograms,
+    }
+}
+
+/// Nanoseconds since the Unix epoch on this machine's wall clock.
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Polls until `end_ns` on `clock` or a stop. Returns the records consumed per partition and
+/// whether it stopped early.
+fn consume_loop(
+    consumer: &BaseConsumer,
+    recorder: &Recorder,
+    clock: Clock,
+    end_ns: u64,
+    control: &Control,
+) -> (Vec<u64>, bool) {
+    // Nothing is read before the shared start.
+    loop {
+        let left = clock
+            .origin()
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || control.is_stopped() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+    let counters = recorder.counters();
+    let mut per_partition: Vec<u64> = Vec::new();
+    loop {
+        if control.is_stopped() {
+            return (per_partition, true);
+        }
+        let now = clock.now_ns();
+        if now >= end_ns {
+            return (per_partition, false);
+        }
+        let wait = Duration::from_nanos(end_ns - now).min(Duration::from_millis(50));
+        match consumer.poll(wait) {
+            None => {}
+            Some(Err(e)) => counters.error(&error_kind(&e)),
+            Some(Ok(m)) => {
+                let received = wall_ns();
+                if let Some(ms) = m
+                    .timestamp()
+                    .to_millis()
+                    .and_then(|t| u64::try_from(t).ok())
+                {
+                    recorder.record_e2e(ms.saturating_mul(1_000_000), received);
+                }
+                let bytes = m.payload_len() + m.key().map_or(0, <[u8]>::len);
+                counters.consumed.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
+                if let Ok(p) = usize::try_from(m.partition()) {
+                    if per_partition.len() <= p {
+                        per_partition.resize(p + 1, 0);
+                    }
+                    per_partition[p] += 1;
+                }
+            }
+        }
+    }
+}
+
+/// RoundTrip's reader: a consumer positioned at the end of every partition before the first
+/// send, so every record this agent sends can come back.
+pub struct RoundTripReader {
+    consumer: BaseConsumer,
+    agent: String,
+    recorder: Arc<Recorder>,
+}
+
+impl RoundTripReader {
+    /// Connects and positions the consumer (blocking work off the async workers).
+    pub async fn connect(
+        config: ClientConfig,
+        topic: &str,
+        agent: String,
+        recorder: Arc<Recorder>,
+        timeout: Duration,
+    ) -> Result<Self, EngineError> {
+        let topic = topic.to_string();
+        let consumer =
+            tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
+                .await
+                .map_err(|e| EngineError::Sender(e.to_string()))?
+                .map_err(EngineError::Consumer)?;
+        Ok(RoundTripReader {
+            consumer,
+            agent,
+            recorder,
+        })
+    }
+
+    /// Starts reading on its own thread, on `clock`.
+    fn start(self, clock: Clock) -> Result<Reading, EngineError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("barrage-round-trip".into())
+            .spawn(move || {
+                let mut tracker = SeqTracker::default();
+                read_own_records(
+                    &self.consumer,
+                    &self.agent,
+                    &self.recorder,
+                    clock,
+                    &flag,
+                    &mut tracker,
+                );
+                tracker
+            })
+            .map_err(EngineError::Thread)?;
+        Ok(Reading { stop, thread })
+    }
+}
+
+/// A reader running on its thread.
+struct Reading {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<SeqTracker>,
+}
+
+impl Reading {
+    /// Stops reading and returns what came back.
+    async fn finish(self) -> Option<SeqTracker> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().ok())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// One agent's workload, connected and warmed up: the agent reports `Ready` with it.
+pub enum Workload {
+    Produce(engine::Prepared),
+    RoundTrip(engine::Prepared, RoundTripReader),
+    Consume(PreparedConsume),
+}
+
+/// How a workload ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub outcome: Outcome,
+    /// RoundTrip: the sequence numbers that came back.
+    pub tracker: Option<SeqTracker>,
+}
+
+/// Who an agent is and how it connects.
+pub struct Setup<'a> {
+    pub spec: &'a LoadTestSpec,
+    pub share: Share,
+    /// Unique per agent and incarnation; RoundTrip tags records with it.
+    pub agent_id: String,
+    /// The Consume group's id when `spec.kafka.consumer.groupId` is not set
+    /// (`barrage-{name}-{runId}`: every agent of a run in one group).
+    pub group_id: String,
+    pub sasl: Option<&'a SaslCredentials>,
+    pub connect_timeout: Duration,
+    /// Longest wait for outstanding acknowledgements at the end (the job's default if None).
+    pub flush_timeout: Option<Duration>,
+}
+
+/// Builds and connects the workload `setup.spec` asks for.
+pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Workload, EngineError> {
+    let spec = setup.spec;
+    match spec.workload.kind {
+        WorkloadKind::Consume => {
+            let job = ConsumeJob {
+                client: consumer_config(&spec.kafka, setup.sasl, &setup.group_id),
+                topic: spec.topic.name.clone(),
+                duration: spec.load.total_duration(),
+                interval: spec.report.interval.as_std(),
+            };
+            Ok(Workload::Consume(
+                prepare_consume(job, recorder, setup.connect_timeout).await?,
+            ))
+        }
+        kind @ (WorkloadKind::Produce | WorkloadKind::RoundTrip) => {
+            let round_trip = kind == WorkloadKind::RoundTrip;
+            let values = job::values(spec, job::agent_seed(spec, setup.share.slot))?;
+            let mut produce = job::produce_job(
+                spec,
+                setup.share,
+                values,
+                setup.sasl,
+                round_trip.then(|| setup.agent_id.clone()),
+            );
+            if let Some(t) = setup.flush_timeout {
+                produce.flush_timeout = t;
+            }
+            // The reader is positioned before the producer exists: nothing sent is missed.
+            let reader = if round_trip {
+                let config = consumer_config(
+                    &spec.kafka,
+                    setup.sasl,
+                    &format!("barrage-{}", setup.agent_id),
+                );
+                Some(
+                    RoundTripReader::connect(
+                        config,
+                        &spec.topic.name,
+                        setup.agent_id.clone(),
+                        recorder.clone(),
+                        setup.connect_timeout,
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            let prepared = engine::prepare(produce, recorder).await?;
+            Ok(match reader {
+                Some(r) => Workload::RoundTrip(prepared, r),
+                None => Workload::Produce(prepared),
+            })
+        }
+    }
+}
+
+impl Workload {
+    /// The fleet-wide schedule in ticks (empty for Consume, which is not paced).
+    pub fn profile(&self) -> &Profile {
+        match self {
+            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.profile(),
+            Workload::Consume(c) => &c.profile,
+        }
+    }
+
+    /// Changes the producer's share before the start (Consume: the group splits partitions).
+    pub fn set_share(&mut self, share: Share) {
+        match self {
+            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.set_share(share),
+            Workload::Consume(_) => {}
+        }
+    }
+
+    /// Runs to the end on `clock`, or until `control.stop()`.
+    pub async fn run(
+        self,
+        clock: Clock,
+        control: Arc<Control>,
+        intervals: mpsc::UnboundedSender<IntervalRecord>,
+    ) -> Result<Finished, EngineError> {
+        match self {
+            Workload::Produce(p) => Ok(Finished {
+                outcome: p.run(clock, control, intervals).await?,
+                tracker: None,
+            }),
+            Workload::Consume(c) => Ok(Finished {
+                outcome: c.run(clock, control, intervals).await?,
+                tracker: None,
+            }),
+            Workload::RoundTrip(p, reader) => {
+                let reading = reader.start(clock)?;
+                // The engine waits (bounded) for its records to come back and counts the
+                // missing ones as lost before it closes the last interval.
+                let result = p.run(clock, control, intervals).await;
+                let tracker = reading.finish().await;
+                if tracker.is_none() {
+                    warn!("The RoundTrip reader thread failed.");
+                }
+                Ok(Finished {
+                    outcome: result?,
+                    tracker,
+                })
+            }
+        }
+    }
+}
