@@ -178,15 +178,48 @@ pub struct LastInterval {
 }
 
 /// The histograms being filled for the current interval, shared between the sender (lag),
-/// the delivery callback (produce, service) and the consumer (e2e).
-#[derive(Debug, Default)]
+/// the delivery callback (produce, service) and the consumer (e2e). The sender's histogram has
+/// its own lock, so the two hot threads never wait for each other; each takes one lock per
+/// record.
+#[derive(Debug)]
 pub struct Recorder {
-    current: Mutex<Histograms>,
-    /// Records acknowledged per partition (index = partition), for the run's summary.
-    partitions: Mutex<Vec<u64>>,
+    acks: Mutex<AckSide>,
+    lag: Mutex<Histogram<u64>>,
     counters: Counters,
     /// The last closed interval's figures, and when it closed.
     last: Mutex<(LastInterval, Option<std::time::Instant>)>,
+}
+
+/// What the delivery callback and the consumer fill.
+#[derive(Debug)]
+struct AckSide {
+    produce: Histogram<u64>,
+    service: Histogram<u64>,
+    e2e: Histogram<u64>,
+    /// Records acknowledged per partition (index = partition), for the run's summary; never
+    /// reset.
+    partitions: Vec<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        let h = Histograms::default();
+        Recorder {
+            acks: Mutex::new(AckSide {
+                produce: h.produce,
+                service: h.service,
+                e2e: h.e2e,
+                partitions: Vec::new(),
+            }),
+            lag: Mutex::new(h.lag),
+            counters: Counters::default(),
+            last: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Recorder {
@@ -198,12 +231,6 @@ impl Recorder {
         &self.counters
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Histograms> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// A record was acknowledged at `acked_ns`; all times are nanoseconds on one clock.
     pub fn record_ack(
         &self,
@@ -213,20 +240,16 @@ impl Recorder {
         acked_ns: u64,
         bytes: u64,
     ) {
-        let mut h = self.lock();
-        let o1 = record_us(&mut h.produce, acked_ns.saturating_sub(intended_ns));
-        let o2 = record_us(&mut h.service, acked_ns.saturating_sub(sent_ns));
-        drop(h);
+        let mut a = lock(&self.acks);
+        let o1 = record_us(&mut a.produce, acked_ns.saturating_sub(intended_ns));
+        let o2 = record_us(&mut a.service, acked_ns.saturating_sub(sent_ns));
         if let Ok(p) = usize::try_from(partition) {
-            let mut parts = self
-                .partitions
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if parts.len() <= p {
-                parts.resize(p + 1, 0);
+            if a.partitions.len() <= p {
+                a.partitions.resize(p + 1, 0);
             }
-            parts[p] += 1;
+            a.partitions[p] += 1;
         }
+        drop(a);
         self.counters.acked.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         if o1 || o2 {
@@ -236,16 +259,13 @@ impl Recorder {
 
     /// Records acknowledged per partition so far (index = partition).
     pub fn per_partition(&self) -> Vec<u64> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.acks).partitions.clone()
     }
 
     /// A record was handed to the client `sent_ns - intended_ns` after its intended time.
     pub fn record_send(&self, intended_ns: u64, sent_ns: u64) {
         let lag = sent_ns.saturating_sub(intended_ns);
-        let overflow = record_us(&mut self.lock().lag, lag);
+        let overflow = record_us(&mut lock(&self.lag), lag);
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         if lag > LATE_NS {
             self.counters.late.fetch_add(1, Ordering::Relaxed);
@@ -257,7 +277,10 @@ impl Recorder {
 
     /// RoundTrip: a record sent at `sent_ns` was consumed back at `received_ns`.
     pub fn record_e2e(&self, sent_ns: u64, received_ns: u64) {
-        let overflow = record_us(&mut self.lock().e2e, received_ns.saturating_sub(sent_ns));
+        let overflow = record_us(
+            &mut lock(&self.acks).e2e,
+            received_ns.saturating_sub(sent_ns),
+        );
         if overflow {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
         }
@@ -267,7 +290,18 @@ impl Recorder {
     /// recorded since the last swap.
     pub fn swap(&self, mut spare: Histograms) -> Histograms {
         spare.reset();
-        let closed = std::mem::replace(&mut *self.lock(), spare);
+        let mut a = lock(&self.acks);
+        let produce = std::mem::replace(&mut a.produce, spare.produce);
+        let service = std::mem::replace(&mut a.service, spare.service);
+        let e2e = std::mem::replace(&mut a.e2e, spare.e2e);
+        drop(a);
+        let lag = std::mem::replace(&mut *lock(&self.lag), spare.lag);
+        let closed = Histograms {
+            produce,
+            service,
+            lag,
+            e2e,
+        };
         self.note_interval(&closed);
         closed
     }
@@ -275,10 +309,7 @@ impl Recorder {
     /// Keeps a few figures of an interval that just closed (once per interval, off the hot path).
     fn note_interval(&self, h: &Histograms) {
         let now = std::time::Instant::now();
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = lock(&self.last);
         let seconds = last.1.map(|t| now.duration_since(t).as_secs_f64());
         let lag = &h.lag;
         last.0 = LastInterval {
