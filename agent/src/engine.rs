@@ -189,7 +189,7 @@ pub enum EngineError {
     Thread(#[source] std::io::Error),
     #[error("the sender thread failed: {0}")]
     Sender(String),
-    #[error("could not create or position the Kafka consumer")]
+    #[error("could not create or position the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
     #[error(transparent)]
     Job(#[from] crate::job::JobError),

@@ -32,6 +32,8 @@ use tracing::{info, warn};
 use crate::consume::{self, Setup};
 use crate::engine::{self, Control, IntervalRecord, Reassign};
 use crate::job;
+use crate::kafka::admin::{Admin, AdminError, TopicCreate};
+use crate::kafka::config::base_config;
 use crate::kafka::producer::Clock;
 use crate::metrics::{AgentMetrics, Identity};
 use crate::recorder::{CounterSnapshot, Recorder};
@@ -60,6 +62,8 @@ pub enum AgentError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Job(#[from] job::JobError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error(transparent)]
     Credentials(#[from] crate::kafka::credentials::CredentialsError),
     #[error("{0}")]
@@ -133,6 +137,20 @@ async fn run_inner(
         .filter(|&n| n > 0)
         .unwrap_or(spec.agents.count.max(1));
     let position = fleet.share_index(a.slot).unwrap_or(a.slot);
+
+    // The topic, as `barrage run` ensures it: created with the spec's partitions when asked
+    // and missing ("already exists" is success: every agent of the fleet asks). RoundTrip's
+    // reader and Consume's group need its partitions before the start.
+    let admin = Admin::new(&base_config(&spec.kafka, sasl.as_ref()))?;
+    let create = spec.topic.create.as_ref().map(|c| TopicCreate {
+        partitions: c.partitions,
+        replication_factor: c.replication_factor,
+        configs: c.configs.clone().into_iter().collect(),
+    });
+    admin
+        .ensure_topic(&spec.topic.name, create.as_ref(), CONNECT_TIMEOUT)
+        .await?;
+    drop(admin);
 
     let recorder = Arc::new(Recorder::new());
     let interval = spec.report.interval.as_std();

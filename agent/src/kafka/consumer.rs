@@ -133,6 +133,12 @@ pub fn round_trip_consumer(
             tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
         }
     }
+    if tpl.count() == 0 {
+        // Assigning nothing would read nothing and count every record as lost.
+        return Err(KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
     consumer.assign(&tpl)?;
     Ok(consumer)
 }
