@@ -522,7 +522,7 @@ impl Partitioner {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConsumerSpec {
-    /// Consumer group id; default `barrage-{name}-{runId}`.
+    /// Consumer group id of Consume; default `barrage-{name}-{runId}` (one group per run, shared by its agents).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Where a new group starts: earliest or latest (default latest).
@@ -613,7 +613,10 @@ pub struct WorkloadSpec {
 pub enum WorkloadKind {
     /// Write records at the scheduled rate.
     Produce,
-    /// Read records from the topic for the duration (rates are not used).
+    /// Read records from the topic for the duration: every agent of the run joins one consumer
+    /// group, which splits the partitions; the load rates do not pace consumption (only the
+    /// duration is used). Measures records and bytes consumed, errors by kind, and end-to-end
+    /// latency from each record's timestamp (producer clock) to its receipt.
     Consume,
     /// Write records and read them back: end-to-end latency, loss and duplication.
     RoundTrip,
