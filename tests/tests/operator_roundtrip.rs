@@ -3,6 +3,9 @@
 //! sequence-numbered records and consumes its own back, and uploads its end-to-end histograms
 //! and loss / duplicate / reorder counters with its intervals, so the merged report has them.
 //!
+//! Consume under the operator too: two agents in one consumer group read a topic of known
+//! content, and the merged report counts exactly its records with their end-to-end latency.
+//!
 //! The operator set-up is a copy of the small part of `operator_e2e.rs` this test needs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -341,4 +344,116 @@ fn round_trip_under_the_controller_loses_nothing_and_reports_end_to_end_latency(
         "the status summary carries the e2e p99: {status}"
     );
     assert_eq!(report["agents"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("consume");
+    let name = unique("e2e-consume");
+    let topic = unique("barrage-e2e-consume");
+    // 1 200 records first, with `barrage run` (in-process, no operator).
+    let produce = round_trip_spec(&name, &topic, &bootstrap)
+        .replace("kind: RoundTrip", "kind: Produce")
+        .replace("rate: 200, for: 5s", "rate: 400, for: 3s")
+        .replace("    count: 2", "    count: 1");
+    let produce = produce
+        .split("  thresholds:")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let pfile = op.dir.join("produce.yaml");
+    std::fs::write(&pfile, produce).expect("spec file");
+    let out = op.barrage(
+        &[
+            "run",
+            pfile.to_str().unwrap(),
+            "--out",
+            op.dir.join("produce-out").to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "produce: {}",
+        text(&out)
+    );
+    let expected = 1_200u64;
+
+    // Then two Consume agents in one group, from the earliest offset.
+    let consume = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata:
+  name: {name}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer:
+      autoOffsetReset: earliest
+  topic:
+    name: {topic}
+  workload:
+    kind: Consume
+  load:
+    steps:
+      - constant: {{rate: 1, for: 8s}}
+  agents:
+    count: 2
+  report:
+    interval: 1s
+  thresholds:
+    - \"errors.count <= 0\"
+"
+    );
+    let cfile = op.dir.join("consume.yaml");
+    std::fs::write(&cfile, consume).expect("spec file");
+    let out = op.barrage(
+        &[
+            "apply",
+            "-f",
+            cfile.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "150s",
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        op.controller_log()
+    );
+    let status = op.wait_terminal(&name, Duration::from_secs(30));
+    assert_eq!(status["phase"], "Succeeded", "{status}");
+    let run = status["runId"].as_str().expect("a run id").to_string();
+    let report = report_json(&op, &name, &run);
+    let records = &report["summary"]["records"];
+    let e2e = &report["summary"]["latency"]["e2e"];
+    let per_agent: Vec<String> = report["agents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| format!("slot {}: {}", x["slot"], x["records"]["consumed"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "operator consume: in the topic {expected}, consumed {} ({} bytes), errors {}; e2e count {} p50 {} µs; per agent consumed: {}",
+        records["consumed"],
+        records["bytes"],
+        records["errors"],
+        e2e["count"],
+        e2e["p50"],
+        per_agent.join(", ")
+    );
+    assert_eq!(report["settings"]["workload"], "Consume");
+    assert_eq!(records["consumed"].as_u64(), Some(expected));
+    assert_eq!(records["bytes"].as_u64(), Some(expected * 200));
+    assert_eq!(e2e["count"].as_u64(), Some(expected));
+    assert!(report["summary"]["consumedRate"].as_f64().unwrap_or(0.0) > 0.0);
 }

@@ -80,6 +80,8 @@ pub struct SummaryJson {
     pub target_records: Option<u64>,
     /// Acked records per second over the duration.
     pub achieved_rate: f64,
+    /// Consumed records per second over the duration (Consume; RoundTrip's records read back).
+    pub consumed_rate: f64,
     /// Target records per second over the duration, when known.
     pub target_rate: Option<f64>,
     /// Acked / target, when known.
@@ -236,6 +238,7 @@ impl Report {
             records: c.clone(),
             target_records: target,
             achieved_rate: per_sec(c.acked, duration_secs),
+            consumed_rate: per_sec(c.consumed, duration_secs),
             target_rate: target.map(|t| per_sec(t, duration_secs)),
             achieved_ratio: target
                 .filter(|t| *t > 0)
