@@ -5,16 +5,22 @@
 //! Run it in release mode (it is ignored otherwise):
 //! `cargo test --release -p barrage-controller --test report_bench -- --ignored --nocapture`
 //! `BENCH_AGENTS`, `BENCH_INTERVALS` and `BENCH_RECORDS` (records per agent interval, default
-//! 1 000) change the size.
+//! 1 000) change the size, `BENCH_THREADS` the decoding threads (default: the machine's
+//! parallelism, at most 8). It prints its figures and asserts only the counts, never a time.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
 
+use barrage_controller::report::counts::{decode_parallel, decode_threads};
 use barrage_controller::report::sample::{SampleRun, sample_interval};
 use barrage_controller::report::{
     Merger, ReportContext, build_report, decode_interval_blob, encode_interval_blob,
 };
+use barrage_crds::hlog::DecodeLimits;
+
+/// Blobs decoded at once (what `fetch` does too).
+const BATCH: usize = barrage_controller::report::fetch::DECODE_BATCH;
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -55,18 +61,29 @@ fn merge_1000_agents_by_360_intervals() {
     let template_bytes: usize = templates.iter().map(String::len).sum();
     let before = vm_hwm_kib();
 
+    let threads = env_u32("BENCH_THREADS", decode_threads() as u32) as usize;
+    let limits = DecodeLimits::default();
     let start = Instant::now();
     let mut merger = Merger::new(ReportContext::offline().merge_options());
     let mut acked = 0u64;
+    let (mut decoders, mut decoded) = (Vec::new(), Vec::new());
+    let mut texts: Vec<&str> = Vec::with_capacity(agents as usize);
     for index in 0..intervals {
-        for slot in 0..agents {
-            let text = &templates[((slot as usize) * 31 + index as usize) % templates.len()];
-            let mut blob = decode_interval_blob(text).unwrap();
-            blob.slot = slot;
-            blob.index = index;
-            blob.start_ms = 1_767_225_600_000 + u64::from(index) * blob.length_ms;
-            acked += blob.counters.as_ref().unwrap().acked;
-            merger.add(&blob).unwrap();
+        texts.clear();
+        texts.extend((0..agents).map(|slot| {
+            templates[((slot as usize) * 31 + index as usize) % templates.len()].as_str()
+        }));
+        // Every blob is decoded from its text (on `threads` threads, a batch at a time), then
+        // added in slot order.
+        for (batch, chunk) in texts.chunks(BATCH).enumerate() {
+            decode_parallel(chunk, &limits, threads, &mut decoders, &mut decoded).unwrap();
+            for (i, blob) in decoded[..chunk.len()].iter_mut().enumerate() {
+                blob.slot = (batch * BATCH + i) as u32;
+                blob.index = index;
+                blob.start_ms = 1_767_225_600_000 + u64::from(index) * blob.length_ms;
+                acked += blob.counters.as_ref().unwrap().acked;
+                merger.add_counts(blob).unwrap();
+            }
         }
         merger.close_through(index).unwrap();
     }
@@ -90,7 +107,7 @@ fn merge_1000_agents_by_360_intervals() {
         / templates.len();
     println!(
         "{records} records per blob, {distinct} distinct produce buckets on average; \
-         merged {agents} agents x {intervals} intervals ({} blobs, {acked} records; {} template bytes): \
+         {threads} decode thread(s); merged {agents} agents x {intervals} intervals ({} blobs, {acked} records; {} template bytes): \
          merge {:.3} s, merge + render {:.3} s; peak RSS (VmHWM) {:.1} MiB (before: {:.1} MiB); \
          report.json {:.1} MiB, report.html {:.1} MiB, merged.hlog {:.1} MiB",
         merged.blobs,

@@ -7,10 +7,14 @@
 use std::collections::BTreeMap;
 
 use barrage_controller::report::blob::{AgentInterval, IntervalCounters};
+use barrage_controller::report::counts::decode_parallel;
 use barrage_controller::report::merge::{
-    Accumulator, MergeOptions, Stats, empty_histogram, merge_all,
+    Accumulator, MergeOptions, Merger, Stats, empty_histogram, merge_all,
 };
-use barrage_crds::hlog::{HistogramConfig, TAG_PRODUCE};
+use barrage_controller::report::{
+    ReportContext, build_report, decode_interval_blob, encode_interval_blob,
+};
+use barrage_crds::hlog::{DecodeLimits, HistogramConfig, TAG_PRODUCE};
 use hdrhistogram::Histogram;
 use proptest::prelude::*;
 
@@ -150,5 +154,79 @@ proptest! {
         prop_assert_eq!(acc_recorded(&left), acc_recorded(&right));
         prop_assert_eq!(&left.counters, &right.counters);
         prop_assert_eq!(left.stats(), right.stats());
+    }
+}
+
+/// Interval blobs of several tags, agents and incarnations, as agents write them (text).
+fn blob_texts() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::btree_map(
+        (0u32..3, 0u32..2, 0u32..4),
+        (
+            proptest::collection::vec(value(), 0..8),
+            proptest::collection::vec(value(), 0..4),
+            any::<bool>(),
+        ),
+        1..8,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(
+                |((slot, incarnation, index), (produce, lag, with_counters))| {
+                    let mut histograms =
+                        BTreeMap::from([(TAG_PRODUCE.to_string(), histogram(&produce))]);
+                    if !lag.is_empty() {
+                        histograms.insert("lag".to_string(), histogram(&lag));
+                        histograms.insert("service".to_string(), histogram(&lag));
+                    }
+                    let interval = AgentInterval {
+                        slot,
+                        incarnation,
+                        index,
+                        start_ms: 1_767_225_600_000 + u64::from(index) * 1_000 + u64::from(slot),
+                        length_ms: 1_000,
+                        histograms,
+                        counters: with_counters.then(|| IntervalCounters {
+                            sent: produce.len() as u64 + 1,
+                            acked: produce.len() as u64,
+                            errors: 1,
+                            ..IntervalCounters::default()
+                        }),
+                    };
+                    encode_interval_blob(&interval).unwrap()
+                },
+            )
+            .collect()
+    })
+}
+
+fn report_bytes(merged: &barrage_controller::report::Merged) -> [String; 4] {
+    let set = build_report(merged, &ReportContext::offline()).unwrap();
+    [set.json, set.html, set.hlog, set.junit]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 20))]
+
+    /// The merge's fast path (blob text decoded straight into bucket counts, on threads) gives
+    /// byte for byte the report of decoding every blob into histograms and adding them.
+    #[test]
+    fn counts_fast_path_gives_the_same_report_bytes(texts in blob_texts(), threads in 1usize..4) {
+        let options = MergeOptions { window_intervals: Some(2), expected_agents: Some(3), ..MergeOptions::default() };
+        let mut slow = Merger::new(options.clone());
+        for t in &texts {
+            slow.add(&decode_interval_blob(t).unwrap()).unwrap();
+        }
+        let slow = slow.finish().unwrap();
+        let mut fast = Merger::new(options);
+        let (mut decoders, mut decoded) = (Vec::new(), Vec::new());
+        decode_parallel(&texts, &DecodeLimits::default(), threads, &mut decoders, &mut decoded).unwrap();
+        for d in &decoded[..texts.len()] {
+            fast.add_counts(d).unwrap();
+        }
+        let fast = fast.finish().unwrap();
+        prop_assert_eq!(&fast.intervals, &slow.intervals);
+        prop_assert_eq!(&fast.gaps, &slow.gaps);
+        prop_assert_eq!(&fast.problems, &slow.problems);
+        prop_assert_eq!(report_bytes(&fast), report_bytes(&slow));
     }
 }

@@ -43,10 +43,9 @@
 //! blob before reading it.
 
 use std::fmt;
-use std::io::Read;
 
 use base64::Engine as _;
-use flate2::read::ZlibDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
@@ -143,6 +142,44 @@ impl HistogramConfig {
             buckets += 1;
         }
         usize::try_from((buckets + 1) * (sub_bucket_count / 2)).ok()
+    }
+}
+
+impl HistogramConfig {
+    /// The value position `index` of the counts array stands for (the lowest value of its
+    /// bucket), computed as `hdrhistogram` does. Meaningful for `index < counts_len()`.
+    pub fn value_at_index(&self, index: usize) -> u64 {
+        let largest = 2 * 10_u32.pow(u32::from(self.sigfig.min(5)));
+        let sub_bucket_count_magnitude = u32::BITS - (largest - 1).leading_zeros();
+        let half_magnitude = sub_bucket_count_magnitude - 1;
+        let half_count = 1_u64 << half_magnitude;
+        let unit_magnitude = u64::BITS - 1 - self.lowest.max(1).leading_zeros();
+        let mut bucket = (index >> half_magnitude) as i64 - 1;
+        let mut sub = (index as u64 & (half_count - 1)) + half_count;
+        if bucket < 0 {
+            sub -= half_count;
+            bucket = 0;
+        }
+        let shift = u32::try_from(bucket)
+            .unwrap_or(u32::MAX)
+            .saturating_add(unit_magnitude);
+        sub.checked_shl(shift).unwrap_or(u64::MAX)
+    }
+
+    /// The position of `value` in the counts array, computed as `hdrhistogram` does (the
+    /// inverse of [`value_at_index`](Self::value_at_index) on each bucket's lowest value).
+    pub fn index_of(&self, value: u64) -> usize {
+        let largest = 2 * 10_u32.pow(u32::from(self.sigfig.min(5)));
+        let sub_bucket_count_magnitude = u32::BITS - (largest - 1).leading_zeros();
+        let half_magnitude = sub_bucket_count_magnitude - 1;
+        let half_count = 1_u64 << half_magnitude;
+        let unit_magnitude = u64::BITS - 1 - self.lowest.max(1).leading_zeros();
+        let mask = ((1_u64 << sub_bucket_count_magnitude) - 1) << unit_magnitude;
+        let base = (u64::BITS - unit_magnitude - sub_bucket_count_magnitude) as i64;
+        let bucket = (base - i64::from((value | mask).leading_zeros())).max(0) as u32;
+        let sub = value >> (bucket + unit_magnitude);
+        let index = ((u64::from(bucket) + 1) << half_magnitude) + sub - half_count;
+        usize::try_from(index).unwrap_or(usize::MAX)
     }
 }
 
@@ -404,11 +441,148 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
+/// Buffers reused across many decodes: the compressed bytes, the inflated histogram and the
+/// inflater's state. Decoding thousands of blobs with one scratch allocates nothing per blob
+/// once the buffers have grown to the largest blob seen.
+#[derive(Default)]
+pub struct DecodeScratch {
+    compressed: Vec<u8>,
+    inflated: Vec<u8>,
+    inflater: Option<Decompress>,
+}
+
+impl fmt::Debug for DecodeScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeScratch")
+            .field("compressed", &self.compressed.len())
+            .field("inflated", &self.inflated.len())
+            .finish()
+    }
+}
+
 /// Decodes a base64 V2-compressed histogram, checking every claimed size against `limits`
 /// before allocating (see the [module documentation](self#hardened-decoding)).
 ///
 /// The result has auto-resize on, like [`new_histogram`], so it can be merged into.
 pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogram<u64>, HlogError> {
+    let mut scratch = DecodeScratch::default();
+    checked_inflate(b64, limits, &mut scratch)?;
+    let inflated = &mut scratch.inflated;
+    // Everything the deserializer will allocate is now bounded; let it read the counts.
+    inflated[0..4].copy_from_slice(&V2_COOKIE_AS_WRITTEN.to_be_bytes());
+    let mut h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut &inflated[..])
+        .map_err(|e| HlogError::Payload(e.to_string()))?;
+    h.auto(true);
+    Ok(h)
+}
+
+/// Decodes a base64 V2-compressed histogram into its non-zero counts, `(index, count)` in
+/// ascending index order, without building a histogram: the same hardened checks as
+/// [`decode_v2_compressed`], buffers reused from `scratch`, `out` cleared first.
+///
+/// Indexes are positions in the counts array of the returned configuration; histograms of
+/// [compatible](HistogramConfig::is_compatible_with) configurations share them, and
+/// [`HistogramConfig::value_at_index`] gives the value a position stands for. Recording
+/// `count` times that value into a compatible histogram adds exactly what the blob holds.
+pub fn decode_v2_counts(
+    b64: &str,
+    limits: &DecodeLimits,
+    scratch: &mut DecodeScratch,
+    out: &mut Vec<(u32, u64)>,
+) -> Result<HistogramConfig, HlogError> {
+    out.clear();
+    let (config, payload) = checked_inflate(b64, limits, scratch)?;
+    let payload = scratch.inflated.get(payload).unwrap_or(&[]);
+    // Checked in `checked_config`: the counts array length is known and within the limits.
+    let counts_len = config.counts_len().unwrap_or(0);
+    let mut index: usize = 0;
+    let mut at = 0;
+    while at < payload.len() {
+        let (zz, used) = read_varint(&payload[at..]).ok_or_else(|| {
+            HlogError::Payload("the counts payload ends inside a number".to_string())
+        })?;
+        at += used;
+        // Zig-zag: a negative number is a run of empty buckets.
+        let n = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+        if n < 0 {
+            let zeros = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+            index = index.saturating_add(zeros);
+        } else {
+            if n > 0 {
+                if index >= counts_len {
+                    return Err(HlogError::Payload(format!(
+                        "the counts payload runs past the end of the counts array ({counts_len} counters)"
+                    )));
+                }
+                let i = u32::try_from(index).map_err(|_| {
+                    HlogError::Payload(format!("counts index {index} is too large"))
+                })?;
+                out.push((i, n.unsigned_abs()));
+            }
+            index = index.saturating_add(1);
+        }
+    }
+    Ok(config)
+}
+
+/// Reads one HdrHistogram LEB128 number (at most 9 bytes; the 9th carries 8 bits).
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for i in 0..8 {
+        let b = *bytes.get(i)?;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    let b = *bytes.get(8)?;
+    Some((value | (u64::from(b) << 56), 9))
+}
+
+/// Inflates `body` (a zlib stream) into `out`, writing at most `limit` bytes.
+fn inflate_capped(
+    inflater: &mut Decompress,
+    body: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), HlogError> {
+    inflater.reset(true);
+    out.clear();
+    let mut input = body;
+    while out.len() < limit {
+        let len = out.len();
+        let grow = len.max(4096).min(limit - len);
+        out.resize(len + grow, 0);
+        let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
+        let status = inflater
+            .decompress(input, &mut out[len..], FlushDecompress::None)
+            .map_err(|e| HlogError::Inflate(e.to_string()));
+        let consumed = usize::try_from(inflater.total_in() - in_before).unwrap_or(input.len());
+        let produced = usize::try_from(inflater.total_out() - out_before).unwrap_or(0);
+        out.truncate(len + produced);
+        input = input.get(consumed..).unwrap_or(&[]);
+        match status? {
+            Status::StreamEnd => return Ok(()),
+            _ if consumed == 0 && produced == 0 => {
+                return Err(HlogError::Inflate(
+                    "the zlib stream ends before its end marker".to_string(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Steps 1 to 4 of hardened decoding: base64, the compressed envelope, inflating through the
+/// cap, the inner V2 header. Leaves the inflated histogram in `scratch.inflated` and returns
+/// its configuration and where its counts payload lies.
+fn checked_inflate(
+    b64: &str,
+    limits: &DecodeLimits,
+    scratch: &mut DecodeScratch,
+) -> Result<(HistogramConfig, std::ops::Range<usize>), HlogError> {
     // 1. Base64: bound the text before decoding it.
     let max_b64 = limits
         .max_compressed_bytes
@@ -421,12 +595,18 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
             max_bytes: limits.max_compressed_bytes,
         });
     }
-    let bytes = BASE64
-        .decode(b64.trim())
+    let DecodeScratch {
+        compressed: bytes,
+        inflated,
+        inflater,
+    } = scratch;
+    bytes.clear();
+    BASE64
+        .decode_vec(b64.trim(), bytes)
         .map_err(|e| HlogError::Base64(e.to_string()))?;
 
     // 2. The compressed envelope: cookie and claimed length, against the real length and the cap.
-    let cookie = be_u32(&bytes, 0).ok_or(HlogError::Truncated {
+    let cookie = be_u32(bytes, 0).ok_or(HlogError::Truncated {
         what: "compressed header",
         needed: COMPRESSED_HEADER_LEN as u64,
         available: bytes.len(),
@@ -438,7 +618,7 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
             what: "V2 compressed histogram",
         });
     }
-    let claimed = be_u32(&bytes, 4).ok_or(HlogError::Truncated {
+    let claimed = be_u32(bytes, 4).ok_or(HlogError::Truncated {
         what: "compressed header",
         needed: COMPRESSED_HEADER_LEN as u64,
         available: bytes.len(),
@@ -466,13 +646,14 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
     }
 
     // 3. Inflate through a hard cap: a deflate bomb stops at `max_inflated_bytes + 1`.
-    let mut inflated = Vec::new();
-    let cap = limits.max_inflated_bytes as u64;
-    ZlibDecoder::new(body)
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut inflated)
-        .map_err(|e| HlogError::Inflate(e.to_string()))?;
-    if inflated.len() as u64 > cap {
+    let inflater = inflater.get_or_insert_with(|| Decompress::new(true));
+    inflate_capped(
+        inflater,
+        body,
+        inflated,
+        limits.max_inflated_bytes.saturating_add(1),
+    )?;
+    if inflated.len() > limits.max_inflated_bytes {
         return Err(HlogError::InflatedTooLarge {
             max: limits.max_inflated_bytes,
         });
@@ -487,7 +668,7 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
     if inflated.len() < V2_HEADER_LEN {
         return Err(truncated(inflated.len()));
     }
-    let inner_cookie = be_u32(&inflated, 0).ok_or(truncated(inflated.len()))?;
+    let inner_cookie = be_u32(inflated, 0).ok_or(truncated(inflated.len()))?;
     if cookie_base(inner_cookie) != V2_COOKIE_BASE {
         return Err(HlogError::WrongCookie {
             found: inner_cookie,
@@ -495,7 +676,7 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
             what: "V2 histogram inside the compressed envelope",
         });
     }
-    let payload_len = u64::from(be_u32(&inflated, 4).ok_or(truncated(inflated.len()))?);
+    let payload_len = u64::from(be_u32(inflated, 4).ok_or(truncated(inflated.len()))?);
     let available = inflated.len() - V2_HEADER_LEN;
     if payload_len > available as u64 {
         return Err(HlogError::PayloadLengthMismatch {
@@ -503,16 +684,16 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
             available,
         });
     }
-    let normalizing_offset = be_u32(&inflated, 8).ok_or(truncated(inflated.len()))?;
+    let normalizing_offset = be_u32(inflated, 8).ok_or(truncated(inflated.len()))?;
     if normalizing_offset != 0 {
         return Err(HlogError::Unsupported(
             "normalizing index offset (non-zero)",
         ));
     }
-    let sigfig = be_u32(&inflated, 12).ok_or(truncated(inflated.len()))?;
-    let lowest = be_u64(&inflated, 16).ok_or(truncated(inflated.len()))?;
-    let highest = be_u64(&inflated, 24).ok_or(truncated(inflated.len()))?;
-    let ratio = f64::from_bits(be_u64(&inflated, 32).ok_or(truncated(inflated.len()))?);
+    let sigfig = be_u32(inflated, 12).ok_or(truncated(inflated.len()))?;
+    let lowest = be_u64(inflated, 16).ok_or(truncated(inflated.len()))?;
+    let highest = be_u64(inflated, 24).ok_or(truncated(inflated.len()))?;
+    let ratio = f64::from_bits(be_u64(inflated, 32).ok_or(truncated(inflated.len()))?);
     let config = checked_config(sigfig, lowest, highest, limits)?;
     if ratio != 1.0 {
         return Err(HlogError::Unsupported(
@@ -527,14 +708,9 @@ pub fn decode_v2_compressed(b64: &str, limits: &DecodeLimits) -> Result<Histogra
             found: config,
         });
     }
-
-    // 5. Everything the deserializer will allocate is now bounded; let it read the counts.
-    inflated[0..4].copy_from_slice(&V2_COOKIE_AS_WRITTEN.to_be_bytes());
-    let mut h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut &inflated[..])
-        .map_err(|e| HlogError::Payload(e.to_string()))?;
-    h.auto(true);
-    Ok(h)
+    // The payload length fits: it is at most the inflated length.
+    let payload_len = usize::try_from(payload_len).unwrap_or(available);
+    Ok((config, V2_HEADER_LEN..V2_HEADER_LEN + payload_len))
 }
 
 /// Checks a header's configuration against the rules and the limits.
@@ -677,35 +853,47 @@ fn header_seconds(rest: &str, line: usize, what: &str) -> Result<f64, HlogError>
     }
 }
 
-fn parse_interval_line(
-    text: &str,
-    line: usize,
-    limits: &DecodeLimits,
-) -> Result<IntervalEntry, HlogError> {
-    let mut fields: Vec<&str> = text.split(',').map(str::trim).collect();
-    let tag = match fields.first().and_then(|f| f.strip_prefix("Tag=")) {
+/// The fields of an interval line: tag, start, length and the base64 histogram, checked.
+struct LineFields<'a> {
+    tag: Option<&'a str>,
+    start_secs: f64,
+    length_secs: f64,
+    blob: &'a str,
+}
+
+fn line_fields(text: &str, line: usize) -> Result<LineFields<'_>, HlogError> {
+    let mut parts = text.split(',').map(str::trim);
+    let mut first = parts.next();
+    let tag = match first.and_then(|f| f.strip_prefix("Tag=")) {
         Some(t) => {
-            let t = t.to_string();
-            fields.remove(0);
-            if !is_valid_tag(&t) {
+            if !is_valid_tag(t) {
                 return Err(HlogError::Line {
                     line,
-                    message: HlogError::InvalidTag(t).to_string(),
+                    message: HlogError::InvalidTag(t.to_string()).to_string(),
                 });
             }
+            first = parts.next();
             Some(t)
         }
         None => None,
     };
-    let [start, length, max, blob] = fields[..] else {
+    let mut fields = [""; 4];
+    let mut n = 0;
+    for f in first.into_iter().chain(parts) {
+        if n < fields.len() {
+            fields[n] = f;
+        }
+        n += 1;
+    }
+    if n != fields.len() {
         return Err(HlogError::Line {
             line,
             message: format!(
-                "expected [Tag=TAG,]StartTimestamp,Interval_Length,Interval_Max,Interval_Compressed_Histogram; found {} fields",
-                fields.len()
+                "expected [Tag=TAG,]StartTimestamp,Interval_Length,Interval_Max,Interval_Compressed_Histogram; found {n} fields"
             ),
         });
-    };
+    }
+    let [start, length, max, blob] = fields;
     let number = |name: &str, s: &str| -> Result<f64, HlogError> {
         match s.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
@@ -719,17 +907,85 @@ fn parse_interval_line(
     let length_secs = number("Interval_Length", length)?;
     // Interval_Max is informative only (readers deduce it from the histogram), as in Java.
     number("Interval_Max", max)?;
+    Ok(LineFields {
+        tag,
+        start_secs,
+        length_secs,
+        blob,
+    })
+}
+
+fn parse_interval_line(
+    text: &str,
+    line: usize,
+    limits: &DecodeLimits,
+) -> Result<IntervalEntry, HlogError> {
+    let fields = line_fields(text, line)?;
     let histogram =
-        decode_v2_compressed(blob, limits).map_err(|source| HlogError::LineHistogram {
+        decode_v2_compressed(fields.blob, limits).map_err(|source| HlogError::LineHistogram {
             line,
             source: Box::new(source),
         })?;
     Ok(IntervalEntry {
-        tag,
-        start_secs,
-        length_secs,
+        tag: fields.tag.map(str::to_string),
+        start_secs: fields.start_secs,
+        length_secs: fields.length_secs,
         histogram,
     })
+}
+
+/// What [`visit_log_counts`] hands over for each interval line.
+#[derive(Debug)]
+pub struct CountsEntry<'a> {
+    /// The line's tag; `None` for untagged (legacy) lines.
+    pub tag: Option<&'a str>,
+    /// The histogram's configuration.
+    pub config: HistogramConfig,
+    /// Its non-zero counts, `(index, count)` in ascending index order (see [`decode_v2_counts`]).
+    pub counts: &'a [(u32, u64)],
+}
+
+/// Reads an interval log exactly as [`parse_log`] does (the same checks, the same errors, the
+/// first bad line reported), but hands each line's histogram to `visit` as its non-zero counts
+/// instead of building it, reusing `scratch` and `counts` for every line.
+pub fn visit_log_counts(
+    text: &str,
+    limits: &DecodeLimits,
+    scratch: &mut DecodeScratch,
+    counts: &mut Vec<(u32, u64)>,
+    mut visit: impl FnMut(CountsEntry<'_>) -> Result<(), HlogError>,
+) -> Result<(), HlogError> {
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("#[StartTime:") {
+            header_seconds(rest, line, "StartTime")?;
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("#[BaseTime:") {
+            header_seconds(rest, line, "BaseTime")?;
+            continue;
+        }
+        if trimmed.starts_with('#') || trimmed.starts_with("\"StartTimestamp\"") {
+            continue;
+        }
+        let fields = line_fields(trimmed, line)?;
+        let config = decode_v2_counts(fields.blob, limits, scratch, counts).map_err(|source| {
+            HlogError::LineHistogram {
+                line,
+                source: Box::new(source),
+            }
+        })?;
+        visit(CountsEntry {
+            tag: fields.tag,
+            config,
+            counts,
+        })?;
+    }
+    Ok(())
 }
 
 /// Parses an interval log as written by [`write_log`] or by HdrHistogram's Java tools
@@ -804,6 +1060,7 @@ pub fn write_log(start_time_secs: f64, entries: &[IntervalEntry]) -> Result<Stri
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -834,6 +1091,35 @@ mod tests {
             let h =
                 Histogram::<u64>::new_with_bounds(lowest, highest, sigfig).expect("valid config");
             assert_eq!(c.counts_len(), Some(h.distinct_values()), "{c}");
+        }
+    }
+
+    #[test]
+    fn index_of_and_value_at_index_match_hdrhistogram() {
+        for (lowest, sigfig) in [(1, 3), (1, 1), (1, 5), (7, 2), (1000, 3), (1 << 20, 4)] {
+            let config = HistogramConfig {
+                lowest,
+                highest: u64::MAX / 4,
+                sigfig,
+            };
+            let mut h = Histogram::<u64>::new_with_bounds(lowest, u64::MAX / 4, sigfig).unwrap();
+            let mut v = 1_u64;
+            while v < u64::MAX / 8 {
+                for w in [v, v + 1, v * 3 / 2, v * 2 - 1] {
+                    h.record(w).unwrap();
+                }
+                v = v * 5 / 4 + 1;
+            }
+            for r in h.iter_recorded() {
+                let value = r.value_iterated_to();
+                let i = config.index_of(value);
+                assert_eq!(
+                    config.value_at_index(i),
+                    h.lowest_equivalent(value),
+                    "{config}"
+                );
+                assert_eq!(config.index_of(config.value_at_index(i)), i, "{config}");
+            }
         }
     }
 

@@ -12,8 +12,8 @@ use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
 
 use barrage_crds::hlog::{
-    DecodeLimits, HistogramConfig, HlogError, decode_v2_compressed, encode_v2_compressed,
-    new_histogram,
+    self as hlog, DecodeLimits, DecodeScratch, HistogramConfig, HlogError, decode_v2_compressed,
+    decode_v2_counts, encode_v2_compressed, new_histogram,
 };
 use base64::Engine as _;
 use cap::Cap;
@@ -109,8 +109,48 @@ impl V2Header {
     }
 }
 
+/// Decodes with both decoders (the histogram one and the counts one used by the report merge)
+/// and checks that they agree: both refuse with the same error, or both accept the same counts.
 fn decode(b64: &str) -> Result<hdrhistogram::Histogram<u64>, HlogError> {
-    decode_v2_compressed(b64, &DecodeLimits::default())
+    decode_with(b64, &DecodeLimits::default())
+}
+
+fn decode_with(
+    b64: &str,
+    limits: &DecodeLimits,
+) -> Result<hdrhistogram::Histogram<u64>, HlogError> {
+    let whole = decode_v2_compressed(b64, limits);
+    let mut scratch = DecodeScratch::default();
+    let mut counts = Vec::new();
+    // Decode twice with the same scratch: reused buffers must not leak into the next decode.
+    let _ = decode_v2_counts(b64, limits, &mut scratch, &mut counts);
+    let by_counts = decode_v2_counts(b64, limits, &mut scratch, &mut counts);
+    match (&whole, by_counts) {
+        (Ok(h), Ok(config)) => {
+            assert_eq!(config, hlog::histogram_config_of(h), "{b64}");
+            let expected: Vec<(u32, u64)> = h
+                .iter_recorded()
+                .map(|v| {
+                    let i = config.index_of(v.value_iterated_to());
+                    assert_eq!(
+                        config.value_at_index(i),
+                        h.lowest_equivalent(v.value_iterated_to())
+                    );
+                    (i as u32, v.count_at_value())
+                })
+                .collect();
+            assert_eq!(counts, expected, "{b64}");
+        }
+        (Err(a), Err(b)) => {
+            // The envelope and header checks are shared, so they fail alike; the counts
+            // payload is read by different code and both must merely refuse it.
+            if !matches!(a, HlogError::Payload(_)) {
+                assert_eq!(a, &b, "{b64}");
+            }
+        }
+        (a, b) => panic!("the decoders disagree on {b64:?}: {a:?} vs {b:?}"),
+    }
+    whole
 }
 
 #[test]
@@ -225,7 +265,7 @@ fn base64_text_longer_than_the_compressed_cap_is_rejected_before_decoding() {
     };
     let text = "A".repeat(2000);
     assert_eq!(
-        decode_v2_compressed(&text, &limits).unwrap_err(),
+        decode_with(&text, &limits).unwrap_err(),
         HlogError::Base64TooLong {
             len: 2000,
             max_bytes: 1024
@@ -450,9 +490,7 @@ fn a_config_mismatch_with_the_expected_config_is_rejected() {
     .blob(&[]);
     let limits = DecodeLimits::default().expecting(HistogramConfig::STANDARD);
     assert_eq!(
-        decode_v2_compressed(&blob, &limits)
-            .unwrap_err()
-            .to_string(),
+        decode_with(&blob, &limits).unwrap_err().to_string(),
         "histogram configuration mismatch: expected lowest=1 highest=3600000000 sigfig=3, \
          found lowest=1 highest=3600000000 sigfig=2"
     );

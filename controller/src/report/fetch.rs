@@ -13,10 +13,15 @@ use async_trait::async_trait;
 use barrage_crds::keys::{self, ReportFile};
 use futures::{StreamExt as _, TryStreamExt as _};
 
-use super::{ReportContext, ReportError, ReportSet, blob, build_report, merge::Merger, window};
+use barrage_crds::hlog::DecodeLimits;
+
+use super::{ReportContext, ReportError, ReportSet, build_report, counts, merge::Merger, window};
 
 /// How many blobs are read at once.
 pub const READ_CONCURRENCY: usize = 32;
+/// How many blobs are decoded at once (on a few threads) before being added: bounds the
+/// decoded counts held, however many agents a run has.
+pub const DECODE_BATCH: usize = 128;
 
 /// What the report needs from the blob store.
 #[async_trait]
@@ -64,28 +69,39 @@ pub async fn merge_from_blobs(
             message,
         })?;
     let mut merger = Merger::new(ctx.merge_options());
+    let limits = DecodeLimits::default();
+    let threads = counts::decode_threads();
+    let (mut decoders, mut decoded) = (Vec::new(), Vec::new());
     for (index, keys_of_interval) in group_keys(&listed, only.as_ref()) {
-        let mut texts = futures::stream::iter(keys_of_interval.into_iter().map(|key| async move {
-            let body = blobs
-                .get(&key)
-                .await
-                .map_err(|message| ReportError::Store {
-                    operation: "get",
-                    key: key.clone(),
-                    message,
-                })?;
-            Ok::<_, ReportError>((key, body))
-        }))
-        .buffered(READ_CONCURRENCY);
-        while let Some((key, body)) = texts.try_next().await? {
+        let mut bodies =
+            futures::stream::iter(keys_of_interval.into_iter().map(|key| async move {
+                let body = blobs
+                    .get(&key)
+                    .await
+                    .map_err(|message| ReportError::Store {
+                        operation: "get",
+                        key: key.clone(),
+                        message,
+                    })?;
+                Ok::<_, ReportError>((key, body))
+            }))
+            .buffered(READ_CONCURRENCY);
+        let mut texts = Vec::new();
+        while let Some((key, body)) = bodies.try_next().await? {
             // Listed a moment ago: a blob that vanished since is a gap the merge reports.
             let Some(body) = body else { continue };
             let text = String::from_utf8(body).map_err(|e| ReportError::Blob {
                 what: key.clone(),
                 message: format!("not UTF-8 text: {e}"),
             })?;
-            let interval = blob::decode_interval_blob(&text)?;
-            merger.add(&interval)?;
+            texts.push(text);
+        }
+        // Decode on a few threads, add in key order: the merge stays deterministic.
+        for batch in texts.chunks(DECODE_BATCH) {
+            counts::decode_parallel(batch, &limits, threads, &mut decoders, &mut decoded)?;
+            for interval in &decoded[..batch.len()] {
+                merger.add_counts(interval)?;
+            }
         }
         merger.close_through(index)?;
     }
@@ -119,8 +135,22 @@ pub async fn render_from_blobs(
     Ok(set)
 }
 
-/// The report of soak window `w` (its intervals only, as a complete report of its own),
-/// written to `runs/{lt}/{run}/windows/{w:05}/report.json`. Needs `ctx.window_intervals`.
+/// Where file `file` of soak window `w`'s report set is kept:
+/// `runs/{lt}/{run}/windows/{w:05}/{file}` (beside the `report.json` of
+/// [`keys::window_report_key`]).
+pub fn window_file_key(load_test: &str, run_id: &str, w: u32, file: ReportFile) -> String {
+    let json = keys::window_report_key(load_test, run_id, w);
+    let dir = json
+        .strip_suffix(ReportFile::Json.file_name())
+        .unwrap_or(&json);
+    format!("{dir}{}", file.file_name())
+}
+
+/// The report set of soak window `w` (its intervals only, as a complete report of its own:
+/// every (agent, interval) of the window accounted for or listed as a gap, thresholds
+/// evaluated over the window), written to `runs/{lt}/{run}/windows/{w:05}/` (`report.json`,
+/// `report.html`, `merged.hlog`, `junit.xml`). Needs `ctx.window_intervals`. Memory holds one
+/// interval's histograms and the window's totals, whatever the run's length.
 pub async fn render_window_from_blobs(
     blobs: &dyn BlobIo,
     ctx: &ReportContext,
@@ -141,13 +171,21 @@ pub async fn render_window_from_blobs(
     };
     let merged = merge_from_blobs(blobs, lt, run, &window_ctx, Some(range)).await?;
     let set = build_report(&merged, &window_ctx)?;
-    put(
-        blobs,
-        &keys::window_report_key(lt, run, w),
-        &set.json,
-        ReportFile::Json.content_type(),
-    )
-    .await?;
+    for file in ReportFile::ALL {
+        let body = match file {
+            ReportFile::Json => &set.json,
+            ReportFile::Html => &set.html,
+            ReportFile::MergedHlog => &set.hlog,
+            ReportFile::Junit => &set.junit,
+        };
+        put(
+            blobs,
+            &window_file_key(lt, run, w, file),
+            body,
+            file.content_type(),
+        )
+        .await?;
+    }
     Ok(set)
 }
 

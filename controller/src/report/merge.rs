@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::ReportError;
 use super::blob::{AgentInterval, IntervalCounters};
+use super::counts::IntervalCounts;
 use super::window;
 
 /// Percentiles and extremes of one histogram, values in microseconds.
@@ -379,9 +380,40 @@ impl Merged {
     }
 }
 
+/// Counts by position in the counts array of the run's bucket layout, grown as values arrive:
+/// adding a blob's counts is one addition per non-zero bucket. Converted to a histogram once,
+/// when its interval closes (or, for an agent, at the end).
+#[derive(Debug, Default, Clone)]
+struct FlatCounts(Vec<u64>);
+
+impl FlatCounts {
+    fn add(&mut self, counts: &[(u32, u64)]) {
+        for &(i, c) in counts {
+            let i = i as usize;
+            if i >= self.0.len() {
+                // Exactly as long as the largest index: one per agent and tag stays alive for
+                // the whole run, so no doubling slack.
+                self.0.reserve_exact(i + 1 - self.0.len());
+                self.0.resize(i + 1, 0);
+            }
+            self.0[i] = self.0[i].saturating_add(c);
+        }
+    }
+
+    fn to_histogram(&self, config: HistogramConfig) -> Result<Histogram<u64>, ReportError> {
+        let mut h = empty_histogram(config)?;
+        for (i, &c) in self.0.iter().enumerate().filter(|(_, c)| **c > 0) {
+            h.record_n(config.value_at_index(i), c)
+                .map_err(|e| ReportError::Invalid(format!("merging a histogram: {e:?}")))?;
+        }
+        Ok(h)
+    }
+}
+
 #[derive(Debug, Default)]
 struct OpenInterval {
-    acc: Accumulator,
+    histograms: BTreeMap<String, FlatCounts>,
+    counters: IntervalCounters,
     start_ms: Option<u64>,
     agents: BTreeSet<(u32, u32)>,
 }
@@ -390,8 +422,8 @@ struct OpenInterval {
 struct AgentAcc {
     intervals: Vec<u32>,
     counters: IntervalCounters,
-    produce: Option<Histogram<u64>>,
-    lag: Option<Histogram<u64>>,
+    produce: Option<FlatCounts>,
+    lag: Option<FlatCounts>,
 }
 
 /// Merges agent intervals; see the [module documentation](self).
@@ -422,12 +454,20 @@ impl Merger {
     /// Adds one agent interval. Fails on a histogram configuration or interval length that
     /// differs from the ones seen before, a duplicate, or an interval already closed.
     pub fn add(&mut self, interval: &AgentInterval) -> Result<(), ReportError> {
-        let who = format!(
-            "interval {} of agent {}-{}",
-            interval.index, interval.slot, interval.incarnation
-        );
-        for (tag, h) in &interval.histograms {
-            let found = hlog::histogram_config_of(h);
+        self.add_counts(&IntervalCounts::from_interval(interval))
+    }
+
+    /// Adds one agent interval decoded as counts (see [`super::counts`]); the same checks and
+    /// the same result as [`Merger::add`] of the decoded interval.
+    pub fn add_counts(&mut self, interval: &IntervalCounts) -> Result<(), ReportError> {
+        let who = || {
+            format!(
+                "interval {} of agent {}-{}",
+                interval.index, interval.slot, interval.incarnation
+            )
+        };
+        for t in interval.tags() {
+            let found = t.config;
             match self.config {
                 None => {
                     self.config = Some(HistogramConfig {
@@ -437,7 +477,7 @@ impl Merger {
                 }
                 Some(expected) if !expected.is_compatible_with(&found) => {
                     return Err(ReportError::ConfigMismatch {
-                        what: format!("{who}, histogram {tag}"),
+                        what: format!("{}, histogram {}", who(), t.tag),
                         expected,
                         found,
                     });
@@ -449,7 +489,7 @@ impl Merger {
             None => self.length_ms = Some(interval.length_ms),
             Some(l) if l != interval.length_ms => {
                 return Err(ReportError::IntervalMismatch {
-                    what: who,
+                    what: who(),
                     expected_ms: l,
                     found_ms: interval.length_ms,
                 });
@@ -458,18 +498,16 @@ impl Merger {
         }
         if self.closed.contains_key(&interval.index) {
             return Err(ReportError::Invalid(format!(
-                "{who} arrived after its interval was closed"
+                "{} arrived after its interval was closed",
+                who()
             )));
         }
-        let config = self.config.unwrap_or(HistogramConfig::STANDARD);
         let counters = interval.effective_counters();
-        let produced = interval
-            .histograms
-            .get(hlog::TAG_PRODUCE)
-            .map_or(0, Histogram::len);
+        let produced = interval.produced();
         if produced != counters.acked {
             self.problems.push(format!(
-                "{who}: the produce histogram holds {produced} values but {} records were acked",
+                "{}: the produce histogram holds {produced} values but {} records were acked",
+                who(),
                 counters.acked
             ));
         }
@@ -501,31 +539,22 @@ impl Merger {
             });
         agent.intervals.push(interval.index);
         agent.counters.add(&counters);
-        open.acc.counters.add(&counters);
-        // Walk each histogram once, adding it to the interval and (produce, lag) to the agent.
-        for (tag, h) in interval.histograms.iter().filter(|(_, h)| !h.is_empty()) {
-            let per_agent = match tag.as_str() {
+        open.counters.add(&counters);
+        // Add each histogram's counts at their indexes, to the interval and (produce, lag) to
+        // the agent: the bucket layouts are the same (checked above), so this is exact.
+        for t in interval.tags().iter().filter(|t| t.total > 0) {
+            let interval_dst = match open.histograms.get_mut(&t.tag) {
+                Some(d) => d,
+                None => open.histograms.entry(t.tag.clone()).or_default(),
+            };
+            interval_dst.add(&t.counts);
+            let per_agent = match t.tag.as_str() {
                 hlog::TAG_PRODUCE => Some(&mut agent.produce),
                 hlog::TAG_LAG => Some(&mut agent.lag),
                 _ => None,
             };
-            let interval_dst = match open.acc.histograms.get_mut(tag) {
-                Some(d) => d,
-                None => open
-                    .acc
-                    .histograms
-                    .entry(tag.clone())
-                    .or_insert(empty_histogram(config)?),
-            };
-            match per_agent {
-                Some(slot) => {
-                    let agent_dst = match slot {
-                        Some(d) => d,
-                        None => slot.insert(empty_histogram(config)?),
-                    };
-                    add_into_both(interval_dst, agent_dst, h)?;
-                }
-                None => add_into(interval_dst, h)?,
+            if let Some(slot) = per_agent {
+                slot.get_or_insert_with(FlatCounts::default).add(&t.counts);
             }
         }
         self.blobs += 1;
@@ -540,15 +569,22 @@ impl Merger {
         let keep = self.open.split_off(&index.saturating_add(1));
         let done = std::mem::replace(&mut self.open, keep);
         for (i, open) in done {
-            self.total.add(config, &open.acc)?;
+            let mut acc = Accumulator {
+                histograms: BTreeMap::new(),
+                counters: open.counters,
+            };
+            for (tag, flat) in open.histograms {
+                acc.histograms.insert(tag, flat.to_histogram(config)?);
+            }
+            let open_acc = acc;
+            self.total.add(config, &open_acc)?;
             if let Some(k) = self.options.window_intervals.filter(|k| *k > 0) {
                 let w = self.windows.entry(window::window_of(i, k)).or_default();
                 w.0.insert(i);
-                w.1.add(config, &open.acc)?;
+                w.1.add(config, &open_acc)?;
             }
             let mut encoded = BTreeMap::new();
-            for (tag, h) in open
-                .acc
+            for (tag, h) in open_acc
                 .histograms
                 .iter()
                 .filter(|_| self.options.encode_intervals)
@@ -567,8 +603,8 @@ impl Merger {
                     start_ms: open.start_ms.unwrap_or(0),
                     length_ms,
                     agents: u32::try_from(open.agents.len()).unwrap_or(u32::MAX),
-                    counters: open.acc.counters.clone(),
-                    stats: open.acc.stats(),
+                    stats: open_acc.stats(),
+                    counters: open_acc.counters,
                     encoded,
                 },
             );
@@ -598,8 +634,14 @@ impl Merger {
                 incarnation,
                 intervals: a.intervals,
                 counters: a.counters,
-                produce: a.produce.as_ref().map(Stats::of).unwrap_or_default(),
-                lag: a.lag.as_ref().map(Stats::of).unwrap_or_default(),
+                produce: match &a.produce {
+                    Some(f) => Stats::of(&f.to_histogram(config)?),
+                    None => Stats::default(),
+                },
+                lag: match &a.lag {
+                    Some(f) => Stats::of(&f.to_histogram(config)?),
+                    None => Stats::default(),
+                },
             });
         }
         let first = self.options.first_interval.unwrap_or(0);

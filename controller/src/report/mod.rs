@@ -31,6 +31,7 @@ use barrage_crds::status::{Summary, Verdict};
 use serde::Serialize;
 
 pub mod blob;
+pub mod counts;
 pub mod fetch;
 pub mod hlogout;
 pub mod html;

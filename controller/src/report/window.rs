@@ -33,10 +33,91 @@ pub fn complete_windows(last_closed: u32, k: u32) -> Range<u32> {
     0..(last_closed.saturating_add(1)) / k
 }
 
+/// Where a soak stands, for deciding which window reports are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowClock {
+    /// Milliseconds since the run's start (`status.startAt`).
+    pub elapsed_ms: u64,
+    /// Interval length, milliseconds.
+    pub interval_ms: u64,
+    /// Intervals per window.
+    pub k: u32,
+    /// How long after a window's end its report is written even if some intervals are still
+    /// missing (they are then listed as gaps).
+    pub grace_ms: u64,
+    /// The last interval index every agent has uploaded, when known.
+    pub uploaded_through: Option<u32>,
+    /// The run's last interval index (inclusive), when known: windows past it are not reported
+    /// on their own (the cumulative report covers the tail).
+    pub last_interval: Option<u32>,
+}
+
+impl WindowClock {
+    fn end_ms(&self, w: u32) -> u64 {
+        u64::from(window_range(w, self.k).end).saturating_mul(self.interval_ms)
+    }
+
+    fn in_run(&self, w: u32) -> bool {
+        self.last_interval
+            .is_none_or(|last| window_range(w, self.k).end.saturating_sub(1) <= last)
+    }
+
+    /// Whether window `w` can be reported now: it has ended, and either every agent has
+    /// uploaded its last interval or the grace period after its end has passed.
+    pub fn is_due(&self, w: u32) -> bool {
+        let end = self.end_ms(w);
+        if !self.in_run(w) || self.elapsed_ms < end {
+            return false;
+        }
+        let last = window_range(w, self.k).end.saturating_sub(1);
+        self.uploaded_through.is_some_and(|u| u >= last)
+            || self.elapsed_ms >= end.saturating_add(self.grace_ms)
+    }
+
+    /// Milliseconds until window `w` is due at the latest (0 if it is), `None` if it never is.
+    pub fn until_due(&self, w: u32) -> Option<u64> {
+        if !self.in_run(w) {
+            return None;
+        }
+        let at = self.end_ms(w).saturating_add(self.grace_ms);
+        Some(at.saturating_sub(self.elapsed_ms))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn clock(elapsed_ms: u64, uploaded_through: Option<u32>) -> WindowClock {
+        WindowClock {
+            elapsed_ms,
+            interval_ms: 1_000,
+            k: 10,
+            grace_ms: 5_000,
+            uploaded_through,
+            last_interval: Some(29),
+        }
+    }
+
+    #[test]
+    fn a_window_is_due_once_every_agent_uploaded_it_or_its_grace_passed() {
+        // Window 0 covers intervals 0..10, ending 10 s after the start.
+        assert!(!clock(9_999, Some(9)).is_due(0));
+        assert!(clock(10_000, Some(9)).is_due(0));
+        assert!(!clock(10_000, Some(8)).is_due(0));
+        assert!(!clock(14_999, None).is_due(0));
+        assert!(clock(15_000, None).is_due(0));
+        assert_eq!(clock(12_000, None).until_due(0), Some(3_000));
+        assert_eq!(clock(16_000, None).until_due(0), Some(0));
+    }
+
+    #[test]
+    fn windows_past_the_run_are_never_due() {
+        assert!(clock(100_000, Some(99)).is_due(2));
+        assert!(!clock(100_000, Some(99)).is_due(3));
+        assert_eq!(clock(100_000, None).until_due(3), None);
+    }
 
     #[test]
     fn windows_partition_the_intervals() {
