@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
-use barrage_crds::status::{LoadTestStatus, ReportLocations};
+use barrage_crds::status::{LoadTestStatus, Phase, ReportLocations, VerdictResult, WindowVerdict};
 use barrage_store::streams::{WatchEvent, WatchHandle};
 use barrage_store::{Blobs, Lease, Store, StoreError, StoredLoadTest};
 use chrono::Utc;
@@ -43,7 +44,8 @@ use crate::reconcile::{
     ReportObservation, Retry,
 };
 use crate::report::ReportContext;
-use crate::report::fetch::{BlobIo, render_from_blobs};
+use crate::report::fetch::{BlobIo, render_from_blobs, window_file_key, write_due_windows};
+use crate::report::window::WindowClock;
 
 pub mod config;
 mod queue;
@@ -137,6 +139,9 @@ struct Memory {
     expectations: Vec<Expectation>,
     report: Option<ReportObservation>,
     failures: u32,
+    /// The next soak window to report (windows before it are written); `None` until read
+    /// from the status.
+    next_window: Option<u32>,
 }
 
 /// Everything a reconcile needs, shared by the workers.
@@ -557,12 +562,14 @@ async fn reconcile_inner(
             m.run_id = run_id.clone();
             m.expectations.clear();
             m.report = None;
+            m.next_window = None;
         }
         let horizon = chrono::TimeDelta::from_std(EXPECTATION_TIMEOUT * 2)
             .unwrap_or(chrono::TimeDelta::zero());
         m.expectations.retain(|e| now - e.at < horizon);
         (m.expectations.clone(), m.report.clone())
     };
+    let uploaded_through = uploaded_through(&agents);
     let observed = Observed {
         tasks,
         agents,
@@ -598,6 +605,7 @@ async fn reconcile_inner(
             m.run_id = plan.status.run_id.clone();
             m.expectations.clear();
             m.report = None;
+            m.next_window = None;
         }
     }
     let mut requeue = plan.requeue;
@@ -651,7 +659,141 @@ async fn reconcile_inner(
             }
         }
     }
+    if let Some(after) =
+        write_windows(shared, &lt, &plan.status, uploaded_through, version, &lease).await
+    {
+        requeue = shorter(requeue, after);
+    }
     Ok(requeue)
+}
+
+/// The last interval index every agent of the run has uploaded, when it can be told from the
+/// agents' heartbeats: only first incarnations count from interval 0.
+fn uploaded_through(agents: &[AgentStatus]) -> Option<u32> {
+    let live: Vec<&AgentStatus> = agents
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.phase,
+                AgentPhase::Running | AgentPhase::Draining | AgentPhase::Completed
+            )
+        })
+        .collect();
+    if live.is_empty() || live.iter().any(|a| a.incarnation > 0) {
+        return None;
+    }
+    live.iter()
+        .map(|a| a.intervals_uploaded)
+        .min()
+        .and_then(|n| n.checked_sub(1))
+}
+
+/// Soaks (`spec.report.window`): writes the report set of every window that is due (its
+/// intervals all uploaded, or its grace period after its end passed, gaps then listed) under
+/// `runs/{lt}/{run}/windows/{w:05}/`, and records the latest window's verdict in
+/// `status.windows`. Remembers only the next window to write. Returns when to look again.
+/// A window is reported on its own once, from the intervals in the store at that moment;
+/// a blob that arrives later counts in the cumulative report only.
+async fn write_windows(
+    shared: &Shared,
+    lt: &LoadTest,
+    status: &LoadTestStatus,
+    uploaded_through: Option<u32>,
+    version: u64,
+    lease: &Lease,
+) -> Option<Duration> {
+    // Ended runs too: the last window is often due only once the agents uploaded its last
+    // interval, when the run may already be over (windows past the run are never due).
+    if !matches!(
+        status.phase,
+        Phase::Running | Phase::Draining | Phase::Reporting | Phase::Succeeded | Phase::Failed
+    ) {
+        return None;
+    }
+    let (run_id, start_at) = (status.run_id.as_deref()?, status.start_at?);
+    let name = lt.name();
+    let ctx = ReportContext::for_run(lt, run_id, false);
+    let k = ctx.window_intervals?;
+    let interval_ms = u64::try_from(lt.spec.report.interval.as_std().as_millis()).ok()?;
+    let elapsed_ms = u64::try_from((Utc::now() - start_at).num_milliseconds()).unwrap_or(0);
+    let clock = WindowClock {
+        elapsed_ms,
+        interval_ms,
+        k,
+        grace_ms: interval_ms.saturating_mul(2).max(5_000),
+        uploaded_through,
+        last_interval: ctx.last_interval,
+    };
+    let mut next = {
+        let memory = shared.memory();
+        memory.get(name).and_then(|m| m.next_window)
+    }
+    .unwrap_or_else(|| {
+        status
+            .windows
+            .as_ref()
+            .and_then(|w| w.latest.as_ref())
+            .map_or(0, |l| l.index.saturating_add(1))
+    });
+    let mut windows = status.windows.clone().unwrap_or_default();
+    let io = BlobsIo(shared.blobs.as_ref());
+    // A few windows per reconcile at most, so a controller that was down catches up gradually.
+    let (written, error) = write_due_windows(&io, &ctx, &clock, &mut next, 4).await;
+    if let Some(e) = error {
+        shared.metrics.error("report");
+        warn!(
+            load_test = name,
+            run = run_id,
+            window = next,
+            "Writing a window report failed: {e}"
+        );
+    }
+    let wrote = !written.is_empty();
+    for (w, set) in written {
+        info!(
+            load_test = name,
+            run = run_id,
+            window = w,
+            verdict = ?set.verdict.result,
+            acked = set.summary.records_acked,
+            "Wrote a window report."
+        );
+        windows.reported = windows.reported.saturating_add(1);
+        if set.verdict.result != VerdictResult::Passed {
+            windows.not_passed = windows.not_passed.saturating_add(1);
+        }
+        windows.latest = Some(WindowVerdict {
+            index: w,
+            result: set.verdict.result,
+            reasons: set.verdict.reasons,
+            records_acked: set.summary.records_acked,
+            produce_p99_us: set.summary.produce_p99_us,
+            report: Some(
+                shared
+                    .blobs
+                    .uri(&window_file_key(name, run_id, w, ReportFile::Json)),
+            ),
+        });
+    }
+    {
+        let mut memory = shared.memory();
+        let m = memory.entry(name.to_string()).or_default();
+        if m.run_id.as_deref() == Some(run_id) {
+            m.next_window = Some(next);
+        }
+    }
+    if wrote {
+        let mut st = status.clone();
+        st.windows = Some(windows);
+        // The windows' files are written whatever happens here; a lost status update only
+        // leaves `status.windows` behind until the next window.
+        if let Err(e) = write_status(shared, name, &st, version, lease).await {
+            debug!(load_test = name, "Recording the window verdict failed: {e}");
+        }
+    }
+    clock
+        .until_due(next)
+        .map(|ms| Duration::from_millis(ms.max(500)))
 }
 
 fn shorter(a: Option<Duration>, b: Duration) -> Option<Duration> {

@@ -69,6 +69,43 @@ pub struct LoadTestStatus {
     /// True once the controller asked for the topic this run created to be deleted.
     #[serde(skip_serializing_if = "is_false")]
     pub topic_deleted: bool,
+    /// Rolling window reports written so far (soaks with `spec.report.window`): a small,
+    /// fixed-size summary however many windows the run has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsStatus>,
+}
+
+/// Rolling window reports of a soak, written while the run continues.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WindowsStatus {
+    /// Windows whose report set was written.
+    pub reported: u32,
+    /// Of those, windows whose verdict was not `Passed`.
+    pub not_passed: u32,
+    /// The latest window written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<WindowVerdict>,
+}
+
+/// The verdict of one rolling window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowVerdict {
+    /// Window index from the run's start (0-based).
+    pub index: u32,
+    /// The window's verdict.
+    pub result: VerdictResult,
+    /// Why, one line per failed threshold or problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Records acknowledged during the window.
+    pub records_acked: u64,
+    /// Produce latency p99 over the window, microseconds.
+    pub produce_p99_us: u64,
+    /// The window's report.json URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

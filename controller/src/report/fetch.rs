@@ -189,6 +189,33 @@ pub async fn render_window_from_blobs(
     Ok(set)
 }
 
+/// Writes the report set of every soak window that `clock` says is due, from window `*next`
+/// on and at most `max` of them, advancing `*next` past each one written. Returns the
+/// windows written with their sets (verdict and summary included); stops at the first error,
+/// which is returned with the windows already written before it.
+///
+/// The controller calls it on every reconcile of a running soak; `barrage run` can call it
+/// the same way over its run folder (any [`BlobIo`]) to write windows as the run goes.
+pub async fn write_due_windows(
+    blobs: &dyn BlobIo,
+    ctx: &ReportContext,
+    clock: &window::WindowClock,
+    next: &mut u32,
+    max: usize,
+) -> (Vec<(u32, ReportSet)>, Option<ReportError>) {
+    let mut written = Vec::new();
+    while written.len() < max && clock.is_due(*next) {
+        match render_window_from_blobs(blobs, ctx, *next).await {
+            Ok(set) => {
+                written.push((*next, set));
+                *next = next.saturating_add(1);
+            }
+            Err(e) => return (written, Some(e)),
+        }
+    }
+    (written, None)
+}
+
 fn names(ctx: &ReportContext) -> Result<(&str, &str), ReportError> {
     match (&ctx.load_test, &ctx.run_id) {
         (Some(lt), Some(run)) => Ok((lt, run)),

@@ -319,3 +319,174 @@ fn backoff_grows_is_capped_and_a_conflict_retries_at_once() {
     assert!(backoff_after(Failure::Conflict, 3, "a").unwrap() < Duration::from_millis(100));
     assert_eq!(backoff_after(Failure::SpecInvalid, 0, "a"), None);
 }
+
+/// A shell over the memory ports, holding the lease, for calling its steps directly.
+async fn shared_with_lease(
+    store: &Arc<MemoryStore>,
+    blobs: &Arc<MemoryBlobs>,
+) -> (Arc<Shared>, Lease, watch::Sender<Option<Lease>>) {
+    let lease = store
+        .acquire_lease("t", Duration::from_secs(60), Utc::now())
+        .await
+        .unwrap()
+        .expect("the lease is free");
+    let (tx, rx) = watch::channel(Some(lease.clone()));
+    let shared = Arc::new(Shared {
+        cfg: cfg("t"),
+        store: store.clone(),
+        blobs: blobs.clone(),
+        launcher: FakeLauncher::new(store.clone()),
+        metrics: Arc::new(Metrics::new()),
+        lease: rx,
+        memory: Mutex::new(HashMap::new()),
+    });
+    (shared, lease, tx)
+}
+
+#[tokio::test]
+async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
+    use barrage_crds::spec::{ConstantStep, LoadStep};
+    use barrage_crds::status::VerdictResult;
+
+    use crate::report::{AgentInterval, IntervalCounters, encode_interval_blob};
+
+    let store = Arc::new(MemoryStore::new());
+    let blobs = Arc::new(MemoryBlobs::new());
+    let mut lt = example("soak", 2);
+    lt.spec.load.steps = vec![LoadStep::Constant(ConstantStep {
+        rate: 20.0,
+        duration: barrage_crds::duration::HumanDuration::from_secs(60),
+    })];
+    lt.spec.report.interval = barrage_crds::duration::HumanDuration::from_secs(1);
+    lt.spec.report.window = Some(barrage_crds::duration::HumanDuration::from_secs(10));
+    store.apply(&lt).await.unwrap();
+    let (shared, lease, _tx) = shared_with_lease(&store, &blobs).await;
+    let start = Utc::now() - chrono::TimeDelta::seconds(25);
+    let st = LoadTestStatus {
+        phase: Phase::Running,
+        run_id: Some("r1".into()),
+        start_at: Some(start),
+        ..LoadTestStatus::default()
+    };
+    let version = store.get_load_test("soak").await.unwrap().unwrap().version;
+    let version = store
+        .write_status("soak", &st, version, lease.epoch)
+        .await
+        .unwrap();
+    // 25 intervals of 10 records from each of two agents.
+    for slot in 0..2 {
+        for index in 0..25 {
+            let mut h = barrage_crds::hlog::new_histogram();
+            for v in 0..10 {
+                h.record(100 + v * 10 + u64::from(slot)).unwrap();
+            }
+            let blob = AgentInterval {
+                slot,
+                incarnation: 0,
+                index,
+                start_ms: u64::try_from(start.timestamp_millis()).unwrap()
+                    + u64::from(index) * 1_000,
+                length_ms: 1_000,
+                histograms: [("produce".to_string(), h)].into(),
+                counters: Some(IntervalCounters {
+                    sent: 10,
+                    acked: 10,
+                    scheduled: 10,
+                    ..IntervalCounters::default()
+                }),
+            };
+            let key = keys::interval_key("soak", "r1", slot, 0, index);
+            let text = encode_interval_blob(&blob).unwrap();
+            blobs
+                .put(&key, text.into_bytes().into(), "text/plain")
+                .await
+                .unwrap();
+        }
+    }
+
+    // Windows 0 and 1 (intervals 0..20) are in; window 2 ends at 30 s.
+    let lt = {
+        let mut lt = lt.clone();
+        lt.status = Some(st.clone());
+        lt
+    };
+    // As a reconcile of this run would have remembered it.
+    shared.memory().entry("soak".into()).or_default().run_id = Some("r1".into());
+    let again = write_windows(&shared, &lt, &st, Some(24), version, &lease).await;
+    let again = again.expect("window 2 will be due");
+    assert!(
+        again <= Duration::from_secs(10) && again > Duration::from_secs(8),
+        "window 2 is due 5 s (grace) after it ends at 30 s, about 10 s from now: {again:?}"
+    );
+    let listed = blobs.list("runs/soak/r1/windows/").await.unwrap();
+    let mut expected = Vec::new();
+    for w in ["00000", "00001"] {
+        for f in ["junit.xml", "merged.hlog", "report.html", "report.json"] {
+            expected.push(format!("runs/soak/r1/windows/{w}/{f}"));
+        }
+    }
+    assert_eq!(listed, expected);
+    let window1: serde_json::Value = serde_json::from_slice(
+        &blobs
+            .get("runs/soak/r1/windows/00001/report.json")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(window1["summary"]["records"]["acked"], 200);
+
+    let rec = store.get_load_test("soak").await.unwrap().unwrap();
+    let status = rec.status.unwrap();
+    let windows = status.windows.clone().expect("status.windows is set");
+    assert_eq!(windows.reported, 2);
+    let latest = windows.latest.expect("the latest window");
+    assert_eq!(latest.index, 1);
+    assert_eq!(latest.records_acked, 200);
+    assert_eq!(
+        serde_json::to_value(latest.result).unwrap(),
+        window1["verdict"]["result"]
+    );
+    assert_eq!(
+        windows.not_passed,
+        u32::from(latest.result != VerdictResult::Passed) * 2
+    );
+    assert_eq!(
+        shared.memory().get("soak").and_then(|m| m.next_window),
+        Some(2),
+        "only the next window to write is remembered"
+    );
+
+    // Nothing more is due: a second call writes nothing and leaves the status alone.
+    let _ = write_windows(&shared, &lt, &status, Some(24), rec.version, &lease).await;
+    assert_eq!(blobs.list("runs/soak/r1/windows/").await.unwrap().len(), 8);
+    let after = store.get_load_test("soak").await.unwrap().unwrap();
+    assert_eq!(after.version, rec.version);
+}
+
+#[test]
+fn uploaded_through_counts_only_first_incarnations_of_live_agents() {
+    let agent = |slot, incarnation, phase, n| {
+        let mut a = AgentStatus::new("lt", "r1", slot, incarnation, Utc::now());
+        a.phase = phase;
+        a.intervals_uploaded = n;
+        a
+    };
+    assert_eq!(uploaded_through(&[]), None);
+    assert_eq!(
+        uploaded_through(&[
+            agent(0, 0, AgentPhase::Running, 12),
+            agent(1, 0, AgentPhase::Completed, 15),
+            agent(2, 0, AgentPhase::Failed, 1),
+        ]),
+        Some(11)
+    );
+    assert_eq!(
+        uploaded_through(&[
+            agent(0, 0, AgentPhase::Running, 12),
+            agent(1, 1, AgentPhase::Running, 3),
+        ]),
+        None,
+        "a replacement's count does not start at interval 0"
+    );
+}
