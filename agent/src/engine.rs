@@ -843,6 +843,11 @@ impl Transaction {
                     return Err(EngineError::Sender(format!("commit_transaction: {t}")));
                 }
                 debug!(error = ?e, "Aborting the transaction.");
+                // The transaction is lost anyway: drop what is queued or in flight, or the
+                // abort waits for requests that an idempotent producer holds back after a
+                // failed batch (a partition's sequence is broken until the abort bumps the
+                // epoch) and times out.
+                producer.purge(PurgeConfig::default().queue().inflight());
                 producer
                     .abort_transaction(timeout)
                     .map_err(|e| EngineError::Sender(format!("abort_transaction: {e}")))?;

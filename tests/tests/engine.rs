@@ -382,29 +382,55 @@ fn an_aborted_transaction_leaves_nothing_visible_and_counts_its_records_as_error
     // The client refuses records over 1 000 bytes (message.max.bytes); with values of 100-1 400
     // bytes most transactions of 5 hold one, after some of their records already went out, so
     // those transactions must abort as a whole.
-    let records = "      value: {uniformSize: {min: 100, max: 1400}}\n      recordsPerTransaction: 5\n      transactional: true";
-    let spec = produce_spec(&topic, &bootstrap, records, 250, 4, "").replace(
+    let spec = produce_spec(&topic, &bootstrap, ABORT_RECORDS, 250, 4, "").replace(
         "producer: {acks: all, idempotence: true}",
         "producer: {acks: all, idempotence: true, linger: 0ms, properties: {message.max.bytes: \"1000\"}}",
     );
-    let stdout = run_measured(&spec, "tx-abort.yaml");
+    check_aborted_transactions(&bootstrap, &topic, &spec, "client refuses");
+}
+
+#[test]
+fn a_transaction_the_broker_fails_mid_way_is_aborted_without_hanging() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-tx-broker");
+    // Here the broker refuses records over 1 000 bytes (the topic's max.message.bytes; one
+    // record per batch). An idempotent producer holds the rest of the transaction back after a
+    // failed batch: the abort used to wait out its timeout and fail the run.
+    let spec = produce_spec(
+        &topic,
+        &bootstrap,
+        ABORT_RECORDS,
+        250,
+        4,
+        ", configs: {max.message.bytes: \"1000\"}",
+    )
+    .replace(
+        "producer: {acks: all, idempotence: true}",
+        "producer: {acks: all, idempotence: true, linger: 0ms, batchSize: 1}",
+    );
+    check_aborted_transactions(&bootstrap, &topic, &spec, "broker refuses");
+}
+
+/// Values of 100-1 400 bytes in transactions of 5.
+const ABORT_RECORDS: &str = "      value: {uniformSize: {min: 100, max: 1400}}\n      recordsPerTransaction: 5\n      transactional: true";
+
+/// Runs `spec` (some transactions fail with MessageSizeTooLarge) and checks that only whole
+/// committed transactions are acked and visible to a `read_committed` reader.
+fn check_aborted_transactions(bootstrap: &str, topic: &str, spec: &str, case: &str) {
+    let stdout = run_measured(spec, "tx-abort.yaml");
     let acked = summary_count(&stdout, "records acked");
     let failed = summary_count(&stdout, "records failed");
     let planned = summary_count(&stdout, "records planned");
-    let committed = count_with_isolation(
-        &bootstrap,
-        &topic,
-        "read_committed",
-        Duration::from_secs(60),
-    );
+    let committed =
+        count_with_isolation(bootstrap, topic, "read_committed", Duration::from_secs(60));
     let uncommitted = count_with_isolation(
-        &bootstrap,
-        &topic,
+        bootstrap,
+        topic,
         "read_uncommitted",
         Duration::from_secs(60),
     );
     println!(
-        "transactions (some abort): planned {planned} acked {acked} failed {failed}; read_committed sees {committed}, read_uncommitted {uncommitted}"
+        "transactions ({case}): planned {planned} acked {acked} failed {failed}; read_committed sees {committed}, read_uncommitted {uncommitted}"
     );
     assert_eq!(planned, 1_000, "{stdout}");
     assert!(failed > 0, "some transactions must have aborted:\n{stdout}");
