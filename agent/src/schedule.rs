@@ -357,6 +357,9 @@ pub struct Schedule {
     /// A new profile and the offset it applies from, once the old one reaches it.
     pending_profile: Option<(Profile, u64)>,
     next_global: u64,
+    /// The current profile's send at `next_global`, once computed: the sender peeks and then
+    /// takes the same send, and `due_ns` is not free (a segment search and wide arithmetic).
+    memo: std::cell::Cell<Option<Due>>,
 }
 
 /// One intended send.
@@ -377,6 +380,7 @@ impl Schedule {
             pending: None,
             pending_profile: None,
             next_global,
+            memo: std::cell::Cell::new(None),
         }
     }
 
@@ -407,10 +411,17 @@ impl Schedule {
     }
 
     fn peek_current(&self) -> Option<Due> {
-        self.profile.due_ns(self.next_global).map(|at_ns| Due {
+        if let Some(due) = self.memo.get()
+            && due.global == self.next_global
+        {
+            return Some(due);
+        }
+        let due = self.profile.due_ns(self.next_global).map(|at_ns| Due {
             global: self.next_global,
             at_ns,
-        })
+        });
+        self.memo.set(due);
+        due
     }
 
     /// Consumes and returns the next intended send.
@@ -483,6 +494,7 @@ impl Schedule {
         if let Some((profile, at_ns)) = self.pending_profile.take() {
             let from_index = profile.sends_before(at_ns);
             self.profile = profile;
+            self.memo.set(None);
             self.pending = None;
             self.share.from_index = from_index;
             self.next_global = self.share.first_at_or_after(from_index);
