@@ -32,7 +32,7 @@ use tracing::{info, warn};
 use crate::consume::{self, Setup};
 use crate::engine::{self, Control, IntervalRecord, Reassign};
 use crate::job;
-use crate::kafka::admin::{Admin, AdminError, TopicCreate};
+use crate::kafka::admin::{Admin, AdminError, TopicCreate, TopicOutcome};
 use crate::kafka::config::base_config;
 use crate::kafka::producer::Clock;
 use crate::metrics::{AgentMetrics, Identity};
@@ -147,10 +147,15 @@ async fn run_inner(
         replication_factor: c.replication_factor,
         configs: c.configs.clone().into_iter().collect(),
     });
-    admin
+    let topic = admin
         .ensure_topic(&spec.topic.name, create.as_ref(), CONNECT_TIMEOUT)
         .await?;
     drop(admin);
+    if topic == TopicOutcome::Created {
+        // Told to the controller with the next status write (before Ready), so that it may
+        // delete the topic at the end when the spec asks for it.
+        reporter.status.lock().await.topic_created = true;
+    }
 
     let recorder = Arc::new(Recorder::new());
     let interval = spec.report.interval.as_std();

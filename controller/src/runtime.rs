@@ -570,12 +570,13 @@ async fn reconcile_inner(
         (m.expectations.clone(), m.report.clone())
     };
     let uploaded_through = uploaded_through(&agents);
+    let topic_created = agents.iter().any(|a| a.topic_created);
     let observed = Observed {
         tasks,
         agents,
         expectations,
         report,
-        topic_created: false,
+        topic_created,
         lease_held: shared.usable_lease().is_some(),
     };
     let plan = reconcile::plan(&lt, &observed, now);
@@ -636,13 +637,19 @@ async fn reconcile_inner(
                     requeue = shorter(requeue, Duration::from_secs(5));
                 }
             }
-            Command::DeleteTopic { topic } => {
-                warn!(
-                    load_test = name,
-                    topic = %topic,
-                    "Deleting topics from the controller is not supported yet; the topic is left in place."
-                );
-            }
+            Command::DeleteTopic { topic } => match delete_topic(&lt, topic).await {
+                Ok(()) => {
+                    info!(load_test = name, topic = %topic, "Deleted the topic this run created.")
+                }
+                Err(e) => {
+                    shared.metrics.error("kafka");
+                    warn!(
+                        load_test = name,
+                        topic = %topic,
+                        "Could not delete the topic this run created; it is left in place: {e}"
+                    );
+                }
+            },
             Command::RemoveRecord => {
                 shared
                     .store
@@ -669,6 +676,22 @@ async fn reconcile_inner(
 
 /// The last interval index every agent of the run has uploaded, when it can be told from the
 /// agents' heartbeats: only first incarnations count from interval 0.
+/// Deletes the topic an agent of this run created (`cleanup: DeleteIfCreated`), with the spec's
+/// connection settings and credentials. One attempt: a failure leaves the topic in place and is
+/// logged and counted (`barrage_errors_total{kind="kafka"}`).
+async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
+    use barrage_agent::kafka::admin::Admin;
+    use barrage_agent::kafka::config::base_config;
+    use barrage_agent::kafka::credentials::prepare_security;
+    let kafka = &lt.spec.kafka;
+    let sasl = prepare_security(kafka).await.map_err(|e| e.to_string())?;
+    let admin = Admin::new(&base_config(kafka, sasl.as_ref())).map_err(|e| e.to_string())?;
+    admin
+        .delete_topic(topic, Duration::from_secs(15))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn uploaded_through(agents: &[AgentStatus]) -> Option<u32> {
     let live: Vec<&AgentStatus> = agents
         .iter()

@@ -133,6 +133,10 @@ pub struct AgentStatus {
     /// listener can be found), when it serves them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<String>,
+    /// This agent created the run's topic (it did not exist before): the controller may then
+    /// delete it at the end when the spec's cleanup is `DeleteIfCreated`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub topic_created: bool,
 }
 
 impl AgentStatus {
@@ -158,6 +162,7 @@ impl AgentStatus {
             intervals_uploaded: 0,
             last_interval_p99_us: None,
             saturated: false,
+            topic_created: false,
             metrics_addr: None,
         }
     }

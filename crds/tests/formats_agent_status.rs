@@ -38,6 +38,7 @@ fn running() -> AgentStatus {
         last_interval_p99_us: Some(4_200),
         saturated: false,
         metrics_addr: Some("10.0.1.7:9464".into()),
+        topic_created: true,
     }
 }
 
@@ -62,7 +63,8 @@ fn the_json_is_camel_case_with_rfc3339_times() {
             "intervalsUploaded": 2,
             "lastIntervalP99Us": 4200,
             "saturated": false,
-            "metricsAddr": "10.0.1.7:9464"
+            "metricsAddr": "10.0.1.7:9464",
+            "topicCreated": true
         })
     );
 }
@@ -177,6 +179,7 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
                 last_interval_p99_us,
                 saturated,
                 metrics_addr: saturated.then(|| "127.0.0.1:41234".to_string()),
+                topic_created: intervals_uploaded % 2 == 0,
             },
         )
 }

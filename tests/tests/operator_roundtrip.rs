@@ -256,6 +256,7 @@ spec:
     create:
       partitions: 3
       replicationFactor: 1
+    cleanup: DeleteIfCreated
   workload:
     kind: RoundTrip
     records:
@@ -344,6 +345,40 @@ fn round_trip_under_the_controller_loses_nothing_and_reports_end_to_end_latency(
         "the status summary carries the e2e p99: {status}"
     );
     assert_eq!(report["agents"].as_array().map(Vec::len), Some(2));
+
+    // `cleanup: DeleteIfCreated` and an agent of this run created the topic: the controller
+    // deletes it once every agent is gone.
+    assert_eq!(status["topicCreated"], true, "{status}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut exists = topic_exists(&bootstrap, &topic);
+    while exists && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        exists = topic_exists(&bootstrap, &topic);
+    }
+    println!(
+        "operator round trip: topic {topic} created by the run; after Succeeded it {}",
+        if exists { "still exists" } else { "is deleted" }
+    );
+    assert!(
+        !exists,
+        "the topic this run created is deleted: {status}\n{}",
+        op.controller_log()
+    );
+}
+
+/// Whether the broker's metadata lists `topic`.
+fn topic_exists(bootstrap: &str, topic: &str) -> bool {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .expect("a metadata client");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata from the broker");
+    metadata.topics().iter().any(|t| t.name() == topic)
 }
 
 #[test]
