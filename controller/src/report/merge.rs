@@ -578,7 +578,11 @@ impl Merger {
             }
             let open_acc = acc;
             self.total.add(config, &open_acc)?;
-            if let Some(k) = self.options.window_intervals.filter(|k| *k > 0) {
+            // Intervals past the run's planned end (an agent's last, drained interval) count in
+            // the run and the series, but start no window of their own: a window is a span of
+            // the planned run.
+            let planned = self.options.last_interval.is_none_or(|last| i <= last);
+            if let Some(k) = self.options.window_intervals.filter(|k| *k > 0 && planned) {
                 let w = self.windows.entry(window::window_of(i, k)).or_default();
                 w.0.insert(i);
                 w.1.add(config, &open_acc)?;
@@ -645,7 +649,10 @@ impl Merger {
             });
         }
         let first = self.options.first_interval.unwrap_or(0);
-        let gaps = find_gaps(&agents, first, last, self.options.expected_agents);
+        // Gaps are looked for over the planned intervals (or the ones seen, when no plan is
+        // known): an agent that wrote nothing past the planned end is not missing anything.
+        let gaps_through = self.options.last_interval.unwrap_or(seen_last);
+        let gaps = find_gaps(&agents, first, gaps_through, self.options.expected_agents);
 
         let windows = match self.options.window_intervals.filter(|k| *k > 0) {
             Some(k) => self
@@ -884,6 +891,37 @@ mod tests {
         a.counters.as_mut().unwrap().acked = 3;
         let m = merge_all([&a], MergeOptions::default()).unwrap();
         assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+    }
+
+    #[test]
+    fn an_interval_past_the_planned_end_counts_but_opens_no_window_and_no_gap() {
+        // Two agents, intervals 0..4 planned; agent 0 also wrote a drained interval 4.
+        let mut blobs = Vec::new();
+        for slot in 0..2 {
+            for i in 0..4 {
+                blobs.push(interval(slot, 0, i, &[10, 20]));
+            }
+        }
+        blobs.push(interval(0, 0, 4, &[30]));
+        let m = merge_all(
+            &blobs,
+            MergeOptions {
+                window_intervals: Some(2),
+                expected_agents: Some(2),
+                last_interval: Some(3),
+                ..MergeOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(m.total.counters.acked, 17);
+        assert_eq!(m.intervals.len(), 5);
+        let windows: Vec<_> = m
+            .windows
+            .iter()
+            .map(|w| (w.index, w.acc.counters.acked))
+            .collect();
+        assert_eq!(windows, vec![(0, 8), (1, 8)]);
+        assert_eq!(m.gaps, vec![]);
     }
 
     #[test]
