@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use barrage_crds::spec::{LoadTestSpec, WorkloadKind};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::msk_iam::SecurityContext;
 use rdkafka::message::Message;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -49,7 +51,7 @@ pub struct PreparedConsume {
     job: ConsumeJob,
     /// Consume is not paced: an empty profile (a target of 0 records/s).
     profile: Profile,
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<SecurityContext>>,
     recorder: Arc<Recorder>,
 }
 
@@ -61,26 +63,30 @@ pub async fn prepare_consume(
 ) -> Result<PreparedConsume, EngineError> {
     let config = job.client.clone();
     let topic = job.topic.clone();
-    let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer, EngineError> {
-        let consumer: BaseConsumer = config.create().map_err(EngineError::Consumer)?;
-        let md = consumer
-            .fetch_metadata(Some(&topic), timeout)
-            .map_err(EngineError::Consumer)?;
-        let partitions = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
-        if partitions == 0 {
-            return Err(EngineError::Sender(format!(
-                "topic {topic} has no partitions to consume"
-            )));
-        }
-        consumer
-            .subscribe(&[topic.as_str()])
-            .map_err(EngineError::Consumer)?;
-        Ok(consumer)
-    })
+    let consumer = tokio::task::spawn_blocking(
+        move || -> Result<BaseConsumer<SecurityContext>, EngineError> {
+            let consumer: BaseConsumer<SecurityContext> = config
+                .create_with_context(SecurityContext)
+                .map_err(EngineError::Consumer)?;
+            let md = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(EngineError::Consumer)?;
+            let partitions = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len());
+            if partitions == 0 {
+                return Err(EngineError::Sender(format!(
+                    "topic {topic} has no partitions to consume"
+                )));
+            }
+            consumer
+                .subscribe(&[topic.as_str()])
+                .map_err(EngineError::Consumer)?;
+            Ok(consumer)
+        },
+    )
     .await
     .map_err(|e| EngineError::Sender(e.to_string()))??;
     Ok(PreparedConsume {
@@ -203,7 +209,7 @@ fn wall_ns() -> u64 {
 /// Polls until `end_ns` on `clock` or a stop. Returns the records consumed per partition and
 /// whether it stopped early.
 fn consume_loop(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<SecurityContext>,
     recorder: &Recorder,
     clock: Clock,
     end_ns: u64,
@@ -261,7 +267,7 @@ fn consume_loop(
 /// RoundTrip's reader: a consumer positioned at the end of every partition before the first
 /// send, so every record this agent sends can come back.
 pub struct RoundTripReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SecurityContext>,
     agent: String,
     recorder: Arc<Recorder>,
 }

@@ -10,6 +10,8 @@ use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::msk_iam::SecurityContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 
@@ -123,8 +125,8 @@ pub fn round_trip_consumer(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-) -> Result<BaseConsumer, KafkaError> {
-    let consumer: BaseConsumer = config.create()?;
+) -> Result<BaseConsumer<SecurityContext>, KafkaError> {
+    let consumer: BaseConsumer<SecurityContext> = config.create_with_context(SecurityContext)?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -146,7 +148,7 @@ pub fn round_trip_consumer(
 /// Reads until `stop` is set, recording end-to-end latency of this agent's records.
 /// `consumed` counts distinct records; repeats go to `duplicated`.
 pub fn read_own_records(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<SecurityContext>,
     agent: &str,
     recorder: &Arc<Recorder>,
     clock: Clock,
