@@ -284,8 +284,11 @@ impl Controller {
                     (name, requeue)
                 });
             }
-            let wake = queue
-                .next_due()
+            // With every worker busy a due key must wait for one to finish (the join branch
+            // below); arming the timer for a time already past would spin the loop.
+            let wake = (running.len() < shared.cfg.workers)
+                .then(|| queue.next_due())
+                .flatten()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 () = &mut shutdown => break,
