@@ -170,9 +170,9 @@ impl Shared {
     }
 
     fn store_err(&self, operation: &'static str, name: &str, source: StoreError) -> RuntimeError {
-        if let StoreError::Throttled { .. } = source {
-            self.metrics.aws_call("dynamodb", operation, true, true);
-        }
+        let throttled = matches!(source, StoreError::Throttled { .. });
+        self.metrics
+            .aws_call("dynamodb", operation, throttled, true);
         RuntimeError::Store {
             operation,
             name: name.to_string(),
@@ -542,11 +542,15 @@ async fn reconcile_inner(
 
     let run_id = before.run_id.clone();
     let agents = match &run_id {
-        Some(run) => shared
-            .store
-            .list_agent_status(name, run)
-            .await
-            .map_err(|e| shared.store_err("Query", name, e))?,
+        Some(run) => {
+            let agents = shared
+                .store
+                .list_agent_status(name, run)
+                .await
+                .map_err(|e| shared.store_err("Query", name, e))?;
+            shared.metrics.aws_call("dynamodb", "Query", false, false);
+            agents
+        }
         None => Vec::new(),
     };
     let tasks = shared
