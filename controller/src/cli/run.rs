@@ -2,11 +2,14 @@
 //!
 //! The same engine as the agents, in-process: `agents.count` engines, each with its own
 //! producer and its share of the rate, writing interval logs into the run's folder exactly
-//! as agents write them to S3. Progress while it runs; a summary at the end.
+//! as agents write them to S3. Progress while it runs; a summary at the end. With
+//! `spec.report.window`, each closed window's report set goes to `windows/NNNNN/` as the run
+//! continues (the cloud layout, below the run's folder).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use barrage_agent::consume::{self, Setup};
@@ -23,15 +26,19 @@ use barrage_crds::hlog::merge_into;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
 use barrage_crds::status::VerdictResult;
+use barrage_store::Blobs as _;
+use barrage_store::dir::DirBlobs;
 use clap::Args;
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Outcome;
 use super::output::{clock, micros, thousands};
 use crate::report::ReportContext;
+use crate::report::fetch::{BlobIo, write_due_windows};
 use crate::report::render::render_dir_with;
+use crate::report::window::WindowClock;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -208,13 +215,17 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     }
     drop(tx);
 
-    // Interval logs land in the run's folder as they close.
+    // Interval logs land in the run's folder as they close; `uploaded` is the last interval
+    // every agent has written (for the window reports).
     let writer_out = out.clone();
+    let uploaded = Arc::new(AtomicU64::new(NOTHING_UPLOADED));
+    let writer_uploaded = uploaded.clone();
     let writer = tokio::spawn(async move {
         let mut totals = Histograms::default();
         let mut written = 0usize;
         let mut failure = None;
         let mut last: std::collections::BTreeMap<u32, CounterSnapshot> = Default::default();
+        let mut through: std::collections::BTreeMap<u32, u32> = Default::default();
         while let Some((slot, record)) = rx.recv().await {
             if let Err(e) = merge_histograms(&mut totals, &record.histograms) {
                 failure.get_or_insert(e);
@@ -223,7 +234,16 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
             let counters = protocol::delta(prev, &record);
             *prev = record.counters.clone();
             match write_interval(&writer_out, slot, start_at, interval, &record, counters) {
-                Ok(()) => written += 1,
+                Ok(()) => {
+                    written += 1;
+                    let t = through.entry(slot).or_insert(record.index);
+                    *t = (*t).max(record.index);
+                    if through.len() == agents as usize
+                        && let Some(min) = through.values().min()
+                    {
+                        writer_uploaded.store(u64::from(*min), Ordering::Release);
+                    }
+                }
                 Err(e) => {
                     failure.get_or_insert(e.to_string());
                 }
@@ -254,6 +274,11 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         duration,
         args.progress_every,
     ));
+    // Soaks: window reports while the run continues, then a last pass once every interval
+    // log is written.
+    let (stop_windows, stop_rx) = oneshot::channel();
+    let windows = Windows::new(lt, &run_id, &out, origin, uploaded)
+        .map(|w| tokio::spawn(window_loop(w, stop_rx)));
     let mut runs = Vec::new();
     let mut first_error = None;
     for t in tasks {
@@ -280,6 +305,13 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
             Some("the interval writer failed".into()),
         )
     });
+    let _ = stop_windows.send(());
+    if let Some(task) = windows
+        && let Ok(mut w) = task.await
+        && first_error.is_none()
+    {
+        w.write_due().await;
+    }
     if let Some(e) = first_error {
         return Err(e);
     }
@@ -337,6 +369,139 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         VerdictResult::Failed => Outcome::ThresholdsFailed,
         VerdictResult::Invalid | VerdictResult::Incomplete => Outcome::RunError,
     })
+}
+
+/// `uploaded` before every agent has written an interval.
+const NOTHING_UPLOADED: u64 = u64::MAX;
+
+/// The run's folder as the report code's blob store: this run's keys (`runs/{lt}/{run}/…`)
+/// are paths below the folder (`agents/…`, `windows/…`), as in S3 below the run's prefix.
+struct RunFolder {
+    blobs: DirBlobs,
+    prefix: String,
+}
+
+impl RunFolder {
+    fn rel<'k>(&self, key: &'k str) -> Result<&'k str, String> {
+        key.strip_prefix(self.prefix.as_str())
+            .ok_or_else(|| format!("{key} is not a key of this run ({})", self.prefix))
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobIo for RunFolder {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let keys = self
+            .blobs
+            .list(self.rel(prefix)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(keys
+            .into_iter()
+            .map(|k| format!("{}{k}", self.prefix))
+            .collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.blobs
+            .get(self.rel(key)?)
+            .await
+            .map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+        self.blobs
+            .put(self.rel(key)?, body.into(), content_type)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Rolling window reports of one run: everything needed to write the next due window,
+/// remembering only its index.
+struct Windows {
+    io: RunFolder,
+    ctx: ReportContext,
+    interval_ms: u64,
+    k: u32,
+    origin: Instant,
+    uploaded: Arc<AtomicU64>,
+    next: u32,
+}
+
+impl Windows {
+    /// `None` when the LoadTest has no `spec.report.window`.
+    fn new(
+        lt: &LoadTest,
+        run_id: &str,
+        out: &Path,
+        origin: Instant,
+        uploaded: Arc<AtomicU64>,
+    ) -> Option<Windows> {
+        let ctx = ReportContext::for_run(lt, run_id, false);
+        let k = ctx.window_intervals?;
+        let interval_ms = u64::try_from(lt.spec.report.interval.as_std().as_millis()).ok()?;
+        Some(Windows {
+            io: RunFolder {
+                blobs: DirBlobs::new(out),
+                prefix: barrage_crds::keys::run_prefix(lt.name(), run_id),
+            },
+            ctx,
+            interval_ms,
+            k,
+            origin,
+            uploaded,
+            next: 0,
+        })
+    }
+
+    /// Writes every window whose intervals every agent has written (no grace: in-process
+    /// agents do not go missing), and prints one line for each.
+    async fn write_due(&mut self) {
+        let through = self.uploaded.load(Ordering::Acquire);
+        let due = WindowClock {
+            elapsed_ms: u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX),
+            interval_ms: self.interval_ms,
+            k: self.k,
+            grace_ms: u64::MAX,
+            uploaded_through: (through != NOTHING_UPLOADED)
+                .then(|| u32::try_from(through).ok())
+                .flatten(),
+            last_interval: self.ctx.last_interval,
+        };
+        let (written, error) =
+            write_due_windows(&self.io, &self.ctx, &due, &mut self.next, usize::MAX).await;
+        let secs = self.interval_ms.saturating_mul(u64::from(self.k)) / 1_000;
+        for (w, set) in written {
+            let from = u64::from(w).saturating_mul(secs);
+            println!(
+                "Window {w:05} ({}-{}): {:?}, records acked {}, produce p99 {}",
+                clock(from),
+                clock(from.saturating_add(secs)),
+                set.verdict.result,
+                thousands(set.summary.records_acked),
+                micros(set.summary.produce_p99_us),
+            );
+        }
+        if let Some(e) = error {
+            eprintln!(
+                "warning: could not write the report of window {:05}: {e}",
+                self.next
+            );
+        }
+    }
+}
+
+/// Looks for due windows every second until told to stop; gives the state back.
+async fn window_loop(mut windows: Windows, mut stop: oneshot::Receiver<()>) -> Windows {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut stop => return windows,
+        }
+        windows.write_due().await;
+    }
 }
 
 fn merge_histograms(into: &mut Histograms, from: &Histograms) -> Result<(), String> {
