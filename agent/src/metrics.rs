@@ -292,7 +292,8 @@ fn seconds(us: u64) -> f64 {
     us as f64 / 1_000_000.0
 }
 
-fn escape(s: &str) -> String {
+/// Escapes a Prometheus label value.
+pub fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -303,10 +304,22 @@ const MAX_HEAD: usize = 8 * 1024;
 /// A client gets this long to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a metrics endpoint serves: the Prometheus text exposition of some metrics (the
+/// agent's here, the controller's in `barrage controller`; both use this one small server).
+pub trait Exposition: Send + Sync + 'static {
+    fn render(&self) -> String;
+}
+
+impl Exposition for AgentMetrics {
+    fn render(&self) -> String {
+        AgentMetrics::render(self)
+    }
+}
+
 /// Serves `/metrics` and `/healthz` on `listener` until `shutdown` completes.
-pub async fn serve(
+pub async fn serve<M: Exposition>(
     listener: TcpListener,
-    metrics: Arc<AgentMetrics>,
+    metrics: Arc<M>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -317,7 +330,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let metrics = metrics.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = answer(stream, &metrics).await {
+                        if let Err(e) = answer(stream, metrics.as_ref()).await {
                             tracing::debug!("A metrics request failed: {e}");
                         }
                     });
@@ -332,7 +345,10 @@ pub async fn serve(
 }
 
 /// The status line, content type and body for a request line.
-pub fn respond(request_line: &str, metrics: &AgentMetrics) -> (&'static str, &'static str, String) {
+pub fn respond<M: Exposition + ?Sized>(
+    request_line: &str,
+    metrics: &M,
+) -> (&'static str, &'static str, String) {
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
@@ -359,7 +375,10 @@ pub fn respond(request_line: &str, metrics: &AgentMetrics) -> (&'static str, &'s
     }
 }
 
-async fn answer(mut stream: tokio::net::TcpStream, metrics: &AgentMetrics) -> std::io::Result<()> {
+async fn answer<M: Exposition + ?Sized>(
+    mut stream: tokio::net::TcpStream,
+    metrics: &M,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read = async {

@@ -9,14 +9,15 @@
 //! [`render`]: Metrics::render
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use barrage_crds::status::Phase;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
+
+use barrage_agent::metrics::escape;
+/// The small HTTP server and label escaping are the agent's (one implementation for both).
+pub use barrage_agent::metrics::{Exposition, respond, serve};
 
 /// `(service, operation, calls, throttles, errors)` from an adapter that counts its own calls.
 pub type AwsCallSource =
@@ -196,117 +197,22 @@ impl Metrics {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Longest request head read.
-const MAX_HEAD: usize = 8 * 1024;
-/// A client gets this long to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Binds `addr` (port 0: any free port; the listener says which).
 pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let metrics = metrics.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = answer(stream, &metrics).await {
-                            tracing::debug!("A metrics request failed: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("Accepting a metrics connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
+impl Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
     }
-}
-
-/// The status line, content type and body for a request line.
-pub fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let target = parts.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    if method != "GET" && method != "HEAD" {
-        return (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET\n".into(),
-        );
-    }
-    match path {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        "/healthz" => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
-        _ => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "try /metrics or /healthz\n".into(),
-        ),
-    }
-}
-
-async fn answer(mut stream: tokio::net::TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(r) => r?,
-        Err(_) => return Ok(()),
-    }
-    let text = String::from_utf8_lossy(&head);
-    let line = text.lines().next().unwrap_or("");
-    let (status, content_type, body) = respond(line, metrics);
-    let body = if line.starts_with("HEAD ") {
-        String::new()
-    } else {
-        body
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
