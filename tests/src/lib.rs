@@ -5,6 +5,8 @@
 //! the environment that `scripts/services.sh env` prints. When the services are missing a
 //! test prints why and returns, unless `BARRAGE_REQUIRE_SERVICES=1` (as in CI), where it fails.
 
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

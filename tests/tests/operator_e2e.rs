@@ -4,270 +4,17 @@
 //!
 //! Every test gets its own table, bucket and controller (so they run side by side), bounds
 //! every wait, and stops what it started: the controller (SIGTERM, then SIGKILL) and any
-//! agent process of its table still alive (found through `/proc/*/environ`).
+//! agent process of its table still alive (found through `/proc/*/environ`); the harness is
+//! [`barrage_system_tests::operator::Operator`].
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barrage_system_tests::{aws_endpoint, binary, count_records, kafka, root, run_bounded, unique};
-
-/// One controller on its own table and bucket.
-struct Operator {
-    table: String,
-    bucket: String,
-    dir: PathBuf,
-    controllers: Vec<(String, Child)>,
-}
-
-impl Operator {
-    /// Creates the table and the bucket (`barrage admin init`) and starts a controller.
-    fn start(tag: &str) -> Operator {
-        let table = unique(&format!("barrage-e2e-{tag}"));
-        let bucket = unique(&format!("barrage-e2e-{tag}"));
-        let dir = std::env::temp_dir().join(unique("barrage-operator"));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        let mut op = Operator {
-            table,
-            bucket,
-            dir,
-            controllers: Vec::new(),
-        };
-        let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
-        assert!(out.status.success(), "admin init failed: {}", text(&out));
-        op.start_controller("first");
-        op
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("BARRAGE_STORE", format!("dynamodb://{}", self.table))
-            .env("BARRAGE_BLOBS", format!("s3://{}", self.bucket))
-            .env("BARRAGE_AGENT_LOG_DIR", self.dir.join("agents"))
-            .env("BARRAGE_AGENT_HEARTBEAT", "1s")
-            .env("BARRAGE_LOG_FORMAT", "compact");
-    }
-
-    fn start_controller(&mut self, id: &str) {
-        let log =
-            std::fs::File::create(self.dir.join(format!("controller-{id}.log"))).expect("log");
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args([
-            "controller",
-            "--launcher",
-            "process",
-            "--metrics-addr",
-            "off",
-            "--resync",
-            "3s",
-            "--lease-duration",
-            "6s",
-            "--id",
-            id,
-            "--agent-binary",
-        ])
-        .arg(binary("barrage-agent"))
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-        self.env(&mut cmd);
-        self.controllers
-            .push((id.to_string(), cmd.spawn().expect("the controller starts")));
-    }
-
-    /// Runs `barrage ARGS` against this operator's table and bucket.
-    fn barrage(&self, args: &[&str], limit: Duration) -> Output {
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args(args);
-        self.env(&mut cmd);
-        run_bounded(&mut cmd, limit)
-    }
-
-    /// The record as `barrage get NAME -o json` prints it.
-    fn get(&self, name: &str) -> serde_json::Value {
-        let out = self.barrage(&["get", name, "-o", "json"], Duration::from_secs(30));
-        assert!(out.status.success(), "get {name}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).expect("get -o json prints JSON")
-    }
-
-    /// Waits until `name` is in a terminal phase; its status.
-    fn wait_terminal(&self, name: &str, limit: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let v = self.get(name);
-            let phase = v["status"]["phase"].as_str().unwrap_or("").to_string();
-            if ["Succeeded", "Failed", "Cancelled"].contains(&phase.as_str()) {
-                return v["status"].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "loadtest/{name} still {phase} after {limit:?}\n{}",
-                self.controller_log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn controller_log(&self) -> String {
-        let mut s = String::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                let t = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = t.lines().rev().take(40).collect();
-                s.push_str(&format!("--- {} (tail)\n", p.display()));
-                for l in tail.into_iter().rev() {
-                    s.push_str(l);
-                    s.push('\n');
-                }
-            }
-        }
-        s
-    }
-
-    /// Live agent processes of this operator: `(pid, slot, incarnation)`.
-    fn agents(&self) -> Vec<(u32, u32, u32)> {
-        let marker = format!("BARRAGE_STORE=dynamodb://{}", self.table);
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            let vars: Vec<String> = env
-                .split(|b| *b == 0)
-                .map(|v| String::from_utf8_lossy(v).to_string())
-                .collect();
-            if !vars.contains(&marker) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat.contains(") Z ") {
-                continue; // a zombie waiting for the controller to reap it
-            }
-            let num = |name: &str| {
-                vars.iter()
-                    .find_map(|v| v.strip_prefix(&format!("{name}=")))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u32::MAX)
-            };
-            // The controller has the same store in its environment, but no slot.
-            if !vars.iter().any(|v| v.starts_with("BARRAGE_SLOT=")) {
-                continue;
-            }
-            found.push((pid, num("BARRAGE_SLOT"), num("BARRAGE_INCARNATION")));
-        }
-        found
-    }
-
-    /// Agent log files (one per task): `(slot, incarnation)` of every task launched.
-    fn launched(&self) -> Vec<(u32, u32)> {
-        let mut v: Vec<(u32, u32)> = std::fs::read_dir(self.dir.join("agents"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let stem = name.strip_suffix(".log")?;
-                let mut parts = stem.rsplit('-');
-                let inc = parts.next()?.parse().ok()?;
-                let slot = parts.next()?.parse().ok()?;
-                Some((slot, inc))
-            })
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Signals controller `id` (`TERM` or `KILL`) and waits for it to exit (bounded).
-    fn stop_controller(&mut self, id: &str, signal: &str) {
-        let Some(pos) = self.controllers.iter().position(|(c, _)| c == id) else {
-            return;
-        };
-        let (_, mut child) = self.controllers.remove(pos);
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    /// The leader lease's holder, read from the table.
-    fn lease_holder(&self) -> Option<String> {
-        rt().block_on(async {
-            use aws_sdk_dynamodb::types::AttributeValue;
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let out = client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S("lease#controller".into()))
-                .key("sk", AttributeValue::S("lease".into()))
-                .consistent_read(true)
-                .send()
-                .await
-                .ok()?;
-            let item = out.item?;
-            let expires: i64 = item.get("expires_at_ms")?.as_n().ok()?.parse().ok()?;
-            if expires <= unix_now() * 1000 {
-                return None;
-            }
-            item.get("holder")?.as_s().ok().cloned()
-        })
-    }
-
-    /// Waits until `id` holds the lease; how long that took.
-    fn wait_holder(&self, id: &str, limit: Duration) -> Duration {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if self.lease_holder().as_deref() == Some(id) {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "{id} did not take the lease within {limit:?} (holder {:?})\n{}",
-            self.lease_holder(),
-            self.controller_log()
-        );
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let ids: Vec<String> = self.controllers.iter().map(|(id, _)| id.clone()).collect();
-        for id in ids {
-            self.stop_controller(&id, "TERM");
-        }
-        for (pid, _, _) in self.agents() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use barrage_system_tests::operator::{Operator, report_json, rt, s3_get, text, unix_now};
+use barrage_system_tests::{aws_endpoint, count_records, kafka, unique};
 
 /// A LoadTest of `agents` agents at `rate` records/s for `secs` seconds on its own topic.
 fn spec(
@@ -319,31 +66,6 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("a runtime")
-}
-
-/// An object of the emulator's S3.
-fn s3_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
-    rt().block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(conf);
-        let out = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
-    })
-}
-
 /// A raw `PutItem` of a LoadTest record, as CI without the CLI would write it.
 fn put_raw(table: &str, name: &str, doc: &str) {
     rt().block_on(async {
@@ -362,13 +84,6 @@ fn put_raw(table: &str, name: &str, doc: &str) {
             .await
             .expect("PutItem");
     });
-}
-
-fn report_json(op: &Operator, name: &str, run: &str) -> serde_json::Value {
-    let key = format!("runs/{name}/{run}/report/report.json");
-    let body =
-        s3_get(&op.bucket, &key).unwrap_or_else(|| panic!("s3://{}/{key} exists", op.bucket));
-    serde_json::from_slice(&body).expect("report.json is JSON")
 }
 
 fn per_slot(launched: &[(u32, u32)]) -> String {
@@ -655,14 +370,6 @@ fn a_sigkilled_agent_is_replaced_and_the_run_completes() {
         "{status}\n{}",
         op.controller_log()
     );
-}
-
-/// Seconds since the epoch by the system clock.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[test]

@@ -6,241 +6,15 @@
 //! Consume under the operator too: two agents in one consumer group read a topic of known
 //! content, and the merged report counts exactly its records with their end-to-end latency.
 //!
-//! The operator set-up is a copy of the small part of `operator_e2e.rs` this test needs.
+//! The operator set-up is [`barrage_system_tests::operator::Operator`], shared with
+//! `operator_e2e.rs` and `soak.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barrage_system_tests::{aws_endpoint, binary, kafka, root, run_bounded, unique};
-
-/// One controller on its own table and bucket.
-struct Operator {
-    table: String,
-    bucket: String,
-    dir: PathBuf,
-    controllers: Vec<(String, Child)>,
-}
-
-impl Operator {
-    /// Creates the table and the bucket (`barrage admin init`) and starts a controller.
-    fn start(tag: &str) -> Operator {
-        let table = unique(&format!("barrage-e2e-{tag}"));
-        let bucket = unique(&format!("barrage-e2e-{tag}"));
-        let dir = std::env::temp_dir().join(unique("barrage-operator"));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        let mut op = Operator {
-            table,
-            bucket,
-            dir,
-            controllers: Vec::new(),
-        };
-        let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
-        assert!(out.status.success(), "admin init failed: {}", text(&out));
-        op.start_controller("first");
-        op
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("BARRAGE_STORE", format!("dynamodb://{}", self.table))
-            .env("BARRAGE_BLOBS", format!("s3://{}", self.bucket))
-            .env("BARRAGE_AGENT_LOG_DIR", self.dir.join("agents"))
-            .env("BARRAGE_AGENT_HEARTBEAT", "1s")
-            .env("BARRAGE_LOG_FORMAT", "compact");
-    }
-
-    fn start_controller(&mut self, id: &str) {
-        let log =
-            std::fs::File::create(self.dir.join(format!("controller-{id}.log"))).expect("log");
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args([
-            "controller",
-            "--launcher",
-            "process",
-            "--metrics-addr",
-            "off",
-            "--resync",
-            "3s",
-            "--lease-duration",
-            "6s",
-            "--id",
-            id,
-            "--agent-binary",
-        ])
-        .arg(binary("barrage-agent"))
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-        self.env(&mut cmd);
-        self.controllers
-            .push((id.to_string(), cmd.spawn().expect("the controller starts")));
-    }
-
-    /// Runs `barrage ARGS` against this operator's table and bucket.
-    fn barrage(&self, args: &[&str], limit: Duration) -> Output {
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args(args);
-        self.env(&mut cmd);
-        run_bounded(&mut cmd, limit)
-    }
-
-    /// The record as `barrage get NAME -o json` prints it.
-    fn get(&self, name: &str) -> serde_json::Value {
-        let out = self.barrage(&["get", name, "-o", "json"], Duration::from_secs(30));
-        assert!(out.status.success(), "get {name}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).expect("get -o json prints JSON")
-    }
-
-    /// Waits until `name` is in a terminal phase; its status.
-    fn wait_terminal(&self, name: &str, limit: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let v = self.get(name);
-            let phase = v["status"]["phase"].as_str().unwrap_or("").to_string();
-            if ["Succeeded", "Failed", "Cancelled"].contains(&phase.as_str()) {
-                return v["status"].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "loadtest/{name} still {phase} after {limit:?}\n{}",
-                self.controller_log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn controller_log(&self) -> String {
-        let mut s = String::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                let t = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = t.lines().rev().take(40).collect();
-                s.push_str(&format!("--- {} (tail)\n", p.display()));
-                for l in tail.into_iter().rev() {
-                    s.push_str(l);
-                    s.push('\n');
-                }
-            }
-        }
-        s
-    }
-
-    /// Live agent processes of this operator: `(pid, slot, incarnation)`.
-    fn agents(&self) -> Vec<(u32, u32, u32)> {
-        let marker = format!("BARRAGE_STORE=dynamodb://{}", self.table);
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            let vars: Vec<String> = env
-                .split(|b| *b == 0)
-                .map(|v| String::from_utf8_lossy(v).to_string())
-                .collect();
-            if !vars.contains(&marker) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat.contains(") Z ") {
-                continue; // a zombie waiting for the controller to reap it
-            }
-            let num = |name: &str| {
-                vars.iter()
-                    .find_map(|v| v.strip_prefix(&format!("{name}=")))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u32::MAX)
-            };
-            // The controller has the same store in its environment, but no slot.
-            if !vars.iter().any(|v| v.starts_with("BARRAGE_SLOT=")) {
-                continue;
-            }
-            found.push((pid, num("BARRAGE_SLOT"), num("BARRAGE_INCARNATION")));
-        }
-        found
-    }
-
-    /// Signals controller `id` (`TERM` or `KILL`) and waits for it to exit (bounded).
-    fn stop_controller(&mut self, id: &str, signal: &str) {
-        let Some(pos) = self.controllers.iter().position(|(c, _)| c == id) else {
-            return;
-        };
-        let (_, mut child) = self.controllers.remove(pos);
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let ids: Vec<String> = self.controllers.iter().map(|(id, _)| id.clone()).collect();
-        for id in ids {
-            self.stop_controller(&id, "TERM");
-        }
-        for (pid, _, _) in self.agents() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("a runtime")
-}
-
-/// An object of the emulator's S3.
-fn s3_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
-    rt().block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(conf);
-        let out = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
-    })
-}
-
-fn report_json(op: &Operator, name: &str, run: &str) -> serde_json::Value {
-    let key = format!("runs/{name}/{run}/report/report.json");
-    let body =
-        s3_get(&op.bucket, &key).unwrap_or_else(|| panic!("s3://{}/{key} exists", op.bucket));
-    serde_json::from_slice(&body).expect("report.json is JSON")
-}
+use barrage_system_tests::operator::{Operator, report_json, text};
+use barrage_system_tests::{aws_endpoint, kafka, unique};
 
 fn round_trip_spec(name: &str, topic: &str, bootstrap: &str) -> String {
     format!(
@@ -389,8 +163,10 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
     let op = Operator::start("consume");
     let name = unique("e2e-consume");
     let topic = unique("barrage-e2e-consume");
-    // 1 200 records first, with `barrage run` (in-process, no operator).
+    // 1 200 records first, with `barrage run` (in-process, no operator). The topic must
+    // outlive this run: no `cleanup: DeleteIfCreated` here.
     let produce = round_trip_spec(&name, &topic, &bootstrap)
+        .replace("    cleanup: DeleteIfCreated\n", "")
         .replace("kind: RoundTrip", "kind: Produce")
         .replace("rate: 200, for: 5s", "rate: 400, for: 3s")
         .replace("    count: 2", "    count: 1");

@@ -12,192 +12,20 @@
 //! At the end, the cumulative report's acked count equals the windows' sum plus the intervals
 //! after the last full window, and the records acked in the status.
 //!
-//! The operator helpers are small copies of `operator_e2e.rs`'s.
+//! The operator harness is [`barrage_system_tests::operator::Operator`], shared with
+//! `operator_e2e.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barrage_system_tests::{aws_endpoint, binary, kafka, root, run_bounded, unique};
+use barrage_system_tests::operator::{Operator, rt, s3, s3_get, text};
+use barrage_system_tests::{aws_endpoint, kafka, unique};
 
 const RUN_SECS: u32 = 90;
 const WINDOW_SECS: u32 = 15;
 const RATE: u32 = 400;
 const AGENTS: u32 = 2;
-
-struct Operator {
-    table: String,
-    bucket: String,
-    dir: PathBuf,
-    controller: Option<Child>,
-}
-
-impl Operator {
-    fn start() -> Operator {
-        let mut op = Operator {
-            table: unique("barrage-soak"),
-            bucket: unique("barrage-soak"),
-            dir: std::env::temp_dir().join(unique("barrage-soak")),
-            controller: None,
-        };
-        std::fs::create_dir_all(&op.dir).expect("a temp dir");
-        let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
-        assert!(out.status.success(), "admin init failed: {}", text(&out));
-        let log = std::fs::File::create(op.dir.join("controller.log")).expect("log");
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args([
-            "controller",
-            "--launcher",
-            "process",
-            "--metrics-addr",
-            "off",
-            "--resync",
-            "3s",
-            "--lease-duration",
-            "6s",
-            "--id",
-            "soak",
-            "--agent-binary",
-        ])
-        .arg(binary("barrage-agent"))
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-        op.env(&mut cmd);
-        op.controller = Some(cmd.spawn().expect("the controller starts"));
-        op
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("BARRAGE_STORE", format!("dynamodb://{}", self.table))
-            .env("BARRAGE_BLOBS", format!("s3://{}", self.bucket))
-            .env("BARRAGE_AGENT_LOG_DIR", self.dir.join("agents"))
-            .env("BARRAGE_AGENT_HEARTBEAT", "1s")
-            .env("BARRAGE_LOG_FORMAT", "compact");
-    }
-
-    fn barrage(&self, args: &[&str], limit: Duration) -> Output {
-        let mut cmd = Command::new(binary("barrage"));
-        cmd.args(args);
-        self.env(&mut cmd);
-        run_bounded(&mut cmd, limit)
-    }
-
-    fn get(&self, name: &str) -> serde_json::Value {
-        let out = self.barrage(&["get", name, "-o", "json"], Duration::from_secs(30));
-        assert!(out.status.success(), "get {name}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).expect("get -o json prints JSON")
-    }
-
-    fn controller_pid(&self) -> Option<u32> {
-        self.controller.as_ref().map(Child::id)
-    }
-
-    fn controller_log(&self) -> String {
-        let t = std::fs::read_to_string(self.dir.join("controller.log")).unwrap_or_default();
-        let tail: Vec<&str> = t.lines().rev().take(60).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Live agent processes of this operator: `(pid, slot)`.
-    fn agents(&self) -> Vec<(u32, u32)> {
-        let marker = format!("BARRAGE_STORE=dynamodb://{}", self.table);
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            let vars: Vec<String> = env
-                .split(|b| *b == 0)
-                .map(|v| String::from_utf8_lossy(v).to_string())
-                .collect();
-            if !vars.contains(&marker) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat.contains(") Z ") {
-                continue;
-            }
-            let Some(slot) = vars
-                .iter()
-                .find_map(|v| v.strip_prefix("BARRAGE_SLOT="))
-                .and_then(|v| v.parse().ok())
-            else {
-                continue; // the controller: same store, no slot
-            };
-            found.push((pid, slot));
-        }
-        found.sort_unstable();
-        found
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.controller.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for (pid, _) in self.agents() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("a runtime")
-}
-
-async fn s3() -> aws_sdk_s3::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-fn s3_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
-    rt().block_on(async {
-        let out = s3()
-            .await
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
-    })
-}
 
 fn s3_list(bucket: &str, prefix: &str) -> Vec<String> {
     rt().block_on(async {
@@ -295,7 +123,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
     let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
         return;
     };
-    let op = Operator::start();
+    let op = Operator::start_named("barrage-soak", "barrage-soak", "soak");
     let name = unique("soak");
     let topic = unique("barrage-soak");
     let file = op.dir.join("soak.yaml");
@@ -318,7 +146,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
         assert!(
             Instant::now() < deadline,
             "loadtest/{name} did not finish in time\n{}",
-            op.controller_log()
+            op.controller_log_lines(60)
         );
         let status = op.get(&name)["status"].clone();
         let phase = status["phase"].as_str().unwrap_or("").to_string();
@@ -329,7 +157,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
             if let Some(pid) = op.controller_pid().and_then(rss_kib) {
                 controller_rss.push(pid);
             }
-            for (pid, slot) in op.agents() {
+            for (pid, slot, _) in op.agents() {
                 if let Some(kib) = rss_kib(pid) {
                     agent_rss.entry(slot).or_default().push(kib);
                 }
@@ -360,7 +188,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
     assert!(
         ["Succeeded", "Failed"].contains(&status["phase"].as_str().unwrap_or("")),
         "{status}\n{}",
-        op.controller_log()
+        op.controller_log_lines(60)
     );
 
     // The window reports: every full window of the run, each a complete report set.
@@ -374,7 +202,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
             assert!(
                 keys.contains(&format!("{dir}{file}")),
                 "window {w} has {file}: {keys:?}\n{}",
-                op.controller_log()
+                op.controller_log_lines(60)
             );
         }
         let report = json(&op.bucket, &format!("{dir}report.json"));
