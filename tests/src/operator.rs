@@ -6,7 +6,7 @@
 //! side), bounds every wait, and stops what it started: the controllers (SIGTERM, then
 //! SIGKILL) and any agent process of its table still alive (found through `/proc/*/environ`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,25 @@ impl Operator {
         cmd.args(args);
         self.env(&mut cmd);
         run_bounded(&mut cmd, limit)
+    }
+
+    /// `barrage apply -f FILE --wait --timeout T` (bounded at `T` + 30 s); asserts that it
+    /// exits with `code` (0: Succeeded, 1: thresholds failed), with the controller log if not.
+    pub fn apply_wait(&self, file: &Path, timeout: Duration, code: i32) -> Output {
+        let file = file.to_string_lossy();
+        let timeout_arg = format!("{}s", timeout.as_secs());
+        let out = self.barrage(
+            &["apply", "-f", &file, "--wait", "--timeout", &timeout_arg],
+            timeout + Duration::from_secs(30),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}\n{}",
+            text(&out),
+            self.controller_log()
+        );
+        out
     }
 
     /// The record as `barrage get NAME -o json` prints it.

@@ -119,24 +119,7 @@ fn apply_wait_succeeds_and_the_merged_report_counts_exactly_the_records_in_the_t
             &["errors.ratio < 0.1%", "produce.p99 < 2s"],
         ),
     );
-    let out = op.barrage(
-        &[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "150s",
-        ],
-        Duration::from_secs(180),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&out),
-        op.controller_log()
-    );
+    let out = op.apply_wait(&file, Duration::from_secs(150), 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("loadtest/{name} Succeeded")),
@@ -190,24 +173,7 @@ fn failing_thresholds_end_failed_with_exit_1_and_junit_names_the_threshold() {
             &["errors.ratio < 0.1%", "produce.p50 < 1us"],
         ),
     );
-    let out = op.barrage(
-        &[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "150s",
-        ],
-        Duration::from_secs(180),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}\n{}",
-        text(&out),
-        op.controller_log()
-    );
+    op.apply_wait(&file, Duration::from_secs(150), 1);
     let status = op.get(&name)["status"].clone();
     assert_eq!(status["phase"], "Failed");
     let report_dir = op.dir.join("report");
@@ -411,24 +377,7 @@ fn of_two_controllers_one_leads_and_the_other_takes_over_when_it_stops() {
             &["errors.ratio < 0.1%"],
         ),
     );
-    let out = op.barrage(
-        &[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "120s",
-        ],
-        Duration::from_secs(150),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&out),
-        op.controller_log()
-    );
+    op.apply_wait(&file, Duration::from_secs(120), 0);
     // A graceful stop releases the lease at once.
     op.stop_controller("second", "TERM");
     assert_eq!(op.lease_holder(), None, "released on graceful shutdown");

@@ -61,24 +61,7 @@ fn round_trip_under_the_controller_loses_nothing_and_reports_end_to_end_latency(
     let topic = unique("barrage-e2e-rt");
     let file = op.dir.join("rt.yaml");
     std::fs::write(&file, round_trip_spec(&name, &topic, &bootstrap)).expect("spec file");
-    let out = op.barrage(
-        &[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "150s",
-        ],
-        Duration::from_secs(180),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&out),
-        op.controller_log()
-    );
+    op.apply_wait(&file, Duration::from_secs(150), 0);
     let status = op.wait_terminal(&name, Duration::from_secs(30));
     assert_eq!(status["phase"], "Succeeded", "{status}");
     let run = status["runId"].as_str().expect("a run id").to_string();
@@ -221,24 +204,7 @@ spec:
     );
     let cfile = op.dir.join("consume.yaml");
     std::fs::write(&cfile, consume).expect("spec file");
-    let out = op.barrage(
-        &[
-            "apply",
-            "-f",
-            cfile.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "150s",
-        ],
-        Duration::from_secs(180),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&out),
-        op.controller_log()
-    );
+    op.apply_wait(&cfile, Duration::from_secs(150), 0);
     let status = op.wait_terminal(&name, Duration::from_secs(30));
     assert_eq!(status["phase"], "Succeeded", "{status}");
     let run = status["runId"].as_str().expect("a run id").to_string();
