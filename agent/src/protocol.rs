@@ -142,11 +142,7 @@ async fn run_inner(
     // and missing ("already exists" is success: every agent of the fleet asks). RoundTrip's
     // reader and Consume's group need its partitions before the start.
     let admin = Admin::new(&base_config(&spec.kafka, sasl.as_ref()))?;
-    let create = spec.topic.create.as_ref().map(|c| TopicCreate {
-        partitions: c.partitions,
-        replication_factor: c.replication_factor,
-        configs: c.configs.clone().into_iter().collect(),
-    });
+    let create = spec.topic.create.as_ref().map(TopicCreate::from_spec);
     let topic = admin
         .ensure_topic(&spec.topic.name, create.as_ref(), CONNECT_TIMEOUT)
         .await?;

@@ -35,6 +35,17 @@ pub struct TopicCreate {
     pub configs: Vec<(String, String)>,
 }
 
+impl TopicCreate {
+    /// What the spec's `topic.create` asks for.
+    pub fn from_spec(create: &barrage_crds::spec::TopicCreate) -> Self {
+        TopicCreate {
+            partitions: create.partitions,
+            replication_factor: create.replication_factor,
+            configs: create.configs.clone().into_iter().collect(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot reach Kafka at {bootstrap}: no broker answered within {timeout:?} ({source})")]

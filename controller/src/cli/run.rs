@@ -127,11 +127,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
 
     // Reachability and topic, with a bounded wait.
     let admin = Admin::new(&base_config(&spec.kafka, sasl.as_ref()))?;
-    let create = spec.topic.create.as_ref().map(|c| TopicCreate {
-        partitions: c.partitions,
-        replication_factor: c.replication_factor,
-        configs: c.configs.clone().into_iter().collect(),
-    });
+    let create = spec.topic.create.as_ref().map(TopicCreate::from_spec);
     let topic_outcome = admin
         .ensure_topic(&spec.topic.name, create.as_ref(), args.connect_timeout)
         .await?;
@@ -657,23 +653,7 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
             );
         }
     }
-    let mut per_partition: Vec<u64> = Vec::new();
-    for r in runs {
-        for (p, n) in r.outcome.per_partition.iter().enumerate() {
-            if per_partition.len() <= p {
-                per_partition.resize(p + 1, 0);
-            }
-            per_partition[p] += n;
-        }
-    }
-    if !per_partition.is_empty() {
-        let parts: Vec<String> = per_partition
-            .iter()
-            .enumerate()
-            .map(|(p, n)| format!("{p}:{}", thousands(*n)))
-            .collect();
-        println!("  records per partition  {}", parts.join("  "));
-    }
+    print_per_partition(runs);
 }
 
 /// Consume: what the group read, how fast, and how old records were when they arrived.
@@ -703,13 +683,20 @@ fn print_consume_summary(
         "end-to-end latency (record timestamp to receipt)",
         &totals.e2e,
     );
-    let mut per_partition: Vec<u64> = Vec::new();
     for r in runs {
         let c = &r.outcome.counters;
         println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
         if !c.errors_by_kind.is_empty() {
             println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
         }
+    }
+    print_per_partition(runs);
+}
+
+/// Records per partition, summed over the agents (the line is left out when none were counted).
+fn print_per_partition(runs: &[AgentRun]) {
+    let mut per_partition: Vec<u64> = Vec::new();
+    for r in runs {
         for (p, n) in r.outcome.per_partition.iter().enumerate() {
             if per_partition.len() <= p {
                 per_partition.resize(p + 1, 0);
