@@ -1,12 +1,16 @@
 //! The consumer side of the engine, and [`Workload`]: what one agent runs, whatever the kind.
 //!
 //! - **Consume**: a consumer group reads the spec's topic for the load's duration (the group
-//!   splits the partitions between agents; the rate profile does not pace consumption). It
-//!   counts records and bytes consumed, errors by kind, and records end-to-end latency from
-//!   each record's timestamp (CreateTime, or LogAppendTime when the topic says so) to its
-//!   receipt in the `e2e` histogram, rolled every interval like the producer's histograms.
-//!   The record's timestamp comes from the producer's wall clock: the figure is only as good
-//!   as the clocks' agreement (RoundTrip measures on one clock).
+//!   splits the partitions between agents; the rate profile does not pace consumption). The
+//!   group is joined while the agent prepares: an agent is ready once the group gave it its
+//!   partitions (possibly none), and it holds them — paused, while still taking part in
+//!   rebalances as more agents join — until the shared start. So joining is not measured, and
+//!   the first agent to join cannot read the whole topic before the others arrive. It counts
+//!   records and bytes consumed, errors by kind, and records end-to-end latency from each
+//!   record's timestamp (CreateTime, or LogAppendTime when the topic says so) to its receipt in
+//!   the `e2e` histogram, rolled every interval like the producer's histograms. The record's
+//!   timestamp comes from the producer's wall clock: the figure is only as good as the clocks'
+//!   agreement (RoundTrip measures on one clock).
 //! - **RoundTrip**: the producer engine plus a [`RoundTripReader`] that reads every partition
 //!   from its end and keeps this agent's own records (sequence numbers in headers), so
 //!   end-to-end latency, loss, duplicates and reordering are measured on one clock.
@@ -15,25 +19,31 @@
 //! [`Workload::run`]; nothing here reads the environment or the store.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self as std_mpsc, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use barrage_crds::spec::{LoadTestSpec, WorkloadKind};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
-use crate::kafka::msk_iam::SecurityContext;
+use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::engine::{self, Control, EngineError, IntervalRecord, Outcome};
 use crate::job;
 use crate::kafka::config::{SaslCredentials, consumer_config};
 use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use crate::kafka::msk_iam::{SecurityContext, oauth_token};
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
 use crate::schedule::{Profile, Share};
+
+/// How often a consumer holding its partitions polls the group (rebalances are served in
+/// polls) and looks for the start.
+const HOLD_POLL: Duration = Duration::from_millis(20);
 
 /// What one agent needs to consume.
 pub struct ConsumeJob {
@@ -46,27 +56,91 @@ pub struct ConsumeJob {
     pub interval: Duration,
 }
 
-/// A consumer subscribed to the topic, ready for the start.
-pub struct PreparedConsume {
-    job: ConsumeJob,
-    /// Consume is not paced: an empty profile (a target of 0 records/s).
-    profile: Profile,
-    consumer: Arc<BaseConsumer<SecurityContext>>,
-    recorder: Arc<Recorder>,
+/// This agent's place in the group, shared by the consumer context and the agent.
+#[derive(Debug)]
+struct Membership {
+    /// Assigned partitions are paused at once while this is set (until the start).
+    hold: AtomicBool,
+    /// Assignments received (a rebalance can assign no partition at all).
+    assignments: AtomicU64,
+    /// Partitions in the latest assignment.
+    partitions: AtomicU64,
 }
 
-/// Creates the consumer, checks the topic exists and subscribes (the group starts joining).
+/// The Consume group's client context: MSK IAM tokens like [`SecurityContext`], and the
+/// partitions of every assignment paused while the agent waits for the start.
+struct GroupContext {
+    membership: Arc<Membership>,
+}
+
+impl ClientContext for GroupContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token()
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(partitions) = rebalance else {
+            return;
+        };
+        let count = u64::try_from(partitions.count()).unwrap_or(u64::MAX);
+        if count > 0
+            && self.membership.hold.load(Ordering::Acquire)
+            && let Err(e) = consumer.pause(partitions)
+        {
+            // A record fetched anyway is handed back by `hold_poll`.
+            warn!(error = %e, "Could not pause the assigned partitions until the start.");
+        }
+        self.membership.partitions.store(count, Ordering::Release);
+        self.membership.assignments.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// What the consumer thread gets at the start.
+struct Start {
+    clock: Clock,
+    control: Arc<Control>,
+}
+
+/// A member of the group holding its partitions, ready for the start. Dropping it without
+/// [`PreparedConsume::run`] leaves the group.
+pub struct PreparedConsume {
+    /// Consume is not paced: an empty profile (a target of 0 records/s).
+    profile: Profile,
+    interval: Duration,
+    recorder: Arc<Recorder>,
+    start: std_mpsc::Sender<Start>,
+    done: tokio::sync::oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<(Vec<u64>, bool)>,
+}
+
+/// Creates the consumer, checks the topic exists, subscribes, and waits (up to `timeout`)
+/// until the group assigned this agent its partitions, which it then holds until the start.
 pub async fn prepare_consume(
     job: ConsumeJob,
     recorder: Arc<Recorder>,
     timeout: Duration,
 ) -> Result<PreparedConsume, EngineError> {
+    let membership = Arc::new(Membership {
+        hold: AtomicBool::new(true),
+        assignments: AtomicU64::new(0),
+        partitions: AtomicU64::new(0),
+    });
+    let context = GroupContext {
+        membership: membership.clone(),
+    };
     let config = job.client.clone();
     let topic = job.topic.clone();
-    let consumer = tokio::task::spawn_blocking(
-        move || -> Result<BaseConsumer<SecurityContext>, EngineError> {
-            let consumer: BaseConsumer<SecurityContext> = config
-                .create_with_context(SecurityContext)
+    let consumer =
+        tokio::task::spawn_blocking(move || -> Result<BaseConsumer<GroupContext>, EngineError> {
+            let consumer: BaseConsumer<GroupContext> = config
+                .create_with_context(context)
                 .map_err(EngineError::Consumer)?;
             let md = consumer
                 .fetch_metadata(Some(&topic), timeout)
@@ -77,7 +151,7 @@ pub async fn prepare_consume(
                 .find(|t| t.name() == topic && t.error().is_none())
                 .map_or(0, |t| t.partitions().len());
             if partitions == 0 {
-                return Err(EngineError::Sender(format!(
+                return Err(EngineError::Group(format!(
                     "topic {topic} has no partitions to consume"
                 )));
             }
@@ -85,15 +159,60 @@ pub async fn prepare_consume(
                 .subscribe(&[topic.as_str()])
                 .map_err(EngineError::Consumer)?;
             Ok(consumer)
-        },
-    )
-    .await
-    .map_err(|e| EngineError::Sender(e.to_string()))??;
+        })
+        .await
+        .map_err(|e| EngineError::Sender(e.to_string()))??;
+
+    let (start_tx, start_rx) = std_mpsc::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let end_ns = ns(job.duration);
+    let thread = {
+        let recorder = recorder.clone();
+        let membership = membership.clone();
+        std::thread::Builder::new()
+            .name("barrage-consumer".into())
+            .spawn(move || {
+                let result = consumer_thread(&consumer, &membership, &recorder, end_ns, &start_rx);
+                let _ = done_tx.send(());
+                // Leave the group now (offsets are committed on close).
+                drop(consumer);
+                result
+            })
+            .map_err(EngineError::Thread)?
+    };
+
+    // Ready means: a member of the group, holding what it was assigned.
+    let deadline = Instant::now() + timeout;
+    while membership.assignments.load(Ordering::Acquire) == 0 {
+        if thread.is_finished() {
+            return Err(EngineError::Group(
+                "the consumer thread ended before the group assigned partitions".into(),
+            ));
+        }
+        if Instant::now() >= deadline {
+            // Dropping `start_tx` ends the thread, which leaves the group.
+            return Err(EngineError::Group(format!(
+                "group {} gave this agent no partition assignment for topic {} within {:.1}s \
+                 (is the group coordinator reachable? a larger --connect-timeout waits longer)",
+                job.client.get("group.id").unwrap_or("?"),
+                job.topic,
+                timeout.as_secs_f64()
+            )));
+        }
+        tokio::time::sleep(HOLD_POLL).await;
+    }
+    info!(
+        topic = %job.topic,
+        partitions = membership.partitions.load(Ordering::Acquire),
+        "Joined the consumer group; holding the assigned partitions until the start."
+    );
     Ok(PreparedConsume {
-        job,
         profile: Profile::new(Vec::new()),
-        consumer: Arc::new(consumer),
+        interval: job.interval,
         recorder,
+        start: start_tx,
+        done: done_rx,
+        thread,
     })
 }
 
@@ -106,54 +225,50 @@ impl PreparedConsume {
         control: Arc<Control>,
         intervals: mpsc::UnboundedSender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
-        let interval = self.job.interval.max(Duration::from_millis(10));
-        let len = ns(interval);
-        let end_ns = ns(self.job.duration);
-        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-        let reader = {
-            let consumer = self.consumer.clone();
-            let recorder = self.recorder.clone();
-            let control = control.clone();
-            std::thread::Builder::new()
-                .name("barrage-consumer".into())
-                .spawn(move || {
-                    let result = consume_loop(&consumer, &recorder, clock, end_ns, &control);
-                    let _ = done_tx.send(());
-                    result
-                })
-                .map_err(EngineError::Thread)?
-        };
+        let PreparedConsume {
+            interval,
+            recorder,
+            start,
+            mut done,
+            thread,
+            ..
+        } = self;
+        let len = ns(interval.max(Duration::from_millis(10)));
+        start
+            .send(Start {
+                clock,
+                control: control.clone(),
+            })
+            .map_err(|_| EngineError::Group("the consumer thread ended before the start".into()))?;
         let mut index: u32 = 0;
         let mut spare = Histograms::default();
         loop {
             let boundary = clock.at(len * u64::from(index + 1));
             tokio::select! {
                 _ = tokio::time::sleep_until(boundary.into()) => {
-                    spare = roll(&self.recorder, spare, index, len, len * u64::from(index + 1), &intervals);
+                    spare = roll(&recorder, spare, index, len, len * u64::from(index + 1), &intervals);
                     index += 1;
                 }
-                _ = &mut done_rx => break,
+                _ = &mut done => break,
             }
         }
-        let (per_partition, stopped_early) = reader
-            .join()
-            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
         let end = clock.now_ns();
+        // The thread leaves the group before it returns.
+        let (per_partition, stopped_early) = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| EngineError::Sender(e.to_string()))?
+            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
         let start_ns = len * u64::from(index);
-        let histograms = self.recorder.swap(spare);
+        let histograms = recorder.swap(spare);
         let _ = intervals.send(IntervalRecord {
             index,
             start_ns,
             end_ns: end.max(start_ns),
             histograms,
-            counters: self.recorder.counters().snapshot(),
+            counters: recorder.counters().snapshot(),
             scheduled: 0,
         });
-        // Leave the group now (offsets are committed on close), not when the last reference
-        // goes away.
-        let consumer = self.consumer;
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-        let counters = self.recorder.counters().snapshot();
+        let counters = recorder.counters().snapshot();
         info!(
             consumed = counters.consumed,
             bytes = counters.bytes,
@@ -206,25 +321,78 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The consumer's thread: holds the partitions (serving the group) until the start arrives
+/// and its time comes, then consumes. Returns the records consumed per partition and whether
+/// it stopped early.
+fn consumer_thread(
+    consumer: &BaseConsumer<GroupContext>,
+    membership: &Membership,
+    recorder: &Recorder,
+    end_ns: u64,
+    start: &std_mpsc::Receiver<Start>,
+) -> (Vec<u64>, bool) {
+    let Start { clock, control } = loop {
+        match start.try_recv() {
+            Ok(s) => break s,
+            Err(TryRecvError::Empty) => hold_poll(consumer, HOLD_POLL),
+            Err(TryRecvError::Disconnected) => return (Vec::new(), true),
+        }
+    };
+    // Nothing is read before the shared start.
+    loop {
+        let left = clock.origin().saturating_duration_since(Instant::now());
+        if left.is_zero() || control.is_stopped() {
+            break;
+        }
+        hold_poll(consumer, left.min(HOLD_POLL));
+    }
+    // Rebalance callbacks run inside `poll` on this thread: nothing pauses after this.
+    membership.hold.store(false, Ordering::Release);
+    match consumer.assignment() {
+        Ok(assigned) if assigned.count() > 0 => {
+            if let Err(e) = consumer.resume(&assigned) {
+                recorder.counters().error(&error_kind(&e));
+                warn!(error = %e, "Could not resume the assigned partitions at the start.");
+            }
+        }
+        Ok(_) => debug!("No partition assigned at the start."),
+        Err(e) => warn!(error = %e, "Could not read the assignment at the start."),
+    }
+    consume_loop(consumer, recorder, clock, end_ns, &control)
+}
+
+/// One poll while holding the partitions: serves the group. A record that got through anyway
+/// (fetched before its partition was paused) is handed back: its partition is paused and
+/// rewound to it, so it is read after the start.
+fn hold_poll(consumer: &BaseConsumer<GroupContext>, wait: Duration) {
+    match consumer.poll(wait) {
+        None => {}
+        Some(Err(e)) => debug!(error = %e, "Consumer error while waiting for the start."),
+        Some(Ok(m)) => {
+            let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+            drop(m);
+            let mut one = TopicPartitionList::new();
+            one.add_partition(&topic, partition);
+            if let Err(e) = consumer.pause(&one) {
+                warn!(error = %e, partition, "Could not pause a partition before the start.");
+            }
+            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(offset), HOLD_POLL * 50)
+            {
+                warn!(error = %e, partition, offset, "Could not rewind a record read before the start.");
+            }
+        }
+    }
+}
+
 /// Polls until `end_ns` on `clock` or a stop. Returns the records consumed per partition and
 /// whether it stopped early.
 fn consume_loop(
-    consumer: &BaseConsumer<SecurityContext>,
+    consumer: &BaseConsumer<GroupContext>,
     recorder: &Recorder,
     clock: Clock,
     end_ns: u64,
     control: &Control,
 ) -> (Vec<u64>, bool) {
-    // Nothing is read before the shared start.
-    loop {
-        let left = clock
-            .origin()
-            .saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || control.is_stopped() {
-            break;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(20)));
-    }
     let counters = recorder.counters();
     let mut per_partition: Vec<u64> = Vec::new();
     loop {

@@ -191,6 +191,8 @@ pub enum EngineError {
     Sender(String),
     #[error("could not create or position the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
+    #[error("Consume: {0}")]
+    Group(String),
     #[error(transparent)]
     Job(#[from] crate::job::JobError),
 }

@@ -504,8 +504,18 @@ spec:
     let per_agent: Vec<u64> = (0..2)
         .map(|slot| summary_field(&stdout, &format!("agent {slot} consumed"), "consumed"))
         .collect();
+    let per_partition: Vec<u64> = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("records per partition"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|pair| pair.split_once(':'))
+                .filter_map(|(_, n)| n.replace(',', "").parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     println!(
-        "consume: produced {produced}, consumed {consumed} ({bytes} bytes), per agent {per_agent:?}"
+        "consume: produced {produced}, consumed {consumed} ({bytes} bytes), per agent {per_agent:?}, per partition {per_partition:?}"
     );
     assert_eq!(
         consumed, produced,
@@ -513,6 +523,14 @@ spec:
     );
     assert_eq!(bytes, produced * 150);
     assert_eq!(per_agent.iter().sum::<u64>(), consumed);
+    // Both agents joined the group before the start and held their partitions until then:
+    // when every partition holds records, each agent reads some (3 partitions, 2 members).
+    if per_partition.len() == 3 && per_partition.iter().all(|&n| n > 0) {
+        assert!(
+            per_agent.iter().all(|&n| n > 0),
+            "the group split the partitions before the start, so no agent read the whole topic alone: per agent {per_agent:?}\n{stdout}"
+        );
+    }
     assert!(
         stdout.contains("end-to-end latency (record timestamp to receipt): p50"),
         "{stdout}"

@@ -175,6 +175,20 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
         text(&out)
     );
     let expected = 1_200u64;
+    let produced_per_partition: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("records per partition")
+                .map(str::to_string)
+        })
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|pair| pair.split_once(':'))
+                .filter_map(|(_, n)| n.replace(',', "").parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
 
     // Then two Consume agents in one group, from the earliest offset.
     let consume = format!(
@@ -233,4 +247,22 @@ spec:
     assert_eq!(records["bytes"].as_u64(), Some(expected * 200));
     assert_eq!(e2e["count"].as_u64(), Some(expected));
     assert!(report["summary"]["consumedRate"].as_f64().unwrap_or(0.0) > 0.0);
+    // Each agent joins the group before it reports Ready and holds its partitions until
+    // startAt: the three partitions are split between the two members before anything is read.
+    let consumed_per_agent: Vec<u64> = report["agents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["records"]["consumed"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("operator consume: produced per partition {produced_per_partition:?}");
+    assert_eq!(consumed_per_agent.len(), 2, "{}", report["agents"]);
+    if produced_per_partition.len() == 3 && produced_per_partition.iter().all(|&n| n > 0) {
+        assert!(
+            consumed_per_agent.iter().all(|&n| n > 0),
+            "both members read part of the topic: {consumed_per_agent:?}"
+        );
+    }
 }
