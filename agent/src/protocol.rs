@@ -23,6 +23,7 @@ use barrage_crds::env::Assignment;
 use barrage_crds::interval::{AgentInterval, IntervalCounters, encode_interval_blob};
 use barrage_crds::keys;
 use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::WorkloadKind;
 use barrage_crds::status::{FleetAssignment, Phase};
 use barrage_store::{Blobs, PutOnce, Store};
 use chrono::{DateTime, Utc};
@@ -230,6 +231,7 @@ async fn run_inner(
         .running(recorder.clone(), profile, of, origin);
 
     let (tx, mut rx) = mpsc::unbounded_channel::<IntervalRecord>();
+    let consuming = at_start.spec.workload.kind == WorkloadKind::Consume;
     let uploads = {
         let blobs = blobs.clone();
         let a = a.clone();
@@ -241,6 +243,11 @@ async fn run_inner(
             while let Some(record) = rx.recv().await {
                 let counters = delta(&last, &record);
                 last = record.counters.clone();
+                let records = if consuming {
+                    counters.consumed
+                } else {
+                    counters.acked
+                };
                 match upload(&a, blobs.as_ref(), start_at, interval, &record, counters).await {
                     Ok(()) => uploaded += 1,
                     Err(e) => {
@@ -248,15 +255,12 @@ async fn run_inner(
                         warn!(interval = record.index, error = %e, "Could not upload an interval.");
                     }
                 }
-                // Consume measures no produce latency: its p99 is end to end.
+                // Consume measures no produce latency: its p99 is end to end, and its
+                // records are the ones consumed.
                 let h = &record.histograms;
-                let latest = if h.produce.is_empty() {
-                    &h.e2e
-                } else {
-                    &h.produce
-                };
+                let latest = if consuming { &h.e2e } else { &h.produce };
                 reporter
-                    .set_intervals(uploaded, latest.value_at_quantile(0.99))
+                    .set_intervals(uploaded, latest.value_at_quantile(0.99), records)
                     .await;
             }
             (uploaded, failures)
@@ -560,6 +564,7 @@ impl Reporter {
                 dropped: c.dropped,
                 late: c.late,
                 bytes: c.bytes,
+                consumed: c.consumed,
                 overflow: c.overflow,
                 errors_by_kind: c.errors_by_kind.clone(),
             };
@@ -569,9 +574,10 @@ impl Reporter {
         self.write(&snapshot).await;
     }
 
-    async fn set_intervals(&self, uploaded: u32, p99: u64) {
+    async fn set_intervals(&self, uploaded: u32, p99: u64, records: u64) {
         let mut s = self.status.lock().await;
         s.intervals_uploaded = uploaded;
         s.last_interval_p99_us = Some(p99);
+        s.last_interval_records = Some(records);
     }
 }

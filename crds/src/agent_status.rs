@@ -81,8 +81,10 @@ pub struct AgentCounters {
     pub dropped: u64,
     /// Records sent later than their intended time by more than the lateness tolerance.
     pub late: u64,
-    /// Payload bytes acknowledged (keys and values).
+    /// Payload bytes acknowledged (keys and values); Consume: bytes consumed.
     pub bytes: u64,
+    /// Records consumed (Consume), or own records read back (RoundTrip).
+    pub consumed: u64,
     /// Latencies above the histograms' highest trackable value (one hour), counted here
     /// instead of being recorded.
     pub overflow: u64,
@@ -122,9 +124,14 @@ pub struct AgentStatus {
     /// Interval blobs uploaded so far.
     #[serde(default)]
     pub intervals_uploaded: u32,
-    /// The p99 produce latency of the last completed interval, in microseconds.
+    /// The p99 produce latency of the last completed interval, in microseconds (Consume: the
+    /// end-to-end p99).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_interval_p99_us: Option<u64>,
+    /// Records acknowledged in the last completed interval (Consume: records consumed); the
+    /// controller sums them over the live agents into `status.progress.currentRate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_interval_records: Option<u64>,
     /// Whether the agent itself is the bottleneck (schedule lag, queue full, CPU): its results
     /// understate what the cluster could do.
     #[serde(default)]
@@ -161,6 +168,7 @@ impl AgentStatus {
             counters: AgentCounters::default(),
             intervals_uploaded: 0,
             last_interval_p99_us: None,
+            last_interval_records: None,
             saturated: false,
             topic_created: false,
             metrics_addr: None,

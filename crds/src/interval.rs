@@ -52,13 +52,13 @@ pub struct IntervalCounters {
     pub dropped: u64,
     /// Sends more than 1 ms after their intended time.
     pub late: u64,
-    /// Value and key bytes acknowledged.
+    /// Value and key bytes acknowledged (Consume: consumed).
     pub bytes: u64,
     /// Times the client queue was full and the sender had to wait.
     pub queue_full: u64,
     /// Latencies past the histogram cap (recorded at the cap).
     pub overflow: u64,
-    /// RoundTrip: records consumed back.
+    /// Consume: records consumed; RoundTrip: own records consumed back.
     pub consumed: u64,
     /// RoundTrip: records produced but never consumed.
     pub lost: u64,

@@ -108,6 +108,10 @@ pub struct WindowVerdict {
     pub report: Option<String>,
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -359,11 +363,15 @@ pub struct Progress {
     pub errors: u64,
     /// Records dropped (never sent: the agent could not keep up).
     pub dropped: u64,
-    /// Bytes sent.
+    /// Bytes acknowledged (Consume: consumed).
     pub bytes: u64,
-    /// Current achieved rate, records per second.
+    /// Records consumed (Consume), or own records read back (RoundTrip).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub consumed: u64,
+    /// Current achieved rate, records per second: records acknowledged (Consume: consumed) in
+    /// the live agents' last completed report interval, divided by its length.
     pub current_rate: f64,
-    /// Produce p99 of the latest window, microseconds.
+    /// Produce p99 of the latest window, microseconds (Consume: end to end).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_p99_us: Option<u64>,
 }

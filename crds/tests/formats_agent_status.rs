@@ -31,11 +31,13 @@ fn running() -> AgentStatus {
             dropped: 1,
             late: 5,
             bytes: 99_000,
+            consumed: 0,
             overflow: 0,
             errors_by_kind: BTreeMap::from([("MsgTimedOut".to_string(), 2)]),
         },
         intervals_uploaded: 2,
         last_interval_p99_us: Some(4_200),
+        last_interval_records: Some(495),
         saturated: false,
         metrics_addr: Some("10.0.1.7:9464".into()),
         topic_created: true,
@@ -58,10 +60,11 @@ fn the_json_is_camel_case_with_rfc3339_times() {
             "startedAt": "2024-11-25T20:40:10Z",
             "counters": {
                 "sent": 1000, "acked": 990, "errors": 2, "dropped": 1, "late": 5,
-                "bytes": 99000, "overflow": 0, "errorsByKind": {"MsgTimedOut": 2}
+                "bytes": 99000, "consumed": 0, "overflow": 0, "errorsByKind": {"MsgTimedOut": 2}
             },
             "intervalsUploaded": 2,
             "lastIntervalP99Us": 4200,
+            "lastIntervalRecords": 495,
             "saturated": false,
             "metricsAddr": "10.0.1.7:9464",
             "topicCreated": true
@@ -130,7 +133,7 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
     let time = (0_i64..4_000_000_000, 0_u32..1_000_000_000)
         .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap());
     let counters = (
-        any::<[u64; 7]>(),
+        any::<[u64; 8]>(),
         prop::collection::btree_map("[A-Za-z]{1,20}", any::<u64>(), 0..4),
     )
         .prop_map(|(c, errors_by_kind)| AgentCounters {
@@ -141,6 +144,7 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
             late: c[4],
             bytes: c[5],
             overflow: c[6],
+            consumed: c[7],
             errors_by_kind,
         });
     (
@@ -177,6 +181,7 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
                 counters,
                 intervals_uploaded,
                 last_interval_p99_us,
+                last_interval_records: last_interval_p99_us.map(|p| p / 7),
                 saturated,
                 metrics_addr: saturated.then(|| "127.0.0.1:41234".to_string()),
                 topic_created: intervals_uploaded % 2 == 0,

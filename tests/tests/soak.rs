@@ -139,6 +139,7 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
     let mut run = None;
     let mut seen_while_running: Vec<(u32, f64)> = Vec::new();
     let mut status_while_running = None;
+    let mut rates_while_running: Vec<f64> = Vec::new();
     let mut controller_rss: Vec<u64> = Vec::new();
     let mut agent_rss: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
     let started = Instant::now();
@@ -174,6 +175,9 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
                 {
                     seen_while_running.push((w, started.elapsed().as_secs_f64()));
                 }
+            }
+            if let Some(rate) = status["progress"]["currentRate"].as_f64() {
+                rates_while_running.push(rate);
             }
             if status["windows"]["reported"].as_u64().unwrap_or(0) > 0 {
                 status_while_running = Some(status["windows"].clone());
@@ -267,6 +271,14 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
         window_acked + tail,
         u64::from(RATE) * u64::from(RUN_SECS)
     );
+    println!(
+        "soak: status.progress.currentRate every 2 s while Running: {}",
+        rates_while_running
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mib = |s: &[u64]| {
         s.iter()
             .map(|k| format!("{:.1}", *k as f64 / 1024.0))
@@ -284,6 +296,15 @@ fn a_soak_writes_rolling_window_reports_while_running_and_memory_stays_flat() {
     assert!(
         seen_while_running.len() >= 2,
         "at least two window reports appeared while the run was Running: {seen_while_running:?}"
+    );
+    // The live rate is the agents' last completed intervals: once they run, about the target.
+    let mut rates = rates_while_running.clone();
+    rates.sort_by(f64::total_cmp);
+    let median = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+    let target = f64::from(RATE);
+    assert!(
+        (0.5 * target..=1.5 * target).contains(&median),
+        "status.progress.currentRate while Running should be near {RATE}/s: {rates_while_running:?}"
     );
     let st = status_while_running.expect("status.windows was set while Running");
     assert!(st["latest"]["result"].is_string(), "{st}");

@@ -554,11 +554,19 @@ pub fn progress_line(name: &str, st: &LoadTestStatus, now: DateTime<Utc>) -> Str
         a.desired,
         a.running
     );
-    if p.sent > 0 || st.phase == Phase::Running {
+    if p.sent > 0 || p.consumed > 0 || st.phase == Phase::Running {
+        if p.sent > 0 || p.consumed == 0 {
+            line.push_str(&format!(
+                "  sent {}  acked {}",
+                thousands(p.sent),
+                thousands(p.acked)
+            ));
+        }
+        if p.consumed > 0 {
+            line.push_str(&format!("  consumed {}", thousands(p.consumed)));
+        }
         line.push_str(&format!(
-            "  sent {}  acked {}  errors {}  {:.0}/s",
-            thousands(p.sent),
-            thousands(p.acked),
+            "  errors {}  {:.0}/s",
             thousands(p.errors),
             p.current_rate
         ));
@@ -1051,9 +1059,10 @@ pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<U
     let p = &st.progress;
     let _ = writeln!(
         o,
-        "Progress:      sent {}  acked {}  errors {}  dropped {}  {:.0}/s{}",
+        "Progress:      sent {}  acked {}  consumed {}  errors {}  dropped {}  {:.0}/s{}",
         thousands(p.sent),
         thousands(p.acked),
+        thousands(p.consumed),
         thousands(p.errors),
         thousands(p.dropped),
         p.current_rate,

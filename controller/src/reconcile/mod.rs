@@ -1005,6 +1005,7 @@ impl<'a> Cx<'a> {
             return;
         };
         let mut p = barrage_crds::status::Progress::default();
+        let mut interval_records = 0u64;
         for a in self
             .obs
             .agents
@@ -1016,11 +1017,20 @@ impl<'a> Cx<'a> {
             p.errors = p.errors.saturating_add(a.counters.errors);
             p.dropped = p.dropped.saturating_add(a.counters.dropped);
             p.bytes = p.bytes.saturating_add(a.counters.bytes);
+            p.consumed = p.consumed.saturating_add(a.counters.consumed);
             if !a.phase.is_terminal() {
                 p.window_p99_us = p.window_p99_us.max(a.last_interval_p99_us);
+                interval_records =
+                    interval_records.saturating_add(a.last_interval_records.unwrap_or(0));
             }
         }
-        p.current_rate = self.st.progress.current_rate;
+        // Agents' intervals share the run's start, so their last intervals line up.
+        let interval = self.lt.spec.report.interval.as_std().as_secs_f64();
+        p.current_rate = if interval > 0.0 {
+            interval_records as f64 / interval
+        } else {
+            0.0
+        };
         self.st.progress = p;
     }
 }

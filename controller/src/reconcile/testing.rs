@@ -204,6 +204,8 @@ impl Observed {
         a.phase = phase;
         a.counters.sent = 10;
         a.counters.acked = 9;
+        a.counters.consumed = 4;
+        a.last_interval_records = Some(40);
         self.agents.push(a);
         self
     }

@@ -850,7 +850,17 @@ fn progress_sums_every_incarnation_of_the_run() {
     let p = plan(&lt, &obs, at(10));
     assert_eq!(p.status.progress.sent, 30);
     assert_eq!(p.status.progress.acked, 27);
+    assert_eq!(p.status.progress.consumed, 12);
     assert_eq!(p.status.agents.running, 2);
+    // The current rate: the live agents' last intervals (40 records each; the failed
+    // incarnation and the other run do not count) over the report interval.
+    let interval = lt.spec.report.interval.as_std().as_secs_f64();
+    assert!(interval > 0.0);
+    assert!(
+        (p.status.progress.current_rate - 80.0 / interval).abs() < 1e-9,
+        "{}",
+        p.status.progress.current_rate
+    );
 }
 
 // ---- Pure helpers ----------------------------------------------------------------------------
