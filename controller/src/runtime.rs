@@ -684,19 +684,41 @@ async fn reconcile_inner(
 /// The last interval index every agent of the run has uploaded, when it can be told from the
 /// agents' heartbeats: only first incarnations count from interval 0.
 /// Deletes the topic an agent of this run created (`cleanup: DeleteIfCreated`), with the spec's
-/// connection settings and credentials. One attempt: a failure leaves the topic in place and is
-/// logged and counted (`barrage_errors_total{kind="kafka"}`).
+/// connection settings and credentials. Up to four attempts (10 s each, jittered backoff of
+/// 0.5–4 s between them, each retry logged); a topic that is already gone counts as deleted.
+/// When every attempt fails the topic is left in place, and the failure is logged and counted
+/// (`barrage_errors_total{kind="kafka"}`).
 async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
+    use backon::{ExponentialBuilder, Retryable};
     use barrage_agent::kafka::admin::Admin;
     use barrage_agent::kafka::config::base_config;
     use barrage_agent::kafka::credentials::prepare_security;
     let kafka = &lt.spec.kafka;
     let sasl = prepare_security(kafka).await.map_err(|e| e.to_string())?;
     let admin = Admin::new(&base_config(kafka, sasl.as_ref())).map_err(|e| e.to_string())?;
-    admin
-        .delete_topic(topic, Duration::from_secs(15))
+    let attempt = || async {
+        admin
+            .delete_topic(topic, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())
+    };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(4))
+                .with_max_times(3),
+        )
+        .notify(|e: &String, after: Duration| {
+            warn!(
+                load_test = lt.name(),
+                topic,
+                retry_in_ms = after.as_millis(),
+                "Deleting the topic failed; retrying: {e}"
+            );
+        })
         .await
-        .map_err(|e| e.to_string())
 }
 
 fn uploaded_through(agents: &[AgentStatus]) -> Option<u32> {
