@@ -79,14 +79,21 @@ fn fuzz_corpus_seeds_have_the_expected_outcome() {
     }
 }
 
+mod support {
+    pub mod decoders;
+}
+
 /// The histogram decoder corpus (crds/fuzz/corpus/hlog, from the hlog_decode target) replays
-/// without panics and deterministically.
+/// without panics and deterministically, the two histogram decoders agree on every input, and
+/// the interval-blob reader refuses or accepts each input without panicking.
 #[test]
 fn fuzz_corpus_hlog_replays_without_panics_and_deterministically() {
     use barrage_crds::hlog::{DecodeLimits, decode_v2_compressed, parse_log};
+    use barrage_crds::interval::decode_interval_blob;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/hlog");
     let limits = DecodeLimits::default();
     let mut decoded = 0;
+    let mut blobs = 0;
     let mut files = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
@@ -94,12 +101,16 @@ fn fuzz_corpus_hlog_replays_without_panics_and_deterministically() {
         let Ok(text) = std::str::from_utf8(&bytes) else {
             continue;
         };
-        let a = decode_v2_compressed(text.trim(), &limits);
+        let a = support::decoders::decode_with(text.trim(), &limits);
         assert_eq!(a, decode_v2_compressed(text.trim(), &limits));
+        let blob = decode_interval_blob(text);
+        assert_eq!(blob.is_ok(), decode_interval_blob(text).is_ok());
+        blobs += usize::from(blob.is_ok());
         decoded += usize::from(a.is_ok());
         let l = parse_log(text, &limits);
         assert_eq!(l, parse_log(text, &limits));
     }
     assert!(files >= 10, "the hlog corpus is missing");
     assert!(decoded >= 1, "some seed blobs must decode");
+    assert!(blobs >= 1, "the interval blob seed must decode");
 }

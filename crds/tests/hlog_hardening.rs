@@ -12,12 +12,16 @@ use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
 
 use barrage_crds::hlog::{
-    self as hlog, DecodeLimits, DecodeScratch, HistogramConfig, HlogError, decode_v2_compressed,
-    decode_v2_counts, encode_v2_compressed, new_histogram,
+    DecodeLimits, HistogramConfig, HlogError, encode_v2_compressed, new_histogram,
 };
 use base64::Engine as _;
 use cap::Cap;
 use proptest::prelude::*;
+
+mod support {
+    pub mod decoders;
+}
+use support::decoders::decode_with;
 
 #[global_allocator]
 static ALLOCATOR: Cap<std::alloc::System> = Cap::new(std::alloc::System, usize::MAX);
@@ -109,48 +113,9 @@ impl V2Header {
     }
 }
 
-/// Decodes with both decoders (the histogram one and the counts one used by the report merge)
-/// and checks that they agree: both refuse with the same error, or both accept the same counts.
+/// Decodes with both decoders and checks that they agree (see [`support::decoders`]).
 fn decode(b64: &str) -> Result<hdrhistogram::Histogram<u64>, HlogError> {
     decode_with(b64, &DecodeLimits::default())
-}
-
-fn decode_with(
-    b64: &str,
-    limits: &DecodeLimits,
-) -> Result<hdrhistogram::Histogram<u64>, HlogError> {
-    let whole = decode_v2_compressed(b64, limits);
-    let mut scratch = DecodeScratch::default();
-    let mut counts = Vec::new();
-    // Decode twice with the same scratch: reused buffers must not leak into the next decode.
-    let _ = decode_v2_counts(b64, limits, &mut scratch, &mut counts);
-    let by_counts = decode_v2_counts(b64, limits, &mut scratch, &mut counts);
-    match (&whole, by_counts) {
-        (Ok(h), Ok(config)) => {
-            assert_eq!(config, hlog::histogram_config_of(h), "{b64}");
-            let expected: Vec<(u32, u64)> = h
-                .iter_recorded()
-                .map(|v| {
-                    let i = config.index_of(v.value_iterated_to());
-                    assert_eq!(
-                        config.value_at_index(i),
-                        h.lowest_equivalent(v.value_iterated_to())
-                    );
-                    (i as u32, v.count_at_value())
-                })
-                .collect();
-            assert_eq!(counts, expected, "{b64}");
-        }
-        (Err(a), Err(b)) => {
-            // The envelope and header checks are shared, so they fail alike; the counts
-            // payload is read by different code and both must merely refuse it.
-            if !matches!(a, HlogError::Payload(_)) {
-                assert_eq!(a, &b, "{b64}");
-            }
-        }
-        (a, b) => panic!("the decoders disagree on {b64:?}: {a:?} vs {b:?}"),
-    }
-    whole
 }
 
 #[test]
