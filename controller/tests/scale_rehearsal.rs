@@ -36,7 +36,7 @@ use barrage_controller::launch::{
 use barrage_controller::metrics::Metrics;
 use barrage_controller::reconcile::Launch;
 use barrage_controller::runtime::Controller;
-use barrage_controller::runtime::config::ControllerConfig;
+use barrage_controller::runtime::config::{self, ControllerConfig};
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::duration::HumanDuration;
 use barrage_crds::env::{BlobsUrl, StoreUrl};
@@ -352,9 +352,12 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
     let n = setting("BARRAGE_SCALE_LOADTESTS", 100);
     let agents = u32::try_from(setting("BARRAGE_SCALE_AGENTS", 10)).unwrap();
     let limit = Duration::from_secs(setting("BARRAGE_SCALE_TIMEOUT_SECS", 150) as u64);
-    // As `barrage controller` runs by default: 4 workers, the stream polled every second.
-    let workers = setting("BARRAGE_SCALE_WORKERS", 4);
-    let poll_interval = Duration::from_millis(setting("BARRAGE_SCALE_POLL_MS", 1_000) as u64);
+    // As `barrage controller` runs by default (its workers and stream poll).
+    let workers = setting("BARRAGE_SCALE_WORKERS", config::DEFAULT_WORKERS);
+    let poll_interval = Duration::from_millis(setting(
+        "BARRAGE_SCALE_POLL_MS",
+        config::DEFAULT_WATCH_POLL.as_millis() as usize,
+    ) as u64);
     let table = format!(
         "barrage-scale-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]

@@ -379,12 +379,18 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
             if let Err(e) = d.list_load_tests().await {
                 return die(Outcome::RunError, e);
             }
-            let w = d.watch(WatchOptions::default());
+            let w = d.watch(WatchOptions {
+                poll_interval: cfg.watch_poll,
+                ..WatchOptions::default()
+            });
             (d, Some(w))
         }
         StoreUrl::Memory => {
             let m = Arc::new(MemoryStore::new());
-            let w = m.watch(WatchOptions::default());
+            let w = m.watch(WatchOptions {
+                poll_interval: cfg.watch_poll,
+                ..WatchOptions::default()
+            });
             (m, Some(w))
         }
         other => match open_store_url(other).await {

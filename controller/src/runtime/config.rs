@@ -39,8 +39,10 @@ pub const BARRAGE_RESYNC_PERIOD: &str = "BARRAGE_RESYNC_PERIOD";
 pub const BARRAGE_LEASE_DURATION: &str = "BARRAGE_LEASE_DURATION";
 /// `BARRAGE_CONTROLLER_ID`: this controller's lease holder name.
 pub const BARRAGE_CONTROLLER_ID: &str = "BARRAGE_CONTROLLER_ID";
-/// `BARRAGE_WORKERS`: LoadTests reconciled at once (default 4).
+/// `BARRAGE_WORKERS`: LoadTests reconciled at once (default 16).
 pub const BARRAGE_WORKERS: &str = "BARRAGE_WORKERS";
+/// `BARRAGE_WATCH_POLL`: pause between rounds of DynamoDB Streams `GetRecords` (default 500ms).
+pub const BARRAGE_WATCH_POLL: &str = "BARRAGE_WATCH_POLL";
 /// `BARRAGE_AGENT_BINARY`: the `barrage-agent` program for the process launcher.
 pub const BARRAGE_AGENT_BINARY: &str = "BARRAGE_AGENT_BINARY";
 /// `BARRAGE_AGENT_LOG_DIR`: where the process launcher writes agent logs.
@@ -67,6 +69,7 @@ pub const CONTROLLER_ENV: &[&str] = &[
     BARRAGE_LEASE_DURATION,
     BARRAGE_CONTROLLER_ID,
     BARRAGE_WORKERS,
+    BARRAGE_WATCH_POLL,
     BARRAGE_AGENT_BINARY,
     BARRAGE_AGENT_LOG_DIR,
     BARRAGE_AGENT_METRICS_ADDR,
@@ -79,6 +82,13 @@ pub const LOCAL_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const ECS_METRICS_ADDR: &str = "0.0.0.0:9464";
 /// Default full resync period.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
+/// Default number of LoadTests reconciled at once. Reconciles wait on AWS calls, not on CPU:
+/// enough workers that a burst of new records does not queue behind a few.
+pub const DEFAULT_WORKERS: usize = 16;
+/// Default pause between rounds of stream reads: a new record is seen within about this long.
+/// DynamoDB Streams serves at most 5 `GetRecords` per second per shard, shared by every
+/// reader; two controllers (leader and standby) polling every 500 ms make 4.
+pub const DEFAULT_WATCH_POLL: Duration = Duration::from_millis(500);
 /// Default leader lease.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// Default controller id when none is given (`from_env` makes a unique one).
@@ -134,6 +144,8 @@ pub struct ControllerConfig {
     pub controller_id: String,
     /// LoadTests reconciled at once.
     pub workers: usize,
+    /// Pause between rounds of stream reads (`BARRAGE_WATCH_POLL`).
+    pub watch_poll: Duration,
 }
 
 /// Every problem of a configuration, each naming the variable and the rule.
@@ -158,7 +170,8 @@ impl ControllerConfig {
             resync: DEFAULT_RESYNC,
             lease_duration: DEFAULT_LEASE,
             controller_id: DEFAULT_CONTROLLER_ID.to_string(),
-            workers: 4,
+            workers: DEFAULT_WORKERS,
+            watch_poll: DEFAULT_WATCH_POLL,
         }
     }
 
@@ -341,15 +354,20 @@ impl ControllerConfig {
             barrage_crds::env::MIN_HEARTBEAT,
         );
         let workers = match get(BARRAGE_WORKERS) {
-            None => 4,
+            None => DEFAULT_WORKERS,
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if (1..=256).contains(&n) => n,
                 _ => {
                     bad(BARRAGE_WORKERS, "must be a number from 1 to 256", &v);
-                    4
+                    DEFAULT_WORKERS
                 }
             },
         };
+        let watch_poll = duration(
+            BARRAGE_WATCH_POLL,
+            DEFAULT_WATCH_POLL,
+            Duration::from_millis(100),
+        );
         let controller_id =
             get(BARRAGE_CONTROLLER_ID).unwrap_or_else(|| DEFAULT_CONTROLLER_ID.into());
 
@@ -379,6 +397,7 @@ impl ControllerConfig {
                 lease_duration,
                 controller_id,
                 workers,
+                watch_poll,
             }),
             _ => Err(ConfigError(problems.into_inner())),
         }
@@ -438,6 +457,8 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.resync, DEFAULT_RESYNC);
         assert_eq!(c.lease_duration, DEFAULT_LEASE);
+        assert_eq!(c.workers, DEFAULT_WORKERS);
+        assert_eq!(c.watch_poll, DEFAULT_WATCH_POLL);
         assert_eq!(
             c.agent_metrics_addr.as_deref(),
             Some(barrage_crds::env::DEFAULT_METRICS_ADDR)
@@ -453,8 +474,12 @@ mod tests {
             ("BARRAGE_RESYNC_PERIOD", "5s"),
             ("BARRAGE_LEASE_DURATION", "9s"),
             ("BARRAGE_CONTROLLER_ID", "c1"),
+            ("BARRAGE_WORKERS", "64"),
+            ("BARRAGE_WATCH_POLL", "250ms"),
         ])
         .expect("valid");
+        assert_eq!(c.workers, 64);
+        assert_eq!(c.watch_poll, Duration::from_millis(250));
         assert_eq!(c.launcher, LauncherKind::Process);
         assert!(c.ecs.is_none());
         assert_eq!(c.metrics_addr, LOCAL_METRICS_ADDR.parse().ok());
@@ -471,6 +496,7 @@ mod tests {
             ("BARRAGE_LAUNCHER", "k8s"),
             ("BARRAGE_METRICS_ADDR", "nowhere"),
             ("BARRAGE_LEASE_DURATION", "1s"),
+            ("BARRAGE_WATCH_POLL", "10ms"),
         ])
         .expect_err("invalid");
         let text = err.to_string();
@@ -480,6 +506,7 @@ mod tests {
             "BARRAGE_LAUNCHER",
             "BARRAGE_METRICS_ADDR",
             "BARRAGE_LEASE_DURATION",
+            "BARRAGE_WATCH_POLL",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
