@@ -64,7 +64,8 @@ pub struct IntervalCounters {
     pub lost: u64,
     /// RoundTrip: records consumed more than once.
     pub duplicated: u64,
-    /// RoundTrip: records consumed out of order.
+    /// RoundTrip: records consumed after a later record of the same partition (Kafka orders
+    /// records within a partition only).
     pub reordered: u64,
     /// Failed records by error kind (e.g. `MessageSizeTooLarge`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

@@ -22,14 +22,23 @@ use crate::recorder::Recorder;
 /// Sequence numbers seen in a sliding window of this many (2 MiB of bits).
 pub const WINDOW: u64 = 1 << 24;
 
+/// Partitions tracked one by one for reordering; higher partition numbers share the last
+/// entry (memory stays bounded whatever the broker says).
+const MAX_TRACKED_PARTITIONS: usize = 1 << 16;
+
 /// Tracks which sequence numbers of one agent came back. Memory is fixed: a ring of
 /// [`WINDOW`] bits past the low watermark; a number arriving below the watermark (more than
 /// [`WINDOW`] records late) cannot be told from a duplicate and is counted as one.
+///
+/// A record is *reordered* when it arrives after a higher sequence number of the same
+/// partition: Kafka orders records within a partition only, so records of different
+/// partitions interleaving is not counted.
 #[derive(Debug, Clone)]
 pub struct SeqTracker {
     low: u64,
     bits: Vec<u64>,
-    max_seen: Option<u64>,
+    /// The highest sequence number seen, by partition.
+    max_seen: Vec<Option<u64>>,
     pub unique: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -48,7 +57,7 @@ impl SeqTracker {
         SeqTracker {
             low: 0,
             bits: vec![0; words],
-            max_seen: None,
+            max_seen: Vec::new(),
             unique: 0,
             duplicated: 0,
             reordered: 0,
@@ -64,8 +73,8 @@ impl SeqTracker {
         ((pos / 64) as usize, 1u64 << (pos % 64))
     }
 
-    /// Records that `seq` arrived and says what it was.
-    pub fn see(&mut self, seq: u64) -> Seen {
+    /// Records that `seq` arrived from `partition` and says what it was.
+    pub fn see(&mut self, seq: u64, partition: i32) -> Seen {
         if seq < self.low {
             self.duplicated += 1;
             return Seen::Duplicate;
@@ -91,13 +100,19 @@ impl SeqTracker {
         }
         self.bits[w] |= b;
         self.unique += 1;
-        match self.max_seen {
+        let p = usize::try_from(partition)
+            .unwrap_or(0)
+            .min(MAX_TRACKED_PARTITIONS - 1);
+        if self.max_seen.len() <= p {
+            self.max_seen.resize(p + 1, None);
+        }
+        match self.max_seen[p] {
             Some(max) if seq < max => {
                 self.reordered += 1;
                 Seen::Reordered
             }
             _ => {
-                self.max_seen = Some(seq);
+                self.max_seen[p] = Some(seq);
                 Seen::New
             }
         }
@@ -185,7 +200,7 @@ pub fn read_own_records(
             continue;
         };
         recorder.record_e2e(sent, now);
-        match tracker.see(seq) {
+        match tracker.see(seq, message.partition()) {
             Seen::New => {
                 counters.consumed.fetch_add(1, Ordering::Relaxed);
             }
@@ -208,7 +223,7 @@ mod tests {
     fn in_order_arrivals_are_all_unique() {
         let mut t = SeqTracker::with_window(128);
         (0..1_000).for_each(|s| {
-            t.see(s);
+            t.see(s, 0);
         });
         assert_eq!((t.unique, t.duplicated, t.reordered), (1_000, 0, 0));
         assert_eq!(t.lost(1_000), 0);
@@ -218,10 +233,10 @@ mod tests {
     fn gaps_count_as_lost_and_repeats_as_duplicates() {
         let mut t = SeqTracker::with_window(128);
         for s in (0..100).filter(|s| s % 10 != 3) {
-            t.see(s);
+            t.see(s, 0);
         }
-        t.see(5);
-        t.see(5);
+        t.see(5, 0);
+        t.see(5, 0);
         assert_eq!(t.unique, 90);
         assert_eq!(t.duplicated, 2);
         assert_eq!(t.lost(100), 10);
@@ -230,26 +245,50 @@ mod tests {
     #[test]
     fn late_arrivals_inside_the_window_count_as_reordered_not_lost() {
         let mut t = SeqTracker::with_window(128);
-        t.see(0);
-        t.see(2);
-        t.see(1);
+        t.see(0, 0);
+        t.see(2, 0);
+        t.see(1, 0);
         assert_eq!((t.unique, t.reordered, t.duplicated), (3, 1, 0));
+    }
+
+    #[test]
+    fn only_order_within_a_partition_counts() {
+        let mut t = SeqTracker::with_window(128);
+        // Records of two partitions interleave: 1 and 3 on partition 1 arrive after 4.
+        for (seq, partition) in [(0, 0), (2, 0), (4, 0), (1, 1), (3, 1)] {
+            t.see(seq, partition);
+        }
+        assert_eq!((t.unique, t.reordered), (5, 0));
+        // Within partition 0, 5 after 6 is out of order.
+        t.see(6, 0);
+        t.see(5, 0);
+        assert_eq!((t.unique, t.reordered), (7, 1));
+        // Partition 1 goes on from its own highest number.
+        t.see(7, 1);
+        t.see(8, 0);
+        assert_eq!((t.unique, t.reordered), (9, 1));
+        // A number seen before, from any partition, is a duplicate.
+        t.see(3, 0);
+        assert_eq!((t.unique, t.reordered, t.duplicated), (9, 1, 1));
+        // A partition number past the tracked range shares the last entry, with bounded memory.
+        t.see(20, i32::MAX);
+        assert_eq!(t.max_seen.len(), MAX_TRACKED_PARTITIONS);
     }
 
     #[test]
     fn the_window_slides_with_fixed_memory() {
         let mut t = SeqTracker::with_window(64);
         (0..10_000).for_each(|s| {
-            t.see(s);
+            t.see(s, 0);
         });
         assert_eq!(t.unique, 10_000);
         assert_eq!(t.bits.len(), 1);
         // Far below the window: indistinguishable from a duplicate.
-        t.see(3);
+        t.see(3, 0);
         assert_eq!(t.duplicated, 1);
         // A jump far ahead clears the whole window.
-        t.see(1_000_000);
-        t.see(999_990);
+        t.see(1_000_000, 0);
+        t.see(999_990, 0);
         assert_eq!(t.unique, 10_002);
     }
 }
