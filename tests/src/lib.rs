@@ -213,6 +213,21 @@ pub fn summary_count(stdout: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{label}` line in:\n{stdout}"))
 }
 
+/// The `records per partition  0:3,324  1:3,240 …` line of a `barrage run` summary, as counts
+/// by partition (empty when the line is missing).
+pub fn summary_per_partition(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("records per partition"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|pair| pair.split_once(':'))
+                .filter_map(|(_, n)| n.replace(',', "").parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `key N` pairs of a summary line such as `round trip: consumed 10 lost 0 duplicated 0`.
 pub fn summary_field(stdout: &str, line_marker: &str, key: &str) -> u64 {
     let line = stdout

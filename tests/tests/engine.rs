@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use barrage_system_tests::{
-    barrage, kafka, read_values, root, summary_count, summary_field, temp_file, unique,
+    barrage, kafka, read_values, root, summary_count, summary_field, summary_per_partition,
+    temp_file, unique,
 };
 
 fn run_ok(spec_text: &str, name: &str) -> String {
@@ -504,16 +505,7 @@ spec:
     let per_agent: Vec<u64> = (0..2)
         .map(|slot| summary_field(&stdout, &format!("agent {slot} consumed"), "consumed"))
         .collect();
-    let per_partition: Vec<u64> = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("records per partition"))
-        .map(|rest| {
-            rest.split_whitespace()
-                .filter_map(|pair| pair.split_once(':'))
-                .filter_map(|(_, n)| n.replace(',', "").parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let per_partition = summary_per_partition(&stdout);
     println!(
         "consume: produced {produced}, consumed {consumed} ({bytes} bytes), per agent {per_agent:?}, per partition {per_partition:?}"
     );

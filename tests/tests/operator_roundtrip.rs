@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, text};
-use barrage_system_tests::{aws_endpoint, kafka, unique};
+use barrage_system_tests::{aws_endpoint, kafka, summary_per_partition, unique};
 
 fn round_trip_spec(name: &str, topic: &str, bootstrap: &str) -> String {
     format!(
@@ -178,20 +178,7 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
         text(&out)
     );
     let expected = 1_200u64;
-    let produced_per_partition: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("records per partition")
-                .map(str::to_string)
-        })
-        .map(|rest| {
-            rest.split_whitespace()
-                .filter_map(|pair| pair.split_once(':'))
-                .filter_map(|(_, n)| n.replace(',', "").parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let produced_per_partition = summary_per_partition(&String::from_utf8_lossy(&out.stdout));
 
     // Then two Consume agents in one group, from the earliest offset.
     let consume = format!(
