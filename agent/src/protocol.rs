@@ -207,6 +207,18 @@ async fn run_inner(
         .as_ref()
         .and_then(|s| s.fleet.clone())
         .unwrap_or(fleet);
+    // A slot left out of the fleet while it prepared (scaled down, or failed and dropped)
+    // has no share: sending with its slot number as position would duplicate a member's.
+    if !fleet.members.is_empty() && fleet.share_index(a.slot).is_none() {
+        info!(
+            slot = a.slot,
+            members = ?fleet.members,
+            "This slot is not a member of the fleet at the start: nothing to send."
+        );
+        return Ok(AgentExit::Completed {
+            stopped_early: true,
+        });
+    }
     let of = u32::try_from(fleet.members.len())
         .ok()
         .filter(|&n| n > 0)
