@@ -764,7 +764,16 @@ async fn write_windows(
     }
     let (run_id, start_at) = (status.run_id.as_deref()?, status.start_at?);
     let name = lt.name();
-    let ctx = ReportContext::for_run(lt, run_id, false);
+    let mut ctx = ReportContext::for_run(lt, run_id, false);
+    // Every agent incarnation that may have uploaded: windows list only theirs, only the
+    // window's intervals (the whole run's listing when the slots are not known).
+    ctx.agent_dirs = (!status.slots.is_empty()).then(|| {
+        status
+            .slots
+            .iter()
+            .flat_map(|s| (0..=s.incarnation).map(move |i| (s.slot, i)))
+            .collect()
+    });
     let k = ctx.window_intervals?;
     let interval_ms = u64::try_from(lt.spec.report.interval.as_std().as_millis()).ok()?;
     let elapsed_ms = u64::try_from((Utc::now() - start_at).num_milliseconds()).unwrap_or(0);

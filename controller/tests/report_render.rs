@@ -254,18 +254,21 @@ fn an_empty_folder_is_an_error_that_names_it() {
     assert!(err.to_string().contains("no interval logs"), "{err}");
 }
 
-/// A blob store in memory.
+/// A blob store in memory that remembers every key it listed.
 #[derive(Default)]
-struct MemBlobs(Mutex<BTreeMap<String, Vec<u8>>>);
+struct MemBlobs(Mutex<BTreeMap<String, Vec<u8>>>, Mutex<Vec<String>>);
 
 #[async_trait]
 impl BlobIo for MemBlobs {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
         let m = self.0.lock().unwrap();
-        Ok(m.keys()
+        let keys: Vec<String> = m
+            .keys()
             .filter(|k| k.starts_with(prefix))
             .cloned()
-            .collect())
+            .collect();
+        self.1.lock().unwrap().extend(keys.iter().cloned());
+        Ok(keys)
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         Ok(self.0.lock().unwrap().get(key).cloned())
@@ -329,6 +332,45 @@ fn the_blob_store_path_merges_interval_by_interval_and_writes_the_set_and_window
             .unwrap()
             .contains_key(&keys::window_report_key("demo", "r1", 1))
     );
+
+    // Knowing the agents, the window lists only their keys of its own intervals — and renders
+    // the same report as from the listing of the whole run.
+    let full_listing = store.1.lock().unwrap().len();
+    store.1.lock().unwrap().clear();
+    let mut dirs: Vec<(u32, u32)> = sample_run(&run)
+        .iter()
+        .map(|i| (i.slot, i.incarnation))
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let narrow = ReportContext {
+        agent_dirs: Some(dirs.clone()),
+        ..ctx.clone()
+    };
+    let again =
+        futures::executor::block_on(fetch::render_window_from_blobs(&store, &narrow, 1)).unwrap();
+    let listed = store.1.lock().unwrap().clone();
+    println!(
+        "window 1 of a {}-interval run: {} keys listed knowing the agents {dirs:?}; the run's listings before: {full_listing} keys",
+        run.intervals,
+        listed.len()
+    );
+    assert!(!listed.is_empty());
+    for key in &listed {
+        let k = keys::parse_interval_key(key).expect("only interval keys");
+        assert!((4..8).contains(&k.interval), "{key} is not in window 1");
+    }
+    assert_eq!(listed.len() as u64, window_intervals_with_data(&run, 4..8));
+    assert_eq!(again.json, window.json, "the same window report");
+    assert_eq!(again.hlog, window.hlog);
+}
+
+/// Interval blobs of the sample run in `range`.
+fn window_intervals_with_data(run: &SampleRun, range: std::ops::Range<u32>) -> u64 {
+    sample_run(run)
+        .iter()
+        .filter(|i| range.contains(&i.index))
+        .count() as u64
 }
 
 /// Renders the sample report the browser check opens (scripts/browser-test.sh).

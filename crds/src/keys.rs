@@ -91,6 +91,34 @@ pub fn interval_key(
     )
 }
 
+/// Key prefixes that, appended to an [`agent_prefix`], select exactly the interval blobs of
+/// the intervals in `range` and no other: the six-digit interval numbers grouped into decimal
+/// blocks (`00036` stands for intervals 360–369, `000365` for 365 alone). Listing them reads a
+/// soak window's keys without listing the whole run. Indexes past [`MAX_INTERVAL`] are left
+/// out.
+pub fn interval_prefixes(range: std::ops::Range<u32>) -> Vec<String> {
+    const WIDTH: u32 = 6;
+    let end = u64::from(range.end).min(u64::from(MAX_INTERVAL) + 1);
+    let mut at = u64::from(range.start);
+    let mut out = Vec::new();
+    while at < end {
+        // The largest decimal block that starts at `at` and ends within the range.
+        let mut digits = 0;
+        while digits < WIDTH {
+            let block = 10_u64.pow(digits + 1);
+            if at % block != 0 || at + block > end {
+                break;
+            }
+            digits += 1;
+        }
+        let number = format!("{at:06}");
+        let keep = number.len() - digits as usize;
+        out.push(number[..keep].to_string());
+        at += 10_u64.pow(digits);
+    }
+    out
+}
+
 /// The parts of an interval blob key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IntervalKey {

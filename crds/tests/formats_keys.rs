@@ -321,3 +321,43 @@ fn lease_items_round_trip() {
         Err(ItemError::WrongKeys { .. })
     ));
 }
+
+#[test]
+fn interval_prefixes_group_aligned_decimal_blocks() {
+    use barrage_crds::keys::interval_prefixes;
+    assert_eq!(interval_prefixes(360..390), ["00036", "00037", "00038"]);
+    assert_eq!(
+        interval_prefixes(15..30),
+        ["000015", "000016", "000017", "000018", "000019", "00002"]
+    );
+    assert_eq!(interval_prefixes(0..1_000), ["000"]);
+    assert_eq!(interval_prefixes(7..7), Vec::<String>::new());
+    assert_eq!(interval_prefixes(999_999..2_000_000), ["999999"]);
+}
+
+proptest! {
+    /// Listing an agent's prefix + each of `interval_prefixes(range)` returns exactly the
+    /// interval keys of `range`: each key of the range under exactly one prefix, no key
+    /// outside it under any.
+    #[test]
+    fn interval_prefixes_select_exactly_the_range(start in 0u32..1_000_100, len in 0u32..3_000) {
+        use barrage_crds::keys::{MAX_INTERVAL, interval_prefixes};
+        let range = start..start.saturating_add(len);
+        let prefixes = interval_prefixes(range.clone());
+        let dir = agent_prefix("lt", "r1", 2, 0);
+        // Every index near the range, and a sample of far ones.
+        let lo = start.saturating_sub(25);
+        let hi = range.end.saturating_add(25).min(MAX_INTERVAL);
+        for i in (lo..=hi).chain([0, 9, 10, 99_999, 100_000, MAX_INTERVAL]) {
+            let key = interval_key("lt", "r1", 2, 0, i);
+            let under = prefixes
+                .iter()
+                .filter(|p| key.starts_with(&format!("{dir}{p}")))
+                .count();
+            let expected = usize::from(range.contains(&i));
+            prop_assert_eq!(under, expected, "interval {} with prefixes {:?}", i, prefixes);
+        }
+        // Few listings per window: at most 9 per decimal digit on each side.
+        prop_assert!(prefixes.len() <= 2 * 9 * 6, "{:?}", prefixes);
+    }
+}

@@ -50,6 +50,49 @@ pub fn group_keys(listed: &[String], only: Option<&Range<u32>>) -> BTreeMap<u32,
     by_interval
 }
 
+async fn list(blobs: &dyn BlobIo, prefix: &str) -> Result<Vec<String>, ReportError> {
+    blobs
+        .list(prefix)
+        .await
+        .map_err(|message| ReportError::Store {
+            operation: "list",
+            key: prefix.to_string(),
+            message,
+        })
+}
+
+/// The interval keys of `range` of the agents `dirs`, sorted as one listing of the run would
+/// give them: a few listings per agent ([`keys::interval_prefixes`]), however long the run.
+async fn list_range(
+    blobs: &dyn BlobIo,
+    load_test: &str,
+    run_id: &str,
+    dirs: &[(u32, u32)],
+    range: &Range<u32>,
+) -> Result<Vec<String>, ReportError> {
+    let blocks = keys::interval_prefixes(range.clone());
+    let prefixes: Vec<String> = dirs
+        .iter()
+        .flat_map(|&(slot, incarnation)| {
+            let dir = keys::agent_prefix(load_test, run_id, slot, incarnation);
+            blocks.iter().map(move |b| format!("{dir}{b}"))
+        })
+        .collect();
+    let mut listings = futures::stream::iter(
+        prefixes
+            .into_iter()
+            .map(|prefix| async move { list(blobs, &prefix).await }),
+    )
+    .buffered(READ_CONCURRENCY);
+    let mut listed = Vec::new();
+    while let Some(keys) = listings.try_next().await? {
+        listed.extend(keys);
+    }
+    listed.sort();
+    listed.dedup();
+    Ok(listed)
+}
+
 /// Reads every interval blob of the run `ctx` names (only the intervals in `only`, if given)
 /// and merges them, one interval at a time.
 pub async fn merge_from_blobs(
@@ -59,15 +102,10 @@ pub async fn merge_from_blobs(
     ctx: &ReportContext,
     only: Option<Range<u32>>,
 ) -> Result<super::Merged, ReportError> {
-    let prefix = keys::agents_prefix(load_test, run_id);
-    let listed = blobs
-        .list(&prefix)
-        .await
-        .map_err(|message| ReportError::Store {
-            operation: "list",
-            key: prefix.clone(),
-            message,
-        })?;
+    let listed = match (&only, &ctx.agent_dirs) {
+        (Some(range), Some(dirs)) => list_range(blobs, load_test, run_id, dirs, range).await?,
+        _ => list(blobs, &keys::agents_prefix(load_test, run_id)).await?,
+    };
     let mut merger = Merger::new(ctx.merge_options());
     let limits = DecodeLimits::default();
     let threads = counts::decode_threads();

@@ -251,6 +251,10 @@ pub struct ReportContext {
     pub complete: bool,
     /// Bounds of the generator-saturation checks.
     pub bounds: ValidityBounds,
+    /// Every (slot, incarnation) that may have uploaded blobs, when known (the controller knows
+    /// them from `status.slots`). With it, a window report lists only those agents' keys of
+    /// its own intervals instead of the run's whole `agents/` prefix, which grows with the run.
+    pub agent_dirs: Option<Vec<(u32, u32)>>,
 }
 
 impl ReportContext {
@@ -289,6 +293,7 @@ impl ReportContext {
             last_interval,
             complete,
             bounds: ValidityBounds::default(),
+            agent_dirs: None,
         }
     }
 
