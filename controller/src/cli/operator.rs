@@ -309,6 +309,25 @@ fn default_cache() -> PathBuf {
         .join("barrage")
 }
 
+/// The process launcher's default agent folder under `~/.cache/barrage/agents/`, one per store:
+/// a controller adopts (and reaps as orphans) the agents recorded in its folder, so controllers
+/// of different stores must not share one. A memory store lives and dies with its process, so
+/// its agents belong to that process alone (`memory-{pid}`).
+fn agent_folder(store: &StoreUrl, pid: u32) -> String {
+    if *store == StoreUrl::Memory {
+        return format!("memory-{pid}");
+    }
+    let mut name: String = store
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    name.trim_matches('-').to_string()
+}
+
 fn agent_binary(cfg: &ControllerConfig) -> PathBuf {
     if let Some(p) = &cfg.agent_binary {
         return p.clone();
@@ -411,10 +430,11 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
         LauncherKind::Process => {
             let mut env = pass_through(PASS_THROUGH);
             env.extend(pass_through(CREDENTIAL_PASS_THROUGH));
-            let dir = cfg
-                .agent_log_dir
-                .clone()
-                .unwrap_or_else(|| default_cache().join("agents"));
+            let dir = cfg.agent_log_dir.clone().unwrap_or_else(|| {
+                default_cache()
+                    .join("agents")
+                    .join(agent_folder(&cfg.store, std::process::id()))
+            });
             let program = agent_binary(&cfg);
             match ProcessLauncher::new(&program, env, &dir) {
                 Ok(l) => {
@@ -1291,6 +1311,27 @@ pub async fn report(args: ReportArgs) -> Outcome {
 mod tests {
     use super::*;
     use barrage_crds::status::{Transition, Verdict};
+
+    #[test]
+    fn each_store_has_its_own_agent_folder() {
+        let table = |t: &str| StoreUrl::DynamoDb { table: t.into() };
+        assert_eq!(agent_folder(&table("barrage"), 7), "dynamodb-barrage");
+        assert_eq!(agent_folder(&table("barrage_2"), 7), "dynamodb-barrage-2");
+        assert_ne!(
+            agent_folder(&table("a"), 7),
+            agent_folder(&table("b"), 7),
+            "controllers of two tables never adopt each other's agents"
+        );
+        let dir = StoreUrl::Dir {
+            path: "/tmp/x y".into(),
+        };
+        assert_eq!(agent_folder(&dir, 7), "dir-tmp-x-y");
+        assert_eq!(agent_folder(&StoreUrl::Memory, 7), "memory-7");
+        assert_ne!(
+            agent_folder(&StoreUrl::Memory, 7),
+            agent_folder(&StoreUrl::Memory, 8)
+        );
+    }
 
     fn ended(phase: Phase, reason: &str, verdict: Option<VerdictResult>) -> LoadTestStatus {
         let mut st = LoadTestStatus {
