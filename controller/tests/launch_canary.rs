@@ -221,6 +221,7 @@ async fn canary_child() {
         assign_public_ip: false,
         enable_ecs_managed_tags: true,
         propagate_task_definition_tags: true,
+        owner: Some("dynamodb://barrage".into()),
     };
     let launcher = EcsLauncher::new(client.clone(), config);
     let lt = load_test();

@@ -109,6 +109,7 @@ async fn env() -> Env {
             assign_public_ip: false,
             enable_ecs_managed_tags: false,
             propagate_task_definition_tags: false,
+            owner: None,
         },
     );
     Env {

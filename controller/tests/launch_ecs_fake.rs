@@ -17,7 +17,7 @@ use barrage_controller::launch::ecs::{
 };
 use barrage_controller::launch::{
     AgentTemplate, LaunchError, LaunchResult, Launcher, TAG_INCARNATION, TAG_LOAD_TEST, TAG_RUN,
-    TAG_SLOT, TaskState,
+    TAG_SLOT, TAG_STORE, TaskState,
 };
 use barrage_controller::reconcile::{Launch, client_token};
 use barrage_crds::env::{BARRAGE_SLOT, BlobsUrl, StoreUrl};
@@ -190,6 +190,7 @@ fn config() -> EcsConfig {
         assign_public_ip: false,
         enable_ecs_managed_tags: true,
         propagate_task_definition_tags: true,
+        owner: Some("dynamodb://barrage".into()),
     }
 }
 
@@ -435,4 +436,82 @@ async fn spot_sizes_and_labels_shape_the_request() {
     assert!(req.enable_ecs_managed_tags && req.propagate_task_definition_tags);
     let net = req.network.as_ref().unwrap();
     assert_eq!(net.subnets, vec!["subnet-1".to_string()]);
+}
+
+/// Two installations (two stores) in one cluster: each controller tags its tasks with its store
+/// and neither lists — so neither adopts nor stops as an orphan — the other's tasks.
+#[tokio::test]
+async fn tasks_of_another_store_in_the_cluster_are_not_ours() {
+    let (fake, ours) = launcher();
+    ours.run_agents("demo", RUN, &launches(0..3), &template())
+        .await
+        .unwrap();
+    let theirs = EcsLauncher::with_api(
+        fake.clone(),
+        EcsConfig {
+            owner: Some("dynamodb://barrage-staging".into()),
+            ..config()
+        },
+    );
+    let other = "nightly-1-t0a1b2";
+    theirs
+        .run_agents("nightly", other, &launches_of(other, 0..2), &template())
+        .await
+        .unwrap();
+    // A task launched before the tag existed counts as ours (an upgrade keeps its runs).
+    fake.w().tasks.insert(
+        "arn:untagged".into(),
+        EcsTask {
+            arn: "arn:untagged".into(),
+            last_status: Some("RUNNING".into()),
+            tags: vec![
+                (TAG_LOAD_TEST.into(), "demo".into()),
+                (TAG_RUN.into(), RUN.into()),
+                (TAG_SLOT.into(), "9".into()),
+                (TAG_INCARNATION.into(), "0".into()),
+            ],
+            ..EcsTask::default()
+        },
+    );
+    let store_tags: Vec<String> = fake
+        .w()
+        .requests
+        .iter()
+        .map(|r| {
+            r.tags
+                .iter()
+                .find(|(k, _)| k == TAG_STORE)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        store_tags,
+        [
+            "dynamodb://barrage",
+            "dynamodb://barrage",
+            "dynamodb://barrage",
+            "dynamodb://barrage-staging",
+            "dynamodb://barrage-staging",
+        ]
+    );
+    let mine: Vec<String> = ours
+        .list_agents(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| format!("{}/{}", t.load_test, t.slot.unwrap()))
+        .collect();
+    assert_eq!(mine, ["demo/0", "demo/1", "demo/2", "demo/9"]);
+    let staging = theirs.list_agents(None).await.unwrap();
+    assert_eq!(
+        staging.iter().filter(|t| t.load_test == "nightly").count(),
+        2,
+        "{staging:?}"
+    );
+    assert!(
+        staging
+            .iter()
+            .all(|t| t.load_test != "demo" || t.slot == Some(9))
+    );
 }

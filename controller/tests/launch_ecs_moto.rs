@@ -114,6 +114,7 @@ async fn setup(endpoint: &str) -> Setup {
             assign_public_ip: false,
             enable_ecs_managed_tags: false,
             propagate_task_definition_tags: false,
+            owner: Some("dynamodb://barrage-it".into()),
         },
     }
 }

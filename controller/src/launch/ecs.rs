@@ -30,7 +30,7 @@ use barrage_crds::spec::LaunchType;
 
 use super::{
     AgentTemplate, LaunchError, LaunchResult, Launcher, SecretGuard, SlotLaunch, TAG_INCARNATION,
-    TAG_LOAD_TEST, TAG_RUN, TAG_SLOT, task_tags,
+    TAG_LOAD_TEST, TAG_RUN, TAG_SLOT, TAG_STORE, task_tags,
 };
 use crate::reconcile::{Launch, MAX_BATCH, ObservedTask, TaskState, client_token};
 
@@ -62,6 +62,11 @@ pub struct EcsConfig {
     pub enable_ecs_managed_tags: bool,
     /// Copy the task definition's tags to each task.
     pub propagate_task_definition_tags: bool,
+    /// The store this controller reconciles (`BARRAGE_STORE`, e.g. `dynamodb://barrage`). Every
+    /// task it launches is tagged `barrage:store` with it, and tasks tagged with another store —
+    /// another installation sharing the cluster — are neither adopted nor stopped as orphans.
+    /// Tasks without the tag count as this controller's. `None`: no tag, every task counts.
+    pub owner: Option<String>,
 }
 
 /// How a task gets capacity.
@@ -466,6 +471,14 @@ impl EcsLauncher {
     }
 
     /// The configuration.
+    /// Whether `task` is this installation's: untagged, or tagged with this controller's store.
+    fn owns(&self, task: &EcsTask) -> bool {
+        match (&self.config.owner, lookup(&task.tags, TAG_STORE)) {
+            (Some(owner), Some(tagged)) => tagged == owner,
+            _ => true,
+        }
+    }
+
     pub fn config(&self) -> &EcsConfig {
         &self.config
     }
@@ -502,7 +515,13 @@ impl EcsLauncher {
             environment,
             cpu: template.cpu.map(|c| c.to_string()),
             memory: template.memory.map(|m| m.to_string()),
-            tags: task_tags(load_test, run_id, launch, &template.labels),
+            tags: {
+                let mut tags = task_tags(load_test, run_id, launch, &template.labels);
+                if let Some(owner) = &self.config.owner {
+                    tags.push((TAG_STORE.to_string(), owner.clone()));
+                }
+                tags
+            },
             enable_ecs_managed_tags: self.config.enable_ecs_managed_tags,
             propagate_task_definition_tags: self.config.propagate_task_definition_tags,
         };
@@ -619,6 +638,9 @@ impl Launcher for EcsLauncher {
             self.stats.describe_tasks.record(&result);
             let tasks = result.map_err(|e| e.into_launch_error("DescribeTasks"))?;
             for task in &tasks {
+                if !self.owns(task) {
+                    continue;
+                }
                 let Some(obs) = observe(task, &self.config.container_name) else {
                     continue;
                 };

@@ -41,6 +41,9 @@ pub const TAG_RUN: &str = "barrage:run";
 pub const TAG_SLOT: &str = "barrage:slot";
 /// Tag naming the incarnation.
 pub const TAG_INCARNATION: &str = "barrage:incarnation";
+/// Tag naming the store (`BARRAGE_STORE`) of the controller that launched the task: tasks of
+/// another store belong to another installation sharing the cluster.
+pub const TAG_STORE: &str = "barrage:store";
 
 /// Starts, lists and stops agent tasks.
 #[async_trait]

@@ -278,6 +278,7 @@ impl ControllerConfig {
                 assign_public_ip,
                 enable_ecs_managed_tags: false,
                 propagate_task_definition_tags: false,
+                owner: store.as_ref().map(ToString::to_string),
             })
         } else {
             None
