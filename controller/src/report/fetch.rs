@@ -155,21 +155,7 @@ pub async fn render_from_blobs(
     let (lt, run) = names(ctx)?;
     let merged = merge_from_blobs(blobs, lt, run, ctx, None).await?;
     let set = build_report(&merged, ctx)?;
-    for file in ReportFile::ALL {
-        let body = match file {
-            ReportFile::Json => &set.json,
-            ReportFile::Html => &set.html,
-            ReportFile::MergedHlog => &set.hlog,
-            ReportFile::Junit => &set.junit,
-        };
-        put(
-            blobs,
-            &keys::report_key(lt, run, file),
-            body,
-            file.content_type(),
-        )
-        .await?;
-    }
+    put_set(blobs, &set, |file| keys::report_key(lt, run, file)).await?;
     Ok(set)
 }
 
@@ -209,21 +195,7 @@ pub async fn render_window_from_blobs(
     };
     let merged = merge_from_blobs(blobs, lt, run, &window_ctx, Some(range)).await?;
     let set = build_report(&merged, &window_ctx)?;
-    for file in ReportFile::ALL {
-        let body = match file {
-            ReportFile::Json => &set.json,
-            ReportFile::Html => &set.html,
-            ReportFile::MergedHlog => &set.hlog,
-            ReportFile::Junit => &set.junit,
-        };
-        put(
-            blobs,
-            &window_file_key(lt, run, w, file),
-            body,
-            file.content_type(),
-        )
-        .await?;
-    }
+    put_set(blobs, &set, |file| window_file_key(lt, run, w, file)).await?;
     Ok(set)
 }
 
@@ -261,6 +233,18 @@ fn names(ctx: &ReportContext) -> Result<(&str, &str), ReportError> {
             "rendering from the blob store needs the LoadTest name and run id".into(),
         )),
     }
+}
+
+/// Writes the four files of `set`, each at `key_of(file)` with its content type.
+async fn put_set(
+    blobs: &dyn BlobIo,
+    set: &ReportSet,
+    key_of: impl Fn(ReportFile) -> String,
+) -> Result<(), ReportError> {
+    for file in ReportFile::ALL {
+        put(blobs, &key_of(file), set.body(file), file.content_type()).await?;
+    }
+    Ok(())
 }
 
 async fn put(

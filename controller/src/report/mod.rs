@@ -25,6 +25,7 @@
 use std::path::PathBuf;
 
 use barrage_crds::hlog::{HistogramConfig, HlogError};
+use barrage_crds::keys::ReportFile;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{LoadTestSpec, Threshold, ValueSpec, WorkloadKind};
 use barrage_crds::status::{Summary, Verdict};
@@ -332,20 +333,17 @@ impl ReportSet {
     /// The files by name (`report.json`, `report.html`, `merged.hlog`, `junit.xml`), with
     /// their content types.
     pub fn files(&self) -> [(&'static str, &'static str, &str); 4] {
-        [
-            ("report.json", "application/json", self.json.as_str()),
-            (
-                "report.html",
-                "text/html; charset=utf-8",
-                self.html.as_str(),
-            ),
-            (
-                "merged.hlog",
-                "text/plain; charset=utf-8",
-                self.hlog.as_str(),
-            ),
-            ("junit.xml", "application/xml", self.junit.as_str()),
-        ]
+        ReportFile::ALL.map(|f| (f.file_name(), f.content_type(), self.body(f)))
+    }
+
+    /// The text of one file.
+    pub fn body(&self, file: ReportFile) -> &str {
+        match file {
+            ReportFile::Json => &self.json,
+            ReportFile::Html => &self.html,
+            ReportFile::MergedHlog => &self.hlog,
+            ReportFile::Junit => &self.junit,
+        }
     }
 }
 
