@@ -9,7 +9,8 @@
 #              `up kafka` or `up moto` starts one
 #   down       stop what `up` started (by pid), nothing else; `down kafka` or `down moto` stops one
 #   status     print what runs where; exit 0 when both run, 3 otherwise
-#   env        print shell exports for clients: eval "$(scripts/services.sh env)"
+#   env        print shell exports for clients: eval "$(scripts/services.sh env)"; BARRAGE_AWS_PYTHON is the
+#              emulator's Python, which has boto3 (tests use it as a client that is not Barrage's)
 #   classpath  print the Kafka classpath (broker and Kafka's tools, e.g. org.apache.kafka.tools.ProducerPerformance)
 #
 # Everything lives under "${XDG_CACHE_HOME:-$HOME/.cache}/barrage"; every socket is bound to 127.0.0.1.
@@ -697,6 +698,7 @@ export BARRAGE_KAFKA_SASL_PLAIN_PASSWORD=$SASL_PLAIN_PASSWORD
 export BARRAGE_KAFKA_SASL_SCRAM_USERNAME=$SASL_SCRAM_USER
 export BARRAGE_KAFKA_SASL_SCRAM_PASSWORD=$SASL_SCRAM_PASSWORD
 }export AWS_ENDPOINT_URL=http://$HOST:$moto_port
+export BARRAGE_AWS_PYTHON=$MOTO_VENV/bin/python
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,10 +33,11 @@ use barrage_crds::status::{LoadTestStatus, Phase, ReportLocations, VerdictResult
 use barrage_store::streams::{WatchEvent, WatchHandle};
 use barrage_store::{Blobs, Lease, Store, StoreError, StoredLoadTest};
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::launch::{AgentTemplate, LaunchError, Launcher};
 use crate::metrics::Metrics;
@@ -49,6 +51,9 @@ use crate::report::window::WindowClock;
 
 pub mod config;
 mod queue;
+
+/// How long a record whose status does not decode is left alone before it is read again.
+const UNREADABLE_STATUS_RETRY: Duration = Duration::from_secs(60);
 
 pub use config::{ConfigError, ControllerConfig, LauncherKind};
 pub use queue::WorkQueue;
@@ -115,9 +120,7 @@ impl RuntimeError {
 /// The requeue after a failed reconcile: the core's error policy, seeded by the name so two
 /// LoadTests failing together do not retry in lockstep.
 pub fn backoff_after(failure: Failure, attempt: u32, name: &str) -> Option<Duration> {
-    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let seed = barrage_crds::digest::fnv1a(name.as_bytes());
     match reconcile::error_policy(failure, attempt, seed) {
         Retry::Never => None,
         Retry::Immediately => Some(Duration::from_millis(50)),
@@ -280,7 +283,13 @@ impl Controller {
                 };
                 let shared = shared.clone();
                 running.spawn(async move {
-                    let requeue = reconcile_one(&shared, &name).await;
+                    let requeue = match AssertUnwindSafe(reconcile_one(&shared, &name))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(requeue) => requeue,
+                        Err(panic) => panicked(&shared, &name, panic.as_ref()),
+                    };
                     (name, requeue)
                 });
             }
@@ -466,6 +475,29 @@ async fn lease_loop(
 }
 
 /// Reconciles `name` once; the requeue delay (None: wait for a change).
+/// A reconcile that panicked: logged, counted (`kind="panic"`) and requeued with the backoff
+/// of a transient failure, so the LoadTest is reconciled again and never left marked active.
+fn panicked(shared: &Shared, name: &str, panic: &(dyn std::any::Any + Send)) -> Option<Duration> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    shared.metrics.error("panic");
+    let attempt = {
+        let mut memory = shared.memory();
+        let m = memory.entry(name.to_string()).or_default();
+        let a = m.failures;
+        m.failures = m.failures.saturating_add(1);
+        a
+    };
+    error!(
+        load_test = name,
+        attempt, "The reconcile panicked; retrying with backoff: {message}"
+    );
+    backoff_after(Failure::Transient, attempt, name)
+}
+
 async fn reconcile_one(shared: &Arc<Shared>, name: &str) -> Option<Duration> {
     shared.metrics.reconciled();
     match reconcile_inner(shared, name).await {
@@ -518,8 +550,18 @@ async fn reconcile_inner(
         generation,
         doc,
         status,
+        status_error,
         ..
     } = record;
+    if let Some(error) = status_error {
+        // Never read as "no status": that would start a finished run again.
+        shared.metrics.error("status");
+        error!(
+            load_test = name,
+            "Leaving the record alone: {error}. Fix or remove the status item (sk = status) to go on."
+        );
+        return Ok(Some(UNREADABLE_STATUS_RETRY));
+    }
     let before = status.clone().unwrap_or_default();
     let lt = match doc {
         Err(error) => {

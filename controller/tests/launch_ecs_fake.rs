@@ -38,7 +38,31 @@ struct World {
     /// Slot -> scripted answer for RunTask.
     fail_slot: BTreeMap<u32, Result<EcsFailure, EcsCallError>>,
     throttle_stop: bool,
+    /// Slot -> how many more RunTask answers are lost after ECS acted on the call (the task
+    /// starts, the caller sees a timeout). `usize::MAX`: every answer.
+    lose_answer: BTreeMap<u32, usize>,
+    /// Slot -> how many more RunTask calls time out before reaching ECS (nothing starts).
+    lose_call: BTreeMap<u32, usize>,
     next: u64,
+}
+
+fn timed_out() -> EcsCallError {
+    EcsCallError {
+        kind: CallErrorKind::Transient,
+        code: None,
+        message: "operation timed out".into(),
+    }
+}
+
+/// One lost answer (or call) of `slot`, if any are left.
+fn take_one(counts: &mut BTreeMap<u32, usize>, slot: u32) -> bool {
+    match counts.get_mut(&slot) {
+        Some(n) if *n > 0 => {
+            *n = n.saturating_sub(usize::from(*n != usize::MAX));
+            true
+        }
+        _ => false,
+    }
 }
 
 #[derive(Default)]
@@ -52,27 +76,15 @@ impl FakeEcs {
     }
 }
 
-fn env_of<'a>(req: &'a RunTaskRequest, name: &str) -> Option<&'a str> {
-    req.environment
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-#[async_trait]
-impl EcsApi for FakeEcs {
-    async fn run_task(&self, req: &RunTaskRequest) -> Result<RunTaskResponse, EcsCallError> {
-        let slot: u32 = env_of(req, BARRAGE_SLOT).unwrap().parse().unwrap();
-        {
-            let mut w = self.w();
-            w.requests.push(req.clone());
-            w.in_flight += 1;
-            w.max_in_flight = w.max_in_flight.max(w.in_flight);
-        }
-        // Long enough that every call of a batch is in flight at once.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let mut w = self.w();
-        w.in_flight -= 1;
+impl FakeEcs {
+    /// What ECS does with a RunTask that reached it: the scripted failure, the task already
+    /// started for this client token, or a new task.
+    fn start_or_find(
+        &self,
+        w: &mut World,
+        req: &RunTaskRequest,
+        slot: u32,
+    ) -> Result<RunTaskResponse, EcsCallError> {
         if let Some(answer) = w.fail_slot.get(&slot).cloned() {
             return match answer {
                 Ok(failure) => Ok(RunTaskResponse {
@@ -109,6 +121,39 @@ impl EcsApi for FakeEcs {
             tasks: vec![task],
             failures: vec![],
         })
+    }
+}
+
+fn env_of<'a>(req: &'a RunTaskRequest, name: &str) -> Option<&'a str> {
+    req.environment
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[async_trait]
+impl EcsApi for FakeEcs {
+    async fn run_task(&self, req: &RunTaskRequest) -> Result<RunTaskResponse, EcsCallError> {
+        let slot: u32 = env_of(req, BARRAGE_SLOT).unwrap().parse().unwrap();
+        {
+            let mut w = self.w();
+            w.requests.push(req.clone());
+            w.in_flight += 1;
+            w.max_in_flight = w.max_in_flight.max(w.in_flight);
+        }
+        // Long enough that every call of a batch is in flight at once.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut w = self.w();
+        w.in_flight -= 1;
+        if take_one(&mut w.lose_call, slot) {
+            return Err(timed_out());
+        }
+        let lost = take_one(&mut w.lose_answer, slot);
+        let answer = self.start_or_find(&mut w, req, slot);
+        if lost {
+            return Err(timed_out());
+        }
+        answer
     }
 
     async fn list_tasks(
@@ -514,4 +559,116 @@ async fn tasks_of_another_store_in_the_cluster_are_not_ours() {
             .iter()
             .all(|t| t.load_test != "demo" || t.slot == Some(9))
     );
+}
+
+/// A launcher that resends unanswered RunTasks at once (the pauses are not under test).
+fn quick_retries() -> (Arc<FakeEcs>, EcsLauncher) {
+    let (fake, l) = launcher();
+    (
+        fake,
+        l.with_unknown_outcome_retries(vec![Duration::ZERO; 3]),
+    )
+}
+
+/// Live tasks per slot, as ECS holds them.
+fn tasks_per_slot(fake: &FakeEcs) -> BTreeMap<String, usize> {
+    let mut per = BTreeMap::new();
+    for t in fake.w().tasks.values() {
+        let slot = t
+            .tags
+            .iter()
+            .find(|(k, _)| k == TAG_SLOT)
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        *per.entry(slot).or_default() += 1;
+    }
+    per
+}
+
+#[tokio::test]
+async fn a_runtask_whose_answer_is_lost_100_times_starts_exactly_one_task_per_slot() {
+    let (fake, l) = quick_retries();
+    for slot in 0..3 {
+        fake.w().lose_answer.insert(slot, usize::MAX);
+    }
+    let ls = launches(0..3);
+    // The shell calls again with the same launches (same client tokens) until the slot's task
+    // is seen: 25 rounds of 4 calls each lose 100 answers per slot.
+    let mut seen = BTreeMap::new();
+    for _ in 0..25 {
+        let out = l.run_agents("demo", RUN, &ls, &template()).await.unwrap();
+        for s in out {
+            let LaunchResult::Started { task_id } = s.result else {
+                panic!("the task ECS started is found by its tags: {:?}", s.result);
+            };
+            assert_eq!(
+                seen.entry(s.launch.slot).or_insert_with(|| task_id.clone()),
+                &task_id,
+                "always the same task for the slot"
+            );
+        }
+    }
+    let requests = fake.w().requests.clone();
+    let per_slot = |slot: u32| {
+        requests
+            .iter()
+            .filter(|r| env_of(r, BARRAGE_SLOT) == Some(slot.to_string().as_str()))
+            .collect::<Vec<_>>()
+    };
+    for slot in 0..3 {
+        let calls = per_slot(slot);
+        assert_eq!(calls.len(), 100, "100 answers lost for slot {slot}");
+        assert!(
+            calls
+                .iter()
+                .all(|r| r.client_token == client_token(RUN, slot, 0, 1)),
+            "every retry carries the slot's one client token"
+        );
+    }
+    let tasks = tasks_per_slot(&fake);
+    println!("RunTask answers lost: 100 per slot; tasks per slot: {tasks:?}");
+    assert_eq!(
+        tasks,
+        BTreeMap::from([("0".into(), 1), ("1".into(), 1), ("2".into(), 1)])
+    );
+}
+
+#[tokio::test]
+async fn a_runtask_answered_after_two_lost_answers_reports_the_one_task_it_started() {
+    let (fake, l) = quick_retries();
+    fake.w().lose_answer.insert(0, 2);
+    let out = l
+        .run_agents("demo", RUN, &launches([0]), &template())
+        .await
+        .unwrap();
+    let LaunchResult::Started { task_id } = &out[0].result else {
+        panic!("{:?}", out[0].result);
+    };
+    assert_eq!(
+        fake.w().requests.len(),
+        3,
+        "two retries with the same token"
+    );
+    assert_eq!(fake.w().tasks.keys().collect::<Vec<_>>(), vec![task_id]);
+}
+
+#[tokio::test]
+async fn a_runtask_that_never_reached_ecs_stays_in_flight_instead_of_failing() {
+    let (fake, l) = quick_retries();
+    fake.w().lose_call.insert(0, usize::MAX);
+    let out = l
+        .run_agents("demo", RUN, &launches([0]), &template())
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0].result, LaunchResult::Unknown { .. }),
+        "{:?}",
+        out[0].result
+    );
+    assert_eq!(
+        out[0].outcome(),
+        barrage_controller::reconcile::LaunchOutcome::InFlight
+    );
+    assert!(fake.w().tasks.is_empty());
+    assert_eq!(fake.w().requests.len(), 4);
 }

@@ -2,12 +2,20 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! | --- | --- | --- | --- |
-//! | LoadTest | `lt#{name}` | `spec` | `doc` (S: the LoadTest without status, JSON; CI may also put YAML or JSON here), `generation` (N), `version` (N, bumped on every write), `status` (S: JSON `LoadTestStatus`, optional), `epoch` (N: leader epoch of the last status write), `ttl` (N, optional) |
+//! | LoadTest (desired state) | `lt#{name}` | `spec` | `doc` (S: the LoadTest without status, JSON; CI may also put YAML or JSON here), `generation` (N, optional), `version` (N, optional, bumped by `barrage apply`), `ttl` (N, optional) |
+//! | LoadTest status | `lt#{name}` | `status` | `status` (S: JSON `LoadTestStatus`), `version` (N, bumped on every status write), `epoch` (N: leader epoch of the last status write) |
 //! | agent status | `lt#{name}` | `agent#{run_id}#{slot:04}#{incarnation:02}` | `doc` (S: JSON [`AgentStatus`]), `ttl` (N, optional) |
 //! | leader lease | `lease#controller` | `lease` | `holder` (S), `epoch` (N), `expires_at_ms` (N) |
 //!
 //! A LoadTest and its agents share a partition, so one query (`pk = lt#NAME`) reads a test and
 //! all its agents, and `begins_with(sk, agent#RUN#)` reads one run's agents.
+//!
+//! Spec and status are separate items (the Kubernetes status subresource): whoever writes
+//! desired state (`barrage apply`, or CI's plain `PutItem` of the spec item) replaces only the
+//! spec item and can never destroy the status, which only the controller writes, fenced by
+//! its lease epoch. Records of the earlier layout (status as an attribute of the spec item,
+//! read as [`LoadTestItem::status`]) are still read; the first status write moves it to the
+//! status item.
 //!
 //! This module owns the names (constants for every attribute and key part), the key builders
 //! and parsers, and a typed, SDK-free item model ([`Item`], [`Attr`]) with conversions for each
@@ -44,6 +52,8 @@ pub const ATTR_EXPIRES_AT_MS: &str = "expires_at_ms";
 pub const LOAD_TEST_PK_PREFIX: &str = "lt#";
 /// Sort key of a LoadTest item.
 pub const SPEC_SK: &str = "spec";
+/// Sort key of a LoadTest's status item.
+pub const STATUS_SK: &str = "status";
 /// Prefix of an agent status sort key.
 pub const AGENT_SK_PREFIX: &str = "agent#";
 /// Partition key of the controller's leader lease.
@@ -114,6 +124,11 @@ pub enum ItemKey {
         /// The LoadTest's name.
         name: String,
     },
+    /// A LoadTest's status item.
+    Status {
+        /// The LoadTest's name.
+        name: String,
+    },
     /// An agent status item.
     Agent {
         /// The LoadTest's name.
@@ -135,6 +150,9 @@ impl ItemKey {
         if sk == SPEC_SK {
             return Some(ItemKey::LoadTest { name });
         }
+        if sk == STATUS_SK {
+            return Some(ItemKey::Status { name });
+        }
         Some(ItemKey::Agent {
             load_test: name,
             agent: parse_agent_sk(sk)?,
@@ -145,6 +163,7 @@ impl ItemKey {
     pub fn keys(&self) -> (String, String) {
         match self {
             ItemKey::LoadTest { name } => (load_test_pk(name), SPEC_SK.to_string()),
+            ItemKey::Status { name } => (load_test_pk(name), STATUS_SK.to_string()),
             ItemKey::Agent { load_test, agent } => (
                 load_test_pk(load_test),
                 agent_sk(&agent.run_id, agent.slot, agent.incarnation),
@@ -250,9 +269,10 @@ pub struct LoadTestItem {
     pub generation: i64,
     /// The item's version, bumped on every write.
     pub version: u64,
-    /// The status as JSON, once the controller has written one.
+    /// The status as JSON, in records of the earlier layout only (status inside the spec
+    /// item); written by nothing now.
     pub status: Option<String>,
-    /// The leader epoch of the last status write (0 before any).
+    /// The leader epoch of that status write (0 before any).
     pub epoch: u64,
     /// Expiry, epoch seconds.
     pub ttl: Option<i64>,
@@ -300,6 +320,52 @@ impl LoadTestItem {
             status: opt_s(item, ATTR_STATUS)?,
             epoch: opt_n(item, ATTR_EPOCH)?.unwrap_or(0),
             ttl: opt_n(item, ATTR_TTL)?,
+        })
+    }
+}
+
+/// A LoadTest's status item, typed. `status` stays text: parsing it is the resource module's
+/// job (a status that does not parse must stop the controller from acting, never read as "no
+/// status").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusItem {
+    /// The LoadTest's name (from `pk`).
+    pub name: String,
+    /// The status as JSON.
+    pub status: String,
+    /// Bumped on every status write; status writes are conditional on it.
+    pub version: u64,
+    /// The leader epoch of the last status write.
+    pub epoch: u64,
+}
+
+impl StatusItem {
+    /// The item's attributes.
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        item.insert(ATTR_PK.into(), Attr::S(load_test_pk(&self.name)));
+        item.insert(ATTR_SK.into(), Attr::S(STATUS_SK.into()));
+        item.insert(ATTR_STATUS.into(), Attr::S(self.status.clone()));
+        item.insert(ATTR_VERSION.into(), Attr::N(self.version.into()));
+        item.insert(ATTR_EPOCH.into(), Attr::N(self.epoch.into()));
+        item
+    }
+
+    /// Reads a status item.
+    pub fn from_item(item: &Item) -> Result<StatusItem, ItemError> {
+        let (pk, sk) = keys_of(item)?;
+        let Some(ItemKey::Status { name }) = ItemKey::parse(pk, sk) else {
+            return Err(ItemError::WrongKeys {
+                pk: pk.to_string(),
+                sk: sk.to_string(),
+                expected: "a LoadTest status (pk lt#NAME, sk status)",
+            });
+        };
+        Ok(StatusItem {
+            name,
+            status: get_s(item, ATTR_STATUS)?.to_string(),
+            version: get_n(item, ATTR_VERSION)?,
+            epoch: get_n(item, ATTR_EPOCH)?,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! here is pure, so it can be tested exhaustively and fuzzed.
 //!
 //! # Layout
+//! - [`digest`]: the one hash helper (FNV-1a), for ids and spec digests.
 //! - [`duration`]: human durations (`250ms`, `10s`, `1h30m`) used across the spec.
 //! - [`spec`], [`status`], [`loadtest`]: the resource.
 //! - [`validate`]: defaults in one place and total validation with field paths.
@@ -21,6 +22,7 @@
 //! - [`agent_status`]: what an agent reports about itself.
 
 pub mod agent_status;
+pub mod digest;
 pub mod duration;
 pub mod env;
 pub mod hlog;

@@ -188,6 +188,7 @@ impl LoadTest {
                 timeouts: TimeoutsSpec::default(),
                 paused: false,
                 stop: false,
+                rerun: 0,
             },
             status: None,
         }

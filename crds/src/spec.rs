@@ -159,10 +159,49 @@ pub struct LoadTestSpec {
     /// When true, the run stops early: agents drain and the report is written with what was measured.
     #[serde(default, skip_serializing_if = "is_false")]
     pub stop: bool,
+    /// Run the same spec again: any new value (e.g. CI's build number, or what `barrage rerun` writes) starts a new run; while a run is live it is superseded. Writing the same spec again never starts a run (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rerun: u64,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl LoadTestSpec {
+    /// The digest of the whole spec: equal specs, however they were written (YAML or JSON,
+    /// defaults spelled out or not), have equal digests. The controller records the digest of
+    /// the spec it observed, so a record put again by hand is known to be the same.
+    pub fn digest(&self) -> String {
+        crate::digest::of_json(self)
+    }
+
+    /// The digest of what a run cannot change while it runs. A live run takes a new load
+    /// profile, agent count, `paused` and `stop` (the agents re-split on a shared clock), and
+    /// what only the controller uses: `agents.readyFraction` and `agents.maxRestarts`,
+    /// `thresholds` and `timeouts`. Anything else (the cluster, topic, workload, records,
+    /// agent size, report settings, `rerun`) changes what the agents do: a live run whose spec
+    /// changes this digest is superseded by a new run.
+    pub fn run_digest(&self) -> String {
+        let mut fixed = self.clone();
+        fixed.load = LoadSpec {
+            steps: Vec::new(),
+            duration: None,
+            max_duration: None,
+        };
+        fixed.agents.count = 0;
+        fixed.agents.ready_fraction = 0.0;
+        fixed.agents.max_restarts = 0;
+        fixed.thresholds = Vec::new();
+        fixed.timeouts = TimeoutsSpec::default();
+        fixed.paused = false;
+        fixed.stop = false;
+        crate::digest::of_json(&fixed)
+    }
 }
 
 fn default_true() -> bool {

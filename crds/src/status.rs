@@ -21,9 +21,25 @@ pub struct LoadTestStatus {
     /// The metadata.generation this status was computed from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The digest of the spec at `observedGeneration` ([`crate::spec::LoadTestSpec::digest`]):
+    /// a record put again with the same spec is recognised as unchanged, however it was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_spec_digest: Option<String>,
     /// Identifier of the current run (a new one per run of the same LoadTest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// What the current run cannot change while it runs
+    /// ([`crate::spec::LoadTestSpec::run_digest`]); a live run whose spec no longer has this
+    /// digest is superseded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_digest: Option<String>,
+    /// The `spec.rerun` the current run was started for.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub rerun: u64,
+    /// True while the current run is being cancelled because a changed spec superseded it; the
+    /// new spec's run starts once it is cancelled.
+    #[serde(skip_serializing_if = "is_false")]
+    pub superseded: bool,
     /// The shared clock time at which every agent starts its schedule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_at: Option<DateTime<Utc>>,

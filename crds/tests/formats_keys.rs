@@ -4,8 +4,8 @@
 
 use barrage_crds::agent_status::AgentStatus;
 use barrage_crds::items::{
-    AgentSk, AgentStatusItem, Attr, Item, ItemError, ItemKey, LeaseItem, LoadTestItem, agent_sk,
-    agent_sk_prefix, load_test_pk, parse_agent_sk, parse_load_test_pk,
+    AgentSk, AgentStatusItem, Attr, Item, ItemError, ItemKey, LeaseItem, LoadTestItem, StatusItem,
+    agent_sk, agent_sk_prefix, load_test_pk, parse_agent_sk, parse_load_test_pk,
 };
 use barrage_crds::keys::{
     IntervalKey, ReportFile, agent_prefix, agents_prefix, interval_key, parse_interval_key,
@@ -159,6 +159,12 @@ fn item_keys_follow_the_layout() {
                 },
             },
         ),
+        (
+            ("lt#orders", "status"),
+            ItemKey::Status {
+                name: "orders".into(),
+            },
+        ),
         (("lease#controller", "lease"), ItemKey::Lease),
     ];
     for ((pk, sk), key) in cases {
@@ -166,7 +172,8 @@ fn item_keys_follow_the_layout() {
         assert_eq!(key.keys(), (pk.to_string(), sk.to_string()));
     }
     for (pk, sk) in [
-        ("lt#orders", "status"),
+        ("lt#orders", "statuses"),
+        ("lt#Orders", "status"),
         ("lt#Orders", "spec"),
         ("lt#", "spec"),
         ("lease#controller", "spec"),
@@ -210,6 +217,35 @@ fn load_test_items_round_trip() {
     let item = bare.to_item();
     assert!(!item.contains_key("status") && !item.contains_key("ttl"));
     assert_eq!(LoadTestItem::from_item(&item).unwrap(), bare);
+}
+
+#[test]
+fn status_items_round_trip_and_name_what_is_wrong() {
+    let st = StatusItem {
+        name: "orders".into(),
+        status: "{\"phase\":\"Running\"}".into(),
+        version: 5,
+        epoch: 2,
+    };
+    let item = st.to_item();
+    assert_eq!(item["pk"], s("lt#orders"));
+    assert_eq!(item["sk"], s("status"));
+    assert_eq!(item["version"], Attr::N(5));
+    assert_eq!(item["epoch"], Attr::N(2));
+    assert!(!item.contains_key("doc"));
+    assert_eq!(StatusItem::from_item(&item).unwrap(), st);
+    let mut spec_keys = item.clone();
+    spec_keys.insert("sk".into(), s("spec"));
+    assert!(matches!(
+        StatusItem::from_item(&spec_keys),
+        Err(ItemError::WrongKeys { .. })
+    ));
+    let mut no_epoch = item;
+    no_epoch.remove("epoch");
+    assert_eq!(
+        StatusItem::from_item(&no_epoch).unwrap_err(),
+        ItemError::Missing("epoch")
+    );
 }
 
 #[test]

@@ -28,19 +28,21 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
+    KeyType, Put, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use backon::{ExponentialBuilder, Retryable};
 use barrage_crds::agent_status::AgentStatus;
 use barrage_crds::items::{
     self, ATTR_DOC, ATTR_EPOCH, ATTR_EXPIRES_AT_MS, ATTR_GENERATION, ATTR_HOLDER, ATTR_PK, ATTR_SK,
     ATTR_STATUS, ATTR_TTL, ATTR_VERSION, AgentStatusItem, Attr, Item, LeaseItem, LoadTestItem,
+    StatusItem,
 };
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::LoadTestStatus;
@@ -50,7 +52,7 @@ use tracing::{debug, warn};
 use crate::memory::rules::{
     AGENT_STATUS_TTL_SECS, ATTR_DELETION_REQUESTED_MS, ApplyPlan, LeaseDecision,
     check_agent_status_keys, check_load_test_name, lease_decision, lease_from_item, millis,
-    plan_apply, status_json, stored_from_item,
+    plan_apply, status_json, stored_from_items, version_of,
 };
 use crate::{Applied, Lease, Result, Store, StoreError, StoredLoadTest};
 
@@ -85,7 +87,7 @@ pub(crate) fn throttle_backoff() -> ExponentialBuilder {
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
 pub(crate) async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    crate::aws::sdk_config().await
 }
 
 impl DynamoStore {
@@ -319,6 +321,88 @@ impl DynamoStore {
         .await
     }
 
+    /// Runs `write` in one transaction with two checks: the record's spec item still exists
+    /// (no status for a record that is gone), and no controller holds the lease with an epoch
+    /// newer than `epoch` (a deposed leader's write fails even where the new leader has not
+    /// written yet).
+    async fn fenced(
+        &self,
+        write: TransactWriteItem,
+        pk: &str,
+        epoch: u64,
+        what: &str,
+    ) -> Result<()> {
+        let spec_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(pk))
+            .key(ATTR_SK, s(items::SPEC_SK))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", ATTR_PK)
+            .build()
+            .map_err(build_error)?;
+        let no_newer_leader = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(items::LEASE_PK))
+            .key(ATTR_SK, s(items::LEASE_SK))
+            .condition_expression("attribute_not_exists(#pk) OR #epoch <= :mine")
+            .expression_attribute_names("#pk", ATTR_PK)
+            .expression_attribute_names("#epoch", ATTR_EPOCH)
+            .expression_attribute_values(":mine", n(epoch))
+            .build()
+            .map_err(build_error)?;
+        let checks = [
+            write,
+            TransactWriteItem::builder()
+                .condition_check(spec_exists)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(no_newer_leader)
+                .build(),
+        ];
+        self.retrying(|| async {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(checks.to_vec()))
+                .send()
+                .await
+                .map_err(|e| self.classify(e, "TransactWriteItems", what))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One conditional `DeleteItem` that either lands or reports `Conflict`.
+    async fn delete_item(
+        &self,
+        key: (&str, &str),
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        what: &str,
+    ) -> Result<()> {
+        self.retrying(|| async {
+            let mut req = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(ATTR_PK, AttributeValue::S(key.0.to_string()))
+                .key(ATTR_SK, AttributeValue::S(key.1.to_string()))
+                .condition_expression(condition);
+            for (k, v) in ATTR_NAMES {
+                if condition.contains(k) {
+                    req = req.expression_attribute_names(*k, *v);
+                }
+            }
+            for (k, v) in &values {
+                req = req.expression_attribute_values(*k, v.clone());
+            }
+            req.send()
+                .await
+                .map_err(|e| self.classify(e, "DeleteItem", what))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Every item of one partition whose sort key starts with `sk_prefix`.
     async fn query_prefix(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>> {
         self.retrying(|| async {
@@ -377,6 +461,13 @@ fn fenced_condition(seen: u64) -> String {
     )
 }
 
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Backend {
+        operation: "TransactWriteItems",
+        message: format!("building the request: {e}"),
+    }
+}
+
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -394,9 +485,12 @@ fn error_for_code(
     message: impl FnOnce() -> String,
 ) -> StoreError {
     match code {
-        Some("ConditionalCheckFailedException") => StoreError::Conflict {
-            what: what.to_string(),
-        },
+        // A transaction is cancelled when one of its conditions fails (or it raced another).
+        Some("ConditionalCheckFailedException" | "TransactionCanceledException") => {
+            StoreError::Conflict {
+                what: what.to_string(),
+            }
+        }
         Some(
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"
@@ -452,17 +546,33 @@ impl Store for DynamoStore {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#sk = :spec")
+                .filter_expression("#sk IN (:spec, :status)")
                 .expression_attribute_names("#sk", ATTR_SK)
                 .expression_attribute_values(":spec", s(items::SPEC_SK))
+                .expression_attribute_values(":status", s(items::STATUS_SK))
                 .consistent_read(true)
                 .into_paginator()
                 .items()
                 .send();
-            let mut out = Vec::new();
+            let mut specs = Vec::new();
+            let mut statuses = HashMap::new();
             while let Some(item) = pages.next().await {
-                let item = item.map_err(|e| self.classify(e, "Scan", "LoadTests"))?;
-                match stored_from_item(&from_attribute_map(&item)) {
+                let item =
+                    from_attribute_map(&item.map_err(|e| self.classify(e, "Scan", "LoadTests"))?);
+                match (item.get(ATTR_PK), item.get(ATTR_SK)) {
+                    (Some(Attr::S(pk)), Some(Attr::S(sk))) if sk == items::STATUS_SK => {
+                        statuses.insert(pk.clone(), item);
+                    }
+                    _ => specs.push(item),
+                }
+            }
+            let mut out = Vec::new();
+            for spec in &specs {
+                let status = match spec.get(ATTR_PK) {
+                    Some(Attr::S(pk)) => statuses.get(pk),
+                    _ => None,
+                };
+                match stored_from_items(spec, status) {
                     Some(stored) => out.push(stored),
                     None => {
                         warn!(table = %self.table, "Skipped an item with keys outside the layout.")
@@ -476,10 +586,12 @@ impl Store for DynamoStore {
     }
 
     async fn get_load_test(&self, name: &str) -> Result<Option<StoredLoadTest>> {
-        let item = self
-            .get_item(&items::load_test_pk(name), items::SPEC_SK)
-            .await?;
-        Ok(item.as_ref().and_then(stored_from_item))
+        let pk = items::load_test_pk(name);
+        let Some(spec) = self.get_item(&pk, items::SPEC_SK).await? else {
+            return Ok(None);
+        };
+        let status = self.get_item(&pk, items::STATUS_SK).await?;
+        Ok(stored_from_items(&spec, status.as_ref()))
     }
 
     async fn apply(&self, load_test: &LoadTest) -> Result<Applied> {
@@ -487,11 +599,15 @@ impl Store for DynamoStore {
         check_load_test_name(name)?;
         let pk = items::load_test_pk(name);
         for attempt in 1..=APPLY_ATTEMPTS {
-            let existing = self
+            let spec_version = self
                 .get_item(&pk, items::SPEC_SK)
                 .await?
                 .as_ref()
-                .and_then(stored_from_item);
+                .map(version_of);
+            let existing = match spec_version {
+                Some(_) => self.get_load_test(name).await?,
+                None => None,
+            };
             let uid = uuid::Uuid::new_v4().to_string();
             let written = match plan_apply(existing.as_ref(), load_test, Utc::now(), &uid) {
                 ApplyPlan::Unchanged { generation } => {
@@ -521,7 +637,7 @@ impl Store for DynamoStore {
                 ApplyPlan::Update {
                     doc, generation, ..
                 } => {
-                    let seen = existing.as_ref().map_or(0, |e| e.version);
+                    let seen = spec_version.unwrap_or(0);
                     self.update_item(
                         (&pk, items::SPEC_SK),
                         "SET #doc = :doc, #generation = :generation, \
@@ -560,21 +676,50 @@ impl Store for DynamoStore {
         epoch: u64,
     ) -> Result<u64> {
         let json = status_json(status)?;
-        self.update_item(
-            (&items::load_test_pk(name), items::SPEC_SK),
-            "SET #status = :status, #version = if_not_exists(#version, :zero) + :one, \
-             #epoch = :mine",
-            &fenced_condition(expected_version),
-            vec![
-                (":status", s(json)),
-                (":zero", n(0)),
-                (":one", n(1)),
-                (":seen", n(expected_version)),
-                (":mine", n(epoch)),
-            ],
-            &format!("status of {name}"),
-        )
-        .await?;
+        let pk = items::load_test_pk(name);
+        let what = format!("status of {name}");
+        let write = if expected_version == 0 {
+            let item = StatusItem {
+                name: name.to_string(),
+                status: json,
+                version: 1,
+                epoch,
+            }
+            .to_item();
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(to_attribute_map(&item)))
+                        .condition_expression("attribute_not_exists(#pk)")
+                        .expression_attribute_names("#pk", ATTR_PK)
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build()
+        } else {
+            let update = "SET #status = :status, #version = #version + :one, #epoch = :mine";
+            let condition = fenced_condition(expected_version);
+            let mut b = Update::builder()
+                .table_name(&self.table)
+                .key(ATTR_PK, s(pk.clone()))
+                .key(ATTR_SK, s(items::STATUS_SK))
+                .update_expression(update)
+                .condition_expression(&condition)
+                .expression_attribute_values(":status", s(json))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":seen", n(expected_version))
+                .expression_attribute_values(":mine", n(epoch));
+            for (k, v) in ATTR_NAMES {
+                if update.contains(k) || condition.contains(k) {
+                    b = b.expression_attribute_names(*k, *v);
+                }
+            }
+            TransactWriteItem::builder()
+                .update(b.build().map_err(build_error)?)
+                .build()
+        };
+        self.fenced(write, &pk, epoch, &what).await?;
         Ok(expected_version + 1)
     }
 
@@ -603,28 +748,53 @@ impl Store for DynamoStore {
 
     async fn remove(&self, name: &str, expected_version: u64, epoch: u64) -> Result<()> {
         let pk = items::load_test_pk(name);
-        let condition = fenced_condition(expected_version);
-        self.retrying(|| async {
-            let mut req = self
-                .client
-                .delete_item()
+        let write = if expected_version == 0 {
+            // "No status written yet": true only while no status item exists.
+            let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .key(ATTR_PK, s(pk.clone()))
-                .key(ATTR_SK, s(items::SPEC_SK))
+                .key(ATTR_SK, s(items::STATUS_SK))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", ATTR_PK)
+                .build()
+                .map_err(build_error)?;
+            TransactWriteItem::builder().condition_check(check).build()
+        } else {
+            let condition = fenced_condition(expected_version);
+            let mut delete = Delete::builder()
+                .table_name(&self.table)
+                .key(ATTR_PK, s(pk.clone()))
+                .key(ATTR_SK, s(items::STATUS_SK))
                 .condition_expression(&condition)
                 .expression_attribute_values(":seen", n(expected_version))
                 .expression_attribute_values(":mine", n(epoch));
             for (k, v) in ATTR_NAMES {
                 if condition.contains(k) {
-                    req = req.expression_attribute_names(*k, *v);
+                    delete = delete.expression_attribute_names(*k, *v);
                 }
             }
-            req.send()
-                .await
-                .map_err(|e| self.classify(e, "DeleteItem", &format!("removal of {name}")))?;
-            Ok(())
-        })
-        .await?;
+            TransactWriteItem::builder()
+                .delete(delete.build().map_err(build_error)?)
+                .build()
+        };
+        self.fenced(write, &pk, epoch, &format!("removal of {name}"))
+            .await?;
+        // Only the spec whose delete was requested: one put again since is wanted, and stays.
+        let spec = self
+            .delete_item(
+                (&pk, items::SPEC_SK),
+                "attribute_exists(#deletion)",
+                vec![],
+                &format!("removal of {name}"),
+            )
+            .await;
+        match spec {
+            Err(StoreError::Conflict { .. }) => {
+                debug!(load_test = %name, "The spec was put again after the delete; it stays.");
+                return Ok(());
+            }
+            other => other?,
+        }
         // The record is gone; its agents' status items go too (best effort: they also expire).
         match self.query_prefix(&pk, items::AGENT_SK_PREFIX).await {
             Ok(agents) => {

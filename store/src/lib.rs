@@ -19,6 +19,7 @@ use barrage_crds::status::LoadTestStatus;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+pub mod aws;
 pub mod dir;
 pub mod dynamo;
 pub mod memory;
@@ -30,15 +31,21 @@ pub mod streams;
 pub struct StoredLoadTest {
     /// The record's name (its key), known even when the document does not parse.
     pub name: String,
-    /// Bumped on every write of the record; writes are conditional on it.
+    /// The status item's version (0 before the controller wrote one); status writes and the
+    /// removal are conditional on it.
     pub version: u64,
-    /// Bumped only when the spec changes.
+    /// Bumped only when the spec changes (see `memory::rules::effective_generation` for
+    /// records put by hand).
     pub generation: i64,
     /// The parsed document (metadata and spec, status attached), or why it could not be
     /// parsed: a malformed record becomes `Failed`/`SpecInvalid`, it never stops the controller.
     pub doc: Result<LoadTest, String>,
     /// The status as last written by the controller.
     pub status: Option<LoadTestStatus>,
+    /// Set when a status is stored but does not decode (written by another client, or a
+    /// newer controller): the controller must leave such a record alone, never read it as
+    /// "no status" and start a run again.
+    pub status_error: Option<String>,
     /// Leader epoch of the last status write.
     pub epoch: u64,
     /// Set when a delete was requested (the finalizer then cleans up and removes the record).

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use barrage_crds::agent_status::AgentStatus;
 use barrage_crds::items::{
-    self, ATTR_DOC, ATTR_EPOCH, ATTR_GENERATION, ATTR_PK, ATTR_SK, ATTR_STATUS, ATTR_VERSION,
-    AgentStatusItem, Attr, Item, LeaseItem, LoadTestItem,
+    self, ATTR_DOC, ATTR_EPOCH, ATTR_GENERATION, ATTR_PK, ATTR_SK, ATTR_VERSION, AgentStatusItem,
+    Attr, Item, LeaseItem, LoadTestItem, StatusItem,
 };
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::LoadTestStatus;
@@ -33,7 +33,7 @@ use rules::*;
 pub(crate) mod rules {
     use barrage_crds::items::{
         ATTR_EPOCH, ATTR_GENERATION, ATTR_PK, ATTR_SK, ATTR_STATUS, ATTR_VERSION, Attr, Item,
-        ItemKey, LeaseItem, LoadTestItem,
+        ItemKey, LeaseItem, LoadTestItem, StatusItem,
     };
     use barrage_crds::loadtest::LoadTest;
     use barrage_crds::status::LoadTestStatus;
@@ -73,64 +73,122 @@ pub(crate) mod rules {
         }
     }
 
-    /// Reads a LoadTest item. `None` when the keys are not a LoadTest's. A record whose `doc`
+    /// Reads a LoadTest record from its spec item and, once the controller wrote one, its
+    /// status item. `None` when the spec item's keys are not a LoadTest's. A record whose `doc`
     /// is missing or unreadable is still returned, with `doc = Err(why)`, so the controller can
-    /// mark it failed instead of never seeing it.
-    pub fn stored_from_item(item: &Item) -> Option<StoredLoadTest> {
-        let (Some(Attr::S(pk)), Some(Attr::S(sk))) = (item.get(ATTR_PK), item.get(ATTR_SK)) else {
+    /// mark it failed instead of never seeing it. Without a status item the status of the
+    /// earlier layout (an attribute of the spec item) is read, so no record loses its status.
+    pub fn stored_from_items(spec: &Item, status: Option<&Item>) -> Option<StoredLoadTest> {
+        let (Some(Attr::S(pk)), Some(Attr::S(sk))) = (spec.get(ATTR_PK), spec.get(ATTR_SK)) else {
             return None;
         };
         let Some(ItemKey::LoadTest { name }) = ItemKey::parse(pk, sk) else {
             return None;
         };
-        let deletion_requested = match item.get(ATTR_DELETION_REQUESTED_MS) {
+        let deletion_requested = match spec.get(ATTR_DELETION_REQUESTED_MS) {
             Some(Attr::N(ms)) => i64::try_from(*ms)
                 .ok()
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
             _ => None,
         };
-        let stored = match LoadTestItem::from_item(item) {
-            Ok(it) => {
-                let status = it.status.as_deref().and_then(|json| {
-                    serde_json::from_str::<LoadTestStatus>(json)
-                        .map_err(|e| {
-                            tracing::warn!(load_test = %name, error = %e, "Ignored an unreadable status.");
-                        })
-                        .ok()
-                });
-                let doc = parse_doc(&name, &it.doc).map(|mut lt| {
-                    lt.metadata.generation = Some(it.generation);
-                    lt.metadata.resource_version = Some(it.version.to_string());
-                    if deletion_requested.is_some() {
-                        lt.metadata.deletion_timestamp = deletion_requested;
-                    }
-                    lt.status = status.clone();
-                    lt
-                });
-                StoredLoadTest {
-                    name,
-                    version: it.version,
-                    generation: it.generation,
-                    doc,
-                    status,
-                    epoch: it.epoch,
-                    deletion_requested,
-                }
+        let read = read_status(&name, spec, status);
+        let (item_generation, doc) = match LoadTestItem::from_item(spec) {
+            Ok(it) => (it.generation, parse_doc(&name, &it.doc)),
+            Err(e) => (
+                i64::try_from(n_or(spec, ATTR_GENERATION, 1)).unwrap_or(1),
+                Err(e.to_string()),
+            ),
+        };
+        let generation = effective_generation(item_generation, &doc, read.status.as_ref());
+        let doc = doc.map(|mut lt| {
+            lt.metadata.generation = Some(generation);
+            lt.metadata.resource_version = Some(read.version.to_string());
+            if deletion_requested.is_some() {
+                lt.metadata.deletion_timestamp = deletion_requested;
             }
-            Err(e) => StoredLoadTest {
-                name,
-                version: u64::try_from(n_or(item, ATTR_VERSION, 0)).unwrap_or(0),
-                generation: i64::try_from(n_or(item, ATTR_GENERATION, 1)).unwrap_or(1),
-                doc: Err(e.to_string()),
-                status: match item.get(ATTR_STATUS) {
-                    Some(Attr::S(json)) => serde_json::from_str(json).ok(),
-                    _ => None,
-                },
-                epoch: u64::try_from(n_or(item, ATTR_EPOCH, 0)).unwrap_or(0),
-                deletion_requested,
+            lt.status = read.status.clone();
+            lt
+        });
+        Some(StoredLoadTest {
+            name,
+            version: read.version,
+            generation,
+            doc,
+            status: read.status,
+            status_error: read.error,
+            epoch: read.epoch,
+            deletion_requested,
+        })
+    }
+
+    /// The status part of a record, from wherever it is kept.
+    struct ReadStatus {
+        status: Option<LoadTestStatus>,
+        error: Option<String>,
+        version: u64,
+        epoch: u64,
+    }
+
+    fn read_status(name: &str, spec: &Item, status: Option<&Item>) -> ReadStatus {
+        let decode = |json: &str| {
+            serde_json::from_str::<LoadTestStatus>(json).map_err(|e| {
+                tracing::error!(load_test = %name, error = %e, "The stored status does not decode.");
+                format!("the stored status does not decode: {e}")
+            })
+        };
+        let (json, version, epoch) = match status {
+            Some(item) => match StatusItem::from_item(item) {
+                Ok(it) => (Some(it.status), it.version, it.epoch),
+                Err(e) => {
+                    return ReadStatus {
+                        status: None,
+                        error: Some(format!("the status item is malformed: {e}")),
+                        version: version_of(item),
+                        epoch: u64::try_from(n_or(item, ATTR_EPOCH, 0)).unwrap_or(0),
+                    };
+                }
+            },
+            // The earlier layout: status inside the spec item, no status item yet.
+            None => match spec.get(ATTR_STATUS) {
+                Some(Attr::S(json)) => (
+                    Some(json.clone()),
+                    0,
+                    u64::try_from(n_or(spec, ATTR_EPOCH, 0)).unwrap_or(0),
+                ),
+                _ => (None, 0, 0),
             },
         };
-        Some(stored)
+        let (status, error) = match json.as_deref().map(decode) {
+            None => (None, None),
+            Some(Ok(st)) => (Some(st), None),
+            Some(Err(e)) => (None, Some(e)),
+        };
+        ReadStatus {
+            status,
+            error,
+            version,
+            epoch,
+        }
+    }
+
+    /// The generation of a record, whoever wrote it. `barrage apply` bumps the spec item's
+    /// `generation`; a spec put by hand carries none (or a stale one), so the digest the
+    /// controller recorded of the spec it last observed decides: the same spec keeps the
+    /// observed generation, a different one is the next.
+    pub fn effective_generation(
+        item_generation: i64,
+        doc: &Result<LoadTest, String>,
+        status: Option<&LoadTestStatus>,
+    ) -> i64 {
+        let Some(st) = status else {
+            return item_generation;
+        };
+        let observed = st.observed_generation.unwrap_or(0);
+        let changed = match (doc, &st.observed_spec_digest) {
+            (Ok(lt), Some(digest)) => lt.spec.digest() != *digest,
+            _ => false,
+        };
+        item_generation.max(observed + i64::from(changed))
     }
 
     /// The version as stored (0 when absent: an item put by hand).
@@ -356,6 +414,30 @@ fn lt_key(name: &str) -> Key {
     (items::load_test_pk(name), items::SPEC_SK.to_string())
 }
 
+fn status_key(name: &str) -> Key {
+    (items::load_test_pk(name), items::STATUS_SK.to_string())
+}
+
+impl State {
+    /// True when a controller holds (or held) the lease with an epoch newer than `epoch`: a
+    /// deposed leader's writes are refused everywhere, as the DynamoDB adapter's lease check.
+    fn newer_leader_than(&self, epoch: u64) -> bool {
+        match self.items.get(&lease_key()) {
+            Some(lease) => match lease.get(ATTR_EPOCH) {
+                Some(Attr::N(n)) => *n > i128::from(epoch),
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    /// The record `name`, read from its spec and status items.
+    fn load_test(&self, name: &str) -> Option<StoredLoadTest> {
+        let spec = self.items.get(&lt_key(name))?;
+        stored_from_items(spec, self.items.get(&status_key(name)))
+    }
+}
+
 fn lease_key() -> Key {
     (items::LEASE_PK.to_string(), items::LEASE_SK.to_string())
 }
@@ -437,18 +519,17 @@ impl Store for MemoryStore {
             .items
             .iter()
             .filter(|((_, sk), _)| sk == items::SPEC_SK)
-            .filter_map(|(_, item)| stored_from_item(item))
+            .filter_map(|((pk, _), item)| {
+                let status = state.items.get(&(pk.clone(), items::STATUS_SK.to_string()));
+                stored_from_items(item, status)
+            })
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
 
     async fn get_load_test(&self, name: &str) -> Result<Option<StoredLoadTest>> {
-        Ok(self
-            .lock()
-            .items
-            .get(&lt_key(name))
-            .and_then(stored_from_item))
+        Ok(self.lock().load_test(name))
     }
 
     async fn apply(&self, load_test: &LoadTest) -> Result<Applied> {
@@ -457,7 +538,7 @@ impl Store for MemoryStore {
         let key = lt_key(&name);
         let uid = uuid::Uuid::new_v4().to_string();
         let mut state = self.lock();
-        let existing = state.items.get(&key).and_then(stored_from_item);
+        let existing = state.load_test(&name);
         let applied = match plan_apply(existing.as_ref(), load_test, Utc::now(), &uid) {
             ApplyPlan::Unchanged { generation } => return Ok(Applied::Unchanged { generation }),
             ApplyPlan::Create { doc } => {
@@ -503,18 +584,30 @@ impl Store for MemoryStore {
         let conflict = || StoreError::Conflict {
             what: format!("status of {name}"),
         };
-        let item = state.items.get_mut(&lt_key(name)).ok_or_else(conflict)?;
-        let stored_epoch = match item.get(ATTR_EPOCH) {
-            Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
-            _ => None,
-        };
-        if version_of(item) != expected_version || !epoch_allows(stored_epoch, epoch) {
+        if !state.items.contains_key(&lt_key(name)) || state.newer_leader_than(epoch) {
+            return Err(conflict());
+        }
+        let key = status_key(name);
+        if let Some(item) = state.items.get(&key) {
+            let stored_epoch = match item.get(ATTR_EPOCH) {
+                Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
+                _ => None,
+            };
+            if version_of(item) != expected_version || !epoch_allows(stored_epoch, epoch) {
+                return Err(conflict());
+            }
+        } else if expected_version != 0 {
             return Err(conflict());
         }
         let version = expected_version + 1;
-        item.insert(ATTR_STATUS.to_string(), Attr::S(json));
-        set_n(item, ATTR_VERSION, version);
-        set_n(item, ATTR_EPOCH, epoch);
+        let item = StatusItem {
+            name: name.to_string(),
+            status: json,
+            version,
+            epoch,
+        }
+        .to_item();
+        state.items.insert(key, item);
         state.notify(name);
         Ok(version)
     }
@@ -537,19 +630,34 @@ impl Store for MemoryStore {
 
     async fn remove(&self, name: &str, expected_version: u64, epoch: u64) -> Result<()> {
         let mut state = self.lock();
-        let key = lt_key(name);
         let conflict = || StoreError::Conflict {
             what: format!("removal of {name}"),
         };
-        let item = state.items.get(&key).ok_or_else(conflict)?;
-        let stored_epoch = match item.get(ATTR_EPOCH) {
-            Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
-            _ => None,
+        let spec = state.items.get(&lt_key(name)).ok_or_else(conflict)?;
+        let put_again = !spec.contains_key(ATTR_DELETION_REQUESTED_MS);
+        let (version, stored_epoch) = match state.items.get(&status_key(name)) {
+            Some(item) => (
+                version_of(item),
+                match item.get(ATTR_EPOCH) {
+                    Some(Attr::N(n)) => Some(u64::try_from(*n).unwrap_or(u64::MAX)),
+                    _ => None,
+                },
+            ),
+            None => (0, None),
         };
-        if version_of(item) != expected_version || !epoch_allows(stored_epoch, epoch) {
+        if version != expected_version
+            || !epoch_allows(stored_epoch, epoch)
+            || state.newer_leader_than(epoch)
+        {
             return Err(conflict());
         }
-        let pk = key.0.clone();
+        if put_again {
+            // Put again since the delete was requested: the new record is wanted, and stays.
+            state.items.remove(&status_key(name));
+            state.notify(name);
+            return Ok(());
+        }
+        let pk = items::load_test_pk(name);
         state.items.retain(|(item_pk, _), _| *item_pk != pk);
         state.notify(name);
         Ok(())
@@ -710,6 +818,96 @@ mod tests {
         LoadTest::example(name, "127.0.0.1:9092", "t")
     }
 
+    fn status_at(generation: i64, lt: &LoadTest) -> barrage_crds::status::LoadTestStatus {
+        barrage_crds::status::LoadTestStatus {
+            observed_generation: Some(generation),
+            observed_spec_digest: Some(lt.spec.digest()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_spec_put_again_by_hand_keeps_the_observed_generation() {
+        let lt = example("a");
+        let st = status_at(3, &lt);
+        // A hand-put item has no generation attribute: it reads as 1.
+        assert_eq!(effective_generation(1, &Ok(lt.clone()), Some(&st)), 3);
+        let mut changed = lt.clone();
+        changed.spec.workload.records.records_per_transaction = 7;
+        assert_eq!(effective_generation(1, &Ok(changed.clone()), Some(&st)), 4);
+        // `barrage apply` already bumped the attribute: no double bump.
+        assert_eq!(effective_generation(4, &Ok(changed), Some(&st)), 4);
+        assert_eq!(effective_generation(2, &Ok(lt.clone()), None), 2);
+        // A status of the earlier layout carries no digest: the attribute and the observed
+        // generation decide, as before.
+        let old = barrage_crds::status::LoadTestStatus {
+            observed_generation: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(effective_generation(1, &Ok(lt), Some(&old)), 5);
+    }
+
+    #[test]
+    fn a_record_of_the_earlier_layout_keeps_its_status() {
+        let lt = example("a");
+        let mut st = status_at(2, &lt);
+        st.phase = barrage_crds::status::Phase::Running;
+        let spec = barrage_crds::items::LoadTestItem {
+            name: "a".into(),
+            doc: doc_text(&lt),
+            generation: 2,
+            version: 9,
+            status: Some(serde_json::to_string(&st).unwrap()),
+            epoch: 4,
+            ttl: None,
+        }
+        .to_item();
+        let read = stored_from_items(&spec, None).unwrap();
+        assert_eq!(read.status, Some(st.clone()));
+        assert_eq!((read.version, read.epoch, read.generation), (0, 4, 2));
+        assert!(read.status_error.is_none());
+        // Once a status item exists it wins over the attribute.
+        let mut newer = st.clone();
+        newer.phase = barrage_crds::status::Phase::Draining;
+        let item = barrage_crds::items::StatusItem {
+            name: "a".into(),
+            status: serde_json::to_string(&newer).unwrap(),
+            version: 1,
+            epoch: 5,
+        }
+        .to_item();
+        let read = stored_from_items(&spec, Some(&item)).unwrap();
+        assert_eq!(read.status, Some(newer));
+        assert_eq!((read.version, read.epoch), (1, 5));
+    }
+
+    #[test]
+    fn a_status_that_does_not_decode_is_an_error_not_an_absent_status() {
+        let lt = example("a");
+        let spec = barrage_crds::items::LoadTestItem {
+            name: "a".into(),
+            doc: doc_text(&lt),
+            generation: 1,
+            version: 1,
+            status: None,
+            epoch: 0,
+            ttl: None,
+        }
+        .to_item();
+        let item = barrage_crds::items::StatusItem {
+            name: "a".into(),
+            status: "{\"phase\": \"Exploded\"}".into(),
+            version: 3,
+            epoch: 1,
+        }
+        .to_item();
+        let read = stored_from_items(&spec, Some(&item)).unwrap();
+        assert_eq!(read.status, None);
+        let error = read.status_error.expect("an error");
+        assert!(error.contains("does not decode"), "{error}");
+        assert_eq!(read.version, 3, "the version still fences the next write");
+    }
+
     #[test]
     fn a_doc_whose_name_is_not_its_key_is_refused() {
         let err = parse_doc("a", &example("b").to_json()).expect_err("mismatch");
@@ -753,6 +951,7 @@ mod tests {
             generation: 3,
             doc: Err("spec: broken".into()),
             status: None,
+            status_error: None,
             epoch: 0,
             deletion_requested: None,
         };

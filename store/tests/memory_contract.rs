@@ -110,3 +110,23 @@ async fn memory_racing_controllers_get_one_lease() {
 async fn memory_names_that_make_no_key_are_refused_and_lists_are_sorted() {
     names_that_make_no_key_are_refused_and_lists_are_sorted(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_a_spec_put_again_by_hand_never_touches_status() {
+    let store = MemoryStore::new();
+    a_spec_put_again_by_hand_never_touches_status(&store, &store).await;
+}
+
+#[tokio::test]
+async fn memory_a_record_of_the_earlier_layout_keeps_its_status() {
+    let store = MemoryStore::new();
+    a_record_of_the_earlier_layout_keeps_its_status(&store, &store).await;
+}
+
+#[tokio::test]
+async fn memory_a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written() {
+    a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written(
+        &MemoryStore::new(),
+    )
+    .await;
+}

@@ -143,3 +143,30 @@ async fn dynamo_names_that_make_no_key_are_refused_and_lists_are_sorted() {
     names_that_make_no_key_are_refused_and_lists_are_sorted(&store).await;
     done(store).await;
 }
+
+#[tokio::test]
+async fn dynamo_a_spec_put_again_by_hand_never_touches_status() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    a_spec_put_again_by_hand_never_touches_status(&store, &store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_a_record_of_the_earlier_layout_keeps_its_status() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    a_record_of_the_earlier_layout_keeps_its_status(&store, &store).await;
+    done(store).await;
+}
+
+#[tokio::test]
+async fn dynamo_a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written(&store).await;
+    done(store).await;
+}

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use backon::{ExponentialBuilder, Retryable};
 use barrage_crds::spec::{KafkaSpec, SaslSpec, SecretRef};
 use tracing::{debug, info};
@@ -139,7 +139,7 @@ fn backoff() -> ExponentialBuilder {
 /// Fetches and parses the credentials `sasl` references, with the SDK configured from the
 /// environment.
 pub async fn resolve(sasl: &SaslSpec) -> Result<SaslCredentials, CredentialsError> {
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = barrage_store::aws::sdk_config().await;
     resolve_with(&sdk, sasl).await
 }
 

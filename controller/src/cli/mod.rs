@@ -57,6 +57,8 @@ pub enum Command {
     Watch(operator::WatchArgs),
     /// Delete a LoadTest: the controller stops its agents, writes a partial report, removes it.
     Delete(operator::DeleteArgs),
+    /// Run a LoadTest's spec again (writes the next spec.rerun); a live run is superseded.
+    Rerun(operator::RerunArgs),
     /// Download the report set (report.json, report.html, merged.hlog, junit.xml) of a LoadTest's run.
     Report(operator::ReportArgs),
     /// Administration for scripts: `admin init` creates the table and the bucket.
@@ -146,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Describe { name } => block_on(operator::describe(&name)),
         Command::Watch(args) => block_on(operator::watch(args)),
         Command::Delete(args) => block_on(operator::delete(args)),
+        Command::Rerun(args) => block_on(operator::rerun(args)),
         Command::Report(args) => block_on(operator::report(args)),
         Command::Admin {
             command: AdminCommand::Init,

@@ -141,6 +141,19 @@ pub struct DeleteArgs {
     pub timeout: String,
 }
 
+/// `barrage rerun`.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The LoadTest.
+    pub name: String,
+    /// Follow the new run until it ends; the exit code is its verdict.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait, e.g. 10m (default: the spec's durations and timeouts).
+    #[arg(long)]
+    pub timeout: Option<String>,
+}
+
 /// `barrage report`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -451,9 +464,7 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
                     "the ecs launcher needs BARRAGE_ECS_CLUSTER and BARRAGE_AGENT_TASK_DEFINITION",
                 );
             };
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
+            let sdk = barrage_store::aws::sdk_config().await;
             let l = Arc::new(EcsLauncher::new(aws_sdk_ecs::Client::new(&sdk), ecs));
             let stats = l.clone();
             metrics.add_aws_source(Arc::new(move || {
@@ -756,9 +767,58 @@ pub async fn apply(args: ApplyArgs) -> Outcome {
     {
         eprintln!(
             "note: loadtest/{name} already finished ({}); a finished run is final. \
-             To run it again: barrage delete {name} --wait, then apply.",
+             To run it again: barrage rerun {name} --wait (or set a new spec.rerun).",
             st.phase.as_str()
         );
+    }
+    match follow(store.as_ref(), &name, Some(generation), limit).await {
+        Ok(st) => finish(&name, &st),
+        Err(o) => o,
+    }
+}
+
+/// `barrage rerun NAME`: writes the next `spec.rerun`, so the controller runs the same spec
+/// again (superseding a live run). The one way to start a run over on purpose.
+pub async fn rerun(args: RerunArgs) -> Outcome {
+    let store = match client_store().await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let name = args.name;
+    let rec = match store.get_load_test(&name).await {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return die(Outcome::InvalidInput, format!("loadtest/{name} not found")),
+        Err(e) => return die(store_outcome(&e), e),
+    };
+    let mut lt = match rec.doc {
+        Ok(lt) => lt,
+        Err(e) => {
+            return die(
+                Outcome::InvalidInput,
+                format!("loadtest/{name} cannot be read, so it cannot run again: {e}"),
+            );
+        }
+    };
+    let ran = rec.status.as_ref().map_or(0, |st| st.rerun);
+    lt.spec.rerun = lt.spec.rerun.max(ran).saturating_add(1);
+    let limit = match &args.timeout {
+        Some(t) => match parse_timeout(t) {
+            Ok(d) => d,
+            Err(o) => return o,
+        },
+        None => default_wait(&lt),
+    };
+    let generation = match store.apply(&lt).await {
+        Ok(Applied::Created { generation } | Applied::Updated { generation })
+        | Ok(Applied::Unchanged { generation }) => generation,
+        Err(e) => return die(store_outcome(&e), e),
+    };
+    println!(
+        "loadtest/{name} rerun {} requested (generation {generation})",
+        lt.spec.rerun
+    );
+    if !args.wait {
+        return Outcome::Passed;
     }
     match follow(store.as_ref(), &name, Some(generation), limit).await {
         Ok(st) => finish(&name, &st),
@@ -1396,6 +1456,7 @@ mod tests {
                 "ThresholdsMet",
                 Some(VerdictResult::Passed),
             )),
+            status_error: None,
             epoch: 1,
             deletion_requested: None,
         };
@@ -1405,6 +1466,7 @@ mod tests {
             generation: 1,
             doc: Err("spec: expected a mapping".into()),
             status: Some(ended(Phase::Failed, "SpecInvalid", None)),
+            status_error: None,
             epoch: 1,
             deletion_requested: None,
         };

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
@@ -307,6 +308,8 @@ pub struct EcsLauncher {
     config: EcsConfig,
     guard: SecretGuard,
     stats: Arc<EcsStats>,
+    /// Pauses before each resend of a RunTask whose outcome is unknown.
+    unknown_outcome_retries: Vec<Duration>,
 }
 
 impl std::fmt::Debug for EcsLauncher {
@@ -451,7 +454,15 @@ impl EcsLauncher {
             config,
             guard: SecretGuard::from_process_env(),
             stats: Arc::new(EcsStats::default()),
+            unknown_outcome_retries: UNKNOWN_OUTCOME_RETRIES.to_vec(),
         }
+    }
+
+    /// Sets the pauses before each resend of a RunTask whose outcome is unknown (default
+    /// 200 ms, 800 ms, 2 s: well within ECS's idempotency window for a client token).
+    pub fn with_unknown_outcome_retries(mut self, pauses: Vec<Duration>) -> EcsLauncher {
+        self.unknown_outcome_retries = pauses;
+        self
     }
 
     /// Adds values that must never be sent.
@@ -530,42 +541,49 @@ impl EcsLauncher {
         Ok(req)
     }
 
+    /// One RunTask for one slot. An answer that never came (timeout, dispatch failure, 5xx)
+    /// leaves the outcome unknown: the same request, with the same client token, is sent
+    /// again (ECS starts at most one task per token), and if it still has no answer the
+    /// slot's task is looked for by its tags before the outcome is reported unknown.
     async fn run_one(&self, req: &RunTaskRequest) -> LaunchResult {
-        let result = self.api.run_task(req).await;
+        let mut result = self.api.run_task(req).await;
         self.stats.run_task.record(&result);
+        for delay in &self.unknown_outcome_retries {
+            match &result {
+                Err(e) if e.kind == CallErrorKind::Transient => {
+                    tokio::time::sleep(*delay).await;
+                    result = self.api.run_task(req).await;
+                    self.stats.run_task.record(&result);
+                }
+                _ => break,
+            }
+        }
         match result {
-            Ok(resp) => {
-                if let Some(task) = resp.tasks.first() {
-                    return LaunchResult::Started {
-                        task_id: task.arn.clone(),
-                    };
-                }
-                match resp.failures.first() {
-                    Some(f) => {
-                        let reason = [f.reason.as_deref(), f.detail.as_deref(), f.arn.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(": ");
-                        LaunchResult::Failed {
-                            retryable: failure_is_retryable(&reason),
-                            reason,
-                        }
-                    }
-                    None => LaunchResult::Failed {
-                        reason: "RunTask returned neither a task nor a failure".to_string(),
-                        retryable: true,
-                    },
-                }
-            }
-            Err(e) => {
-                let retryable =
-                    matches!(e.kind, CallErrorKind::Throttled | CallErrorKind::Transient);
-                LaunchResult::Failed {
-                    reason: e.into_launch_error("RunTask").to_string(),
-                    retryable,
-                }
-            }
+            Err(e) if e.kind == CallErrorKind::Transient => self.resolve_unknown(req, e).await,
+            other => answer(other),
+        }
+    }
+
+    /// After RunTask never answered: the slot's task if it is listed, else `Unknown`.
+    async fn resolve_unknown(&self, req: &RunTaskRequest, e: EcsCallError) -> LaunchResult {
+        let wanted = |t: &ObservedTask| {
+            let tag = |k: &str| lookup(&req.tags, k).map(str::to_string);
+            Some(t.load_test.clone()) == tag(TAG_LOAD_TEST)
+                && t.slot.map(|s| s.to_string()) == tag(TAG_SLOT)
+                && t.incarnation.map(|i| i.to_string()) == tag(TAG_INCARNATION)
+                && t.started_by == req.started_by
+        };
+        let reason = e.into_launch_error("RunTask").to_string();
+        match self.list_agents(lookup(&req.tags, TAG_LOAD_TEST)).await {
+            Ok(tasks) => match tasks.iter().find(|t| wanted(t)) {
+                Some(t) => LaunchResult::Started {
+                    task_id: t.task_id.clone(),
+                },
+                None => LaunchResult::Unknown { reason },
+            },
+            Err(list) => LaunchResult::Unknown {
+                reason: format!("{reason}; listing the tasks failed too: {list}"),
+            },
         }
     }
 
@@ -592,6 +610,51 @@ impl EcsLauncher {
     }
 }
 
+/// Pauses before RunTask is sent again with the same client token after an unknown outcome
+/// (well within ECS's idempotency window for a token).
+const UNKNOWN_OUTCOME_RETRIES: &[Duration] = &[
+    Duration::from_millis(200),
+    Duration::from_millis(800),
+    Duration::from_secs(2),
+];
+
+/// A RunTask answer (or an error that is not an unknown outcome) as the slot's result.
+fn answer(result: Result<RunTaskResponse, EcsCallError>) -> LaunchResult {
+    match result {
+        Ok(resp) => {
+            if let Some(task) = resp.tasks.first() {
+                return LaunchResult::Started {
+                    task_id: task.arn.clone(),
+                };
+            }
+            match resp.failures.first() {
+                Some(f) => {
+                    let reason = [f.reason.as_deref(), f.detail.as_deref(), f.arn.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(": ");
+                    LaunchResult::Failed {
+                        retryable: failure_is_retryable(&reason),
+                        reason,
+                    }
+                }
+                None => LaunchResult::Failed {
+                    reason: "RunTask returned neither a task nor a failure".to_string(),
+                    retryable: true,
+                },
+            }
+        }
+        Err(e) => {
+            let retryable = matches!(e.kind, CallErrorKind::Throttled | CallErrorKind::Transient);
+            LaunchResult::Failed {
+                reason: e.into_launch_error("RunTask").to_string(),
+                retryable,
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Launcher for EcsLauncher {
     async fn run_agents(
@@ -611,6 +674,15 @@ impl Launcher for EcsLauncher {
         for (reqs, ls) in requests.chunks(batch).zip(launches.chunks(batch)) {
             let results = futures::future::join_all(reqs.iter().map(|r| self.run_one(r))).await;
             for (launch, result) in ls.iter().zip(results) {
+                if let LaunchResult::Unknown { reason } = &result {
+                    tracing::warn!(
+                        load_test,
+                        run_id,
+                        slot = launch.slot,
+                        incarnation = launch.incarnation,
+                        "RunTask never answered and no task of the slot is listed yet; the launch stays in flight: {reason}"
+                    );
+                }
                 if let LaunchResult::Failed { reason, retryable } = &result {
                     tracing::warn!(
                         load_test,

@@ -75,6 +75,14 @@ pub enum LaunchResult {
         /// ECS task ARN or local task id.
         task_id: String,
     },
+    /// Whether a task started is not known: RunTask timed out or failed in transit every time
+    /// it was tried (with the same client token), and no task of the slot is listed yet. The
+    /// launch stays in flight, so the slot is not launched again until it is seen or its
+    /// expectation times out.
+    Unknown {
+        /// The last error.
+        reason: String,
+    },
     /// No task was started for this slot.
     Failed {
         /// The backend's reason.
@@ -100,6 +108,7 @@ impl SlotLaunch {
             LaunchResult::Started { task_id } => LaunchOutcome::Started {
                 task_id: task_id.clone(),
             },
+            LaunchResult::Unknown { .. } => LaunchOutcome::InFlight,
             LaunchResult::Failed { reason, retryable } => LaunchOutcome::Failed {
                 reason: reason.clone(),
                 throttled: *retryable,

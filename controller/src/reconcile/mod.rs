@@ -19,6 +19,9 @@
 //! | any live     | `metadata.deletionTimestamp` is set                           | Cancelling   | `Deleted` |
 //! | Pending      | the spec is valid                                             | Provisioning | `Accepted`; `runId` derived from name, generation and now |
 //! | Pending, Provisioning | `spec.stop`                                          | Cancelling   | `StopRequested` |
+//! | Provisioning, Running | the spec changed beyond rate, count, pause and stop (`runDigest`) | Cancelling | `Superseded`; `superseded` set |
+//! | Cancelling (superseded) | no task is alive and the partial report is written (or the cancel timeout passed) | Pending | `Superseded`; the new generation's run starts next |
+//! | terminal     | `spec.rerun` differs from the run's                           | Pending      | `Rerun`: the same spec runs again, on purpose |
 //! | Provisioning | ⌈readyFraction × count⌉ agents of live slots report Ready     | Running      | `AgentsReady`; `startAt = now + 5s`; first fleet assignment effective at `startAt` |
 //! | Provisioning | `timeouts.provisioning` passed and not every slot has a task  | Failed       | `ProvisioningTimedOut` |
 //! | Provisioning | `timeouts.provisioning + timeouts.ready` passed                | Failed       | `ReadyTimedOut` |
@@ -35,8 +38,13 @@
 //! | terminal     | tasks still alive                                             | (stays)      | `StopTasks` every one |
 //! | terminal     | deletion requested and no task alive (or cancel timeout over) | (stays)      | `DeleteTopic` if this run created it and cleanup says so, then `RemoveRecord` |
 //!
-//! Terminal runs are final: a spec edited after the end is observed (observedGeneration) but
-//! does not start a new run; delete and apply again.
+//! Writing the same desired state again changes nothing, whoever writes it (the store reads a
+//! spec put by hand at the generation whose digest the status recorded). A changed spec
+//! re-targets a live run when only the load profile, the agent count, `paused` or `stop`
+//! changed; any other change supersedes it (partial report, then the new generation's run).
+//! After the load ended (Draining onwards) the run completes as it was. Terminal runs are
+//! final: a spec edited after the end is observed (observedGeneration) but starts no run;
+//! running again is explicit: a new `spec.rerun` (what `barrage rerun` writes).
 //!
 //! ## Slots, launches and the fleet
 //! Each agent is a *slot* `0..count` with an *incarnation* (+1 on every replacement), recorded
@@ -129,6 +137,8 @@ pub mod conditions {
     pub const TIMED_OUT: &str = "TimedOut";
     /// The verdict of the final report.
     pub const THRESHOLDS_MET: &str = "ThresholdsMet";
+    /// A changed spec superseded the run: it was cancelled and the new generation's run started.
+    pub const SUPERSEDED: &str = "Superseded";
 }
 
 /// What an agent task is doing, parsed once at the launcher boundary
@@ -491,6 +501,7 @@ impl<'a> Cx<'a> {
     }
 
     fn reconcile(&mut self) {
+        self.rerun();
         if !self.st.phase.is_terminal() {
             match barrage_crds::validate::validate(self.lt) {
                 Err(errs) => {
@@ -521,6 +532,7 @@ impl<'a> Cx<'a> {
                 "Deletion requested: stopping every agent.".into(),
             );
         }
+        self.supersede();
         if self.st.run_id.is_some() {
             self.absorb();
         }
@@ -699,6 +711,9 @@ impl<'a> Cx<'a> {
             }
             Phase::Cancelling => {
                 let deadline = add(since, spec.timeouts.cancelling.as_std());
+                if now >= deadline && self.st.superseded {
+                    return Some(self.next_run_after_supersede());
+                }
                 if now >= deadline {
                     self.condition(
                         conditions::TIMED_OUT,
@@ -716,6 +731,9 @@ impl<'a> Cx<'a> {
                 self.wakes.push(deadline);
                 let quiet = !self.tasks.iter().any(|t| t.state.is_live()) && !self.in_flight();
                 let measured = self.st.start_at.is_some_and(|s| s <= now);
+                if quiet && (!measured || self.report(false).is_some()) && self.st.superseded {
+                    return Some(self.next_run_after_supersede());
+                }
                 if quiet && (!measured || self.report(false).is_some()) {
                     self.incomplete("the run was cancelled");
                     return Some((Phase::Cancelled, "Cancelled", "Every agent stopped.".into()));
@@ -803,6 +821,73 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// A live run whose spec changed beyond what re-targets it is cancelled, to be followed
+    /// by the new generation's run. Runs of the earlier layout carry no digest: never.
+    fn supersede(&mut self) {
+        if !matches!(self.st.phase, Phase::Provisioning | Phase::Running)
+            || self.lt.metadata.deletion_timestamp.is_some()
+        {
+            return;
+        }
+        let Some(digest) = self.st.run_digest.as_deref() else {
+            return;
+        };
+        if digest == self.lt.spec.run_digest() {
+            return;
+        }
+        let generation = self.generation.unwrap_or(0);
+        self.st.superseded = true;
+        self.condition(
+            conditions::SUPERSEDED,
+            ConditionStatus::True,
+            "SpecChanged",
+            &format!("Generation {generation} changed more than rate, count, pause or stop."),
+        );
+        self.transition(
+            Phase::Cancelling,
+            "Superseded",
+            format!(
+                "Generation {generation} supersedes this run: stopping its agents and writing its partial report."
+            ),
+        );
+    }
+
+    /// The superseded run is over (its partial report written): back to Pending, so the new
+    /// generation's run starts in this same reconcile.
+    fn next_run_after_supersede(&mut self) -> Step {
+        if self.obs.topic_created {
+            self.st.topic_created = true;
+        }
+        let old = self.st.run_id.clone().unwrap_or_default();
+        (
+            Phase::Pending,
+            "Superseded",
+            format!("Run {old} was superseded; starting the new generation's run."),
+        )
+    }
+
+    /// A terminal run whose `spec.rerun` changed runs again: the only way a finished spec
+    /// starts over.
+    fn rerun(&mut self) {
+        if !self.st.phase.is_terminal()
+            || self.lt.spec.rerun == self.st.rerun
+            || self.lt.metadata.deletion_timestamp.is_some()
+        {
+            return;
+        }
+        let rerun = self.lt.spec.rerun;
+        if self.st.topic_deleted {
+            // The last run's topic is gone: this run may create it again, and clean it up.
+            self.st.topic_created = false;
+            self.st.topic_deleted = false;
+        }
+        self.transition(
+            Phase::Pending,
+            "Rerun",
+            format!("spec.rerun is now {rerun}: running the spec again."),
+        );
+    }
+
     fn transition(&mut self, to: Phase, reason: &'static str, message: String) {
         let from = self.st.phase;
         if from == to {
@@ -821,6 +906,9 @@ impl<'a> Cx<'a> {
             Phase::Provisioning => {
                 let generation = self.lt.metadata.generation.unwrap_or(0);
                 self.st.run_id = Some(run_id(self.lt.name(), generation, self.now));
+                self.st.run_digest = Some(self.lt.spec.run_digest());
+                self.st.rerun = self.lt.spec.rerun;
+                self.st.superseded = false;
                 self.st.slots.clear();
                 self.st.fleet = None;
                 self.st.start_at = None;
@@ -937,6 +1025,7 @@ impl<'a> Cx<'a> {
         self.counts();
         if self.generation >= self.st.observed_generation {
             self.st.observed_generation = self.generation;
+            self.st.observed_spec_digest = Some(self.lt.spec.digest());
         }
         let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (task, reason) in std::mem::take(&mut self.stops) {

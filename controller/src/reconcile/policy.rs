@@ -74,11 +74,8 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// FNV-1a, 64 bit.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    barrage_crds::digest::fnv1a(s.as_bytes())
 }
 
 /// Longest run id: ECS `startedBy` takes at most 36 characters.

@@ -105,10 +105,12 @@ impl LoadTestFixture for LoadTest {
     fn in_phase(self, phase: Phase, since: DateTime<Utc>) -> Self {
         let gen_ = self.metadata.generation;
         let count = self.spec.agents.count;
+        let run_digest = self.spec.run_digest();
         self.with_status(|st| {
             st.phase = phase;
             st.phase_since = Some(since);
             st.run_id = Some(RUN.into());
+            st.run_digest = Some(run_digest);
             st.observed_generation = gen_;
             st.launch_window = 1;
             st.agents.desired = count;

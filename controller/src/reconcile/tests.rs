@@ -1032,3 +1032,188 @@ fn a_throttled_runtask_backs_off_and_the_next_batch_starts_again_at_one() {
             .contains("throttled")
     );
 }
+
+// ---- Desired state written again, superseded runs, reruns -------------------------------------
+
+/// The spec with a change no live run can take (records per transaction), at generation 2.
+fn changed_beyond_live(lt: LoadTest) -> LoadTest {
+    let mut lt = lt.generation(2);
+    lt.spec.workload.records.records_per_transaction = 5;
+    lt
+}
+
+#[test]
+fn the_same_desired_state_again_plans_nothing_new() {
+    let lt = LoadTest::test().agents(2).running(t0());
+    let obs = Observed::test().running_slots([0, 1]).ready_slots([0, 1]);
+    let first = plan(&lt, &obs, at(2));
+    let lt = lt.apply(&first);
+    let again = plan(&lt, &obs, at(2));
+    assert_eq!(again.status, first.status);
+    assert!(launches(&again).is_empty() && stopped(&again).is_empty());
+    assert_eq!(again.status.run_id.as_deref(), Some(RUN));
+}
+
+#[test]
+fn a_rate_count_or_pause_change_re_targets_a_running_run_without_superseding_it() {
+    let lt = LoadTest::test().agents(2).load_secs(600).running(t0());
+    let mut changed = lt.clone().agents(3).paused().generation(2);
+    changed.spec.load.steps = LoadTest::test().load_secs(900).spec.load.steps;
+    let p = plan(&changed, &Observed::test().running_slots([0, 1]), at(30));
+    assert_eq!(p.status.phase, Phase::Running);
+    assert!(!p.status.superseded);
+    assert_eq!(p.status.run_id.as_deref(), Some(RUN));
+    let fleet = p.status.fleet.as_ref().unwrap();
+    assert_eq!(
+        (fleet.epoch, fleet.spec_generation, fleet.paused),
+        (2, 2, true)
+    );
+}
+
+#[test]
+fn a_spec_change_beyond_rate_count_pause_and_stop_supersedes_a_running_run() {
+    let lt = changed_beyond_live(LoadTest::test().agents(2).load_secs(600).running(t0()));
+    let p = plan(&lt, &Observed::test().running_slots([0, 1]), at(30));
+    assert_eq!(p.status.phase, Phase::Cancelling);
+    assert!(p.status.superseded);
+    let last = p.status.transitions.last().unwrap();
+    assert_eq!(
+        (last.from, last.reason.as_str()),
+        (Phase::Running, "Superseded")
+    );
+    assert_eq!(
+        stopped(&p),
+        vec!["task-0".to_string(), "task-1".to_string()]
+    );
+    let c = p.status.condition(conditions::SUPERSEDED).unwrap();
+    assert_eq!(c.status, ConditionStatus::True);
+}
+
+#[test]
+fn a_superseded_run_starts_the_new_generations_run_once_its_partial_report_is_written() {
+    let lt = changed_beyond_live(LoadTest::test().agents(2).load_secs(600).running(t0()));
+    let lt = lt
+        .clone()
+        .apply(&plan(&lt, &Observed::test().running_slots([0, 1]), at(30)));
+    // Agents gone, no partial report yet: it is asked for, the run waits.
+    let p = plan(&lt, &Observed::test(), at(32));
+    assert_eq!(p.status.phase, Phase::Cancelling);
+    assert!(p.commands.contains(&Command::WriteReport {
+        run_id: RUN.into(),
+        final_: false
+    }));
+    // The partial report is written: the new generation's run starts at once.
+    let p = plan(
+        &lt,
+        &Observed::test().report(false, VerdictResult::Incomplete),
+        at(33),
+    );
+    assert_eq!(p.status.phase, Phase::Provisioning);
+    assert!(!p.status.superseded);
+    let new_run = p.status.run_id.clone().unwrap();
+    assert_ne!(new_run, RUN);
+    assert!(new_run.starts_with("demo-2-"), "{new_run}");
+    assert_eq!(p.status.run_digest, Some(lt.spec.run_digest()));
+    let reasons: Vec<(Phase, Phase, &str)> = p
+        .status
+        .transitions
+        .iter()
+        .map(|t| (t.from, t.to, t.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons[reasons.len() - 3..],
+        [
+            (Phase::Running, Phase::Cancelling, "Superseded"),
+            (Phase::Cancelling, Phase::Pending, "Superseded"),
+            (Phase::Pending, Phase::Provisioning, "Accepted"),
+        ]
+    );
+    assert_eq!(
+        launches(&p),
+        vec![(0, 0, 1)],
+        "slow start: one launch first"
+    );
+}
+
+#[test]
+fn a_superseded_run_moves_on_when_its_cancel_timeout_passes() {
+    let lt = changed_beyond_live(LoadTest::test().load_secs(600).running(t0()));
+    let lt = lt
+        .clone()
+        .apply(&plan(&lt, &Observed::test().running_slots([0]), at(30)));
+    let stuck = Observed::test().running_slots([0]);
+    let late = 30 + i64::try_from(lt.spec.timeouts.cancelling.as_std().as_secs()).unwrap() + 1;
+    let p = plan(&lt, &stuck, at(late));
+    assert_eq!(p.status.phase, Phase::Provisioning);
+    assert_ne!(p.status.run_id.as_deref(), Some(RUN));
+    assert!(
+        stopped(&p).contains(&"task-0".to_string()),
+        "the straggler is still stopped"
+    );
+}
+
+#[test]
+fn a_draining_run_is_not_superseded_it_completes_as_it_was() {
+    let lt = changed_beyond_live(
+        LoadTest::test()
+            .running(t0())
+            .with_status(|st| st.phase = Phase::Draining),
+    );
+    let p = plan(&lt, &Observed::test().running_slots([0]), at(10));
+    assert_eq!(p.status.phase, Phase::Draining);
+    assert!(!p.status.superseded);
+}
+
+#[test]
+fn a_run_of_the_earlier_layout_without_a_digest_is_never_superseded() {
+    let lt = changed_beyond_live(
+        LoadTest::test()
+            .load_secs(600)
+            .running(t0())
+            .with_status(|st| st.run_digest = None),
+    );
+    let p = plan(&lt, &Observed::test().running_slots([0]), at(30));
+    assert_eq!(p.status.phase, Phase::Running);
+}
+
+#[test]
+fn a_spec_edited_after_the_end_is_observed_but_starts_no_run() {
+    let lt = changed_beyond_live(LoadTest::test().in_phase(Phase::Succeeded, at(60)));
+    let p = plan(&lt, &Observed::test(), at(100));
+    assert_eq!(p.status.phase, Phase::Succeeded);
+    assert_eq!(p.status.observed_generation, Some(2));
+    assert_eq!(p.status.observed_spec_digest, Some(lt.spec.digest()));
+    assert!(launches(&p).is_empty());
+}
+
+#[test]
+fn a_new_rerun_starts_a_finished_run_again_once() {
+    let mut lt = LoadTest::test()
+        .in_phase(Phase::Succeeded, at(60))
+        .generation(2);
+    lt.spec.rerun = 1;
+    let p = plan(&lt, &Observed::test(), at(100));
+    assert_eq!(p.status.phase, Phase::Provisioning);
+    assert_eq!(p.status.rerun, 1);
+    assert_ne!(p.status.run_id.as_deref(), Some(RUN));
+    let reasons: Vec<&str> = p
+        .status
+        .transitions
+        .iter()
+        .map(|t| t.reason.as_str())
+        .collect();
+    assert_eq!(reasons[reasons.len() - 2..], ["Rerun", "Accepted"]);
+    // Once that run ends, the same rerun value does not start another.
+    let lt = lt.apply(&p).with_status(|st| st.phase = Phase::Succeeded);
+    let p = plan(&lt, &Observed::test(), at(200));
+    assert_eq!(p.status.phase, Phase::Succeeded);
+}
+
+#[test]
+fn a_new_rerun_supersedes_a_running_run() {
+    let mut lt = LoadTest::test().load_secs(600).running(t0()).generation(2);
+    lt.spec.rerun = 1;
+    let p = plan(&lt, &Observed::test().running_slots([0]), at(30));
+    assert_eq!(p.status.phase, Phase::Cancelling);
+    assert!(p.status.superseded);
+}

@@ -250,6 +250,9 @@ pub struct ReportContext {
     pub last_interval: Option<u32>,
     /// Whether the run finished (false for reports of a run in progress or cancelled).
     pub complete: bool,
+    /// Why the run was cut short, when it was (e.g. superseded by a changed spec): the first
+    /// reason of the partial report's verdict.
+    pub cut_short: Option<String>,
     /// Bounds of the generator-saturation checks.
     pub bounds: ValidityBounds,
     /// Every (slot, incarnation) that may have uploaded blobs, when known (the controller knows
@@ -293,6 +296,16 @@ impl ReportContext {
             first_interval: None,
             last_interval,
             complete,
+            cut_short: lt
+                .status
+                .as_ref()
+                .filter(|st| st.superseded && !complete)
+                .map(|_| {
+                    format!(
+                        "superseded: generation {} of the spec replaced this run",
+                        lt.metadata.generation.unwrap_or(0)
+                    )
+                }),
             bounds: ValidityBounds::default(),
             agent_dirs: None,
         }
@@ -358,7 +371,10 @@ pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, R
     };
     let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, threshold_target);
     let invalid = verdict::invalid_reasons(merged, generator_target, &ctx.bounds);
-    let incomplete = verdict::incomplete_reasons(merged, ctx.complete);
+    let mut incomplete = verdict::incomplete_reasons(merged, ctx.complete);
+    if let Some(why) = &ctx.cut_short {
+        incomplete.insert(0, why.clone());
+    }
     let v = verdict::verdict(&results, &invalid, &incomplete);
     let report = json::Report::build(merged, ctx, &results, &v, threshold_target);
     let json = report.to_json()?;

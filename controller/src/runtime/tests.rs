@@ -22,6 +22,8 @@ struct FakeLauncher {
     store: Arc<MemoryStore>,
     tasks: StdMutex<Vec<ObservedTask>>,
     calls: StdMutex<Vec<Vec<u32>>>,
+    /// Listing the agents of `boom` panics this many more times.
+    panics_left: std::sync::atomic::AtomicU32,
 }
 
 impl FakeLauncher {
@@ -30,6 +32,7 @@ impl FakeLauncher {
             store,
             tasks: StdMutex::new(Vec::new()),
             calls: StdMutex::new(Vec::new()),
+            panics_left: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -84,6 +87,15 @@ impl Launcher for FakeLauncher {
     }
 
     async fn list_agents(&self, load_test: Option<&str>) -> Result<Vec<ObservedTask>, LaunchError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if load_test == Some("boom")
+            && self
+                .panics_left
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            panic!("injected: listing the agents of boom panicked");
+        }
         Ok(self
             .tasks
             .lock()
@@ -489,4 +501,28 @@ fn uploaded_through_counts_only_first_incarnations_of_live_agents() {
         None,
         "a replacement's count does not start at interval 0"
     );
+}
+
+#[tokio::test]
+async fn a_reconcile_that_panics_is_counted_and_retried_and_the_others_are_still_served() {
+    let store = Arc::new(MemoryStore::new());
+    let launcher = FakeLauncher::new(store.clone());
+    launcher
+        .panics_left
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let c = start("c1", &store, launcher.clone());
+    store.apply(&example("boom", 1)).await.unwrap();
+    store.apply(&example("fine", 1)).await.unwrap();
+    assert_eq!(
+        wait_for(&store, "fine", Phase::Running, Duration::from_secs(10)).await,
+        Phase::Running
+    );
+    // Three panics, each requeued with backoff; then the record is reconciled as usual.
+    assert_eq!(
+        wait_for(&store, "boom", Phase::Running, Duration::from_secs(30)).await,
+        Phase::Running,
+        "a LoadTest whose reconcile panicked is reconciled again"
+    );
+    assert_eq!(c.metrics.errors("panic"), 3);
+    c.stop().await;
 }

@@ -53,7 +53,11 @@ pub async fn generation_bumps_only_when_the_spec_changes(store: &dyn Store) {
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!((v1.generation, v1.version), (1, 1));
+    assert_eq!(
+        (v1.generation, v1.version),
+        (1, 0),
+        "no status written yet: status version 0"
+    );
     let doc = v1.doc.as_ref().expect("parses");
     assert_eq!(doc.spec, lt.spec);
     assert_eq!(doc.metadata.generation, Some(1));
@@ -84,7 +88,7 @@ pub async fn generation_bumps_only_when_the_spec_changes(store: &dyn Store) {
         .expect("get")
         .expect("exists");
     assert_eq!(v2.generation, 2);
-    assert_eq!(v2.version, version + 1);
+    assert_eq!(v2.version, version, "apply never touches the status item");
     assert_eq!(v2.doc.as_ref().expect("parses").spec.agents.count, 3);
     assert_eq!(
         v2.doc.as_ref().expect("parses").metadata.uid,
@@ -168,6 +172,120 @@ pub async fn status_writes_are_conditional_on_version_and_epoch(store: &dyn Stor
         .write_status(&unique("absent"), &status(Phase::Running), 0, 1)
         .await;
     assert!(missing.is_err(), "no status without a record");
+}
+
+/// A status as the controller writes it: the generation and digest of the spec it observed.
+fn observed(phase: Phase, generation: i64, lt: &LoadTest) -> LoadTestStatus {
+    LoadTestStatus {
+        phase,
+        observed_generation: Some(generation),
+        observed_spec_digest: Some(lt.spec.digest()),
+        run_id: Some("run-1".into()),
+        ..LoadTestStatus::default()
+    }
+}
+
+pub async fn a_spec_put_again_by_hand_never_touches_status(store: &dyn Store, raw: &dyn RawItems) {
+    let name = unique("reput");
+    let mut lt = example(&name);
+    store.apply(&lt).await.expect("create");
+    lt.spec.agents.count = 2;
+    store.apply(&lt).await.expect("update to generation 2");
+    let running = observed(Phase::Running, 2, &lt);
+    let version = store
+        .write_status(&name, &running, 0, 1)
+        .await
+        .expect("status");
+
+    // The same desired state, put by hand (no generation attribute), three times.
+    for _ in 0..3 {
+        raw.put_raw(raw_item(&name, &lt.to_yaml())).await;
+        let got = store
+            .get_load_test(&name)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(
+            got.status.as_ref(),
+            Some(&running),
+            "status survives the put"
+        );
+        assert_eq!(
+            (got.generation, got.version),
+            (2, version),
+            "nothing changed"
+        );
+    }
+    assert_eq!(
+        store.apply(&lt).await.expect("apply"),
+        Applied::Unchanged { generation: 2 },
+        "apply after a hand put of the same spec is no change"
+    );
+
+    // A changed spec put by hand is the next generation; the status is still there.
+    let mut changed = lt.clone();
+    changed.spec.workload.records.records_per_transaction = 5;
+    raw.put_raw(raw_item(&name, &changed.to_json())).await;
+    let got = store
+        .get_load_test(&name)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.generation, 3);
+    assert_eq!(
+        got.doc.as_ref().expect("parses").metadata.generation,
+        Some(3)
+    );
+    assert_eq!(got.status.as_ref().map(|s| s.phase), Some(Phase::Running));
+    let listed = store.list_load_tests().await.expect("list");
+    let listed = listed.iter().find(|s| s.name == name).expect("listed");
+    assert_eq!((listed.generation, listed.version), (3, version));
+    assert_eq!(
+        listed.status.as_ref().map(|s| s.phase),
+        Some(Phase::Running)
+    );
+}
+
+pub async fn a_record_of_the_earlier_layout_keeps_its_status(
+    store: &dyn Store,
+    raw: &dyn RawItems,
+) {
+    let name = unique("legacy");
+    let lt = example(&name);
+    let st = observed(Phase::Running, 1, &lt);
+    let mut item = raw_item(&name, &lt.to_json());
+    item.insert(
+        items::ATTR_STATUS.into(),
+        Attr::S(serde_json::to_string(&st).expect("json")),
+    );
+    item.insert(items::ATTR_EPOCH.into(), Attr::N(3));
+    item.insert(items::ATTR_VERSION.into(), Attr::N(12));
+    raw.put_raw(item).await;
+    let got = store
+        .get_load_test(&name)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        got.status.as_ref(),
+        Some(&st),
+        "the status inside the spec item is read"
+    );
+    assert_eq!((got.version, got.epoch), (0, 3));
+    // The first status write moves it to the status item, which wins from then on.
+    let mut next = st.clone();
+    next.phase = Phase::Draining;
+    let v = store
+        .write_status(&name, &next, got.version, 3)
+        .await
+        .expect("first write");
+    let got = store
+        .get_load_test(&name)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.status.map(|s| s.phase), Some(Phase::Draining));
+    assert_eq!(got.version, v);
 }
 
 fn raw_item(name: &str, doc: &str) -> Item {
@@ -327,6 +445,58 @@ pub async fn lease_epochs_fence_a_deposed_leader(store: &dyn Store) {
     assert_eq!(back.epoch, epoch + 2);
 }
 
+pub async fn a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written(
+    store: &dyn Store,
+) {
+    let name = unique("fence");
+    store.apply(&example(&name)).await.expect("create");
+    let ttl = Duration::from_secs(10);
+    let t0 = Utc.timestamp_opt(1_800_000_000, 0).single().expect("t0");
+    let old = store
+        .acquire_lease("old", ttl, t0)
+        .await
+        .expect("acquire")
+        .expect("free lease");
+    let v = store
+        .write_status(&name, &status(Phase::Running), 0, old.epoch)
+        .await
+        .expect("the leader writes");
+    // The old leader pauses past its lease; a new one takes over and writes nothing here.
+    let new = store
+        .acquire_lease("new", ttl, t0 + chrono::Duration::seconds(11))
+        .await
+        .expect("acquire")
+        .expect("expired lease taken");
+    assert!(new.epoch > old.epoch);
+    let stale = store
+        .write_status(&name, &status(Phase::Draining), v, old.epoch)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "a deposed leader's status write must be refused, got {stale:?}"
+    );
+    store.request_delete(&name).await.expect("request delete");
+    let stale = store.remove(&name, v, old.epoch).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    let got = store
+        .get_load_test(&name)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        got.status.map(|s| s.phase),
+        Some(Phase::Running),
+        "nothing landed"
+    );
+    store
+        .write_status(&name, &status(Phase::Cancelling), v, new.epoch)
+        .await
+        .expect("the new leader writes");
+}
+
 pub async fn delete_is_requested_then_removed_under_the_same_conditions(store: &dyn Store) {
     let name = unique("del");
     store.apply(&example(&name)).await.expect("create");
@@ -343,7 +513,10 @@ pub async fn delete_is_requested_then_removed_under_the_same_conditions(store: &
         .expect("get")
         .expect("exists");
     assert!(marked.deletion_requested.is_some());
-    assert!(marked.version > before.version, "the mark is a write");
+    assert_eq!(
+        marked.version, before.version,
+        "the mark is on the spec item: the status version fences status writes only"
+    );
     assert!(
         marked
             .doc
