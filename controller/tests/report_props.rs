@@ -110,8 +110,8 @@ proptest! {
         let union = histogram(&all);
         let total = merged.total.histograms.get(TAG_PRODUCE).map(recorded).unwrap_or_default();
         prop_assert_eq!(total, recorded(&union));
-        let stats = merged.total.histograms.get(TAG_PRODUCE).map(Stats::with_mean);
-        prop_assert_eq!(stats, (!union.is_empty()).then(|| Stats::with_mean(&union)));
+        let stats = merged.total.histograms.get(TAG_PRODUCE).and_then(Stats::of);
+        prop_assert_eq!(stats, Stats::of(&union));
         // The sum of histogram counts is the sum of acked, exactly.
         prop_assert_eq!(merged.total.counters.acked, union.len());
         // Per interval, too.

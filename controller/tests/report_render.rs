@@ -93,7 +93,7 @@ fn json_counts_equal_the_records_acked() {
     let out = temp_dir("counts-out");
     let set = render_dir(&input, &out).unwrap();
     let json: Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
-    assert_eq!(json["schema"], "barrage.dev/report/v1");
+    assert_eq!(json["schema"], "barrage.dev/report/v2");
     assert_eq!(json["summary"]["records"]["acked"], acked);
     assert_eq!(json["summary"]["latency"]["produce"]["count"], acked);
     let per_interval: u64 = json["intervals"]
@@ -222,6 +222,52 @@ fn junit_has_a_test_case_per_threshold_with_the_observed_value() {
         set.junit
     );
     assert!(set.verdict.reasons[0].starts_with("produce.p50 < 100us: observed"));
+}
+
+#[test]
+fn the_html_cards_and_junit_carry_the_summarys_rates_load_and_span() {
+    // 3 agents, 300 records each per 10 s interval, 12 intervals: a 120 s load.
+    let input = temp_dir("rates-in");
+    let acked = write_blobs(&input, &small());
+    let ctx = ReportContext {
+        load_ms: Some(120_000),
+        target_records: Some(3 * 300 * 12),
+        last_interval: Some(11),
+        ..ReportContext::offline()
+    };
+    let set = render_dir_with(&input, &temp_dir("rates-out"), &ctx).unwrap();
+    let s = &set.report.summary;
+    let achieved = (acked as f64 / 120.0 * 1000.0).round() / 1000.0;
+    assert_eq!(
+        (s.load_secs, s.span_secs, s.target_rate, s.achieved_rate),
+        (Some(120.0), 120.0, Some(90.0), Some(achieved))
+    );
+    let card = |k: &str, v: &str| format!("<div class=\"k\">{k}</div><div class=\"v\">{v}</div>");
+    for (k, v) in [
+        ("target rate (profile)", "90/s"),
+        ("load", "120 s"),
+        ("span (with flush)", "120 s"),
+    ] {
+        assert!(set.html.contains(&card(k, v)), "{k} {v}");
+    }
+    assert!(
+        set.html
+            .contains("<div class=\"k\">achieved rate (over load)</div>")
+    );
+    for (name, value) in [
+        ("targetRate", "90".to_string()),
+        ("achievedRate", achieved.to_string()),
+        ("loadSecs", "120".to_string()),
+        ("spanSecs", "120".to_string()),
+        ("targetRecords", "10800".to_string()),
+    ] {
+        let property = format!("<property name=\"{name}\" value=\"{value}\"/>");
+        assert!(
+            set.junit.contains(&property),
+            "{property} in\n{}",
+            set.junit
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,12 @@
-//! Terminal output: logging set-up, human formatting of numbers and durations.
+//! Terminal output: logging set-up, human formatting of numbers and durations, and the rate
+//! lines of a run's summary.
 
 use std::io::IsTerminal;
 
 use barrage_crds::env::LogFormat;
 use tracing_subscriber::EnvFilter;
+
+use crate::report::json::SummaryJson;
 
 /// The variable that chooses the log format (`--log-format` wins over it).
 pub const BARRAGE_LOG_FORMAT: &str = "BARRAGE_LOG_FORMAT";
@@ -69,6 +72,52 @@ pub fn clock(secs: u64) -> String {
     } else {
         format!("{:02}:{:02}", secs / 60, secs % 60)
     }
+}
+
+/// The rate lines of a run's summary, from the report's own figures (`report.json`'s
+/// `summary`), so that the terminal and the report say the same: the load profile's target
+/// rate, the achieved (and consumed) rate per second of load, the load and the span.
+pub fn rate_lines(s: &SummaryJson) -> Vec<String> {
+    let mut lines = Vec::new();
+    let per_load = |n: u64| s.load_secs.filter(|l| *l > 0.0).map(|l| n as f64 / l);
+    if let (Some(rate), Some(records)) = (s.target_rate, s.target_records) {
+        lines.push(format!(
+            "  target rate       {rate:.1} records/s (the profile's {} records over its load)",
+            thousands(records)
+        ));
+    }
+    if let Some(rate) = s
+        .achieved_rate
+        .filter(|_| s.records.acked > 0 || s.target_rate.is_some())
+    {
+        let of_target = s
+            .achieved_ratio
+            .map_or(String::new(), |r| format!(", {:.2}% of target", r * 100.0));
+        lines.push(format!(
+            "  achieved rate     {rate:.1} records/s (acked over the load{of_target})"
+        ));
+    }
+    if let Some(rate) = s.consumed_rate.filter(|_| s.records.consumed > 0) {
+        lines.push(format!(
+            "  consumed rate     {rate:.1} records/s (consumed over the load)"
+        ));
+    }
+    if let Some(mb) = per_load(s.records.bytes) {
+        lines.push(format!(
+            "  data rate         {:.2} MB/s over the load",
+            mb / 1e6
+        ));
+    }
+    if let Some(load) = s.load_secs {
+        lines.push(format!(
+            "  load              {load:.1} s (the load profile's duration)"
+        ));
+    }
+    lines.push(format!(
+        "  span              {:.1} s (first interval's start to last interval's end, flush included)",
+        s.span_secs
+    ));
+    lines
 }
 
 #[cfg(test)]

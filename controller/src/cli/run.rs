@@ -34,9 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Outcome;
-use super::output::{clock, micros, thousands};
+use super::output::{clock, micros, rate_lines, thousands};
 use crate::report::ReportContext;
 use crate::report::fetch::{BlobIo, write_due_windows};
+use crate::report::json::SummaryJson;
 use crate::report::render::render_dir_with;
 use crate::report::window::WindowClock;
 
@@ -321,19 +322,27 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         warn!(error = %e, "Could not delete the topic this run created.");
     }
     runs.sort_by_key(|r| r.slot);
-    print_summary(lt, &runs, &totals, total_planned);
-    println!("Interval logs: {written} file(s)");
-    if let Some(f) = &failure {
-        eprintln!("warning: {f}");
-        return Ok(Outcome::RunError);
-    }
-    // The same report code as the operator's, from the interval logs just written.
+    // The same report code as the operator's, from the interval logs just written; the
+    // summary's rates are the report's.
     let complete = !runs.iter().any(|r| r.outcome.stopped_early);
     let ctx = ReportContext::for_run(lt, &run_id, complete);
-    let set = match render_dir_with(&out.join("agents"), &out, &ctx) {
-        Ok(set) => set,
-        Err(e) => {
+    let set = failure
+        .is_none()
+        .then(|| render_dir_with(&out.join("agents"), &out, &ctx));
+    let report_summary = match &set {
+        Some(Ok(set)) => Some(&set.report.summary),
+        _ => None,
+    };
+    print_summary(lt, &runs, &totals, total_planned, report_summary);
+    println!("Interval logs: {written} file(s)");
+    let set = match set {
+        Some(Ok(set)) => set,
+        Some(Err(e)) => {
             eprintln!("error: could not build the report: {e}");
+            return Ok(Outcome::RunError);
+        }
+        None => {
+            eprintln!("warning: {}", failure.unwrap_or_default());
             return Ok(Outcome::RunError);
         }
     };
@@ -590,43 +599,47 @@ async fn progress_loop(
     }
 }
 
-fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned: u64) {
+fn print_summary(
+    lt: &LoadTest,
+    runs: &[AgentRun],
+    totals: &Histograms,
+    planned: u64,
+    report: Option<&SummaryJson>,
+) {
     let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
-    let sent = sum(&|o| o.counters.sent);
-    let acked = sum(&|o| o.counters.acked);
-    let errors = sum(&|o| o.counters.errors);
-    let dropped = sum(&|o| o.counters.dropped);
-    let late = sum(&|o| o.counters.late);
-    let bytes = sum(&|o| o.counters.bytes);
     let elapsed = runs
         .iter()
         .map(|r| r.outcome.elapsed)
         .max()
         .unwrap_or_default();
-    let duration = lt.spec.load.total_duration().as_secs_f64().max(1e-9);
     if lt.spec.workload.kind == WorkloadKind::Consume {
-        print_consume_summary(lt, runs, totals, duration, elapsed);
+        print_consume_summary(lt, runs, totals, elapsed, report);
         return;
     }
-    let achieved = acked as f64 / duration;
-    let target = planned as f64 / duration;
     println!();
     println!("Summary of {}", lt.name());
     println!("  records planned   {}", thousands(planned));
-    println!("  records sent      {}", thousands(sent));
-    println!("  records acked     {}", thousands(acked));
-    println!("  records failed    {}", thousands(errors));
-    println!("  records dropped   {}", thousands(dropped));
-    println!("  sent late (>1ms)  {}", thousands(late));
     println!(
-        "  achieved rate     {achieved:.1} records/s (target {target:.1}/s, {:.2}%), {:.2} MB/s",
-        if target > 0.0 {
-            achieved / target * 100.0
-        } else {
-            0.0
-        },
-        bytes as f64 / duration / 1e6
+        "  records sent      {}",
+        thousands(sum(&|o| o.counters.sent))
     );
+    println!(
+        "  records acked     {}",
+        thousands(sum(&|o| o.counters.acked))
+    );
+    println!(
+        "  records failed    {}",
+        thousands(sum(&|o| o.counters.errors))
+    );
+    println!(
+        "  records dropped   {}",
+        thousands(sum(&|o| o.counters.dropped))
+    );
+    println!(
+        "  sent late (>1ms)  {}",
+        thousands(sum(&|o| o.counters.late))
+    );
+    print_rates(report);
     println!(
         "  elapsed           {:.1}s (including flush)",
         elapsed.as_secs_f64()
@@ -656,28 +669,38 @@ fn print_summary(lt: &LoadTest, runs: &[AgentRun], totals: &Histograms, planned:
     print_per_partition(runs);
 }
 
+/// The report's rates, or why there are none.
+fn print_rates(report: Option<&SummaryJson>) {
+    match report {
+        Some(s) => rate_lines(s).iter().for_each(|l| println!("{l}")),
+        None => println!("  rates             none: the report could not be built"),
+    }
+}
+
 /// Consume: what the group read, how fast, and how old records were when they arrived.
 fn print_consume_summary(
     lt: &LoadTest,
     runs: &[AgentRun],
     totals: &Histograms,
-    duration: f64,
     elapsed: Duration,
+    report: Option<&SummaryJson>,
 ) {
     let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
-    let consumed = sum(&|o| o.counters.consumed);
-    let bytes = sum(&|o| o.counters.bytes);
-    let errors = sum(&|o| o.counters.errors);
     println!();
     println!("Summary of {} (Consume)", lt.name());
-    println!("  records consumed  {}", thousands(consumed));
-    println!("  bytes consumed    {}", thousands(bytes));
-    println!("  consume errors    {}", thousands(errors));
     println!(
-        "  consumed rate     {:.1} records/s, {:.2} MB/s over {duration:.1}s",
-        consumed as f64 / duration,
-        bytes as f64 / duration / 1e6
+        "  records consumed  {}",
+        thousands(sum(&|o| o.counters.consumed))
     );
+    println!(
+        "  bytes consumed    {}",
+        thousands(sum(&|o| o.counters.bytes))
+    );
+    println!(
+        "  consume errors    {}",
+        thousands(sum(&|o| o.counters.errors))
+    );
+    print_rates(report);
     println!("  elapsed           {:.1}s", elapsed.as_secs_f64());
     print_latency(
         "end-to-end latency (record timestamp to receipt)",

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use barrage_crds::hlog;
 
-use super::json::Report;
+use super::json::{Report, SummaryJson};
 use super::junit::escape;
 use super::merge::Stats;
 use super::verdict::format_micros;
@@ -360,7 +360,7 @@ fn throughput_chart(r: &Report) -> Option<String> {
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     let (y, ticks) = linear_axis(ymax * 1.05);
-    let (x, x_ticks) = time_ticks(r.summary.duration_secs);
+    let (x, x_ticks) = time_ticks(time_extent(r));
     Some(chart(&Chart {
         title: "Throughput over time",
         x,
@@ -371,6 +371,16 @@ fn throughput_chart(r: &Report) -> Option<String> {
         y_label: "records per second",
         series,
     }))
+}
+
+/// Seconds from the run's start to the end of the report's last interval: the x axis of the
+/// charts over time (a window's report starts later than the run).
+fn time_extent(r: &Report) -> f64 {
+    let len = r.summary.interval_secs;
+    r.intervals
+        .iter()
+        .map(|i| i.offset_secs + len)
+        .fold(r.summary.span_secs, f64::max)
 }
 
 fn latency_over_time_chart(r: &Report, tag: &str) -> Option<String> {
@@ -407,7 +417,7 @@ fn latency_over_time_chart(r: &Report, tag: &str) -> Option<String> {
     let values = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (y, ticks) = log_axis(lo.max(0.001), hi.max(0.001));
-    let (x, x_ticks) = time_ticks(r.summary.duration_secs);
+    let (x, x_ticks) = time_ticks(time_extent(r));
     Some(chart(&Chart {
         title: "Latency percentiles over time",
         x,
@@ -526,6 +536,26 @@ fn us(v: u64) -> String {
     format_micros(v as f64)
 }
 
+/// A latency, or a dash where nothing was recorded.
+fn us_or_dash(v: Option<u64>) -> String {
+    v.map_or_else(|| "—".to_string(), us)
+}
+
+/// The rate tiles: each per second of load, with the load and the span beside them.
+fn rate_tiles(h: &mut String, s: &SummaryJson) {
+    let rate = |v: f64| format!("{}/s", short(v));
+    if let Some(t) = s.target_rate {
+        tile(h, "target rate (profile)", &rate(t));
+    }
+    if let Some(a) = s.achieved_rate {
+        tile(h, "achieved rate (over load)", &rate(a));
+    }
+    if let Some(l) = s.load_secs {
+        tile(h, "load", &format!("{} s", short(l)));
+    }
+    tile(h, "span (with flush)", &format!("{} s", short(s.span_secs)));
+}
+
 /// Renders `report.html`.
 pub fn render(r: &Report) -> String {
     let title = match &r.load_test {
@@ -549,13 +579,16 @@ pub fn render(r: &Report) -> String {
     );
     let _ = write!(
         h,
-        "<p class=\"sub\">{}{} → {} · {} s in {} intervals of {} s · {} agent interval blobs from {} agents</p>",
+        "<p class=\"sub\">{}{} → {} · {}span {} s in {} intervals of {} s · {} agent interval blobs from {} agents</p>",
         r.run_id
             .as_ref()
             .map_or(String::new(), |id| format!("run {} · ", escape(id))),
         escape(&r.summary.start_time),
         escape(&r.summary.end_time),
-        short(r.summary.duration_secs),
+        r.summary
+            .load_secs
+            .map_or(String::new(), |l| format!("load {} s · ", short(l))),
+        short(r.summary.span_secs),
         r.coverage.intervals,
         short(r.summary.interval_secs),
         int(r.coverage.blobs),
@@ -574,14 +607,7 @@ pub fn render(r: &Report) -> String {
     h.push_str("<div class=\"card\"><h2>Summary</h2><div class=\"tiles\">");
     tile(&mut h, "records acked", &int(s.records.acked));
     tile(&mut h, "records sent", &int(s.records.sent));
-    tile(
-        &mut h,
-        "achieved rate",
-        &format!("{}/s", short(s.achieved_rate)),
-    );
-    if let Some(t) = s.target_rate {
-        tile(&mut h, "target rate", &format!("{}/s", short(t)));
-    }
+    rate_tiles(&mut h, s);
     if let Some(ratio) = s.achieved_ratio {
         tile(
             &mut h,
@@ -681,11 +707,7 @@ pub fn render(r: &Report) -> String {
     if !r.windows.is_empty() {
         h.push_str("<div class=\"card\"><h2>Windows</h2><div class=\"scroll\"><table><thead><tr><th>window</th><th>intervals</th><th>acked</th><th>errors</th><th>produce p99</th><th>produce max</th><th>result</th></tr></thead><tbody>");
         for w in &r.windows {
-            let p = w
-                .latency
-                .get(hlog::TAG_PRODUCE)
-                .copied()
-                .unwrap_or_default();
+            let p = w.latency.get(hlog::TAG_PRODUCE);
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}–{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
@@ -694,8 +716,8 @@ pub fn render(r: &Report) -> String {
                 w.last_interval,
                 int(w.records.acked),
                 int(w.records.errors),
-                us(p.p99),
-                us(p.max),
+                us_or_dash(p.map(|p| p.p99)),
+                us_or_dash(p.map(|p| p.max)),
                 if w.passed { "ok" } else { "bad" },
                 if w.passed {
                     "passed".to_string()
@@ -723,10 +745,10 @@ pub fn render(r: &Report) -> String {
             int(a.records.errors),
             int(a.records.late),
             int(a.records.queue_full),
-            us(a.produce.p50),
-            us(a.produce.p99),
-            us(a.produce.max),
-            us(a.lag.p99)
+            us_or_dash(a.produce.map(|p| p.p50)),
+            us_or_dash(a.produce.map(|p| p.p99)),
+            us_or_dash(a.produce.map(|p| p.max)),
+            us_or_dash(a.lag.map(|l| l.p99))
         );
     }
     h.push_str("</tbody></table></div></div>");

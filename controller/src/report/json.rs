@@ -1,9 +1,12 @@
-//! `report.json`: schema `barrage.dev/report/v1`; the field reference is the documentation of
+//! `report.json`: schema `barrage.dev/report/v2`; the field reference is the documentation of
 //! [`Report`] and the types it holds.
 //!
 //! Latencies are integer microseconds; rates are records per second; ratios are fractions;
 //! every float is rounded to three decimals; maps are ordered; so re-rendering the same blobs
-//! gives the same bytes. Additive changes keep `v1`; anything else bumps the version.
+//! gives the same bytes. Every figure is computed from the data or absent (`null`), never a
+//! stand-in. Additive changes keep the version; anything else bumps it (`v2`: the run's
+//! rates are per second of load, `durationSecs` became `spanSecs` beside `loadSecs`, every
+//! histogram has its mean and its true minimum, an agent's empty histogram is `null`).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +20,7 @@ use super::verdict::{Check, ThresholdResult};
 use super::{ReportContext, ReportError, Settings};
 
 /// The schema identifier of `report.json`.
-pub const SCHEMA: &str = "barrage.dev/report/v1";
+pub const SCHEMA: &str = "barrage.dev/report/v2";
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -62,29 +65,40 @@ pub struct VerdictJson {
     pub reasons: Vec<String>,
 }
 
-/// Totals over the run.
+/// Totals over the run (or the window, for a window's report).
+///
+/// Three lengths of time, never mixed up: `loadSecs` is how long the load profile ran (the
+/// rates are per second of it); `spanSecs` is what the intervals cover, from `startTime` to
+/// `endTime`, the agents' last, flushed interval included; `intervalSecs` is one interval.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryJson {
-    /// Start of interval 0, RFC 3339 UTC.
+    /// Start of the report's first interval, RFC 3339 UTC.
     pub start_time: String,
-    /// End of the last interval, RFC 3339 UTC.
+    /// End of the report's last interval (the flushed one after the load included), RFC 3339 UTC.
     pub end_time: String,
-    /// Seconds from start to end.
-    pub duration_secs: f64,
+    /// Seconds from `startTime` to `endTime`. Longer than the load by the flush interval; no
+    /// rate is computed over it.
+    pub span_secs: f64,
+    /// Seconds of load the report covers: the load profile's duration (`spec.load`), or for a
+    /// window's report the part of it inside the window; absent when rendered without the
+    /// LoadTest.
+    pub load_secs: Option<f64>,
     /// Interval length, seconds.
     pub interval_secs: f64,
     /// Counters summed over every agent and interval.
     pub records: IntervalCounters,
-    /// Records the load profile asked for, when known.
+    /// Records the load profile schedules, fleet-wide, when known.
     pub target_records: Option<u64>,
-    /// Acked records per second over the duration.
-    pub achieved_rate: f64,
-    /// Consumed records per second over the duration (Consume; RoundTrip's records read back).
-    pub consumed_rate: f64,
-    /// Target records per second over the duration, when known.
+    /// `targetRecords / loadSecs`: the profile's own mean rate (a constant step's rate; half
+    /// the peak of a ramp from zero), records per second.
     pub target_rate: Option<f64>,
-    /// Acked / target, when known.
+    /// `records.acked / loadSecs`, records per second.
+    pub achieved_rate: Option<f64>,
+    /// `records.consumed / loadSecs` (Consume; RoundTrip's records read back), records per
+    /// second.
+    pub consumed_rate: Option<f64>,
+    /// `records.acked / targetRecords`, when known.
     pub achieved_ratio: Option<f64>,
     /// Latency statistics by tag (`e2e`, `lag`, `produce`, `service`), microseconds.
     pub latency: BTreeMap<String, Stats>,
@@ -148,10 +162,10 @@ pub struct AgentJson {
     pub last_interval: u32,
     /// Counters.
     pub records: IntervalCounters,
-    /// Produce latency over its intervals.
-    pub produce: Stats,
-    /// Schedule lag over its intervals.
-    pub lag: Stats,
+    /// Produce latency over its intervals; absent when it recorded none (Consume).
+    pub produce: Option<Stats>,
+    /// Schedule lag over its intervals; absent when it recorded none.
+    pub lag: Option<Stats>,
 }
 
 /// What the report was merged from.
@@ -203,6 +217,52 @@ pub fn distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
     points
 }
 
+/// `n` per second of `secs`, rounded; `None` over no time.
+fn per_second(n: u64, secs: f64) -> Option<f64> {
+    (secs > 0.0).then(|| round3(n as f64 / secs))
+}
+
+/// Milliseconds of the load (the first `load_ms` of the run) inside `[from_ms, to_ms)`.
+fn load_within(load_ms: u64, from_ms: u64, to_ms: u64) -> u64 {
+    to_ms.min(load_ms).saturating_sub(from_ms)
+}
+
+impl SummaryJson {
+    /// The totals of `merged` over intervals `ctx.first_interval` (default 0) to
+    /// `intervals_end` (exclusive), with rates per second of the load inside them.
+    fn build(
+        merged: &Merged,
+        ctx: &ReportContext,
+        target: Option<u64>,
+        intervals_end: u32,
+    ) -> SummaryJson {
+        let at = |interval: u32| u64::from(interval).saturating_mul(merged.length_ms);
+        let first = ctx.first_interval.unwrap_or(0).min(intervals_end);
+        let (from_ms, to_ms) = (at(first), at(intervals_end));
+        let load_secs = ctx
+            .load_ms
+            .map(|load| load_within(load, from_ms, to_ms) as f64 / 1000.0);
+        let per_load_sec = |n: u64| load_secs.and_then(|secs| per_second(n, secs));
+        let c = &merged.total.counters;
+        SummaryJson {
+            start_time: rfc3339(merged.run_start_ms.saturating_add(from_ms)),
+            end_time: rfc3339(merged.run_start_ms.saturating_add(to_ms)),
+            span_secs: round3((to_ms - from_ms) as f64 / 1000.0),
+            load_secs: load_secs.map(round3),
+            interval_secs: round3(merged.length_ms as f64 / 1000.0),
+            records: c.clone(),
+            target_records: target,
+            target_rate: target.and_then(per_load_sec),
+            achieved_rate: per_load_sec(c.acked),
+            consumed_rate: per_load_sec(c.consumed),
+            achieved_ratio: target
+                .filter(|t| *t > 0)
+                .map(|t| round3(c.acked as f64 / t as f64 * 1000.0) / 1000.0),
+            latency: merged.total.stats(),
+        }
+    }
+}
+
 impl Report {
     /// Assembles the report from a merge and its evaluated thresholds.
     pub fn build(
@@ -217,34 +277,8 @@ impl Report {
         let intervals_in_run = ctx.last_interval.map_or(intervals_in_run, |l| {
             intervals_in_run.max(l.saturating_add(1))
         });
-        let duration_secs = round3(f64::from(intervals_in_run) * length_secs);
-        let c = &merged.total.counters;
-        let per_sec = |n: u64, secs: f64| {
-            if secs > 0.0 {
-                round3(n as f64 / secs)
-            } else {
-                0.0
-            }
-        };
-        let summary = SummaryJson {
-            start_time: rfc3339(merged.run_start_ms),
-            end_time: rfc3339(
-                merged
-                    .run_start_ms
-                    .saturating_add(u64::from(intervals_in_run).saturating_mul(merged.length_ms)),
-            ),
-            duration_secs,
-            interval_secs: round3(length_secs),
-            records: c.clone(),
-            target_records: target,
-            achieved_rate: per_sec(c.acked, duration_secs),
-            consumed_rate: per_sec(c.consumed, duration_secs),
-            target_rate: target.map(|t| per_sec(t, duration_secs)),
-            achieved_ratio: target
-                .filter(|t| *t > 0)
-                .map(|t| round3(c.acked as f64 / t as f64 * 1000.0) / 1000.0),
-            latency: merged.total.stats_with_mean(),
-        };
+        let summary = SummaryJson::build(merged, ctx, target, intervals_in_run);
+        let per_sec = |n: u64, secs: f64| per_second(n, secs).unwrap_or(0.0);
         let intervals = merged
             .intervals
             .iter()
@@ -279,7 +313,7 @@ impl Report {
                     last_interval: w.last_interval,
                     intervals_with_data: w.intervals_with_data,
                     records: w.acc.counters.clone(),
-                    latency: w.acc.stats_with_mean(),
+                    latency: w.acc.stats(),
                     passed: failures.is_empty(),
                     failures,
                 }
@@ -350,25 +384,155 @@ impl Report {
     /// The summary the LoadTest's status carries.
     pub fn status_summary(&self) -> Summary {
         let s = &self.summary;
-        let produce = s
-            .latency
-            .get(hlog::TAG_PRODUCE)
-            .copied()
-            .unwrap_or_default();
+        let produce = s.latency.get(hlog::TAG_PRODUCE);
+        let produce_us = |f: fn(&Stats) -> u64| produce.map_or(0, f);
         Summary {
             records_sent: s.records.sent,
             records_acked: s.records.acked,
             records_failed: s.records.errors,
             records_dropped: s.records.dropped,
             bytes: s.records.bytes,
-            achieved_rate: s.achieved_rate,
+            achieved_rate: s.achieved_rate.unwrap_or(0.0),
             target_rate: s.target_rate.unwrap_or(0.0),
-            produce_p50_us: produce.p50,
-            produce_p99_us: produce.p99,
-            produce_max_us: produce.max,
+            produce_p50_us: produce_us(|p| p.p50),
+            produce_p99_us: produce_us(|p| p.p99),
+            produce_max_us: produce_us(|p| p.max),
             e2e_p99_us: s.latency.get(hlog::TAG_E2E).map(|e| e.p99),
             lost: s.records.lost,
             duplicated: s.records.duplicated,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use barrage_crds::loadtest::LoadTest;
+    use barrage_crds::spec::LoadSpec;
+
+    use super::super::{AgentInterval, build_report, merge::merge_all};
+    use super::*;
+
+    /// One agent's 1 s intervals from `first` on, `acked[i]` records in the `i`th, each with a
+    /// latency.
+    fn intervals(first: u32, acked: &[u64]) -> Vec<AgentInterval> {
+        (first..)
+            .zip(acked)
+            .map(|(index, &n)| {
+                let mut h = hlog::new_histogram();
+                h.record_n(100, n).unwrap();
+                AgentInterval {
+                    slot: 0,
+                    incarnation: 0,
+                    index,
+                    start_ms: 1_000_000 + u64::from(index) * 1_000,
+                    length_ms: 1_000,
+                    histograms: BTreeMap::from([(hlog::TAG_PRODUCE.to_string(), h)]),
+                    counters: Some(IntervalCounters {
+                        sent: n,
+                        acked: n,
+                        ..IntervalCounters::default()
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// The summary of a run of `load` (`spec.load` as JSON) with 1 s intervals.
+    fn summary(load: &str, acked: &[u64]) -> SummaryJson {
+        let mut lt = LoadTest::example("t", "127.0.0.1:9092", "t");
+        lt.spec.load = serde_json::from_str::<LoadSpec>(load).unwrap();
+        lt.spec.report.interval = "1s".parse().unwrap();
+        summary_with(&ReportContext::for_run(&lt, "r", true), 0, acked)
+    }
+
+    fn summary_with(ctx: &ReportContext, first: u32, acked: &[u64]) -> SummaryJson {
+        let merged = merge_all(&intervals(first, acked), ctx.merge_options()).unwrap();
+        build_report(&merged, ctx).unwrap().report.summary
+    }
+
+    /// (loadSecs, spanSecs, targetRecords, targetRate, achievedRate).
+    fn figures(s: &SummaryJson) -> (Option<f64>, f64, Option<u64>, Option<f64>, Option<f64>) {
+        (
+            s.load_secs,
+            s.span_secs,
+            s.target_records,
+            s.target_rate,
+            s.achieved_rate,
+        )
+    }
+
+    #[test]
+    fn a_constant_step_reports_its_rate_per_second_of_load_and_the_flushed_span_apart() {
+        // The quickstart: 1000/s for 10 s; the last records are acked in the flush interval.
+        let mut acked = vec![1_000; 10];
+        acked[9] = 990;
+        acked.push(10);
+        let s = summary(
+            r#"{"steps": [{"constant": {"rate": 1000, "for": "10s"}}]}"#,
+            &acked,
+        );
+        assert_eq!(
+            figures(&s),
+            (Some(10.0), 11.0, Some(10_000), Some(1_000.0), Some(1_000.0))
+        );
+        assert_eq!(s.achieved_ratio, Some(1.0));
+        assert_eq!(s.end_time, rfc3339(1_000_000 + 11_000));
+    }
+
+    #[test]
+    fn a_ramp_reports_its_mean_rate_not_its_peak() {
+        // 0 → 1000/s over 10 s schedules 5000 records: 500/s on average.
+        let s = summary(
+            r#"{"steps": [{"ramp": {"from": 0, "to": 1000, "over": "10s"}}]}"#,
+            &[500; 10],
+        );
+        assert_eq!(
+            figures(&s),
+            (Some(10.0), 10.0, Some(5_000), Some(500.0), Some(500.0))
+        );
+    }
+
+    #[test]
+    fn a_staircase_reports_its_mean_rate_and_what_was_acked_of_it() {
+        // Stairs of 100..500/s, 2 s each: 3000 records over 10 s; half of them acked.
+        let s = summary(
+            r#"{"steps": [{"staircase": {"start": 100, "step": 100, "every": "2s", "until": 500}}]}"#,
+            &[150; 11],
+        );
+        assert_eq!(
+            figures(&s),
+            (Some(10.0), 11.0, Some(3_000), Some(300.0), Some(165.0))
+        );
+        assert_eq!(s.achieved_ratio, Some(0.55));
+    }
+
+    #[test]
+    fn a_window_reports_rates_over_the_load_inside_it() {
+        let mut lt = LoadTest::example("t", "127.0.0.1:9092", "t");
+        lt.spec.load =
+            serde_json::from_str(r#"{"steps": [{"constant": {"rate": 10, "for": "10s"}}]}"#)
+                .unwrap();
+        lt.spec.report.interval = "1s".parse().unwrap();
+        let run = ReportContext::for_run(&lt, "r", true);
+        let window = |first: u32, last: u32| ReportContext {
+            first_interval: Some(first),
+            last_interval: Some(last),
+            target_records: None,
+            ..run.clone()
+        };
+        let inside = summary_with(&window(4, 7), 4, &[10; 4]);
+        assert_eq!(figures(&inside), (Some(4.0), 4.0, None, None, Some(10.0)));
+        assert_eq!(inside.start_time, rfc3339(1_000_000 + 4_000));
+        // A window past the load's end: 2 s of load in a 4 s window.
+        let past = summary_with(&window(8, 11), 8, &[10, 10, 0, 0]);
+        assert_eq!(figures(&past), (Some(2.0), 4.0, None, None, Some(10.0)));
+    }
+
+    #[test]
+    fn without_the_load_profile_there_is_no_rate_rather_than_one_over_the_span() {
+        let s = summary_with(&ReportContext::offline(), 0, &[10; 5]);
+        assert_eq!(figures(&s), (None, 5.0, None, None, None));
+        assert_eq!(s.consumed_rate, None);
     }
 }

@@ -1,5 +1,7 @@
 //! `junit.xml`: one test case per threshold (failure message with the observed value), plus
 //! one for the validity of the measurement, so CI systems show what held and what did not.
+//! The suite's `time` is the report's span; its properties carry the summary's rates and
+//! times under their `report.json` names.
 
 use std::fmt::Write as _;
 
@@ -20,6 +22,31 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The suite's properties: run id, verdict, and the summary's rates and times under their
+/// `report.json` names (those that are known).
+fn properties(report: &Report) -> String {
+    let s = &report.summary;
+    let number = |v: f64| v.to_string();
+    let props: Vec<(&str, Option<String>)> = vec![
+        ("runId", report.run_id.clone()),
+        ("verdict", Some(report.verdict.result.clone())),
+        ("targetRecords", s.target_records.map(|t| t.to_string())),
+        ("targetRate", s.target_rate.map(number)),
+        ("achievedRate", s.achieved_rate.map(number)),
+        ("achievedRatio", s.achieved_ratio.map(number)),
+        ("loadSecs", s.load_secs.map(number)),
+        ("spanSecs", Some(number(s.span_secs))),
+    ];
+    let mut x = String::from("    <properties>");
+    for (name, value) in props {
+        if let Some(v) = value {
+            let _ = write!(x, "<property name=\"{name}\" value=\"{}\"/>", escape(&v));
+        }
+    }
+    x.push_str("</properties>\n");
+    x
 }
 
 /// Renders `junit.xml`.
@@ -45,17 +72,10 @@ pub fn render(report: &Report) -> String {
         x,
         "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
         escape(&suite),
-        report.summary.duration_secs,
+        report.summary.span_secs,
         escape(report.summary.start_time.trim_end_matches('Z'))
     );
-    if let Some(run) = &report.run_id {
-        let _ = writeln!(
-            x,
-            "    <properties><property name=\"runId\" value=\"{}\"/><property name=\"verdict\" value=\"{}\"/></properties>",
-            escape(run),
-            escape(&report.verdict.result)
-        );
-    }
+    x.push_str(&properties(report));
     for t in &report.thresholds {
         let _ = write!(
             x,

@@ -21,15 +21,16 @@ use super::blob::{AgentInterval, IntervalCounters};
 use super::counts::IntervalCounts;
 use super::window;
 
-/// Percentiles and extremes of one histogram, values in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// Count, extremes, mean and percentiles of one histogram with values, in microseconds.
+/// An empty histogram has none ([`Stats::of`] is `None`): no figure stands in for one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Values recorded.
     pub count: u64,
-    /// Smallest value.
+    /// Smallest value recorded (0 when a 0 was recorded).
     pub min: u64,
-    /// Mean, rounded to 0.001 µs (whole-run and window statistics only; 0 elsewhere).
+    /// Mean of the recorded values, rounded to 0.001 µs.
     pub mean: f64,
     /// Median.
     pub p50: u64,
@@ -55,34 +56,26 @@ pub fn round3(x: f64) -> f64 {
 }
 
 impl Stats {
-    /// The statistics of `h` with its mean (one more pass over the counts).
-    pub fn with_mean(h: &Histogram<u64>) -> Stats {
-        Stats {
-            mean: if h.is_empty() { 0.0 } else { round3(h.mean()) },
-            ..Stats::of(h)
-        }
-    }
-
-    /// The statistics of `h` (all zero when empty), without the mean.
-    pub fn of(h: &Histogram<u64>) -> Stats {
+    /// The statistics of `h`; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Stats> {
         if h.is_empty() {
-            return Stats::default();
+            return None;
         }
         // One pass for the quantiles (in ascending order), one for the mean.
         let mut q = h.value_at_quantiles([0.5, 0.9, 0.99, 0.999, 0.9999]);
         let mut next = || q.next().unwrap_or(0);
         let (p50, p90, p99, p999, p9999) = (next(), next(), next(), next(), next());
-        Stats {
+        Some(Stats {
             count: h.len(),
-            min: h.min_nz(),
-            mean: 0.0,
+            min: h.min(),
+            mean: round3(h.mean()),
             p50,
             p90,
             p99,
             p999,
             p9999,
             max: h.max(),
-        }
+        })
     }
 }
 
@@ -193,19 +186,11 @@ impl Accumulator {
         Ok(())
     }
 
-    /// Statistics by tag, without means.
+    /// Statistics by tag (tags whose histogram is empty are left out).
     pub fn stats(&self) -> BTreeMap<String, Stats> {
         self.histograms
             .iter()
-            .map(|(t, h)| (t.clone(), Stats::of(h)))
-            .collect()
-    }
-
-    /// Statistics by tag, with means.
-    pub fn stats_with_mean(&self) -> BTreeMap<String, Stats> {
-        self.histograms
-            .iter()
-            .map(|(t, h)| (t.clone(), Stats::with_mean(h)))
+            .filter_map(|(t, h)| Some((t.clone(), Stats::of(h)?)))
             .collect()
     }
 }
@@ -255,10 +240,10 @@ pub struct AgentSummary {
     pub intervals: Vec<u32>,
     /// Counters over its intervals.
     pub counters: IntervalCounters,
-    /// Its produce latency (merged over its intervals).
-    pub produce: Stats,
-    /// Its schedule lag.
-    pub lag: Stats,
+    /// Its produce latency (merged over its intervals); `None` when it recorded none.
+    pub produce: Option<Stats>,
+    /// Its schedule lag; `None` when it recorded none.
+    pub lag: Option<Stats>,
 }
 
 /// Why some (agent, interval) has no data.
@@ -624,11 +609,8 @@ impl Merger {
             .ok_or_else(|| ReportError::Empty("no agent intervals to merge".into()))?;
         let config = self.config.unwrap_or(HistogramConfig::STANDARD);
         let seen_last = self.closed.keys().next_back().copied().unwrap_or(0);
-        let last = self
-            .options
-            .last_interval
-            .unwrap_or(seen_last)
-            .max(seen_last);
+        // The planned intervals (or the ones seen, when no plan is known).
+        let planned_last = self.options.last_interval.unwrap_or(seen_last);
 
         let mut agents = Vec::with_capacity(self.agents.len());
         for ((slot, incarnation), mut a) in std::mem::take(&mut self.agents) {
@@ -638,22 +620,16 @@ impl Merger {
                 incarnation,
                 intervals: a.intervals,
                 counters: a.counters,
-                produce: match &a.produce {
-                    Some(f) => Stats::of(&f.to_histogram(config)?),
-                    None => Stats::default(),
-                },
-                lag: match &a.lag {
-                    Some(f) => Stats::of(&f.to_histogram(config)?),
-                    None => Stats::default(),
-                },
+                produce: agent_stats(a.produce.as_ref(), config)?,
+                lag: agent_stats(a.lag.as_ref(), config)?,
             });
         }
         let first = self.options.first_interval.unwrap_or(0);
-        // Gaps are looked for over the planned intervals (or the ones seen, when no plan is
-        // known): an agent that wrote nothing past the planned end is not missing anything.
-        let gaps_through = self.options.last_interval.unwrap_or(seen_last);
-        let gaps = find_gaps(&agents, first, gaps_through, self.options.expected_agents);
+        // Gaps are looked for over the planned intervals: an agent that wrote nothing past the
+        // planned end is not missing anything.
+        let gaps = find_gaps(&agents, first, planned_last, self.options.expected_agents);
 
+        // Windows hold the planned intervals only (see `close_through`), so none ends past them.
         let windows = match self.options.window_intervals.filter(|k| *k > 0) {
             Some(k) => self
                 .windows
@@ -663,7 +639,7 @@ impl Merger {
                     WindowSummary {
                         index: w,
                         first_interval: r.start,
-                        last_interval: r.end.saturating_sub(1).min(last),
+                        last_interval: r.end.saturating_sub(1).min(planned_last),
                         intervals_with_data: u32::try_from(with_data.len()).unwrap_or(u32::MAX),
                         acc,
                     }
@@ -684,6 +660,17 @@ impl Merger {
             problems: self.problems,
         })
     }
+}
+
+/// The statistics of an agent's counts, if it recorded any.
+fn agent_stats(
+    counts: Option<&FlatCounts>,
+    config: HistogramConfig,
+) -> Result<Option<Stats>, ReportError> {
+    Ok(match counts {
+        Some(f) => Stats::of(&f.to_histogram(config)?),
+        None => None,
+    })
 }
 
 /// Merges a set of intervals in one go.
@@ -816,6 +803,31 @@ mod tests {
     }
 
     #[test]
+    fn every_merged_histogram_has_its_own_mean_min_and_max() {
+        // Agent 0 records 100 and 300 in interval 0, agent 1 records 0 and 1000 in interval 1.
+        let a = interval(0, 0, 0, &[100, 300]);
+        let b = interval(1, 0, 1, &[0, 1_000]);
+        let m = merge_all([&a, &b], MergeOptions::default()).unwrap();
+        let figures = |s: &Stats| (s.count, s.min, s.mean, s.max);
+        let interval_0 = &m.intervals[0].stats[hlog::TAG_PRODUCE];
+        let interval_1 = &m.intervals[1].stats[hlog::TAG_PRODUCE];
+        assert_eq!(figures(interval_0), (2, 100, 200.0, 300));
+        assert_eq!(figures(interval_1), (2, 0, 500.0, 1_000));
+        let agent_1 = m.agents[1].produce.as_ref().unwrap();
+        assert_eq!(figures(agent_1), (2, 0, 500.0, 1_000));
+        let total = &m.total.stats()[hlog::TAG_PRODUCE];
+        assert_eq!(figures(total), (4, 0, 350.0, 1_000));
+    }
+
+    #[test]
+    fn a_histogram_an_agent_never_recorded_has_no_statistics() {
+        let m = merge_all([&interval(0, 0, 0, &[5])], MergeOptions::default()).unwrap();
+        assert!(m.agents[0].produce.is_some());
+        assert_eq!(m.agents[0].lag, None);
+        assert_eq!(Stats::of(&hlog::new_histogram()), None);
+    }
+
+    #[test]
     fn gaps_name_their_cause() {
         let blobs = [
             interval(0, 0, 0, &[1]),
@@ -922,6 +934,27 @@ mod tests {
             .collect();
         assert_eq!(windows, vec![(0, 8), (1, 8)]);
         assert_eq!(m.gaps, vec![]);
+    }
+
+    #[test]
+    fn a_window_cut_by_the_planned_end_names_the_last_interval_it_holds() {
+        // Intervals 0..=2 planned, 0..=3 written (3 is the drained one); windows of 2.
+        let blobs: Vec<_> = (0..4).map(|i| interval(0, 0, i, &[10])).collect();
+        let m = merge_all(
+            &blobs,
+            MergeOptions {
+                window_intervals: Some(2),
+                last_interval: Some(2),
+                ..MergeOptions::default()
+            },
+        )
+        .unwrap();
+        let windows: Vec<_> = m
+            .windows
+            .iter()
+            .map(|w| (w.first_interval, w.last_interval, w.acc.counters.acked))
+            .collect();
+        assert_eq!(windows, vec![(0, 1, 2), (2, 2, 1)]);
     }
 
     #[test]

@@ -240,6 +240,9 @@ pub struct ReportContext {
     pub settings: Option<Settings>,
     /// Records the load profile asked for over the whole run (fleet-wide).
     pub target_records: Option<u64>,
+    /// How long the load profile runs, milliseconds (`spec.load`'s duration): the rates of
+    /// `report.json` are per second of it (of its part inside the window, for a window).
+    pub load_ms: Option<u64>,
     /// Intervals per soak window.
     pub window_intervals: Option<u32>,
     /// Agents asked for.
@@ -291,6 +294,7 @@ impl ReportContext {
             thresholds: spec.thresholds.clone(),
             settings: Some(Settings::from_spec(spec)),
             target_records,
+            load_ms: u64::try_from(total_ms).ok(),
             window_intervals,
             expected_agents: Some(spec.agents.count),
             first_interval: None,
