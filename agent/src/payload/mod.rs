@@ -160,7 +160,8 @@ pub struct Values {
 #[derive(Debug, Clone)]
 enum Kind {
     Pool(PayloadPool),
-    Avro(avro::AvroGenerator),
+    /// Boxed: a generator is far larger than a pool or a template.
+    Avro(Box<avro::AvroGenerator>),
     Json(json::JsonTemplate),
 }
 
@@ -177,7 +178,7 @@ impl Values {
     /// Avro values of `generator`, seeded.
     pub fn avro(generator: avro::AvroGenerator, seed: u64) -> Self {
         Values {
-            kind: Kind::Avro(generator),
+            kind: Kind::Avro(Box::new(generator)),
             seed,
             buf: Vec::with_capacity(256),
         }
