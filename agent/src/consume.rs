@@ -550,7 +550,7 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
         }
         kind @ (WorkloadKind::Produce | WorkloadKind::RoundTrip) => {
             let round_trip = kind == WorkloadKind::RoundTrip;
-            let values = job::values(spec, job::agent_seed(spec, setup.share.slot))?;
+            let values = job::values(spec)?;
             let mut produce = job::produce_job(
                 spec,
                 setup.share,

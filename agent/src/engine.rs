@@ -22,14 +22,18 @@ use tracing::{debug, info, warn};
 
 use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_permanent};
 use crate::keys::KeyGen;
-use crate::payload::PayloadPool;
+use crate::payload::{RecordAt, Values};
 use crate::recorder::{CounterSnapshot, Histograms, Recorder};
-use crate::schedule::{Profile, Schedule, Share};
+use crate::schedule::{Due, Profile, Schedule, Share};
 
-/// Header names carried by RoundTrip records.
+/// Header names carried by RoundTrip records. Times are nanoseconds since the run's origin on
+/// the sending agent's clock, 8 bytes big-endian.
 pub mod headers {
     pub const AGENT: &str = "barrage-agent";
     pub const SEQ: &str = "barrage-seq";
+    /// The intended send time: `e2e` is measured from it (coordinated-omission free).
+    pub const INTENDED_NS: &str = "barrage-intended-ns";
+    /// The actual send time: `e2eService` is measured from it.
     pub const SENT_NS: &str = "barrage-sent-ns";
 }
 
@@ -41,7 +45,7 @@ pub struct ProduceJob {
     /// Fleet-wide target in records per second.
     pub profile: Profile,
     pub share: Share,
-    pub values: PayloadPool,
+    pub values: Values,
     pub keys: KeyGen,
     /// Static headers added to every record.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -621,8 +625,14 @@ fn send_loop(
         }
         std::thread::sleep(left.min(MAX_SLEEP));
     }
-    let static_headers = std::mem::take(&mut job.headers);
+    let stamp = Stamp {
+        headers: std::mem::take(&mut job.headers),
+        round_trip_agent: job.round_trip_agent.take(),
+        per_tick: u64::from(per_tick),
+        origin_millis: wall_millis_at(clock.origin()),
+    };
     let mut seq: u64 = 0;
+    let mut value_failed = false;
     let counters = recorder.counters();
     loop {
         if control.is_stopped() {
@@ -677,41 +687,28 @@ fn send_loop(
             t.begin(producer)?;
         }
         let mut first = true;
-        for _ in 0..per_tick {
-            let value = job.values.next_value();
-            let key = job.keys.next_key(due.global);
-            let mut headers = None;
-            if !static_headers.is_empty() || job.round_trip_agent.is_some() {
-                let mut h = OwnedHeaders::new_with_capacity(static_headers.len() + 3);
-                for (k, v) in &static_headers {
-                    h = h.insert(Header {
-                        key: k,
-                        value: Some(v),
-                    });
-                }
-                if let Some(agent) = &job.round_trip_agent {
-                    let sent = clock.now_ns().to_be_bytes();
-                    h = h
-                        .insert(Header {
-                            key: headers::AGENT,
-                            value: Some(agent.as_bytes()),
-                        })
-                        .insert(Header {
-                            key: headers::SEQ,
-                            value: Some(&seq.to_be_bytes()),
-                        })
-                        .insert(Header {
-                            key: headers::SENT_NS,
-                            value: Some(&sent),
-                        });
-                }
-                headers = Some(h);
-            }
-            seq += 1;
+        for nth in 0..per_tick {
             // One clock read per record: the first record of a tick reuses the reading that
             // found it due (a few hundred ns earlier, below the histograms' µs resolution).
             let sent_ns = if first { now } else { clock.now_ns() };
             first = false;
+            let value = match job.values.value(stamp.record_at(due, nth)) {
+                Ok(v) => v,
+                Err(e) => {
+                    counters.error(VALUE_FAILED);
+                    if let Some(t) = txn.as_deref_mut() {
+                        t.failed = true;
+                    }
+                    if !value_failed {
+                        warn!(error = %e, "A record's value could not be made; such records are counted as errors and not sent.");
+                        value_failed = true;
+                    }
+                    continue;
+                }
+            };
+            let key = job.keys.next_key(due.global);
+            let headers = stamp.headers(seq, due.at_ns, sent_ns);
+            seq += 1;
             let meta = SendMeta {
                 intended_ns: due.at_ns,
                 sent_ns,
@@ -758,6 +755,80 @@ fn send_loop(
         if let Some(t) = txn.as_deref_mut() {
             t.finish(producer, recorder, clock, job.flush_timeout)?;
         }
+    }
+}
+
+/// Error kind of records whose value could not be made (an Avro `sequence` past an int
+/// field's range): counted, never sent.
+pub const VALUE_FAILED: &str = "ValueGeneration";
+
+/// What the sender stamps on every record besides its value and key.
+struct Stamp {
+    /// Static headers added to every record.
+    headers: Vec<(String, Vec<u8>)>,
+    round_trip_agent: Option<String>,
+    /// Records per schedule tick.
+    per_tick: u64,
+    /// The wall-clock time of the run's origin, ms since the Unix epoch.
+    origin_millis: i64,
+}
+
+impl Stamp {
+    /// Record `nth` of the tick `due`: its fleet-wide index and intended wall-clock time.
+    fn record_at(&self, due: Due, nth: u32) -> RecordAt {
+        RecordAt {
+            index: due.global * self.per_tick + u64::from(nth),
+            intended_millis: self
+                .origin_millis
+                .saturating_add(i64::try_from(due.at_ns / 1_000_000).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The static headers and, in RoundTrip, this agent's id, its sequence number `seq` and
+    /// the intended and actual send times (nanoseconds since the origin).
+    fn headers(&self, seq: u64, intended_ns: u64, sent_ns: u64) -> Option<OwnedHeaders> {
+        if self.headers.is_empty() && self.round_trip_agent.is_none() {
+            return None;
+        }
+        let mut h = OwnedHeaders::new_with_capacity(self.headers.len() + 4);
+        for (k, v) in &self.headers {
+            h = h.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        if let Some(agent) = &self.round_trip_agent {
+            h = h
+                .insert(Header {
+                    key: headers::AGENT,
+                    value: Some(agent.as_bytes()),
+                })
+                .insert(Header {
+                    key: headers::SEQ,
+                    value: Some(&seq.to_be_bytes()),
+                })
+                .insert(Header {
+                    key: headers::INTENDED_NS,
+                    value: Some(&intended_ns.to_be_bytes()),
+                })
+                .insert(Header {
+                    key: headers::SENT_NS,
+                    value: Some(&sent_ns.to_be_bytes()),
+                });
+        }
+        Some(h)
+    }
+}
+
+/// The wall-clock time of `instant`, ms since the Unix epoch.
+fn wall_millis_at(instant: std::time::Instant) -> i64 {
+    let now = std::time::Instant::now();
+    let wall = chrono::Utc::now().timestamp_millis();
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if instant <= now {
+        wall.saturating_sub(ms(now - instant))
+    } else {
+        wall.saturating_add(ms(instant - now))
     }
 }
 
@@ -938,4 +1009,62 @@ fn scale_profile(profile: &Profile, factor: f64) -> Profile {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(per_tick: u64, agent: Option<&str>) -> Stamp {
+        Stamp {
+            headers: vec![("source".into(), b"test".to_vec())],
+            round_trip_agent: agent.map(str::to_string),
+            per_tick,
+            origin_millis: 1_800_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_record_is_numbered_fleet_wide_and_stamped_with_its_intended_time() {
+        let s = stamp(5, None);
+        let due = Due {
+            global: 7,
+            at_ns: 2_345_678_901,
+        };
+        let at: Vec<RecordAt> = (0..5).map(|nth| s.record_at(due, nth)).collect();
+        assert_eq!(
+            at.iter().map(|a| a.index).collect::<Vec<_>>(),
+            [35, 36, 37, 38, 39],
+            "tick 7 of 5 records each holds records 35..40, whichever agent sends it"
+        );
+        assert!(at.iter().all(|a| a.intended_millis == 1_800_000_002_345));
+    }
+
+    #[test]
+    fn round_trip_records_carry_the_intended_and_the_actual_send_time() {
+        let h = stamp(1, Some("agent-1"))
+            .headers(9, 1_000, 2_500)
+            .map(|h| {
+                use rdkafka::message::Headers;
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let get = |k: &str| h.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
+        assert_eq!(get("source"), Some(b"test".to_vec()));
+        assert_eq!(get(headers::AGENT), Some(b"agent-1".to_vec()));
+        assert_eq!(get(headers::SEQ), Some(9u64.to_be_bytes().to_vec()));
+        assert_eq!(
+            get(headers::INTENDED_NS),
+            Some(1_000u64.to_be_bytes().to_vec())
+        );
+        assert_eq!(get(headers::SENT_NS), Some(2_500u64.to_be_bytes().to_vec()));
+        assert!(stamp(1, None).headers(0, 0, 0).is_some());
+        let bare = Stamp {
+            headers: Vec::new(),
+            ..stamp(1, None)
+        };
+        assert!(bare.headers(0, 0, 0).is_none(), "no headers, none built");
+    }
 }

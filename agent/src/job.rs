@@ -1,5 +1,5 @@
 //! From a LoadTest spec to what the engine runs: the rate profile and the produce job.
-//! Pure apart from generating the payload pool (and reading an Avro schema file).
+//! Pure apart from reading an Avro schema file and the clock (the base of random timestamps).
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use barrage_crds::spec::{KeyDistribution, LoadSpec, LoadStep, LoadTestSpec, Valu
 use crate::engine::ProduceJob;
 use crate::kafka::config::{SaslCredentials, producer_config};
 use crate::keys::{KeyGen, KeyPlan};
-use crate::payload::{POOL_BYTES, POOL_VALUES, PayloadPool, ValuePlan};
+use crate::payload::{PayloadPool, RecordAt, ValuePlan, Values};
 use crate::schedule::{Profile, Segment, Share};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,55 +74,63 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The value pool for a records spec, seeded. Reads `avro.schemaFile` when given.
-pub fn values(spec: &LoadTestSpec, seed: u64) -> Result<PayloadPool, JobError> {
-    match &spec.workload.records.value {
-        ValueSpec::Size(size) => Ok(PayloadPool::random(
+/// Records generated when the job is built, so that a spec whose values cannot be made fails
+/// before the run rather than record by record.
+const CHECKED_RECORDS: u64 = 256;
+
+/// The values of a records spec, seeded with [`value_seed`]. Reads `avro.schemaFile` when
+/// given.
+pub fn values(spec: &LoadTestSpec) -> Result<Values, JobError> {
+    let seed = value_seed(spec);
+    let mut values = match &spec.workload.records.value {
+        ValueSpec::Size(size) => Values::pool(PayloadPool::random(
             &ValuePlan::Fixed {
                 size: *size as usize,
             },
             seed,
         )),
-        ValueSpec::UniformSize(r) => Ok(PayloadPool::random(
+        ValueSpec::UniformSize(r) => Values::pool(PayloadPool::random(
             &ValuePlan::Uniform {
                 min: r.min as usize,
                 max: r.max as usize,
             },
             seed,
         )),
-        ValueSpec::Avro(avro) => {
-            let schema = match (&avro.schema, &avro.schema_file) {
-                (Some(inline), _) => inline.clone(),
-                (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
-                    JobError::Value(format!("avro.schemaFile {file}: cannot read: {e}"))
-                })?,
-                (None, None) => {
-                    return Err(JobError::Value("avro needs schema or schemaFile".into()));
-                }
-            };
-            let inline = barrage_crds::spec::AvroValue {
-                schema: Some(schema),
-                schema_file: None,
-                ..avro.clone()
-            };
-            let values = crate::payload::avro::AvroGenerator::from_spec(&inline)
-                .and_then(|g| {
-                    g.with_base_time_millis(now_millis())
-                        .fill_pool(seed, POOL_VALUES, POOL_BYTES)
-                })
-                .map_err(|e| JobError::Value(format!("avro: {e}")))?;
-            Ok(PayloadPool::from_values(values))
-        }
+        ValueSpec::Avro(avro) => Values::avro(avro_generator(avro)?, seed),
         ValueSpec::Json(json) => {
-            let values = crate::payload::json::JsonTemplate::from_spec(json)
-                .map(|t| {
-                    t.with_base_time_millis(now_millis())
-                        .fill_pool(seed, POOL_VALUES, POOL_BYTES)
-                })
+            let template = crate::payload::json::JsonTemplate::from_spec(json)
                 .map_err(|e| JobError::Value(format!("json: {e}")))?;
-            Ok(PayloadPool::from_values(values))
+            Values::json(template, seed)
         }
+    };
+    let now = now_millis();
+    for index in 0..CHECKED_RECORDS {
+        values
+            .value(RecordAt::nth(index, now))
+            .map_err(|e| JobError::Value(e.to_string()))?;
     }
+    Ok(values)
+}
+
+fn avro_generator(
+    avro: &barrage_crds::spec::AvroValue,
+) -> Result<crate::payload::avro::AvroGenerator, JobError> {
+    let schema = match (&avro.schema, &avro.schema_file) {
+        (Some(inline), _) => inline.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| JobError::Value(format!("avro.schemaFile {file}: cannot read: {e}")))?,
+        (None, None) => {
+            return Err(JobError::Value("avro needs schema or schemaFile".into()));
+        }
+    };
+    let inline = barrage_crds::spec::AvroValue {
+        schema: Some(schema),
+        schema_file: None,
+        ..avro.clone()
+    };
+    crate::payload::avro::AvroGenerator::from_spec(&inline)
+        .map(|g| g.with_base_time_millis(now_millis()))
+        .map_err(|e| JobError::Value(format!("avro: {e}")))
 }
 
 /// How keys are drawn for a records spec.
@@ -143,17 +151,22 @@ pub fn key_plan(spec: &LoadTestSpec) -> KeyPlan {
     }
 }
 
-/// The seed of one agent: the spec's seed (or a fixed default) mixed with the slot.
+/// The seed of the run's values: the spec's seed, or a fixed default. The same on every
+/// agent, so record `j` has the same value whichever agent sends it.
+pub fn value_seed(spec: &LoadTestSpec) -> u64 {
+    spec.workload.records.seed.unwrap_or(0x0ba7_7a6e)
+}
+
+/// The seed of one agent (its keys): the value seed mixed with the slot.
 pub fn agent_seed(spec: &LoadTestSpec, slot: u32) -> u64 {
-    let base = spec.workload.records.seed.unwrap_or(0x0ba7_7a6e);
-    base ^ (u64::from(slot) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    value_seed(spec) ^ (u64::from(slot) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Everything the engine needs to produce this agent's share of `spec`.
 pub fn produce_job(
     spec: &LoadTestSpec,
     share: Share,
-    values: PayloadPool,
+    values: Values,
     sasl: Option<&SaslCredentials>,
     round_trip_agent: Option<String>,
 ) -> ProduceJob {

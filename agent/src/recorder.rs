@@ -3,7 +3,8 @@
 //! Every acknowledged record lands in two histograms: `produce` measures from the *intended*
 //! send time (coordinated-omission free: a stalled sender shows up as latency) and `service`
 //! from the actual send. Schedule lag (actual minus intended send time) has its own
-//! histogram, and RoundTrip's end-to-end latency another. Values are microseconds with three
+//! histogram, and RoundTrip's end-to-end latency two more, the same way: `e2e` from the
+//! intended send time and `e2eService` from the actual one. Values are microseconds with three
 //! significant digits; histograms auto-resize up to [`CAP_US`], past which a value is
 //! recorded at the cap and counted as overflow, so counts always equal records.
 //!
@@ -30,8 +31,11 @@ pub struct Histograms {
     pub service: Histogram<u64>,
     /// Actual send time − intended send time.
     pub lag: Histogram<u64>,
-    /// RoundTrip: send time → consumed by the same agent.
+    /// RoundTrip: intended send time → consumed by the same agent (coordinated-omission
+    /// free); Consume: the record's timestamp → consumed.
     pub e2e: Histogram<u64>,
+    /// RoundTrip: actual send time → consumed by the same agent.
+    pub e2e_service: Histogram<u64>,
 }
 
 impl Default for Histograms {
@@ -41,6 +45,7 @@ impl Default for Histograms {
             service: new_histogram(),
             lag: new_histogram(),
             e2e: new_histogram(),
+            e2e_service: new_histogram(),
         }
     }
 }
@@ -52,16 +57,18 @@ impl Histograms {
         self.service.reset();
         self.lag.reset();
         self.e2e.reset();
+        self.e2e_service.reset();
     }
 
     /// The histograms with their log tags, in a fixed order.
-    pub fn tagged(&self) -> [(&'static str, &Histogram<u64>); 4] {
-        use barrage_crds::hlog::{TAG_E2E, TAG_LAG, TAG_PRODUCE, TAG_SERVICE};
+    pub fn tagged(&self) -> [(&'static str, &Histogram<u64>); 5] {
+        use barrage_crds::hlog::{TAG_E2E, TAG_E2E_SERVICE, TAG_LAG, TAG_PRODUCE, TAG_SERVICE};
         [
             (TAG_PRODUCE, &self.produce),
             (TAG_SERVICE, &self.service),
             (TAG_LAG, &self.lag),
             (TAG_E2E, &self.e2e),
+            (TAG_E2E_SERVICE, &self.e2e_service),
         ]
     }
 }
@@ -196,6 +203,7 @@ struct AckSide {
     produce: Histogram<u64>,
     service: Histogram<u64>,
     e2e: Histogram<u64>,
+    e2e_service: Histogram<u64>,
     /// Records acknowledged per partition (index = partition), for the run's summary; never
     /// reset.
     partitions: Vec<u64>,
@@ -209,6 +217,7 @@ impl Default for Recorder {
                 produce: h.produce,
                 service: h.service,
                 e2e: h.e2e,
+                e2e_service: h.e2e_service,
                 partitions: Vec::new(),
             }),
             lag: Mutex::new(h.lag),
@@ -275,13 +284,25 @@ impl Recorder {
         }
     }
 
-    /// RoundTrip: a record sent at `sent_ns` was consumed back at `received_ns`.
+    /// Consume: a record stamped at `sent_ns` (its timestamp) was consumed at `received_ns`.
     pub fn record_e2e(&self, sent_ns: u64, received_ns: u64) {
         let overflow = record_us(
             &mut lock(&self.acks).e2e,
             received_ns.saturating_sub(sent_ns),
         );
         if overflow {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// RoundTrip: a record intended at `intended_ns` and sent at `sent_ns` was consumed back
+    /// at `received_ns`; all times on the agent's clock.
+    pub fn record_round_trip(&self, intended_ns: u64, sent_ns: u64, received_ns: u64) {
+        let mut a = lock(&self.acks);
+        let o1 = record_us(&mut a.e2e, received_ns.saturating_sub(intended_ns));
+        let o2 = record_us(&mut a.e2e_service, received_ns.saturating_sub(sent_ns));
+        drop(a);
+        if o1 || o2 {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -294,6 +315,7 @@ impl Recorder {
         let produce = std::mem::replace(&mut a.produce, spare.produce);
         let service = std::mem::replace(&mut a.service, spare.service);
         let e2e = std::mem::replace(&mut a.e2e, spare.e2e);
+        let e2e_service = std::mem::replace(&mut a.e2e_service, spare.e2e_service);
         drop(a);
         let lag = std::mem::replace(&mut *lock(&self.lag), spare.lag);
         let closed = Histograms {
@@ -301,6 +323,7 @@ impl Recorder {
             service,
             lag,
             e2e,
+            e2e_service,
         };
         self.note_interval(&closed);
         closed

@@ -191,15 +191,33 @@ mod payload_json {
     }
 
     #[test]
-    fn pools_stop_at_their_byte_budget() {
+    fn seq_uuid_and_timestamp_come_from_the_record_not_from_its_place_in_a_pool() {
+        use barrage_agent::payload::RecordAt;
         let t = JsonTemplate::parse(EXAMPLE).unwrap();
-        let all = t.generate(4, 100);
-        let pool = t.fill_pool(4, 100, 2000);
-        let total: usize = pool.iter().map(Vec::len).sum();
-        assert!(total <= 2000 && total + all[pool.len()].len() > 2000);
-        assert_eq!(&all[..pool.len()], &pool[..], "the same values as generate");
-        assert_eq!(t.fill_pool(4, 100, 0).len(), 1);
-        assert_eq!(t.fill_pool(4, 9, usize::MAX).len(), 9);
+        let render = |index: u64, intended_millis: i64| {
+            let mut out = Vec::new();
+            t.render(
+                9,
+                RecordAt {
+                    index,
+                    intended_millis,
+                },
+                &mut out,
+            );
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let far = render(1_000_003, 1_800_000_000_123);
+        assert_eq!(far["id"], "1000003");
+        assert_eq!(far["ts"], 1_800_000_000_123u64);
+        // Record 4 096 is not record 0 again (a pool of 4 096 values repeated there).
+        assert_ne!(render(4_096, 5)["user"], render(0, 5)["user"]);
+        assert_ne!(render(4_096, 5)["id"], render(0, 5)["id"]);
+        // A record is the same whoever renders it, and whatever was rendered before.
+        assert_eq!(render(77, 5), render(77, 5));
+        let users: std::collections::HashSet<String> = (0..20_000)
+            .map(|j| render(j, 5)["user"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(users.len(), 20_000, "uuids are fresh per record");
     }
 
     #[test]

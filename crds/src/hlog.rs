@@ -79,8 +79,12 @@ pub const TAG_PRODUCE: &str = "produce";
 pub const TAG_SERVICE: &str = "service";
 /// Tag of the schedule lag histogram: how late sends left compared to the schedule.
 pub const TAG_LAG: &str = "lag";
-/// Tag of the end-to-end latency histogram (RoundTrip workloads): produce to consume.
+/// Tag of the end-to-end latency histogram (RoundTrip workloads): intended send time to
+/// consume (coordinated-omission free, like `produce`).
 pub const TAG_E2E: &str = "e2e";
+/// Tag of the end-to-end service time histogram (RoundTrip workloads): actual send time to
+/// consume.
+pub const TAG_E2E_SERVICE: &str = "e2eService";
 
 /// The range and precision of a histogram: what decides its bucket layout.
 ///

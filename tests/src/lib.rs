@@ -251,3 +251,72 @@ pub fn temp_file(name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("temp file");
     path
 }
+
+/// The Python of the venv that `scripts/install-tools.sh --readers-only` keeps, with Kafka
+/// readers that are not Barrage's (kafka-python, fastavro); installs them when missing
+/// (idempotent: a second call costs a few version checks). Skips like a missing service
+/// (`None`), unless `BARRAGE_REQUIRE_SERVICES=1`, where a failed install fails the test.
+pub fn python_readers() -> Option<PathBuf> {
+    let out = run_bounded(
+        Command::new("bash")
+            .arg(root().join("scripts/install-tools.sh"))
+            .arg("--readers-only"),
+        Duration::from_secs(600),
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let python = last
+        .strip_prefix("PATH+=")
+        .and_then(|p| p.split(':').next())
+        .map(|bin| PathBuf::from(bin).join("python"));
+    match python {
+        Some(p) if out.status.success() && p.exists() => Some(p),
+        _ => {
+            let msg = format!(
+                "no Python readers: scripts/install-tools.sh --readers-only failed ({:?}): {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if std::env::var("BARRAGE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{msg}");
+            }
+            eprintln!("skipped: {msg}");
+            None
+        }
+    }
+}
+
+/// Every record of `topic` read back by `tests/python/read_back.py` (kafka-python, and
+/// fastavro for Avro): `decode` is `["--json"]` or `["--avro", SCHEMA_FILE, "--confluent"]`.
+/// One JSON object per record: `partition`, `offset`, `timestamp` (the Kafka timestamp, ms)
+/// and the decoded `value`.
+pub fn read_back_with_python(
+    python: &Path,
+    bootstrap: &str,
+    topic: &str,
+    expected: u64,
+    decode: &[&str],
+) -> Vec<serde_json::Value> {
+    let out = run_bounded(
+        Command::new(python)
+            .arg(root().join("tests/python/read_back.py"))
+            .args([bootstrap, topic, &expected.to_string(), "90"])
+            .args(decode),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "read_back.py failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("read_back.py printed {l:?}: {e}"))
+        })
+        .collect()
+}

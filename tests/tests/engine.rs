@@ -1,5 +1,6 @@
 //! The load engine against the real broker: Avro values that decode with their schema,
 //! RoundTrip's loss / duplicate accounting on a healthy broker and on one that loses records,
+//! injected sender stalls (in produce and in RoundTrip e2e latency, not in service times),
 //! real Kafka transactions read back by a `read_committed` reader (healthy, and with
 //! transactions that abort), and the Consume workload reading a topic of known content.
 
@@ -240,7 +241,7 @@ async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() 
         )
         .await
         .expect("topic");
-    let values = job::values(&lt.spec, 1).expect("values");
+    let values = job::values(&lt.spec).expect("values");
     let produce = job::produce_job(&lt.spec, Share::ALL, values, None, None);
     let recorder = Arc::new(Recorder::new());
     let prepared = prepare(produce, recorder.clone()).await.expect("prepared");
@@ -281,6 +282,102 @@ async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() 
         // loaded machine; it must stay well apart from the corrected figure.
         service * 2 < corrected,
         "service time p99.9 {service} µs should stay far below the corrected {corrected} µs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_service_time() {
+    use barrage_agent::consume::{Setup, prepare};
+    use barrage_agent::engine::Control;
+    use barrage_agent::kafka::admin::{Admin, TopicCreate};
+    use barrage_agent::kafka::config::base_config;
+    use barrage_agent::kafka::producer::Clock;
+    use barrage_agent::recorder::{Histograms, Recorder};
+    use barrage_agent::schedule::Share;
+    use barrage_crds::loadtest::LoadTest;
+    use std::sync::Arc;
+
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-rt-stall");
+    let mut lt = LoadTest::example("rt-stall", &bootstrap, &topic);
+    lt.spec.workload.kind = barrage_crds::spec::WorkloadKind::RoundTrip;
+    lt.spec.load.steps = vec![barrage_crds::spec::LoadStep::Constant(
+        barrage_crds::spec::ConstantStep {
+            rate: 1000.0,
+            duration: barrage_crds::duration::HumanDuration::from_secs(5),
+        },
+    )];
+    lt.spec.load.duration = None;
+    let admin = Admin::new(&base_config(&lt.spec.kafka, None)).expect("admin");
+    admin
+        .ensure_topic(
+            &topic,
+            Some(&TopicCreate {
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("topic");
+    let recorder = Arc::new(Recorder::new());
+    let setup = Setup {
+        spec: &lt.spec,
+        share: Share::ALL,
+        agent_id: unique("rt-stall-agent"),
+        group_id: unique("rt-stall-group"),
+        sasl: None,
+        connect_timeout: Duration::from_secs(15),
+        flush_timeout: None,
+    };
+    let workload = prepare(setup, recorder.clone()).await.expect("prepared");
+    let control = Control::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let clock = Clock::new(std::time::Instant::now() + Duration::from_millis(200));
+    let stall = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            control.stall(Duration::from_millis(1_400));
+        })
+    };
+    let finished = workload.run(clock, control, tx).await.expect("the run");
+    stall.await.expect("the stall task");
+    let mut all = Histograms::default();
+    while let Ok(r) = rx.try_recv() {
+        all.e2e.add(&r.histograms.e2e).expect("same config");
+        all.e2e_service
+            .add(&r.histograms.e2e_service)
+            .expect("same config");
+        all.produce.add(&r.histograms.produce).expect("same config");
+    }
+    let c = &finished.outcome.counters;
+    let (e2e, service) = (
+        all.e2e.value_at_quantile(0.999),
+        all.e2e_service.value_at_quantile(0.999),
+    );
+    println!(
+        "round-trip stall 1.4 s: acked {}, consumed back {}, e2e p99.9 {e2e} µs, e2e service p99.9 {service} µs, produce p99.9 {} µs",
+        c.acked,
+        all.e2e.len(),
+        all.produce.value_at_quantile(0.999)
+    );
+    assert_eq!(c.acked, 5_000);
+    assert_eq!(
+        all.e2e.len(),
+        all.e2e_service.len(),
+        "both from every record"
+    );
+    assert!(
+        all.e2e.len() >= 4_900,
+        "records came back: {}",
+        all.e2e.len()
+    );
+    assert!(e2e >= 1_000_000, "e2e p99.9 {e2e} µs should be >= 1 s");
+    assert!(
+        service * 2 < e2e,
+        "e2e service time p99.9 {service} µs should stay far below e2e {e2e} µs"
     );
 }
 

@@ -160,7 +160,8 @@ pub fn round_trip_consumer(
     Ok(consumer)
 }
 
-/// Reads until `stop` is set, recording end-to-end latency of this agent's records.
+/// Reads until `stop` is set, recording end-to-end latency of this agent's records: `e2e` from
+/// their intended send time, `e2eService` from the actual one.
 /// `consumed` counts distinct records; repeats go to `duplicated`.
 pub fn read_own_records(
     consumer: &BaseConsumer<SecurityContext>,
@@ -185,21 +186,25 @@ pub fn read_own_records(
         let mut mine = false;
         let mut seq = None;
         let mut sent = None;
+        let mut intended = None;
         for h in hs.iter() {
             match (h.key, h.value) {
                 (headers::AGENT, Some(v)) => mine = v == agent.as_bytes(),
                 (headers::SEQ, Some(v)) => seq = v.try_into().ok().map(u64::from_be_bytes),
                 (headers::SENT_NS, Some(v)) => sent = v.try_into().ok().map(u64::from_be_bytes),
+                (headers::INTENDED_NS, Some(v)) => {
+                    intended = v.try_into().ok().map(u64::from_be_bytes);
+                }
                 _ => {}
             }
         }
         if !mine {
             continue;
         }
-        let (Some(seq), Some(sent)) = (seq, sent) else {
+        let (Some(seq), Some(sent), Some(intended)) = (seq, sent, intended) else {
             continue;
         };
-        recorder.record_e2e(sent, now);
+        recorder.record_round_trip(intended, sent, now);
         match tracker.see(seq, message.partition()) {
             Seen::New => {
                 counters.consumed.fetch_add(1, Ordering::Relaxed);

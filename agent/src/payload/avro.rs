@@ -2,7 +2,8 @@
 //! encoded as binary datums — optionally in the Confluent wire format (magic byte `0`, the
 //! schema id as 4 big-endian bytes, then the datum) for Schema Registry users.
 //!
-//! Pure and seeded: the same schema, generators, seed and base time give the same bytes. No I/O:
+//! Pure and seeded: a record's bytes depend only on the schema, the generators, the seed, the
+//! base time and the record's [`RecordAt`] (its fleet-wide index and intended send time). No I/O:
 //! the schema arrives as text (the CLI inlines `schemaFile` when applying). Nothing here panics
 //! on a schema: anything it cannot generate is a [`PayloadError`] naming the spec path.
 //!
@@ -33,16 +34,15 @@
 //! to their record branches. A generator on a union field fills the first branch it can fill.
 //! | generator | fills |
 //! |---|---|
-//! | `sequence {start}` | start, start+1, … each time the field is made — every value, unless it sits in a union branch not taken (int, long, float, double, string, date, time and timestamp types; leaving an int's range is an error) |
+//! | `sequence {start}` | start plus the record's fleet-wide index: unique in the run, across agents, replacements and re-splits (int, long, float, double, string, date, time and timestamp types; leaving an int's range is an error for that record) |
 //! | `uniformInt {min, max}` | a uniform integer in `[min, max]` (the same types) |
 //! | `oneOf [..]`, `constant ..` | the given JSON values, converted to the field's type (any type) |
-//! | `uuid {}` | a random UUID (string, uuid) |
-//! | `timestampMillis {}` | the base time plus the value's number in the pool, in ms (long, string, timestamp types, scaled to micros or nanos) |
+//! | `uuid {}` | a version-4 UUID, fresh per record (unique per index, see [`record_uuid`]) (string, uuid) |
+//! | `timestampMillis {}` | the record's intended send time, in ms (long, string, timestamp types, scaled to micros or nanos) |
 //! | `stringLength {min, max}` | alphanumeric text of a uniform length (string, bytes) |
 //!
-//! Values are pre-generated into a pool, so `timestampMillis` is the pool's base time (see
-//! [`AvroGenerator::with_base_time_millis`]) plus the value's number, not the send time, and a
-//! `sequence` repeats when the pool wraps.
+//! A generator fills its field at most once per value (paths go through records and unions,
+//! never into arrays or maps), so one `sequence` value per record is enough.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -54,7 +54,9 @@ use apache_avro::types::Value;
 use apache_avro::{BigDecimal, Days, Decimal, Duration, Millis, Months};
 use barrage_crds::spec::{AvroValue, FieldGenerator};
 use rand::rngs::SmallRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngCore};
+
+use super::{RecordAt, record_rng, record_uuid};
 
 /// Where the Avro value spec sits in a LoadTest; error paths start here.
 pub const SPEC_PATH: &str = "spec.workload.records.value.avro";
@@ -358,13 +360,11 @@ struct GenTree {
     children: HashMap<String, GenTree>,
 }
 
-/// Per-pool generation state.
+/// The state of making one record's value.
 struct Run {
     rng: SmallRng,
-    /// Values already taken from each sequence rule.
-    taken: Vec<i64>,
-    /// The value's number in the pool.
-    index: u64,
+    seed: u64,
+    at: RecordAt,
     /// Parts made so far for the current value.
     parts: usize,
     /// Bytes of large parts (fixed, generated strings) in the current value.
@@ -418,7 +418,8 @@ impl AvroGenerator {
         AvroGenerator::new(schema, &spec.generators, spec.confluent_schema_id)
     }
 
-    /// Sets the base time of `timestampMillis` and of random dates and timestamps (ms since epoch).
+    /// Sets the base time of random dates and timestamps, and the intended time of record 0 in
+    /// [`AvroGenerator::generate`] and [`AvroGenerator::values`] (ms since the epoch).
     pub fn with_base_time_millis(mut self, base_millis: i64) -> Self {
         self.base_millis = base_millis;
         self
@@ -429,43 +430,46 @@ impl AvroGenerator {
         &self.schema
     }
 
-    /// `count` encoded values, reproducible from `seed`.
+    /// Records `0..count`, intended one millisecond apart from the base time, encoded,
+    /// reproducible from `seed`.
     pub fn generate(&self, seed: u64, count: usize) -> Result<Vec<Vec<u8>>, PayloadError> {
-        let mut run = self.start(seed);
-        (0..count)
-            .map(|_| {
-                let value = self.next_value(&mut run)?;
-                self.encode(&value)
+        (0..count as u64)
+            .map(|index| {
+                let mut out = Vec::with_capacity(64);
+                self.encode_record(seed, RecordAt::nth(index, self.base_millis), &mut out)?;
+                Ok(out)
             })
             .collect()
     }
 
-    /// Encoded values until `max_values` or until `max_bytes` would be passed (at least one
-    /// value), reproducible from `seed`: what a payload pool holds.
-    pub fn fill_pool(
-        &self,
-        seed: u64,
-        max_values: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Vec<u8>>, PayloadError> {
-        let mut run = self.start(seed);
-        let mut values = Vec::new();
-        let mut total = 0usize;
-        while values.len() < max_values.max(1) {
-            let value = self.encode(&self.next_value(&mut run)?)?;
-            total = total.saturating_add(value.len());
-            if total > max_bytes && !values.is_empty() {
-                break;
-            }
-            values.push(value);
-        }
-        Ok(values)
+    /// The values `generate` encodes, before encoding.
+    pub fn values(&self, seed: u64, count: usize) -> Result<Vec<Value>, PayloadError> {
+        (0..count as u64)
+            .map(|index| self.record_value(seed, RecordAt::nth(index, self.base_millis)))
+            .collect()
     }
 
-    /// `count` values before encoding, reproducible from `seed` (the same values `generate` encodes).
-    pub fn values(&self, seed: u64, count: usize) -> Result<Vec<Value>, PayloadError> {
-        let mut run = self.start(seed);
-        (0..count).map(|_| self.next_value(&mut run)).collect()
+    /// Appends the encoded value of the record at `at` to `out`.
+    pub fn encode_record(
+        &self,
+        seed: u64,
+        at: RecordAt,
+        out: &mut Vec<u8>,
+    ) -> Result<(), PayloadError> {
+        let value = self.record_value(seed, at)?;
+        self.encode_into(&value, out)
+    }
+
+    /// The value of the record at `at`.
+    pub fn record_value(&self, seed: u64, at: RecordAt) -> Result<Value, PayloadError> {
+        let mut run = Run {
+            rng: record_rng(seed, at.index),
+            seed,
+            at,
+            parts: 0,
+            bytes: 0,
+        };
+        self.random(&self.schema, &None, Some(&self.tree), 0, &mut run)
     }
 
     /// Encodes one value as an Avro binary datum, framed when a Confluent schema id is set.
@@ -476,18 +480,22 @@ impl AvroGenerator {
     /// without maps, against its writer.
     pub fn encode(&self, value: &Value) -> Result<Vec<u8>, PayloadError> {
         let mut out = Vec::with_capacity(64);
+        self.encode_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`AvroGenerator::encode`], appending to `out`.
+    pub fn encode_into(&self, value: &Value, out: &mut Vec<u8>) -> Result<(), PayloadError> {
         if let Some(id) = self.confluent_schema_id {
             out.push(CONFLUENT_MAGIC);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        self.write(&self.schema, &None, value, 0, &mut out)
-            .map_err(|m| {
-                PayloadError::invalid(
-                    format!("{SPEC_PATH}.schema"),
-                    format!("a generated value did not encode: {m}"),
-                )
-            })?;
-        Ok(out)
+        self.write(&self.schema, &None, value, 0, out).map_err(|m| {
+            PayloadError::invalid(
+                format!("{SPEC_PATH}.schema"),
+                format!("a generated value did not encode: {m}"),
+            )
+        })
     }
 
     fn write(
@@ -606,24 +614,6 @@ impl AvroGenerator {
             }
         }
         Ok(())
-    }
-
-    fn start(&self, seed: u64) -> Run {
-        Run {
-            rng: SmallRng::seed_from_u64(seed),
-            taken: vec![0; self.rules.len()],
-            index: 0,
-            parts: 0,
-            bytes: 0,
-        }
-    }
-
-    fn next_value(&self, run: &mut Run) -> Result<Value, PayloadError> {
-        run.parts = 0;
-        run.bytes = 0;
-        let value = self.random(&self.schema, &None, Some(&self.tree), 0, run)?;
-        run.index += 1;
-        Ok(value)
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1249,10 +1239,7 @@ impl AvroGenerator {
         let out_of_range = || {
             PayloadError::invalid(
                 &rule.path,
-                format!(
-                    "value {} of the pool leaves the range of the field",
-                    run.index
-                ),
+                format!("record {} leaves the range of the field", run.at.index),
             )
         };
         let target = rule.target.unwrap_or(Target::String);
@@ -1261,33 +1248,24 @@ impl AvroGenerator {
                 let i = run.rng.random_range(0..values.len().max(1));
                 return values.get(i).cloned().ok_or_else(out_of_range);
             }
-            RuleKind::Sequence { start } => {
-                let taken = run.taken.get(id).copied().unwrap_or(0);
-                if let Some(t) = run.taken.get_mut(id) {
-                    *t += 1;
-                }
-                start
-                    .checked_add(taken)
-                    .and_then(|n| target.integer(n))
-                    .ok_or_else(out_of_range)?
-            }
+            RuleKind::Sequence { start } => i64::try_from(run.at.index)
+                .ok()
+                .and_then(|index| start.checked_add(index))
+                .and_then(|n| target.integer(n))
+                .ok_or_else(out_of_range)?,
             RuleKind::UniformInt { min, max } => target
                 .integer(run.rng.random_range(*min..=*max))
                 .ok_or_else(out_of_range)?,
             RuleKind::Uuid => {
-                let u = random_uuid(&mut run.rng);
+                let u = record_uuid(run.seed, id as u64, run.at.index);
                 match target {
                     Target::Uuid => Value::Uuid(u),
                     _ => Value::String(u.to_string()),
                 }
             }
-            RuleKind::TimestampMillis => {
-                let offset = i64::try_from(run.index).map_err(|_| out_of_range())?;
-                self.base_millis
-                    .checked_add(offset)
-                    .and_then(|ms| target.millis(ms))
-                    .ok_or_else(out_of_range)?
-            }
+            RuleKind::TimestampMillis => target
+                .millis(run.at.intended_millis)
+                .ok_or_else(out_of_range)?,
             RuleKind::StringLength { min, max } => {
                 let n = run.rng.random_range(*min..=*max);
                 run.bytes = run.bytes.saturating_add(n);
@@ -1509,5 +1487,85 @@ mod tests {
         assert_eq!(confluent_schema_id(&[0, 0, 0, 1, 2, 9]), Some(258));
         assert_eq!(confluent_schema_id(&[1, 0, 0, 1, 2, 9]), None);
         assert_eq!(confluent_schema_id(&[0, 0, 0]), None);
+    }
+
+    const ORDER: &str = r#"{"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "customer", "type": "string"},
+        {"name": "near", "type": "int"},
+        {"name": "createdAt", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+
+    /// The `near` field's sequence starts at `near`.
+    fn order(near: i64) -> AvroGenerator {
+        let gens: BTreeMap<String, FieldGenerator> = serde_json::from_value(serde_json::json!({
+            "id": {"sequence": {"start": 1}},
+            "customer": {"uuid": {}},
+            "near": {"sequence": {"start": near}},
+            "createdAt": {"timestampMillis": {}},
+        }))
+        .unwrap_or_default();
+        match AvroGenerator::new(ORDER, &gens, None) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
+        match v {
+            Value::Record(fields) => fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        }
+    }
+
+    #[test]
+    fn sequence_uuid_and_timestamp_come_from_the_record_not_from_its_place_in_a_pool() {
+        let g = order(0);
+        let value = |index: u64, intended_millis: i64| {
+            g.record_value(
+                3,
+                RecordAt {
+                    index,
+                    intended_millis,
+                },
+            )
+        };
+        let Ok(v) = value(10, 1_800_000_000_123) else {
+            panic!("record 10 is made");
+        };
+        assert_eq!(field(&v, "id"), &Value::Long(11));
+        assert_eq!(
+            field(&v, "createdAt"),
+            &Value::TimestampMillis(1_800_000_000_123)
+        );
+        // Record 4 096 is not record 0 again (a pool of 4 096 values repeated there).
+        let (Ok(a), Ok(b)) = (value(0, 5), value(4_096, 5)) else {
+            panic!("records are made");
+        };
+        assert_ne!(field(&a, "customer"), field(&b, "customer"));
+        // A record is the same whoever makes it, and whatever was made before.
+        assert_eq!(value(7, 5), value(7, 5));
+        let customers: std::collections::HashSet<String> = (0..20_000)
+            .filter_map(
+                |j| match value(j, 5).map(|v| field(&v, "customer").clone()) {
+                    Ok(Value::String(s)) => Some(s),
+                    _ => None,
+                },
+            )
+            .collect();
+        assert_eq!(customers.len(), 20_000, "uuids are fresh per record");
+    }
+
+    #[test]
+    fn a_sequence_past_an_int_fields_range_fails_that_record_only() {
+        let g = order(i64::from(i32::MAX) - 10);
+        assert!(g.record_value(1, RecordAt::nth(10, 0)).is_ok());
+        let Err(e) = g.record_value(1, RecordAt::nth(11, 0)) else {
+            panic!("record 11 passes i32::MAX");
+        };
+        assert!(e.to_string().contains("record 11 leaves the range"), "{e}");
     }
 }

@@ -1,14 +1,16 @@
 //! JSON record values from a template: JSON text with `{{…}}` placeholders, parsed once into
 //! literal parts and fills, then rendered into bytes without parsing again.
 //!
-//! Pure and seeded: the same template, seed and base time give the same bytes.
+//! Pure and seeded: a record's bytes depend only on the template, the seed and the record's
+//! [`RecordAt`] (its fleet-wide index and intended send time), so every agent renders record
+//! `j` the same way.
 //!
 //! # Placeholders
 //! | placeholder | renders |
 //! |---|---|
-//! | `{{seq}}`, `{{seq START}}` | the value's number in the pool, from 0 or `START` |
-//! | `{{uuid}}` | a random version-4 UUID |
-//! | `{{timestampMillis}}` | the base time plus the value's number, in ms since the epoch |
+//! | `{{seq}}`, `{{seq START}}` | the record's fleet-wide index, from 0 or `START`: unique in the run |
+//! | `{{uuid}}` | a version-4 UUID, fresh per record (unique per index, see [`record_uuid`]) |
+//! | `{{timestampMillis}}` | the record's intended send time, in ms since the epoch |
 //! | `{{int MIN MAX}}`, `{{uniformInt MIN MAX}}` | a uniform integer in `[MIN, MAX]` |
 //! | `{{string LEN}}`, `{{string MIN MAX}}` | alphanumeric text of `LEN` characters, or of a uniform length in `[MIN, MAX]` |
 //! | `{{oneOf A B C}}` | one of the words, uniformly (words are separated by spaces) |
@@ -21,19 +23,15 @@
 //! `"user": {{uuid}}` and `"user": "{{uuid}}"` both give valid JSON. Such a placeholder stands
 //! where a value can: after `:`, `,` or `[` (or alone), and before `,`, `]` or `}` (or the end).
 //! `{{` always opens a placeholder; `}}` closes it.
-//!
-//! Values are pre-generated into a pool, so `timestampMillis` counts from the pool's base time
-//! (see [`JsonTemplate::with_base_time_millis`]), not the send time, and `seq` repeats when the
-//! pool wraps.
 
 use std::io::Write as _;
 
 use barrage_crds::spec::JsonValue;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 pub use super::avro::PayloadError;
-use super::avro::{DEFAULT_BASE_MILLIS, MAX_SIZE, alnum, random_uuid};
+use super::avro::{DEFAULT_BASE_MILLIS, MAX_SIZE, alnum};
+use super::{RecordAt, record_rng, record_uuid};
 
 /// Where the template sits in a LoadTest; errors name this path.
 pub const SPEC_PATH: &str = "spec.workload.records.value.json.template";
@@ -214,7 +212,7 @@ impl JsonTemplate {
             size_hint: 0,
         };
         let mut sample = Vec::new();
-        t.render_into(&mut SmallRng::seed_from_u64(0), 0, &mut sample);
+        t.render(0, RecordAt::nth(0, t.base_millis), &mut sample);
         if let Err(e) = serde_json::from_slice::<serde_json::Value>(&sample) {
             let shown: String = String::from_utf8_lossy(&sample).chars().take(200).collect();
             return Err(PayloadError::invalid(
@@ -231,47 +229,28 @@ impl JsonTemplate {
         JsonTemplate::parse(&spec.template)
     }
 
-    /// Sets the base time of `{{timestampMillis}}` (ms since the epoch).
+    /// Sets the intended time of record 0 in [`JsonTemplate::generate`] (ms since the epoch).
     pub fn with_base_time_millis(mut self, base_millis: i64) -> Self {
         self.base_millis = base_millis;
         self
     }
 
-    /// `count` rendered values, reproducible from `seed`.
+    /// Records `0..count`, intended one millisecond apart from the base time, reproducible
+    /// from `seed`.
     pub fn generate(&self, seed: u64, count: usize) -> Vec<Vec<u8>> {
-        let mut rng = SmallRng::seed_from_u64(seed);
         (0..count as u64)
             .map(|index| {
                 let mut out = Vec::with_capacity(self.size_hint);
-                self.render_into(&mut rng, index, &mut out);
+                self.render(seed, RecordAt::nth(index, self.base_millis), &mut out);
                 out
             })
             .collect()
     }
 
-    /// Values until `max_values` or until `max_bytes` would be passed (at least one value),
-    /// reproducible from `seed`: what a payload pool holds.
-    pub fn fill_pool(&self, seed: u64, max_values: usize, max_bytes: usize) -> Vec<Vec<u8>> {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let mut values = Vec::new();
-        let mut total = 0usize;
-        let mut index = 0u64;
-        while values.len() < max_values.max(1) {
-            let mut out = Vec::with_capacity(self.size_hint);
-            self.render_into(&mut rng, index, &mut out);
-            index += 1;
-            total = total.saturating_add(out.len());
-            if total > max_bytes && !values.is_empty() {
-                break;
-            }
-            values.push(out);
-        }
-        values
-    }
-
-    /// Appends value number `index` to `out`.
-    pub fn render_into(&self, rng: &mut SmallRng, index: u64, out: &mut Vec<u8>) {
-        for part in &self.parts {
+    /// Appends the value of the record at `at` to `out`.
+    pub fn render(&self, seed: u64, at: RecordAt, out: &mut Vec<u8>) {
+        let mut rng = record_rng(seed, at.index);
+        for (n, part) in self.parts.iter().enumerate() {
             let (fill, quote) = match part {
                 Part::Text(t) => {
                     out.extend_from_slice(t);
@@ -282,10 +261,10 @@ impl JsonTemplate {
             // Writing to a Vec cannot fail.
             match fill {
                 Fill::Seq { start } => {
-                    let _ = write!(out, "{}", i128::from(*start) + i128::from(index));
+                    let _ = write!(out, "{}", i128::from(*start) + i128::from(at.index));
                 }
                 Fill::TimestampMillis => {
-                    let _ = write!(out, "{}", i128::from(self.base_millis) + i128::from(index));
+                    let _ = write!(out, "{}", at.intended_millis);
                 }
                 Fill::Int { min, max } => {
                     let _ = write!(out, "{}", rng.random_range(*min..=*max));
@@ -293,12 +272,12 @@ impl JsonTemplate {
                 Fill::Bool => out.extend_from_slice(if rng.random() { b"true" } else { b"false" }),
                 Fill::Uuid => {
                     let mut buf = [0u8; 36];
-                    let u = random_uuid(rng);
+                    let u = record_uuid(seed, n as u64, at.index);
                     quoted(out, quote, u.hyphenated().encode_lower(&mut buf).as_bytes());
                 }
                 Fill::Str { min, max } => {
                     let n = rng.random_range(*min..=*max);
-                    quoted(out, quote, alnum(rng, n).as_bytes());
+                    quoted(out, quote, alnum(&mut rng, n).as_bytes());
                 }
                 Fill::OneOf(words) => {
                     let i = rng.random_range(0..words.len().max(1));
