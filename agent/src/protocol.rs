@@ -74,6 +74,9 @@ pub enum AgentError {
 /// How often the agent reads its LoadTest's status (startAt, fleet, stop).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How far ahead of its clock a replacement joins the running schedule, nanoseconds.
+const JOIN_LEAD_NS: u64 = 200_000_000;
+
 /// Longest wait for the broker while connecting (RoundTrip and Consume consumers).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -199,8 +202,6 @@ async fn run_inner(
     let origin = instant_of(start_at);
     let clock = Clock::new(origin);
     let control = Control::new();
-    // A replacement joins the running schedule where it is now (a little ahead, so the
-    // first send is not already late).
     // The fleet as it is at the start (it may have changed while this agent prepared).
     let fleet = at_start
         .status
@@ -225,16 +226,25 @@ async fn run_inner(
         .unwrap_or(of);
     let position = fleet.share_index(a.slot).unwrap_or(position);
     let mut prepared = prepared;
-    prepared.set_share(Share::new(position, of));
-    let now_ns = clock.now_ns();
-    if now_ns > 0 {
-        // Not before the assignment it belongs to takes effect, and a little ahead of now so
-        // the first send is not already late.
-        let effective = fleet.effective_at.map_or(0, |t| ns_since(&clock, t));
-        let at = (now_ns + 200_000_000).max(effective);
-        let from_index = prepared.profile().sends_before(at);
-        prepared.set_share(Share::joining(position, of, from_index));
-        info!(offset_ms = at / 1_000_000, "Joining the running schedule.");
+    // The split is the assignment's, the one the other members follow; a replacement only
+    // leaves out what fell due before it joins (a little ahead of now, so that its first send
+    // is not already late).
+    let effective_ns = fleet.effective_at.map_or(0, |t| ns_since(&clock, t));
+    // At the start everyone follows the assignment from the first send; a replacement joins
+    // ahead of now, and not before its assignment takes effect (until then the survivors send
+    // under the one before).
+    let join_ns = match clock.now_ns() {
+        0 => 0,
+        now_ns => (now_ns + JOIN_LEAD_NS).max(effective_ns),
+    };
+    let share = Share::under_assignment(prepared.profile(), position, of, effective_ns, join_ns);
+    prepared.set_share(share);
+    if join_ns > 0 {
+        info!(
+            offset_ms = join_ns / 1_000_000,
+            from_index = share.from_index + u64::from(share.slot),
+            "Joining the running schedule."
+        );
     }
     let mut running_load = at_start.spec.load.clone();
     let profile = prepared.profile().clone();
