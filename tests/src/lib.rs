@@ -5,6 +5,7 @@
 //! the environment that `scripts/services.sh env` prints. When the services are missing a
 //! test prints why and returns, unless `BARRAGE_REQUIRE_SERVICES=1` (as in CI), where it fails.
 
+pub mod fault;
 pub mod operator;
 
 use std::path::{Path, PathBuf};

@@ -359,7 +359,7 @@ fn sigkilled_agents_are_replaced_with_their_own_share_and_only_the_outage_is_mis
     // What the report says is missing: the sends nobody was scheduled for. Of those, the
     // killed agents' last, never uploaded, intervals are in the topic but not in the report.
     let unattended = target - scheduled;
-    let unreported = keys.len() as u64 - in_report;
+    let unreported = (keys.len() as u64).saturating_sub(in_report);
     println!(
         "agent kill e2e: killed pids {first} (slot 1, 3 s) and {second} (slot 2, 11 s); phase {}; tasks launched per slot: {}; target {target}, scheduled {scheduled} (report: {unattended} unattended), in report {in_report}; topic: {read} read, {twice} twice, {} missing, {unreported} not in the report",
         status["phase"],
