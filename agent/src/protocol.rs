@@ -254,7 +254,7 @@ async fn run_inner(
     // The split is the assignment's, the one the other members follow; a replacement only
     // leaves out what fell due before it joins (a little ahead of now, so that its first send
     // is not already late).
-    let effective_ns = fleet.effective_at.map_or(0, |t| ns_since(&clock, t));
+    let effective_ns = fleet.effective_at.map_or(0, |t| offset_ns(start_at, t));
     // At the start everyone follows the assignment from the first send; a replacement joins
     // ahead of now, and not before its assignment takes effect (until then the survivors send
     // under the one before).
@@ -334,12 +334,12 @@ async fn run_inner(
                                 running_load = current.spec.load.clone();
                                 let at_ns = f
                                     .effective_at
-                                    .map(|t| ns_since(&clock, t))
+                                    .map(|t| offset_ns(start_at, t))
                                     .unwrap_or_else(|| clock.now_ns());
                                 info!(generation = f.spec_generation, at_ns, "Following a new load profile.");
                                 control.replace_profile(job::profile(&current.spec.load), at_ns);
                             }
-                            follow_fleet(f, a.slot, &clock, &control);
+                            follow_fleet(f, a.slot, start_at, &clock, &control);
                         }
                     }
                     Err(e) => warn!(error = %e, "Could not read the LoadTest; carrying on."),
@@ -397,10 +397,16 @@ async fn delivered(
 
 /// Applies a new fleet assignment: a new position and size from `effectiveAt`, or a stop
 /// when this slot is no longer a member.
-fn follow_fleet(f: &FleetAssignment, slot: u32, clock: &Clock, control: &Control) {
+fn follow_fleet(
+    f: &FleetAssignment,
+    slot: u32,
+    start_at: DateTime<Utc>,
+    clock: &Clock,
+    control: &Control,
+) {
     let at_ns = f
         .effective_at
-        .map(|t| ns_since(clock, t))
+        .map(|t| offset_ns(start_at, t))
         .unwrap_or_else(|| clock.now_ns());
     match f.share_index(slot) {
         Some(position) => {
@@ -463,9 +469,15 @@ fn instant_of(t: DateTime<Utc>) -> Instant {
     }
 }
 
-fn ns_since(clock: &Clock, t: DateTime<Utc>) -> u64 {
-    let at = instant_of(t);
-    u64::try_from(at.saturating_duration_since(clock.origin()).as_nanos()).unwrap_or(u64::MAX)
+/// Nanoseconds from the run's start to `t` (0 before it), from the two timestamps alone: every
+/// agent computes the same offset, so the same first send of a new split, even when `t` falls
+/// exactly on a send's due time (reading it through this machine's clocks would jitter).
+fn offset_ns(start_at: DateTime<Utc>, t: DateTime<Utc>) -> u64 {
+    match (t - start_at).num_nanoseconds() {
+        Some(ns) => u64::try_from(ns).unwrap_or(0),
+        None if t > start_at => u64::MAX,
+        None => 0,
+    }
 }
 
 /// This interval's counters: the difference between two cumulative snapshots, with `acked`
@@ -701,5 +713,20 @@ impl Reporter {
         s.intervals_uploaded = p.uploaded;
         s.intervals_spooled = p.spooled;
         s.undelivered.clone_from(&p.undelivered);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_from_the_start_are_exact_and_zero_at_or_before_it() {
+        let start = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(offset_ns(start, start), 0);
+        assert_eq!(offset_ns(start, start - chrono::Duration::seconds(3)), 0);
+        let later = start + chrono::Duration::milliseconds(35_000);
+        assert_eq!(offset_ns(start, later), 35_000_000_000);
     }
 }
