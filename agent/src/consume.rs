@@ -260,14 +260,15 @@ impl PreparedConsume {
             .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
         let start_ns = len * u64::from(index);
         let histograms = recorder.swap(spare);
-        let _ = intervals.send(IntervalRecord {
+        let last = IntervalRecord {
             index,
             start_ns,
             end_ns: end.max(start_ns),
             histograms,
             counters: recorder.counters().snapshot(),
             scheduled: 0,
-        });
+        };
+        let _ = intervals.send(last).await;
         let counters = recorder.counters().snapshot();
         info!(
             consumed = counters.consumed,
