@@ -73,7 +73,9 @@ fn the_json_is_camel_case_with_rfc3339_times() {
             "lastIntervalRecords": 495,
             "saturated": false,
             "metricsAddr": "10.0.1.7:9464",
-            "topicCreated": true
+            "topicCreated": true,
+            "intervalsSpooled": 1,
+            "undelivered": [{"fromInterval": 4, "toInterval": 6, "records": 1485}]
         })
     );
 }
