@@ -19,13 +19,16 @@ use tracing_subscriber::EnvFilter;
 
 use crate::metrics::{self, AgentMetrics, Identity};
 use crate::protocol;
+use crate::spool::DeliveryConfig;
 
 const USAGE: &str = "usage: barrage-agent [--log-format json|text] [--metrics-addr IP:PORT|off]
 
 Runs one agent of a LoadTest's fleet. The controller starts it with the environment contract
 (BARRAGE_LOADTEST, BARRAGE_RUN_ID, BARRAGE_SLOT, BARRAGE_INCARNATION, BARRAGE_STORE,
-BARRAGE_BLOBS, BARRAGE_METRICS_ADDR, BARRAGE_LOG_FORMAT, BARRAGE_HEARTBEAT); the flags override
-the two variables of the same name.";
+BARRAGE_BLOBS, BARRAGE_METRICS_ADDR, BARRAGE_LOG_FORMAT, BARRAGE_HEARTBEAT) and, optionally,
+BARRAGE_SPOOL_DIR, BARRAGE_SPOOL_MAX_BYTES and BARRAGE_UPLOAD_DRAIN (where undelivered
+intervals are spooled and for how long they are retried); the flags override the two
+variables of the same name.";
 
 /// Flags that override variables of the environment contract.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,6 +102,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let delivery = match DeliveryConfig::from_lookup(&protocol::agent_name(&assignment), lookup) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("barrage-agent: invalid environment:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
     let given = lookup(BARRAGE_LOG_FORMAT)
         .filter(|v| !v.is_empty())
         .map(|_| assignment.log_format);
@@ -149,6 +159,7 @@ pub fn main() -> ExitCode {
             blobs,
             shutdown_signal(),
             metrics,
+            delivery,
         )
         .await
         {

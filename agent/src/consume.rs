@@ -223,7 +223,7 @@ impl PreparedConsume {
         self,
         clock: Clock,
         control: Arc<Control>,
-        intervals: mpsc::UnboundedSender<IntervalRecord>,
+        intervals: mpsc::Sender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
         let PreparedConsume {
             interval,
@@ -246,7 +246,7 @@ impl PreparedConsume {
             let boundary = clock.at(len * u64::from(index + 1));
             tokio::select! {
                 _ = tokio::time::sleep_until(boundary.into()) => {
-                    spare = roll(&recorder, spare, index, len, len * u64::from(index + 1), &intervals);
+                    spare = roll(&recorder, spare, index, len, len * u64::from(index + 1), &intervals).await;
                     index += 1;
                 }
                 _ = &mut done => break,
@@ -260,14 +260,15 @@ impl PreparedConsume {
             .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
         let start_ns = len * u64::from(index);
         let histograms = recorder.swap(spare);
-        let _ = intervals.send(IntervalRecord {
+        let last = IntervalRecord {
             index,
             start_ns,
             end_ns: end.max(start_ns),
             histograms,
             counters: recorder.counters().snapshot(),
             scheduled: 0,
-        });
+        };
+        let _ = intervals.send(last).await;
         let counters = recorder.counters().snapshot();
         info!(
             consumed = counters.consumed,
@@ -291,13 +292,13 @@ fn ns(d: Duration) -> u64 {
 }
 
 /// Closes interval `index` (ending at `end_ns`) and returns the histograms to fill next.
-fn roll(
+async fn roll(
     recorder: &Recorder,
     spare: Histograms,
     index: u32,
     len: u64,
     end_ns: u64,
-    out: &mpsc::UnboundedSender<IntervalRecord>,
+    out: &mpsc::Sender<IntervalRecord>,
 ) -> Histograms {
     let histograms = recorder.swap(spare);
     let record = IntervalRecord {
@@ -308,7 +309,9 @@ fn roll(
         counters: recorder.counters().snapshot(),
         scheduled: 0,
     };
-    match out.send(record) {
+    // A full queue waits for the uploader (bounded memory, nothing dropped).
+    match out.send(record).await {
+        // The receiver keeps the histograms; start the next interval with fresh ones.
         Ok(()) => Histograms::default(),
         Err(mpsc::error::SendError(record)) => record.histograms,
     }
@@ -612,7 +615,7 @@ impl Workload {
         self,
         clock: Clock,
         control: Arc<Control>,
-        intervals: mpsc::UnboundedSender<IntervalRecord>,
+        intervals: mpsc::Sender<IntervalRecord>,
     ) -> Result<Finished, EngineError> {
         match self {
             Workload::Produce(p) => Ok(Finished {

@@ -154,6 +154,10 @@ impl Control {
     }
 }
 
+/// Closed intervals that may wait for their consumer (the uploader) on the channel a run is
+/// given; when it is full, the next interval waits for room (nothing is dropped).
+pub const INTERVAL_QUEUE: usize = 256;
+
 /// One closed interval of histograms.
 #[derive(Debug, Clone)]
 pub struct IntervalRecord {
@@ -281,7 +285,7 @@ impl Prepared {
         self,
         clock: Clock,
         control: Arc<Control>,
-        intervals: mpsc::UnboundedSender<IntervalRecord>,
+        intervals: mpsc::Sender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
         let _ = self.origin.set(clock);
         run_prepared(
@@ -303,7 +307,7 @@ pub async fn run_produce(
     recorder: Arc<Recorder>,
     clock: Clock,
     control: Arc<Control>,
-    intervals: mpsc::UnboundedSender<IntervalRecord>,
+    intervals: mpsc::Sender<IntervalRecord>,
 ) -> Result<Outcome, EngineError> {
     prepare(job, recorder)
         .await?
@@ -318,7 +322,7 @@ async fn run_prepared(
     staging: Option<Arc<Recorder>>,
     clock: Clock,
     control: Arc<Control>,
-    intervals: mpsc::UnboundedSender<IntervalRecord>,
+    intervals: mpsc::Sender<IntervalRecord>,
 ) -> Result<Outcome, EngineError> {
     let interval = job.interval.max(Duration::from_millis(10));
     let flush_timeout = job.flush_timeout;
@@ -360,7 +364,7 @@ async fn run_prepared(
         let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
         tokio::select! {
             _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &plan, &intervals);
+                spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
                 index += 1;
             }
             _ = &mut done_rx => break,
@@ -391,7 +395,7 @@ async fn run_prepared(
         let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
         tokio::select! {
             _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &plan, &intervals);
+                spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
                 index += 1;
             }
             left = &mut flushing => break left.unwrap_or(0),
@@ -414,7 +418,7 @@ async fn run_prepared(
             let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
             tokio::select! {
                 _ = tokio::time::sleep_until(boundary.into()) => {
-                    spare = roll(&recorder, spare, index, interval, &plan, &intervals);
+                    spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
                     index += 1;
                 }
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -431,7 +435,7 @@ async fn run_prepared(
     let end_ns = clock.now_ns();
     let histograms = recorder.swap(spare);
     let start_ns = interval_ns(interval) * u64::from(index);
-    let _ = intervals.send(IntervalRecord {
+    let last = IntervalRecord {
         index,
         start_ns,
         end_ns: end_ns.max(start_ns),
@@ -442,7 +446,8 @@ async fn run_prepared(
             start_ns,
             end_ns.clamp(start_ns, start_ns + interval_ns(interval)),
         ),
-    });
+    };
+    let _ = intervals.send(last).await;
     Ok(Outcome {
         counters: recorder.counters().snapshot(),
         per_partition: recorder.per_partition(),
@@ -567,13 +572,13 @@ impl Planned {
     }
 }
 
-fn roll(
+async fn roll(
     recorder: &Recorder,
     spare: Histograms,
     index: u32,
     interval: Duration,
     plan: &Planned,
-    out: &mpsc::UnboundedSender<IntervalRecord>,
+    out: &mpsc::Sender<IntervalRecord>,
 ) -> Histograms {
     let histograms = recorder.swap(spare);
     let len = interval_ns(interval);
@@ -586,7 +591,8 @@ fn roll(
         counters: recorder.counters().snapshot(),
         scheduled: plan.scheduled(start_ns, start_ns + len),
     };
-    match out.send(record) {
+    // A full queue waits for the uploader (bounded memory, nothing dropped).
+    match out.send(record).await {
         // The receiver keeps the histograms; start the next interval with fresh ones.
         Ok(()) => Histograms::default(),
         Err(mpsc::error::SendError(record)) => record.histograms,

@@ -11,6 +11,7 @@
 //! - [`kafka`]: rdkafka configuration, producer context, topic administration.
 //! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
 //! - [`metrics`]: the agent's own `/metrics` and `/healthz` for live scraping.
+//! - [`spool`]: the interval uploader and its bounded local spool (nothing lost silently).
 //! - [`consume`]: the Consume workload, RoundTrip's reader, and [`consume::Workload`] (any kind).
 //!
 //! Nothing here logs per record: counts and latencies go to histograms.
@@ -26,3 +27,4 @@ pub mod payload;
 pub mod protocol;
 pub mod recorder;
 pub mod schedule;
+pub mod spool;

@@ -50,6 +50,7 @@ struct State {
     recorder: Option<Arc<Recorder>>,
     target: Option<Target>,
     addr: Option<String>,
+    delivery: crate::spool::Progress,
 }
 
 /// What the agent exposes. Cheap to update; [`AgentMetrics::render`] does the work at scrape
@@ -81,6 +82,11 @@ impl AgentMetrics {
     /// The bound address, if the endpoint is served.
     pub fn addr(&self) -> Option<String> {
         self.state().addr.clone()
+    }
+
+    /// Where the interval uploads stand (uploaded, spooled, undelivered).
+    pub fn set_delivery(&self, progress: &crate::spool::Progress) {
+        self.state().delivery.clone_from(progress);
     }
 
     /// The agent entered `phase`.
@@ -122,10 +128,11 @@ impl AgentMetrics {
 
     /// The Prometheus text exposition of everything, now.
     pub fn render(&self) -> String {
-        let (phase, recorder) = {
+        let (phase, recorder, delivery) = {
             let s = self.state();
-            (s.phase, s.recorder.clone())
+            (s.phase, s.recorder.clone(), s.delivery.clone())
         };
+        let (undelivered, undelivered_records) = delivery.lost();
         let target = self.target_rate(Instant::now());
         let c = recorder
             .as_ref()
@@ -173,6 +180,13 @@ impl AgentMetrics {
             "This agent's share of the target rate now, records per second.",
         );
         let _ = writeln!(out, "barrage_agent_target_rate {target}");
+        metric(
+            &mut out,
+            "barrage_agent_intervals_spooled",
+            "gauge",
+            "Intervals waiting in the local spool for the blob store.",
+        );
+        let _ = writeln!(out, "barrage_agent_intervals_spooled {}", delivery.spooled);
         for (name, help, value) in [
             (
                 "barrage_agent_records_sent_total",
@@ -218,6 +232,16 @@ impl AgentMetrics {
                 "barrage_agent_intervals_total",
                 "Intervals closed (each one uploaded as an interval histogram).",
                 last.closed,
+            ),
+            (
+                "barrage_agent_intervals_undelivered_total",
+                "Intervals the blob store never took (the report lacks them).",
+                u64::from(undelivered),
+            ),
+            (
+                "barrage_agent_records_undelivered_total",
+                "Records counted in the undelivered intervals.",
+                undelivered_records,
             ),
         ] {
             metric(&mut out, name, "counter", help);

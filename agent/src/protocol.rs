@@ -9,29 +9,31 @@
 //! 3. waits for `status.startAt`, written by the controller once enough agents are ready —
 //!    a replacement that starts late joins the running schedule at the current offset;
 //! 4. runs the engine, uploading every interval to [`Blobs`] under a write-once key (a retry
-//!    can never count twice) and heartbeating its counters;
+//!    can never count twice; what the store refuses is spooled and retried, see
+//!    [`crate::spool`]) and heartbeating its counters;
 //! 5. follows the fleet assignment (re-splits when agents are added or removed), stops early
 //!    when the LoadTest is stopped, cancelled or deleted, or on SIGTERM;
-//! 6. flushes, uploads the last interval and reports `Completed` (or `Failed` with a reason).
+//! 6. flushes, uploads the last interval (retrying the spool) and reports `Completed`, or
+//!    `Failed` with a reason — among them intervals never delivered, which it names.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use barrage_crds::agent_status::{AgentCounters, AgentPhase, AgentStatus};
+use barrage_crds::agent_status::{AgentCounters, AgentPhase, AgentStatus, UndeliveredIntervals};
 use barrage_crds::env::Assignment;
 use barrage_crds::interval::{AgentInterval, IntervalCounters, encode_interval_blob};
 use barrage_crds::keys;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::WorkloadKind;
 use barrage_crds::status::{FleetAssignment, Phase};
-use barrage_store::{Blobs, PutOnce, Store};
+use barrage_store::{Blobs, Store};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::consume::{self, Setup};
-use crate::engine::{self, Control, IntervalRecord, Reassign};
+use crate::engine::{self, Control, INTERVAL_QUEUE, IntervalRecord, Reassign};
 use crate::job;
 use crate::kafka::admin::{Admin, AdminError, TopicCreate, TopicOutcome};
 use crate::kafka::config::base_config;
@@ -39,6 +41,7 @@ use crate::kafka::producer::Clock;
 use crate::metrics::{AgentMetrics, Identity};
 use crate::recorder::{CounterSnapshot, Recorder};
 use crate::schedule::Share;
+use crate::spool::{DeliveryConfig, Outgoing, Progress, Uploader};
 
 /// How an agent's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,13 +72,34 @@ pub enum AgentError {
     Credentials(#[from] crate::kafka::credentials::CredentialsError),
     #[error("{0}")]
     Unsupported(String),
+    /// The uploader task failed (panicked): what it had not delivered is unknown.
+    #[error("the interval uploader failed: {0}")]
+    Uploader(String),
+    /// Intervals the blob store never took, after every retry: the report lacks them.
+    #[error(
+        "{intervals} intervals ({records} records) were never delivered to the blob store: {ranges:?}"
+    )]
+    Undelivered {
+        intervals: u32,
+        records: u64,
+        ranges: Vec<UndeliveredIntervals>,
+    },
 }
 
 /// How often the agent reads its LoadTest's status (startAt, fleet, stop).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How far ahead of its clock a replacement joins the running schedule, nanoseconds.
+const JOIN_LEAD_NS: u64 = 200_000_000;
+
 /// Longest wait for the broker while connecting (RoundTrip and Consume consumers).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `RUN-SLOT-INCARNATION`: unique per agent incarnation (a replacement reads back only its
+/// own records; its spool folder is its own).
+pub fn agent_name(a: &Assignment) -> String {
+    format!("{}-{}-{}", a.run_id, a.slot, a.incarnation)
+}
 
 /// Runs one agent to its end. `shutdown` resolving (SIGTERM) stops the load early; the agent
 /// still flushes, uploads its last interval and reports.
@@ -86,7 +110,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<AgentExit, AgentError> {
     let metrics = Arc::new(AgentMetrics::new(Identity::default()));
-    run_observed(assignment, store, blobs, shutdown, metrics).await
+    let delivery = DeliveryConfig::from_lookup(&agent_name(&assignment), |_| None)
+        .map_err(|e| AgentError::Unsupported(e.to_string()))?;
+    run_observed(assignment, store, blobs, shutdown, metrics, delivery).await
 }
 
 /// [`run`], keeping `metrics` (the agent's `/metrics`) up to date.
@@ -96,9 +122,10 @@ pub async fn run_observed(
     blobs: Arc<dyn Blobs>,
     shutdown: impl Future<Output = ()> + Send,
     metrics: Arc<AgentMetrics>,
+    delivery: DeliveryConfig,
 ) -> Result<AgentExit, AgentError> {
     let reporter = Reporter::new(&assignment, store.clone(), metrics);
-    let result = run_inner(&assignment, &store, &blobs, &reporter, shutdown).await;
+    let result = run_inner(&assignment, &store, &blobs, &reporter, &delivery, shutdown).await;
     match &result {
         Ok(AgentExit::Completed { stopped_early }) => {
             reporter
@@ -122,6 +149,7 @@ async fn run_inner(
     store: &Arc<dyn Store>,
     blobs: &Arc<dyn Blobs>,
     reporter: &Reporter,
+    delivery: &DeliveryConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<AgentExit, AgentError> {
     let lt = load(store.as_ref(), &a.load_test).await?;
@@ -161,7 +189,7 @@ async fn run_inner(
             spec,
             share: Share::new(position, of),
             // Unique per incarnation: a replacement reads back only its own records.
-            agent_id: format!("{}-{}-{}", a.run_id, a.slot, a.incarnation),
+            agent_id: agent_name(a),
             // Consume: every agent of the run in one group, which splits the partitions.
             group_id: format!("barrage-{}-{}", a.load_test, a.run_id),
             sasl: sasl.as_ref(),
@@ -199,8 +227,6 @@ async fn run_inner(
     let origin = instant_of(start_at);
     let clock = Clock::new(origin);
     let control = Control::new();
-    // A replacement joins the running schedule where it is now (a little ahead, so the
-    // first send is not already late).
     // The fleet as it is at the start (it may have changed while this agent prepared).
     let fleet = at_start
         .status
@@ -225,16 +251,25 @@ async fn run_inner(
         .unwrap_or(of);
     let position = fleet.share_index(a.slot).unwrap_or(position);
     let mut prepared = prepared;
-    prepared.set_share(Share::new(position, of));
-    let now_ns = clock.now_ns();
-    if now_ns > 0 {
-        // Not before the assignment it belongs to takes effect, and a little ahead of now so
-        // the first send is not already late.
-        let effective = fleet.effective_at.map_or(0, |t| ns_since(&clock, t));
-        let at = (now_ns + 200_000_000).max(effective);
-        let from_index = prepared.profile().sends_before(at);
-        prepared.set_share(Share::joining(position, of, from_index));
-        info!(offset_ms = at / 1_000_000, "Joining the running schedule.");
+    // The split is the assignment's, the one the other members follow; a replacement only
+    // leaves out what fell due before it joins (a little ahead of now, so that its first send
+    // is not already late).
+    let effective_ns = fleet.effective_at.map_or(0, |t| offset_ns(start_at, t));
+    // At the start everyone follows the assignment from the first send; a replacement joins
+    // ahead of now, and not before its assignment takes effect (until then the survivors send
+    // under the one before).
+    let join_ns = match clock.now_ns() {
+        0 => 0,
+        now_ns => (now_ns + JOIN_LEAD_NS).max(effective_ns),
+    };
+    let share = Share::under_assignment(prepared.profile(), position, of, effective_ns, join_ns);
+    prepared.set_share(share);
+    if join_ns > 0 {
+        info!(
+            offset_ms = join_ns / 1_000_000,
+            from_index = share.from_index + u64::from(share.slot),
+            "Joining the running schedule."
+        );
     }
     let mut running_load = at_start.spec.load.clone();
     let profile = prepared.profile().clone();
@@ -242,56 +277,37 @@ async fn run_inner(
         .metrics
         .running(recorder.clone(), profile, of, origin);
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<IntervalRecord>();
-    let consuming = at_start.spec.workload.kind == WorkloadKind::Consume;
-    let uploads = {
-        let blobs = blobs.clone();
-        let a = a.clone();
-        let reporter = reporter.clone();
-        tokio::spawn(async move {
-            let mut last = CounterSnapshot::default();
-            let mut uploaded = 0u32;
-            let mut failures = 0u32;
-            while let Some(record) = rx.recv().await {
-                let counters = delta(&last, &record);
-                last = record.counters.clone();
-                let records = if consuming {
-                    counters.consumed
-                } else {
-                    counters.acked
-                };
-                match upload(&a, blobs.as_ref(), start_at, interval, &record, counters).await {
-                    Ok(()) => uploaded += 1,
-                    Err(e) => {
-                        failures += 1;
-                        warn!(interval = record.index, error = %e, "Could not upload an interval.");
-                    }
-                }
-                // Consume measures no produce latency: its p99 is end to end, and its
-                // records are the ones consumed.
-                let h = &record.histograms;
-                let latest = if consuming { &h.e2e } else { &h.produce };
-                reporter
-                    .set_intervals(uploaded, latest.value_at_quantile(0.99), records)
-                    .await;
-            }
-            (uploaded, failures)
-        })
-    };
+    let (tx, rx) = mpsc::channel::<IntervalRecord>(INTERVAL_QUEUE);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let uploads = spawn_uploader(
+        Uploader::new(blobs.clone(), delivery.clone()),
+        Intervals {
+            a: a.clone(),
+            start_at,
+            interval,
+            consuming: at_start.spec.workload.kind == WorkloadKind::Consume,
+        },
+        rx,
+        stop_rx,
+        reporter.clone(),
+    );
     let engine_task = tokio::spawn(prepared.run(clock, control.clone(), tx));
     tokio::pin!(shutdown);
     let mut engine_task = engine_task;
     let mut seen_fleet = fleet.epoch;
     let mut stopped = false;
+    let mut terminated = false;
     let mut last_beat = Instant::now();
     reporter.phase(AgentPhase::Running, None).await;
     let outcome = loop {
         tokio::select! {
             done = &mut engine_task => break done,
-            _ = &mut shutdown, if !stopped => {
+            _ = &mut shutdown, if !terminated => {
                 info!("Stop requested: stopping the load, flushing and uploading.");
                 control.stop();
                 stopped = true;
+                terminated = true;
+                let _ = stop_tx.send(true);
             }
             _ = tokio::time::sleep(POLL) => {
                 if last_beat.elapsed() >= a.heartbeat {
@@ -318,12 +334,12 @@ async fn run_inner(
                                 running_load = current.spec.load.clone();
                                 let at_ns = f
                                     .effective_at
-                                    .map(|t| ns_since(&clock, t))
+                                    .map(|t| offset_ns(start_at, t))
                                     .unwrap_or_else(|| clock.now_ns());
                                 info!(generation = f.spec_generation, at_ns, "Following a new load profile.");
                                 control.replace_profile(job::profile(&current.spec.load), at_ns);
                             }
-                            follow_fleet(f, a.slot, &clock, &control);
+                            follow_fleet(f, a.slot, start_at, &clock, &control);
                         }
                     }
                     Err(e) => warn!(error = %e, "Could not read the LoadTest; carrying on."),
@@ -334,28 +350,63 @@ async fn run_inner(
     let finished =
         outcome.map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
     let outcome = finished.outcome;
-    let (uploaded, failures) = uploads.await.unwrap_or((0, 1));
+    let delivered = delivered(uploads, shutdown.as_mut(), terminated, &stop_tx).await?;
+    reporter.set_delivery(&delivered).await;
     reporter.heartbeat(&recorder).await;
+    let (lost, lost_records) = delivered.lost();
     info!(
-        uploaded,
-        failures,
+        uploaded = delivered.uploaded,
+        undelivered = lost,
         acked = outcome.counters.acked,
         consumed = outcome.counters.consumed,
         lost = outcome.counters.lost,
         duplicated = outcome.counters.duplicated,
         "Finished; intervals uploaded."
     );
+    if lost > 0 {
+        return Err(AgentError::Undelivered {
+            intervals: lost,
+            records: lost_records,
+            ranges: delivered.undelivered,
+        });
+    }
     Ok(AgentExit::Completed {
         stopped_early: outcome.stopped_early || stopped,
     })
 }
 
+/// Waits for the uploader to deliver, or give up on, the last intervals; a SIGTERM meanwhile
+/// (unless `terminated` already) turns its drain into one last try.
+async fn delivered(
+    uploads: tokio::task::JoinHandle<Progress>,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    mut terminated: bool,
+    stop: &tokio::sync::watch::Sender<bool>,
+) -> Result<Progress, AgentError> {
+    tokio::pin!(uploads);
+    loop {
+        tokio::select! {
+            done = &mut uploads => return done.map_err(|e| AgentError::Uploader(e.to_string())),
+            _ = &mut shutdown, if !terminated => {
+                terminated = true;
+                let _ = stop.send(true);
+            }
+        }
+    }
+}
+
 /// Applies a new fleet assignment: a new position and size from `effectiveAt`, or a stop
 /// when this slot is no longer a member.
-fn follow_fleet(f: &FleetAssignment, slot: u32, clock: &Clock, control: &Control) {
+fn follow_fleet(
+    f: &FleetAssignment,
+    slot: u32,
+    start_at: DateTime<Utc>,
+    clock: &Clock,
+    control: &Control,
+) {
     let at_ns = f
         .effective_at
-        .map(|t| ns_since(clock, t))
+        .map(|t| offset_ns(start_at, t))
         .unwrap_or_else(|| clock.now_ns());
     match f.share_index(slot) {
         Some(position) => {
@@ -418,9 +469,15 @@ fn instant_of(t: DateTime<Utc>) -> Instant {
     }
 }
 
-fn ns_since(clock: &Clock, t: DateTime<Utc>) -> u64 {
-    let at = instant_of(t);
-    u64::try_from(at.saturating_duration_since(clock.origin()).as_nanos()).unwrap_or(u64::MAX)
+/// Nanoseconds from the run's start to `t` (0 before it), from the two timestamps alone: every
+/// agent computes the same offset, so the same first send of a new split, even when `t` falls
+/// exactly on a send's due time (reading it through this machine's clocks would jitter).
+fn offset_ns(start_at: DateTime<Utc>, t: DateTime<Utc>) -> u64 {
+    match (t - start_at).num_nanoseconds() {
+        Some(ns) => u64::try_from(ns).unwrap_or(0),
+        None if t > start_at => u64::MAX,
+        None => 0,
+    }
 }
 
 /// This interval's counters: the difference between two cumulative snapshots, with `acked`
@@ -487,33 +544,91 @@ pub fn interval_blob(
     }
 }
 
-async fn upload(
-    a: &Assignment,
-    blobs: &dyn Blobs,
+/// What turns an interval record into its blob and key.
+struct Intervals {
+    a: Assignment,
     start_at: DateTime<Utc>,
     interval: Duration,
-    record: &IntervalRecord,
-    counters: IntervalCounters,
-) -> Result<(), String> {
-    let blob = interval_blob(a.slot, a.incarnation, start_at, interval, record, counters);
-    let text = encode_interval_blob(&blob).map_err(|e| e.to_string())?;
-    let key = keys::interval_key(&a.load_test, &a.run_id, a.slot, a.incarnation, record.index);
-    // Retried a few times; write-once, so a retry after a lost answer cannot double-count.
-    let mut delay = Duration::from_millis(200);
-    for attempt in 0..5 {
-        match blobs
-            .put_once(&key, text.clone().into(), "text/plain")
-            .await
-        {
-            Ok(PutOnce::Created | PutOnce::AlreadyExists) => return Ok(()),
-            Err(e) if attempt < 4 && e.is_retryable() => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+    consuming: bool,
+}
+
+impl Intervals {
+    /// The blob of `record` (its counters against the previous snapshot `last`), with the
+    /// records it counts; `None` when it cannot be encoded (logged).
+    fn outgoing(&self, last: &CounterSnapshot, record: &IntervalRecord) -> Option<Outgoing> {
+        let a = &self.a;
+        let counters = delta(last, record);
+        // Consume measures no produce latency: its records are the ones consumed.
+        let records = if self.consuming {
+            counters.consumed
+        } else {
+            counters.acked
+        };
+        let blob = interval_blob(
+            a.slot,
+            a.incarnation,
+            self.start_at,
+            self.interval,
+            record,
+            counters,
+        );
+        match encode_interval_blob(&blob) {
+            Ok(text) => Some(Outgoing {
+                index: record.index,
+                key: keys::interval_key(
+                    &a.load_test,
+                    &a.run_id,
+                    a.slot,
+                    a.incarnation,
+                    record.index,
+                ),
+                body: text.into(),
+                records,
+            }),
+            Err(e) => {
+                error!(interval = record.index, error = %e, "Could not encode an interval.");
+                None
             }
-            Err(e) => return Err(e.to_string()),
         }
     }
-    Err(format!("gave up uploading {key}"))
+}
+
+/// The uploader: every interval the engine closes goes to the store (or the spool), then,
+/// after the engine is done, the spool is drained (`stop`: SIGTERM, one last try).
+fn spawn_uploader(
+    mut uploader: Uploader,
+    intervals: Intervals,
+    mut rx: mpsc::Receiver<IntervalRecord>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    reporter: Reporter,
+) -> tokio::task::JoinHandle<Progress> {
+    tokio::spawn(async move {
+        let mut last = CounterSnapshot::default();
+        loop {
+            tokio::select! {
+                record = rx.recv() => {
+                    let Some(record) = record else { break };
+                    let out = intervals.outgoing(&last, &record);
+                    last = record.counters.clone();
+                    let records = out.as_ref().map_or(0, |o| o.records);
+                    if let Some(out) = out {
+                        uploader.offer(out).await;
+                    }
+                    let h = &record.histograms;
+                    let latest = if intervals.consuming { &h.e2e } else { &h.produce };
+                    reporter.set_last_interval(latest.value_at_quantile(0.99), records).await;
+                }
+                _ = uploader.retry_due() => uploader.retry().await,
+            }
+            reporter.set_delivery(uploader.progress()).await;
+        }
+        uploader
+            .drain(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+        uploader.finish().await
+    })
 }
 
 /// Writes this agent's status item: phase changes at once, counters on heartbeats.
@@ -586,10 +701,32 @@ impl Reporter {
         self.write(&snapshot).await;
     }
 
-    async fn set_intervals(&self, uploaded: u32, p99: u64, records: u64) {
+    async fn set_last_interval(&self, p99: u64, records: u64) {
         let mut s = self.status.lock().await;
-        s.intervals_uploaded = uploaded;
         s.last_interval_p99_us = Some(p99);
         s.last_interval_records = Some(records);
+    }
+
+    async fn set_delivery(&self, p: &Progress) {
+        self.metrics.set_delivery(p);
+        let mut s = self.status.lock().await;
+        s.intervals_uploaded = p.uploaded;
+        s.intervals_spooled = p.spooled;
+        s.undelivered.clone_from(&p.undelivered);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_from_the_start_are_exact_and_zero_at_or_before_it() {
+        let start = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(offset_ns(start, start), 0);
+        assert_eq!(offset_ns(start, start - chrono::Duration::seconds(3)), 0);
+        let later = start + chrono::Duration::milliseconds(35_000);
+        assert_eq!(offset_ns(start, later), 35_000_000_000);
     }
 }

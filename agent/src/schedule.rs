@@ -320,6 +320,29 @@ impl Share {
         }
     }
 
+    /// Member `position` of `of` under the fleet assignment in effect from `effective_ns`, for
+    /// an agent that takes part from `join_ns` on. The split is the one the assignment's other
+    /// members follow — its cycle starts at the first send due at `effective_ns` — so a
+    /// replacement takes the dead member's residue class, never a survivor's, whatever its own
+    /// clock; it only leaves out the sends due before `join_ns`, which nobody sent (the outage).
+    pub fn under_assignment(
+        profile: &Profile,
+        position: u32,
+        of: u32,
+        effective_ns: u64,
+        join_ns: u64,
+    ) -> Self {
+        let of = of.max(1);
+        // The same residue class as a cycle starting at the assignment's first send.
+        let cycle = profile.sends_before(effective_ns) % u64::from(of);
+        let split = Share::joining(position, of, cycle);
+        let first = split.first_at_or_after(profile.sends_before(join_ns));
+        Share {
+            from_index: first.saturating_sub(u64::from(split.slot)).max(cycle),
+            ..split
+        }
+    }
+
     /// How many global indices below `n` belong to this share.
     pub fn owned_below(&self, n: u64) -> u64 {
         let start = self.from_index + u64::from(self.slot);
@@ -690,6 +713,75 @@ mod tests {
         got.sort_unstable();
         assert_eq!(got.len() as u64, total);
         assert!(got.iter().enumerate().all(|(i, &g)| i as u64 == g));
+    }
+
+    /// Fleet-wide indices sent by a fleet of three from the start, member 1 dying at `kill_ns`
+    /// and its replacement joining at `join_ns`; the indices that were never sent.
+    fn kill_and_replace(p: &Profile, kill_ns: u64, join_ns: u64) -> (Vec<u64>, Vec<u64>) {
+        let mut sent = Vec::new();
+        for position in [0u32, 2] {
+            sent.extend(globals(Schedule::new(p.clone(), Share::new(position, 3))));
+        }
+        let dead = Schedule::new(p.clone(), Share::new(1, 3));
+        sent.extend(
+            drain(dead)
+                .into_iter()
+                .filter(|d| d.at_ns < kill_ns)
+                .map(|d| d.global),
+        );
+        let replacement = Share::under_assignment(p, 1, 3, 0, join_ns);
+        sent.extend(globals(Schedule::new(p.clone(), replacement)));
+        sent.sort_unstable();
+        let missing = (0..p.total_sends())
+            .filter(|j| sent.binary_search(j).is_err())
+            .collect();
+        (sent, missing)
+    }
+
+    fn globals(s: Schedule) -> Vec<u64> {
+        drain(s).into_iter().map(|d| d.global).collect()
+    }
+
+    #[test]
+    fn a_replacement_takes_the_dead_members_share_and_only_the_outage_is_missing() {
+        let p = Profile::constant(300.0, Duration::from_secs(15));
+        // Killed and joined at many points of the schedule: the residue of the joining index
+        // takes every value.
+        for k in 0..12u64 {
+            let kill_ns = 2 * SEC + k * 337_000_000;
+            let join_ns = kill_ns + 1_500_000_000 + k * 3_333_333;
+            let (sent, missing) = kill_and_replace(&p, kill_ns, join_ns);
+            let mut unique = sent.clone();
+            unique.dedup();
+            assert_eq!(unique.len(), sent.len(), "kill {k}: no index sent twice");
+            let outage =
+                |j: &u64| j % 3 == 1 && p.due_ns(*j).is_some_and(|t| t >= kill_ns && t < join_ns);
+            assert!(missing.iter().all(outage), "kill {k}: missing {missing:?}");
+            let share = Share::new(1, 3);
+            let want = share.owned_below(p.sends_before(join_ns))
+                - share.owned_below(p.sends_before(kill_ns));
+            assert_eq!(missing.len() as u64, want, "kill {k}: exactly the outage");
+        }
+    }
+
+    #[test]
+    fn a_member_starting_before_its_assignment_takes_effect_sends_in_that_assignments_split() {
+        // Started at 1 s under an assignment effective from 4 s (it was published during the
+        // start lead): it sends from 1 s, in the split the other members switch to at 4 s.
+        let p = Profile::constant(100.0, Duration::from_secs(10));
+        let share = Share::under_assignment(&p, 2, 3, 4 * SEC, SEC);
+        let sends: Vec<u64> = globals(Schedule::new(p.clone(), share));
+        let (joined, effective) = (p.sends_before(SEC), p.sends_before(4 * SEC));
+        assert!(sends[0] >= joined && sends[0] < joined + 3, "{}", sends[0]);
+        assert!(
+            sends.iter().all(|g| g % 3 == (effective + 2) % 3),
+            "one residue class"
+        );
+        let after: Vec<u64> = globals(Schedule::new(p.clone(), Share::joining(2, 3, effective)));
+        assert!(
+            after.iter().all(|g| sends.contains(g)),
+            "the same sends from 4 s on"
+        );
     }
 
     #[test]

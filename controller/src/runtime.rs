@@ -1005,7 +1005,19 @@ async fn run_agents(shared: &Shared, lt: &LoadTest, run_id: &str, launches: &[re
 /// Merges the run's histograms and writes the report set; remembers the result for the core.
 async fn write_report(shared: &Shared, lt: &LoadTest, run_id: &str, final_: bool) -> bool {
     let name = lt.name();
-    let ctx = ReportContext::for_run(lt, run_id, final_);
+    let mut ctx = ReportContext::for_run(lt, run_id, final_);
+    // What agents could never deliver is named in the report, from their status records.
+    match shared.store.list_agent_status(name, run_id).await {
+        Ok(agents) => {
+            ctx.undelivered = agents
+                .iter()
+                .flat_map(|a| a.undelivered.iter().map(|u| (a.slot, a.incarnation, *u)))
+                .collect();
+        }
+        Err(e) => {
+            warn!(load_test = name, error = %e, "Could not read the agents' status for the report.")
+        }
+    }
     let io = BlobsIo(shared.blobs.as_ref());
     match render_from_blobs(&io, &ctx).await {
         Ok(set) => {

@@ -144,6 +144,53 @@ pub struct AgentStatus {
     /// delete it at the end when the spec's cleanup is `DeleteIfCreated`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub topic_created: bool,
+    /// Intervals waiting in the agent's local spool for the blob store to take them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub intervals_spooled: u32,
+    /// Intervals the agent could not deliver to the blob store at all, in contiguous ranges
+    /// with their records: the report is missing exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<UndeliveredIntervals>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A contiguous range of one agent's intervals that never reached the blob store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UndeliveredIntervals {
+    /// First interval index (inclusive).
+    pub from_interval: u32,
+    /// Last interval index (inclusive).
+    pub to_interval: u32,
+    /// Records the agent counted in them (acknowledged; Consume: consumed).
+    pub records: u64,
+}
+
+impl UndeliveredIntervals {
+    /// Adds interval `index` with `records` to `ranges`, kept sorted and merged where
+    /// contiguous.
+    pub fn add(ranges: &mut Vec<UndeliveredIntervals>, index: u32, records: u64) {
+        ranges.push(UndeliveredIntervals {
+            from_interval: index,
+            to_interval: index,
+            records,
+        });
+        ranges.sort_by_key(|r| r.from_interval);
+        let mut merged: Vec<UndeliveredIntervals> = Vec::with_capacity(ranges.len());
+        for r in ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.to_interval.checked_add(1) == Some(r.from_interval) => {
+                    last.to_interval = r.to_interval;
+                    last.records += r.records;
+                }
+                _ => merged.push(r),
+            }
+        }
+        *ranges = merged;
+    }
 }
 
 impl AgentStatus {
@@ -172,6 +219,8 @@ impl AgentStatus {
             saturated: false,
             topic_created: false,
             metrics_addr: None,
+            intervals_spooled: 0,
+            undelivered: Vec::new(),
         }
     }
 
@@ -207,6 +256,25 @@ mod tests {
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_732_567_200 + secs, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn undelivered_intervals_merge_into_contiguous_ranges_with_their_records() {
+        let mut ranges = Vec::new();
+        for (index, records) in [(3, 10), (4, 20), (5, 30), (9, 5)] {
+            UndeliveredIntervals::add(&mut ranges, index, records);
+        }
+        let range = |from_interval, to_interval, records| UndeliveredIntervals {
+            from_interval,
+            to_interval,
+            records,
+        };
+        assert_eq!(ranges, vec![range(3, 5, 60), range(9, 9, 5)]);
+        // Out of order (a spooled interval given up after a later skipped one): still merged.
+        UndeliveredIntervals::add(&mut ranges, 7, 1);
+        UndeliveredIntervals::add(&mut ranges, 6, 2);
+        UndeliveredIntervals::add(&mut ranges, 8, 0);
+        assert_eq!(ranges, vec![range(3, 9, 68)]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use barrage_crds::agent_status::{AgentCounters, AgentPhase, AgentStatus};
+use barrage_crds::agent_status::{AgentCounters, AgentPhase, AgentStatus, UndeliveredIntervals};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
@@ -41,6 +41,12 @@ fn running() -> AgentStatus {
         saturated: false,
         metrics_addr: Some("10.0.1.7:9464".into()),
         topic_created: true,
+        intervals_spooled: 1,
+        undelivered: vec![UndeliveredIntervals {
+            from_interval: 4,
+            to_interval: 6,
+            records: 1_485,
+        }],
     }
 }
 
@@ -67,7 +73,9 @@ fn the_json_is_camel_case_with_rfc3339_times() {
             "lastIntervalRecords": 495,
             "saturated": false,
             "metricsAddr": "10.0.1.7:9464",
-            "topicCreated": true
+            "topicCreated": true,
+            "intervalsSpooled": 1,
+            "undelivered": [{"fromInterval": 4, "toInterval": 6, "records": 1485}]
         })
     );
 }
@@ -185,6 +193,8 @@ fn statuses() -> impl Strategy<Value = AgentStatus> {
                 saturated,
                 metrics_addr: saturated.then(|| "127.0.0.1:41234".to_string()),
                 topic_created: intervals_uploaded % 2 == 0,
+                intervals_spooled: intervals_uploaded % 3,
+                undelivered: Vec::new(),
             },
         )
 }

@@ -5,6 +5,7 @@
 //! the environment that `scripts/services.sh env` prints. When the services are missing a
 //! test prints why and returns, unless `BARRAGE_REQUIRE_SERVICES=1` (as in CI), where it fails.
 
+pub mod fault;
 pub mod operator;
 pub mod report_walk;
 
@@ -160,6 +161,21 @@ pub fn read_values(bootstrap: &str, topic: &str, expected: u64, limit: Duration)
     out
 }
 
+/// Every record key of `topic` read as a decimal number (sequential keys: the fleet-wide send
+/// index), until `expected` or `limit`; records without such a key are left out.
+pub fn read_numeric_keys(bootstrap: &str, topic: &str, expected: u64, limit: Duration) -> Vec<u64> {
+    let mut out = Vec::new();
+    for_each_message(bootstrap, topic, expected, limit, |key, _| {
+        if let Some(k) = key
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse().ok())
+        {
+            out.push(k);
+        }
+    });
+    out
+}
+
 /// Reads `topic` from the beginning, calling `f` with each value, until `expected` records
 /// (plus a second for stragglers and duplicates) or `limit`.
 pub fn for_each_record(
@@ -168,6 +184,17 @@ pub fn for_each_record(
     expected: u64,
     limit: Duration,
     mut f: impl FnMut(&[u8]),
+) {
+    for_each_message(bootstrap, topic, expected, limit, |_, value| f(value));
+}
+
+/// [`for_each_record`], calling `f` with each record's key and value.
+pub fn for_each_message(
+    bootstrap: &str,
+    topic: &str,
+    expected: u64,
+    limit: Duration,
+    mut f: impl FnMut(Option<&[u8]>, &[u8]),
 ) {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -186,7 +213,7 @@ pub fn for_each_record(
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 n += 1;
-                f(m.payload().unwrap_or_default());
+                f(m.key(), m.payload().unwrap_or_default());
             }
             Some(Err(e)) => eprintln!("consume error: {e}"),
             None if n >= expected => {
@@ -194,7 +221,7 @@ pub fn for_each_record(
                 // give duplicates a second to show up, then stop.
                 std::thread::sleep(Duration::from_secs(1));
                 while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                    f(m.payload().unwrap_or_default());
+                    f(m.key(), m.payload().unwrap_or_default());
                 }
                 break;
             }

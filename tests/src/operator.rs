@@ -22,6 +22,8 @@ pub struct Operator {
     pub bucket: String,
     /// A temporary folder: controller logs (`controller-ID.log`) and agent logs (`agents/`).
     pub dir: PathBuf,
+    /// More variables for every command and controller (and so its agents).
+    extra_env: Vec<(String, String)>,
     controllers: Vec<(String, Child)>,
 }
 
@@ -35,6 +37,17 @@ impl Operator {
     /// Creates the table and the bucket `PREFIX-…` (`barrage admin init`), the temporary
     /// folder `DIR_PREFIX-…`, and starts controller `controller`.
     pub fn start_named(prefix: &str, dir_prefix: &str, controller: &str) -> Operator {
+        Operator::start_with_env(prefix, dir_prefix, controller, &[])
+    }
+
+    /// [`Operator::start_named`], with `extra` variables for every command and controller
+    /// (the process launcher passes some on to the agents, such as `AWS_ENDPOINT_URL_S3`).
+    pub fn start_with_env(
+        prefix: &str,
+        dir_prefix: &str,
+        controller: &str,
+        extra: &[(&str, &str)],
+    ) -> Operator {
         let table = unique(prefix);
         let bucket = unique(prefix);
         let dir = std::env::temp_dir().join(unique(dir_prefix));
@@ -43,6 +56,10 @@ impl Operator {
             table,
             bucket,
             dir,
+            extra_env: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             controllers: Vec::new(),
         };
         let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
@@ -57,7 +74,8 @@ impl Operator {
             .env("BARRAGE_BLOBS", format!("s3://{}", self.bucket))
             .env("BARRAGE_AGENT_LOG_DIR", self.dir.join("agents"))
             .env("BARRAGE_AGENT_HEARTBEAT", "1s")
-            .env("BARRAGE_LOG_FORMAT", "compact");
+            .env("BARRAGE_LOG_FORMAT", "compact")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
     }
 
     /// Starts controller `id` (process launcher), logging to `DIR/controller-ID.log`.

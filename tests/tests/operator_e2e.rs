@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, rt, s3_get, text, unix_now};
-use barrage_system_tests::{aws_endpoint, count_records, kafka, unique};
+use barrage_system_tests::{aws_endpoint, count_records, kafka, read_numeric_keys, unique};
 
 /// A LoadTest of `agents` agents at `rate` records/s for `secs` seconds on its own topic.
 fn spec(
@@ -253,81 +253,167 @@ fn a_raw_put_item_runs_like_apply_and_a_malformed_item_fails_spec_invalid_while_
     assert_eq!(consumed, 600);
 }
 
+/// Waits until the load of `name` has run for `secs` seconds since its `startAt`.
+fn wait_load_for(op: &Operator, name: &str, secs: i64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let st = op.get(name)["status"].clone();
+        let started = serde_json::from_value::<barrage_crds::status::LoadTestStatus>(st.clone())
+            .ok()
+            .and_then(|s| s.start_at)
+            .is_some_and(|t| unix_now() >= t.timestamp() + secs);
+        if st["phase"] == "Running" && started {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {secs}s into the load: {st}\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGKILLs the live agent of `slot`, as a crash would; its pid.
+fn kill_slot(op: &Operator, slot: u32) -> u32 {
+    let (pid, _, _) = op
+        .agents()
+        .into_iter()
+        .find(|(_, s, _)| *s == slot)
+        .unwrap_or_else(|| panic!("the agent of slot {slot} runs"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    pid
+}
+
+/// The first fleet index the replacement of `slot` (incarnation 1) sent, from the
+/// `from_index` of its "Joining the running schedule." log line.
+fn joined_at(op: &Operator, slot: u32) -> u64 {
+    let log = std::fs::read_dir(op.dir.join("agents"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{slot}-1.log"))
+        })
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("Joining the running schedule."))
+        .find_map(|l| {
+            let rest = &l[l.find("from_index")? + "from_index".len()..];
+            let digits: String = rest
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("slot {slot}'s replacement logged where it joined:\n{log}"))
+}
+
 #[test]
-fn a_sigkilled_agent_is_replaced_and_the_run_completes() {
+fn sigkilled_agents_are_replaced_with_their_own_share_and_only_the_outage_is_missing() {
     let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
         return;
     };
     let op = Operator::start("kill");
     let name = unique("e2e-kill");
     let topic = unique("barrage-e2e-kill");
-    let file = write(
-        &op.dir,
-        "kill.yaml",
-        &spec(
-            &name,
-            &topic,
-            &bootstrap,
-            3,
-            300,
-            15,
-            &["errors.ratio < 0.1%"],
-        ),
+    // Sequential keys that never wrap: each record's key is its fleet-wide send index.
+    let body = spec(&name, &topic, &bootstrap, 3, 300, 20, &["errors.ratio < 0.1%"]).replace(
+        "    records:\n",
+        "    records:\n      key:\n        distribution: sequential\n        cardinality: 1000000000\n",
     );
+    let file = write(&op.dir, "kill.yaml", &body);
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],
         Duration::from_secs(30),
     );
     assert!(out.status.success(), "{}", text(&out));
-    // Wait until the load runs, then kill slot 1 as a crash would.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let st = op.get(&name)["status"].clone();
-        let started = serde_json::from_value::<barrage_crds::status::LoadTestStatus>(st.clone())
-            .ok()
-            .and_then(|s| s.start_at)
-            .is_some_and(|t| unix_now() >= t.timestamp() + 3);
-        if st["phase"] == "Running" && started {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never Running: {st}\n{}",
-            op.controller_log()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let victim = op
-        .agents()
-        .into_iter()
-        .find(|(_, slot, _)| *slot == 1)
-        .expect("the agent of slot 1 runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &victim.0.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    // Two crashes at different points of the schedule, of different slots.
+    wait_load_for(&op, &name, 3, Duration::from_secs(90));
+    let first = kill_slot(&op, 1);
+    wait_load_for(&op, &name, 11, Duration::from_secs(30));
+    let second = kill_slot(&op, 2);
     let status = op.wait_terminal(&name, Duration::from_secs(150));
     let launched = op.launched();
+    let run = status["runId"].as_str().expect("a run id").to_string();
+    let report = report_json(&op, &name, &run);
+    let summary = report["summary"].clone();
+    let target = summary["targetRecords"].as_u64().expect("target records");
+    let scheduled = summary["records"]["scheduled"].as_u64().expect("scheduled");
+    let in_report = summary["records"]["acked"].as_u64().expect("acked");
+    let mut keys = read_numeric_keys(&bootstrap, &topic, in_report, Duration::from_secs(60));
+    keys.sort_unstable();
+    let read = keys.len() as u64;
+    keys.dedup();
+    let twice = read - keys.len() as u64;
+    let missing: Vec<u64> = (0..target)
+        .filter(|k| keys.binary_search(k).is_err())
+        .collect();
+    // What the report says is missing: the sends nobody was scheduled for. Of those, the
+    // killed agents' last, never uploaded, intervals are in the topic but not in the report.
+    let unattended = target - scheduled;
+    let unreported = (keys.len() as u64).saturating_sub(in_report);
     println!(
-        "agent kill e2e: killed pid {} (slot 1); phase {}, verdict {}, agents {}; tasks launched per slot: {}",
-        victim.0,
+        "agent kill e2e: killed pids {first} (slot 1, 3 s) and {second} (slot 2, 11 s); phase {}; tasks launched per slot: {}; target {target}, scheduled {scheduled} (report: {unattended} unattended), in report {in_report}; topic: {read} read, {twice} twice, {} missing, {unreported} not in the report",
         status["phase"],
-        status["verdict"]["result"],
-        status["agents"],
-        per_slot(&launched)
+        per_slot(&launched),
+        missing.len()
     );
+    assert_eq!(twice, 0, "no fleet index sent twice");
     assert!(
-        launched.contains(&(1, 1)),
-        "slot 1 got a second incarnation: {launched:?}"
+        missing.iter().all(|k| k % 3 != 0),
+        "only the killed slots' shares miss sends: {missing:?}"
+    );
+    for slot in [1u64, 2] {
+        let joined = joined_at(&op, slot as u32);
+        assert_eq!(
+            joined % 3,
+            slot,
+            "slot {slot}'s replacement took its own residue class"
+        );
+        assert!(
+            missing.iter().all(|k| k % 3 != slot || *k < joined),
+            "nothing of slot {slot} missing after its replacement joined at {joined}: {missing:?}"
+        );
+    }
+    // The outage of slot r, as the report sees it: its sends from the end of the killed
+    // incarnation's last reported interval (1 s intervals, 300/s) to where the replacement
+    // joined. The report's shortfall of scheduled records is exactly these.
+    let agents = report["agents"].as_array().cloned().unwrap_or_default();
+    let outage: u64 = [1u64, 2]
+        .iter()
+        .map(|&slot| {
+            let last = agents
+                .iter()
+                .find(|a| a["slot"] == slot && a["incarnation"] == 0)
+                .and_then(|a| a["lastInterval"].as_u64())
+                .expect("the killed incarnation reported");
+            let from = 300 * (last + 1);
+            (from..joined_at(&op, slot as u32))
+                .filter(|j| j % 3 == slot)
+                .count() as u64
+        })
+        .sum();
+    assert_eq!(unattended, outage, "the report counts exactly the outages");
+    assert!(
+        launched.contains(&(1, 1)) && launched.contains(&(2, 1)),
+        "{launched:?}"
     );
     assert_eq!(
-        launched.iter().filter(|(s, _)| *s != 1).count(),
-        2,
-        "the other slots kept their single task: {launched:?}"
+        launched.iter().filter(|(s, _)| *s == 0).count(),
+        1,
+        "the surviving slot kept its single task: {launched:?}"
     );
     assert!(
-        status["agents"]["replaced"].as_u64().unwrap_or(0) >= 1,
+        status["agents"]["replaced"].as_u64().unwrap_or(0) >= 2,
         "{status}"
     );
     assert_eq!(

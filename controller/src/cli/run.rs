@@ -189,7 +189,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     let mut tasks = Vec::new();
     for (slot, recorder, workload) in prepared {
         recorders.push(recorder);
-        let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
+        let (agent_tx, mut agent_rx) = mpsc::channel(barrage_agent::engine::INTERVAL_QUEUE);
         let forward = tx.clone();
         tokio::spawn(async move {
             while let Some(r) = agent_rx.recv().await {

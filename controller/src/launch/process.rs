@@ -32,7 +32,8 @@ use async_trait::async_trait;
 use super::{AgentTemplate, LaunchError, LaunchResult, Launcher, SecretGuard, SlotLaunch};
 use crate::reconcile::{Launch, ObservedTask, TaskState};
 
-/// Variables passed from the controller to local agents by default: region, endpoints, logs.
+/// Variables passed from the controller to local agents by default: region, endpoints, logs,
+/// the agents' interval spool.
 pub const PASS_THROUGH: &[&str] = &[
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
@@ -43,6 +44,9 @@ pub const PASS_THROUGH: &[&str] = &[
     "AWS_ENDPOINT_URL_SSM",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "RUST_LOG",
+    "BARRAGE_SPOOL_DIR",
+    "BARRAGE_SPOOL_MAX_BYTES",
+    "BARRAGE_UPLOAD_DRAIN",
 ];
 
 /// The stand-in for an ECS task role on one machine: the controller's AWS credentials. Pass

@@ -24,6 +24,7 @@
 
 use std::path::PathBuf;
 
+use barrage_crds::agent_status::UndeliveredIntervals;
 use barrage_crds::hlog::{HistogramConfig, HlogError};
 use barrage_crds::keys::ReportFile;
 use barrage_crds::loadtest::LoadTest;
@@ -262,6 +263,9 @@ pub struct ReportContext {
     /// them from `status.slots`). With it, a window report lists only those agents' keys of
     /// its own intervals instead of the run's whole `agents/` prefix, which grows with the run.
     pub agent_dirs: Option<Vec<(u32, u32)>>,
+    /// Intervals agents could not deliver at all, by (slot, incarnation), from their status
+    /// records: the report names them and their records, and is `Incomplete`.
+    pub undelivered: Vec<(u32, u32, UndeliveredIntervals)>,
 }
 
 impl ReportContext {
@@ -312,6 +316,7 @@ impl ReportContext {
                 }),
             bounds: ValidityBounds::default(),
             agent_dirs: None,
+            undelivered: Vec::new(),
         }
     }
 
@@ -379,6 +384,7 @@ pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, R
     if let Some(why) = &ctx.cut_short {
         incomplete.insert(0, why.clone());
     }
+    incomplete.extend(verdict::undelivered_reasons(&ctx.undelivered));
     let v = verdict::verdict(&results, &invalid, &incomplete);
     let report = json::Report::build(merged, ctx, &results, &v, threshold_target);
     let json = report.to_json()?;

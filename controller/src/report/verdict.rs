@@ -293,6 +293,21 @@ pub fn incomplete_reasons(merged: &Merged, complete: bool) -> Vec<String> {
     reasons
 }
 
+/// One reason per range of intervals an agent never delivered, with its records.
+pub fn undelivered_reasons(
+    undelivered: &[(u32, u32, barrage_crds::agent_status::UndeliveredIntervals)],
+) -> Vec<String> {
+    undelivered
+        .iter()
+        .map(|(slot, incarnation, u)| {
+            format!(
+                "agent {slot} (incarnation {incarnation}) never delivered intervals {}–{}: {} records are missing from this report",
+                u.from_interval, u.to_interval, u.records
+            )
+        })
+        .collect()
+}
+
 /// The verdict from threshold results and the validity and completeness checks.
 pub fn verdict(results: &[ThresholdResult], invalid: &[String], incomplete: &[String]) -> Verdict {
     let mut reasons: Vec<String> = invalid.to_vec();
@@ -384,6 +399,26 @@ mod tests {
             sent,
             ..IntervalCounters::default()
         }
+    }
+
+    #[test]
+    fn undelivered_intervals_make_the_run_incomplete_and_are_named_with_their_records() {
+        let lost = barrage_crds::agent_status::UndeliveredIntervals {
+            from_interval: 7,
+            to_interval: 9,
+            records: 2_700,
+        };
+        let reasons = undelivered_reasons(&[(1, 0, lost)]);
+        assert_eq!(
+            reasons,
+            vec![
+                "agent 1 (incarnation 0) never delivered intervals 7–9: 2700 records are missing from this report"
+            ]
+        );
+        assert_eq!(
+            verdict(&[], &[], &reasons).result,
+            VerdictResult::Incomplete
+        );
     }
 
     #[test]
