@@ -857,12 +857,12 @@ mod tests {
             doc: doc_text(&lt),
             generation: 2,
             version: 9,
-            status: Some(serde_json::to_string(&st).unwrap()),
+            status: Some(serde_json::to_string(&st).expect("json")),
             epoch: 4,
             ttl: None,
         }
         .to_item();
-        let read = stored_from_items(&spec, None).unwrap();
+        let read = stored_from_items(&spec, None).expect("a record");
         assert_eq!(read.status, Some(st.clone()));
         assert_eq!((read.version, read.epoch, read.generation), (0, 4, 2));
         assert!(read.status_error.is_none());
@@ -871,12 +871,12 @@ mod tests {
         newer.phase = barrage_crds::status::Phase::Draining;
         let item = barrage_crds::items::StatusItem {
             name: "a".into(),
-            status: serde_json::to_string(&newer).unwrap(),
+            status: serde_json::to_string(&newer).expect("json"),
             version: 1,
             epoch: 5,
         }
         .to_item();
-        let read = stored_from_items(&spec, Some(&item)).unwrap();
+        let read = stored_from_items(&spec, Some(&item)).expect("a record");
         assert_eq!(read.status, Some(newer));
         assert_eq!((read.version, read.epoch), (1, 5));
     }
@@ -901,7 +901,7 @@ mod tests {
             epoch: 1,
         }
         .to_item();
-        let read = stored_from_items(&spec, Some(&item)).unwrap();
+        let read = stored_from_items(&spec, Some(&item)).expect("a record");
         assert_eq!(read.status, None);
         let error = read.status_error.expect("an error");
         assert!(error.contains("does not decode"), "{error}");

@@ -333,7 +333,7 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
     };
     let workload = prepare(setup, recorder.clone()).await.expect("prepared");
     let control = Control::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(barrage_agent::engine::INTERVAL_QUEUE);
     let clock = Clock::new(std::time::Instant::now() + Duration::from_millis(200));
     let stall = {
         let control = control.clone();
