@@ -1093,6 +1093,14 @@ pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<U
     if let Some(d) = r.deletion_requested {
         let _ = writeln!(o, "Deletion:      requested {} ago", age(Some(d), now));
     }
+    if let Some(e) = &r.status_error {
+        let _ = writeln!(
+            o,
+            "Status:        UNREADABLE, the controller leaves this record alone: {e}. \
+             Fix or delete its status item (pk lt#{}, sk status).",
+            r.name
+        );
+    }
     match &r.doc {
         Err(e) => {
             let _ = writeln!(o, "Spec:          unreadable: {e}");
@@ -1441,6 +1449,25 @@ mod tests {
             3
         );
         assert_eq!(code(&ended(Phase::Cancelled, "Cancelled", None)), 3);
+    }
+
+    #[test]
+    fn describe_says_when_the_stored_status_does_not_decode() {
+        let rec = StoredLoadTest {
+            name: "demo".into(),
+            version: 4,
+            generation: 2,
+            doc: Ok(LoadTest::example("demo", "127.0.0.1:9092", "t")),
+            status: None,
+            status_error: Some("the stored status does not decode: unknown variant".into()),
+            epoch: 1,
+            deletion_requested: None,
+        };
+        let text = describe_text(&rec, &[], Utc::now());
+        assert!(
+            text.contains("Status:        UNREADABLE") && text.contains("sk status"),
+            "{text}"
+        );
     }
 
     #[test]
