@@ -145,6 +145,21 @@ struct Memory {
     /// The next soak window to report (windows before it are written); `None` until read
     /// from the status.
     next_window: Option<u32>,
+    /// What the last DeleteTopic of this run did.
+    topic_delete: Option<reconcile::TopicDeleteResult>,
+}
+
+impl Memory {
+    /// Follows `run`: what was remembered of another run is dropped.
+    fn follow_run(&mut self, run: &Option<String>) {
+        if self.run_id != *run {
+            self.run_id = run.clone();
+            self.expectations.clear();
+            self.report = None;
+            self.next_window = None;
+            self.topic_delete = None;
+        }
+    }
 }
 
 /// Everything a reconcile needs, shared by the workers.
@@ -604,19 +619,18 @@ async fn reconcile_inner(
             name: name.to_string(),
             source,
         })?;
-    let (expectations, report) = {
+    let (expectations, report, topic_delete) = {
         let mut memory = shared.memory();
         let m = memory.entry(name.to_string()).or_default();
-        if m.run_id != run_id {
-            m.run_id = run_id.clone();
-            m.expectations.clear();
-            m.report = None;
-            m.next_window = None;
-        }
+        m.follow_run(&run_id);
         let horizon = chrono::TimeDelta::from_std(EXPECTATION_TIMEOUT * 2)
             .unwrap_or(chrono::TimeDelta::zero());
         m.expectations.retain(|e| now - e.at < horizon);
-        (m.expectations.clone(), m.report.clone())
+        (
+            m.expectations.clone(),
+            m.report.clone(),
+            m.topic_delete.clone(),
+        )
     };
     let uploaded_through = uploaded_through(&agents);
     let topic_created = agents.iter().any(|a| a.topic_created);
@@ -626,6 +640,7 @@ async fn reconcile_inner(
         expectations,
         report,
         topic_created,
+        topic_delete,
         lease_held: shared.usable_lease().is_some(),
     };
     let plan = reconcile::plan(&lt, &observed, now);
@@ -651,12 +666,7 @@ async fn reconcile_inner(
     {
         let mut memory = shared.memory();
         let m = memory.entry(name.to_string()).or_default();
-        if m.run_id != plan.status.run_id {
-            m.run_id = plan.status.run_id.clone();
-            m.expectations.clear();
-            m.report = None;
-            m.next_window = None;
-        }
+        m.follow_run(&plan.status.run_id);
     }
     let mut requeue = plan.requeue;
     for command in &plan.commands {
@@ -686,19 +696,27 @@ async fn reconcile_inner(
                     requeue = shorter(requeue, Duration::from_secs(5));
                 }
             }
-            Command::DeleteTopic { topic } => match delete_topic(&lt, topic).await {
-                Ok(()) => {
-                    info!(load_test = name, topic = %topic, "Deleted the topic this run created.")
+            Command::DeleteTopic { topic } => {
+                let result = match delete_topic(&lt, topic).await {
+                    Ok(()) => {
+                        info!(load_test = name, topic = %topic, "Deleted the topic this run created.");
+                        reconcile::TopicDeleteResult::Deleted
+                    }
+                    Err(e) => {
+                        shared.metrics.error("kafka");
+                        warn!(
+                            load_test = name,
+                            topic = %topic,
+                            "Could not delete the topic this run created; trying again later: {e}"
+                        );
+                        reconcile::TopicDeleteResult::Failed(e)
+                    }
+                };
+                if let Some(m) = shared.memory().get_mut(name) {
+                    m.topic_delete = Some(result);
                 }
-                Err(e) => {
-                    shared.metrics.error("kafka");
-                    warn!(
-                        load_test = name,
-                        topic = %topic,
-                        "Could not delete the topic this run created; it is left in place: {e}"
-                    );
-                }
-            },
+                requeue = shorter(requeue, Duration::from_secs(1));
+            }
             Command::RemoveRecord => {
                 shared
                     .store

@@ -82,9 +82,16 @@ pub struct LoadTestStatus {
     /// True when an agent of this run created the topic (so `cleanup: DeleteIfCreated` deletes it).
     #[serde(skip_serializing_if = "is_false")]
     pub topic_created: bool,
-    /// True once the controller asked for the topic this run created to be deleted.
+    /// True once the controller decided to delete the topic this run created: recorded before
+    /// DeleteTopic is called, so a controller that crashes in between deletes it after restart.
     #[serde(skip_serializing_if = "is_false")]
     pub topic_deleted: bool,
+    /// True once DeleteTopic succeeded (or found the topic already gone).
+    #[serde(skip_serializing_if = "is_false")]
+    pub topic_gone: bool,
+    /// DeleteTopic calls made for the topic this run created (each retried a few times).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub topic_delete_attempts: u32,
     /// Rolling window reports written so far (soaks with `spec.report.window`): a small,
     /// fixed-size summary however many windows the run has.
     #[serde(skip_serializing_if = "Option::is_none")]

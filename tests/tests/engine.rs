@@ -375,9 +375,13 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
         all.e2e.len()
     );
     assert!(e2e >= 1_000_000, "e2e p99.9 {e2e} µs should be >= 1 s");
+    // The sends held back by the stall go out in a burst after it: their service time is
+    // that burst's drain plus the read back, which a loaded machine stretches (803 ms seen
+    // under CI against 305 ms on a quiet one). The stall itself must still be visible as a
+    // gap between the two: at least a quarter of it.
     assert!(
-        service * 2 < e2e,
-        "e2e service time p99.9 {service} µs should stay far below e2e {e2e} µs"
+        service + 350_000 <= e2e,
+        "e2e p99.9 {e2e} µs should exceed e2e service p99.9 {service} µs by a quarter of the 1.4 s stall"
     );
 }
 

@@ -36,7 +36,8 @@
 //! | Cancelling   | no task is alive and (nothing was measured or the partial report is written) | Cancelled | verdict Incomplete |
 //! | Cancelling   | `timeouts.cancelling` passed                                  | Cancelled    | `CancelTimedOut` |
 //! | terminal     | tasks still alive                                             | (stays)      | `StopTasks` every one |
-//! | terminal     | deletion requested and no task alive (or cancel timeout over) | (stays)      | `DeleteTopic` if this run created it and cleanup says so, then `RemoveRecord` |
+//! | terminal     | no task alive, this run created the topic, `cleanup: DeleteIfCreated` | (stays) | `topicDeleted` (the intent) written, then `DeleteTopic`; again after a restart or a failure until `topicGone` (at most 5 calls) |
+//! | terminal     | deletion requested and no task alive (or cancel timeout over) | (stays)      | `RemoveRecord` |
 //!
 //! Writing the same desired state again changes nothing, whoever writes it (the store reads a
 //! spec put by hand at the generation whose digest the status recorded). A changed spec
@@ -207,6 +208,18 @@ pub enum LaunchOutcome {
     },
 }
 
+/// The outcome of a DeleteTopic the shell ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopicDeleteResult {
+    /// The topic is gone (deleted now, or already).
+    Deleted,
+    /// It failed, after the shell's own retries.
+    Failed(String),
+}
+
+/// DeleteTopic calls before the topic is left in place (each retried a few times by the shell).
+pub const MAX_TOPIC_DELETE_ATTEMPTS: u32 = 5;
+
 /// A launch the shell issued, with its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expectation {
@@ -250,6 +263,9 @@ pub struct Observed {
     pub report: Option<ReportObservation>,
     /// An agent of the current run created the topic.
     pub topic_created: bool,
+    /// What the last DeleteTopic of this run did, if this controller ran one (lost on a
+    /// restart: then the delete is made again, it is idempotent).
+    pub topic_delete: Option<TopicDeleteResult>,
     /// This controller holds the leader lease.
     pub lease_held: bool,
 }
@@ -800,13 +816,10 @@ impl<'a> Cx<'a> {
         }
         if !live
             && self.st.topic_created
-            && !self.st.topic_deleted
+            && !self.st.topic_gone
             && self.lt.spec.topic.cleanup == TopicCleanup::DeleteIfCreated
         {
-            self.st.topic_deleted = true;
-            self.commands.push(Command::DeleteTopic {
-                topic: self.lt.spec.topic.name.clone(),
-            });
+            self.clean_topic_up();
         }
         if self.lt.metadata.deletion_timestamp.is_some() {
             if !live || gave_up {
@@ -819,6 +832,36 @@ impl<'a> Cx<'a> {
         if live {
             self.wakes.push(add(self.now, Duration::from_secs(10)));
         }
+    }
+
+    /// Deletes the topic this run created, at least once: the intent is recorded (status
+    /// first), then DeleteTopic runs; its success is recorded when observed. A controller that
+    /// crashed in between sees the intent and no outcome, and deletes again (idempotent).
+    fn clean_topic_up(&mut self) {
+        let st = &mut self.st;
+        match &self.obs.topic_delete {
+            Some(TopicDeleteResult::Deleted) if st.topic_deleted => {
+                st.topic_gone = true;
+                return;
+            }
+            Some(TopicDeleteResult::Failed(why))
+                if st.topic_delete_attempts >= MAX_TOPIC_DELETE_ATTEMPTS =>
+            {
+                st.message = Some(format!(
+                    "The topic this run created was left in place after {} attempts: {why}",
+                    st.topic_delete_attempts
+                ));
+                return;
+            }
+            _ if st.topic_delete_attempts >= MAX_TOPIC_DELETE_ATTEMPTS => return,
+            _ => {}
+        }
+        st.topic_deleted = true;
+        st.topic_delete_attempts += 1;
+        self.commands.push(Command::DeleteTopic {
+            topic: self.lt.spec.topic.name.clone(),
+        });
+        self.wakes.push(add(self.now, Duration::from_secs(5)));
     }
 
     /// A live run whose spec changed beyond what re-targets it is cancelled, to be followed
@@ -876,10 +919,12 @@ impl<'a> Cx<'a> {
             return;
         }
         let rerun = self.lt.spec.rerun;
-        if self.st.topic_deleted {
+        if self.st.topic_gone {
             // The last run's topic is gone: this run may create it again, and clean it up.
             self.st.topic_created = false;
             self.st.topic_deleted = false;
+            self.st.topic_gone = false;
+            self.st.topic_delete_attempts = 0;
         }
         self.transition(
             Phase::Pending,

@@ -791,8 +791,24 @@ fn a_finished_run_deletes_the_topic_it_created_once_when_cleanup_says_so() {
     };
     let p = plan(&lt, &obs, at(1));
     assert_eq!(p.commands, vec![Command::DeleteTopic { topic: "t".into() }]);
+    assert!(
+        p.status.topic_deleted,
+        "the intent is written before DeleteTopic runs"
+    );
+    assert!(!p.status.topic_gone);
     let lt = lt.apply(&p);
-    assert!(plan(&lt, &obs, at(2)).commands.is_empty());
+    let deleted = Observed {
+        topic_delete: Some(TopicDeleteResult::Deleted),
+        ..obs.clone()
+    };
+    let p = plan(&lt, &deleted, at(2));
+    assert!(p.commands.is_empty());
+    assert!(p.status.topic_gone);
+    let lt = lt.apply(&p);
+    assert!(
+        plan(&lt, &obs, at(3)).commands.is_empty(),
+        "gone stays gone"
+    );
     // Keep, or a topic someone else created: never deleted.
     let mut keep = LoadTest::test().in_phase(Phase::Succeeded, t0());
     keep.spec.topic.cleanup = TopicCleanup::Keep;
@@ -1216,4 +1232,52 @@ fn a_new_rerun_supersedes_a_running_run() {
     let p = plan(&lt, &Observed::test().running_slots([0]), at(30));
     assert_eq!(p.status.phase, Phase::Cancelling);
     assert!(p.status.superseded);
+}
+
+#[test]
+fn a_controller_that_crashed_between_intent_and_deletion_deletes_the_topic_after_restart() {
+    let mut lt = LoadTest::test()
+        .in_phase(Phase::Succeeded, t0())
+        .with_status(|st| {
+            st.topic_created = true;
+            st.topic_deleted = true;
+            st.topic_delete_attempts = 1;
+        });
+    lt.spec.topic.cleanup = TopicCleanup::DeleteIfCreated;
+    // A new controller: no memory of the first call's outcome.
+    let p = plan(&lt, &Observed::test(), at(60));
+    assert_eq!(p.commands, vec![Command::DeleteTopic { topic: "t".into() }]);
+    assert_eq!(p.status.topic_delete_attempts, 2);
+}
+
+#[test]
+fn a_failing_topic_delete_is_retried_up_to_five_calls_then_left_in_place_with_a_message() {
+    let mut lt = LoadTest::test()
+        .in_phase(Phase::Succeeded, t0())
+        .with_status(|st| st.topic_created = true);
+    lt.spec.topic.cleanup = TopicCleanup::DeleteIfCreated;
+    let failed = Observed {
+        topic_delete: Some(TopicDeleteResult::Failed("broker down".into())),
+        ..Observed::test()
+    };
+    let mut calls = 0;
+    for i in 0..8 {
+        let p = plan(&lt, &failed, at(10 + i));
+        calls += p
+            .commands
+            .iter()
+            .filter(|c| matches!(c, Command::DeleteTopic { .. }))
+            .count();
+        lt = lt.apply(&p);
+    }
+    assert_eq!(calls, 5);
+    let st = lt.st();
+    assert!(!st.topic_gone);
+    assert!(
+        st.message
+            .as_deref()
+            .is_some_and(|m| m.contains("left in place")),
+        "{:?}",
+        st.message
+    );
 }
