@@ -490,6 +490,15 @@ async fn lease_loop(
 }
 
 /// Reconciles `name` once; the requeue delay (None: wait for a change).
+/// Counts one more failed reconcile of `name`; the failures before it (the backoff attempt).
+fn next_failure(shared: &Shared, name: &str) -> u32 {
+    let mut memory = shared.memory();
+    let m = memory.entry(name.to_string()).or_default();
+    let before = m.failures;
+    m.failures = m.failures.saturating_add(1);
+    before
+}
+
 /// A reconcile that panicked: logged, counted (`kind="panic"`) and requeued with the backoff
 /// of a transient failure, so the LoadTest is reconciled again and never left marked active.
 fn panicked(shared: &Shared, name: &str, panic: &(dyn std::any::Any + Send)) -> Option<Duration> {
@@ -499,13 +508,7 @@ fn panicked(shared: &Shared, name: &str, panic: &(dyn std::any::Any + Send)) -> 
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_string());
     shared.metrics.error("panic");
-    let attempt = {
-        let mut memory = shared.memory();
-        let m = memory.entry(name.to_string()).or_default();
-        let a = m.failures;
-        m.failures = m.failures.saturating_add(1);
-        a
-    };
+    let attempt = next_failure(shared, name);
     error!(
         load_test = name,
         attempt, "The reconcile panicked; retrying with backoff: {message}"
@@ -525,13 +528,7 @@ async fn reconcile_one(shared: &Arc<Shared>, name: &str) -> Option<Duration> {
         Err(e) => {
             shared.metrics.error(e.kind());
             let failure = e.failure();
-            let attempt = {
-                let mut memory = shared.memory();
-                let m = memory.entry(name.to_string()).or_default();
-                let a = m.failures;
-                m.failures = m.failures.saturating_add(1);
-                a
-            };
+            let attempt = next_failure(shared, name);
             match failure {
                 Failure::Conflict => debug!(load_test = name, "{e}; re-reading."),
                 _ => warn!(load_test = name, attempt, "{e}"),

@@ -304,12 +304,8 @@ impl DynamoStore {
                 .key(ATTR_PK, AttributeValue::S(key.0.to_string()))
                 .key(ATTR_SK, AttributeValue::S(key.1.to_string()))
                 .update_expression(update)
-                .condition_expression(condition);
-            for (k, v) in ATTR_NAMES {
-                if update.contains(k) || condition.contains(k) {
-                    req = req.expression_attribute_names(*k, *v);
-                }
-            }
+                .condition_expression(condition)
+                .set_expression_attribute_names(names_in(&[update, condition]));
             for (k, v) in &values {
                 req = req.expression_attribute_values(*k, v.clone());
             }
@@ -386,12 +382,8 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .key(ATTR_PK, AttributeValue::S(key.0.to_string()))
                 .key(ATTR_SK, AttributeValue::S(key.1.to_string()))
-                .condition_expression(condition);
-            for (k, v) in ATTR_NAMES {
-                if condition.contains(k) {
-                    req = req.expression_attribute_names(*k, *v);
-                }
-            }
+                .condition_expression(condition)
+                .set_expression_attribute_names(names_in(&[condition]));
             for (k, v) in &values {
                 req = req.expression_attribute_values(*k, v.clone());
             }
@@ -442,6 +434,17 @@ const ATTR_NAMES: &[(&str, &str)] = &[
     ("#expires", ATTR_EXPIRES_AT_MS),
     ("#deletion", ATTR_DELETION_REQUESTED_MS),
 ];
+
+/// The `#name` placeholders the expressions use, with the attributes they stand for; `None`
+/// when there are none (DynamoDB refuses an empty map).
+fn names_in(expressions: &[&str]) -> Option<HashMap<String, String>> {
+    let names: HashMap<String, String> = ATTR_NAMES
+        .iter()
+        .filter(|(k, _)| expressions.iter().any(|e| e.contains(k)))
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
 
 /// "The record is still at version `seen`": an absent `version` (an item put by hand) counts
 /// as version 0.
@@ -700,7 +703,7 @@ impl Store for DynamoStore {
         } else {
             let update = "SET #status = :status, #version = #version + :one, #epoch = :mine";
             let condition = fenced_condition(expected_version);
-            let mut b = Update::builder()
+            let b = Update::builder()
                 .table_name(&self.table)
                 .key(ATTR_PK, s(pk.clone()))
                 .key(ATTR_SK, s(items::STATUS_SK))
@@ -709,12 +712,8 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":status", s(json))
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":seen", n(expected_version))
-                .expression_attribute_values(":mine", n(epoch));
-            for (k, v) in ATTR_NAMES {
-                if update.contains(k) || condition.contains(k) {
-                    b = b.expression_attribute_names(*k, *v);
-                }
-            }
+                .expression_attribute_values(":mine", n(epoch))
+                .set_expression_attribute_names(names_in(&[update, &condition]));
             TransactWriteItem::builder()
                 .update(b.build().map_err(build_error)?)
                 .build()
@@ -761,18 +760,14 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().condition_check(check).build()
         } else {
             let condition = fenced_condition(expected_version);
-            let mut delete = Delete::builder()
+            let delete = Delete::builder()
                 .table_name(&self.table)
                 .key(ATTR_PK, s(pk.clone()))
                 .key(ATTR_SK, s(items::STATUS_SK))
                 .condition_expression(&condition)
                 .expression_attribute_values(":seen", n(expected_version))
-                .expression_attribute_values(":mine", n(epoch));
-            for (k, v) in ATTR_NAMES {
-                if condition.contains(k) {
-                    delete = delete.expression_attribute_names(*k, *v);
-                }
-            }
+                .expression_attribute_values(":mine", n(epoch))
+                .set_expression_attribute_names(names_in(&[&condition]));
             TransactWriteItem::builder()
                 .delete(delete.build().map_err(build_error)?)
                 .build()
