@@ -610,6 +610,16 @@ impl Workload {
         }
     }
 
+    /// Leaves the paused spans (offsets from the start, ns) out of the producer's schedule
+    /// before the start: an agent starting during or after a pause follows the fleet's
+    /// schedule (Consume is not paced and keeps reading).
+    pub fn pause(&mut self, spans: &[(u64, u64)]) {
+        match self {
+            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.pause(spans),
+            Workload::Consume(_) => {}
+        }
+    }
+
     /// Runs to the end on `clock`, or until `control.stop()`.
     pub async fn run(
         self,

@@ -279,6 +279,12 @@ impl Prepared {
         self.job.share = share;
     }
 
+    /// Leaves the paused spans (offsets from the start, ns) out of the schedule before the
+    /// start ([`Profile::paused`]).
+    pub fn pause(&mut self, spans: &[(u64, u64)]) {
+        self.job.profile = self.job.profile.paused(spans);
+    }
+
     /// Runs the workload on `clock` (its origin is the run's shared start) to its end, or
     /// until `control.stop()`, sending every closed interval to `intervals`.
     pub async fn run(
@@ -668,6 +674,15 @@ fn send_loop(
             debug!(slot = r.slot, of = r.of, at_ns = r.at_ns, "Share changed.");
         }
         let Some(due) = schedule.peek() else {
+            schedule.settle();
+            if schedule.peek().is_some() {
+                continue;
+            }
+            if schedule.paused_to_the_end(clock.now_ns()) {
+                // A pause that lasts to the end can still be lifted: wait for that or a stop.
+                std::thread::sleep(MAX_SLEEP);
+                continue;
+            }
             return Ok(false);
         };
         let now = clock.now_ns();

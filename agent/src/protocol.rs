@@ -262,6 +262,8 @@ async fn run_inner(
         0 => 0,
         now_ns => (now_ns + JOIN_LEAD_NS).max(effective_ns),
     };
+    let mut running_spans = fleet.paused_offsets_ns(start_at);
+    prepared.pause(&running_spans);
     let share = Share::under_assignment(prepared.profile(), position, of, effective_ns, join_ns);
     prepared.set_share(share);
     if join_ns > 0 {
@@ -272,7 +274,7 @@ async fn run_inner(
         );
     }
     let mut running_load = at_start.spec.load.clone();
-    let profile = prepared.profile().clone();
+    let profile = job::profile(&running_load).paused(&running_spans);
     reporter
         .metrics
         .running(recorder.clone(), profile, of, origin);
@@ -327,17 +329,20 @@ async fn run_inner(
                         {
                             seen_fleet = f.epoch;
                             let of = u32::try_from(f.members.len()).unwrap_or(1);
-                            reporter.metrics.follow(job::profile(&current.spec.load), of);
-                            // A new rate (a spec edit) takes effect with the new assignment,
-                            // on the same clock for every agent.
-                            if current.spec.load != running_load {
+                            let spans = f.paused_offsets_ns(start_at);
+                            let profile = job::profile(&current.spec.load).paused(&spans);
+                            reporter.metrics.follow(profile.clone(), of);
+                            // A new rate (a spec edit) or a pause or resume takes effect with
+                            // the new assignment, on the same clock for every agent.
+                            if current.spec.load != running_load || spans != running_spans {
                                 running_load = current.spec.load.clone();
+                                running_spans = spans;
                                 let at_ns = f
                                     .effective_at
                                     .map(|t| offset_ns(start_at, t))
                                     .unwrap_or_else(|| clock.now_ns());
-                                info!(generation = f.spec_generation, at_ns, "Following a new load profile.");
-                                control.replace_profile(job::profile(&current.spec.load), at_ns);
+                                info!(generation = f.spec_generation, at_ns, paused = f.paused, "Following a new load profile.");
+                                control.replace_profile(profile, at_ns);
                             }
                             follow_fleet(f, a.slot, start_at, &clock, &control);
                         }

@@ -47,6 +47,19 @@ impl Segment {
         }
     }
 
+    /// The part of this segment from local `lo_ns` to `hi_ns`.
+    fn piece(&self, lo_ns: u128, hi_ns: u128) -> Segment {
+        let len = duration_ns(hi_ns.saturating_sub(lo_ns));
+        match *self {
+            Segment::Constant { rate, .. } => Segment::Constant { rate, len },
+            Segment::Ramp { .. } => Segment::Ramp {
+                from: self.rate_at(lo_ns),
+                to: self.rate_at(hi_ns),
+                len,
+            },
+        }
+    }
+
     fn rate_at(&self, t_ns: u128) -> f64 {
         match *self {
             Segment::Constant { rate, .. } => rate,
@@ -110,6 +123,47 @@ impl Profile {
             start_ns,
             end_ns: at,
         }
+    }
+
+    /// The same profile with the target rate at 0 inside `spans` (`[from, until)` offsets in
+    /// nanoseconds; `until` may be `u64::MAX` for a pause still open). The profile keeps its
+    /// length: a pause is a stretch of the run without sends, and the load resumes at the rate
+    /// the profile has where the pause ends. The sends before a span keep their indices and
+    /// times; every agent that applies the same spans gets the same schedule.
+    pub fn paused(&self, spans: &[(u64, u64)]) -> Profile {
+        let spans: Vec<(u128, u128)> = spans
+            .iter()
+            .filter(|(from, until)| from < until)
+            .map(|&(from, until)| (u128::from(from), u128::from(until)))
+            .collect();
+        if spans.is_empty() {
+            return self.clone();
+        }
+        let mut out = Vec::with_capacity(self.segments.len() + 2 * spans.len());
+        for (k, segment) in self.segments.iter().enumerate() {
+            let (start, end) = (self.start_ns[k], self.start_ns[k] + segment.len_ns());
+            let mut cuts: Vec<u128> = spans
+                .iter()
+                .flat_map(|&(from, until)| [from, until])
+                .filter(|&t| start < t && t < end)
+                .chain([start, end])
+                .collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            for piece in cuts.windows(2) {
+                let (lo, hi) = (piece[0], piece[1]);
+                let paused = spans.iter().any(|&(from, until)| from <= lo && hi <= until);
+                out.push(match paused {
+                    true => Segment::Constant {
+                        rate: 0.0,
+                        len: duration_ns(hi - lo),
+                    },
+                    false if (lo, hi) == (start, end) => segment.clone(),
+                    false => segment.piece(lo - start, hi - start),
+                });
+            }
+        }
+        Profile::new(out)
     }
 
     /// A single constant segment.
@@ -272,6 +326,10 @@ fn ceil_index(x: f64) -> u64 {
     }
 }
 
+fn duration_ns(ns: u128) -> Duration {
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
 fn sane(rate: f64) -> f64 {
     if rate.is_finite() && rate > 0.0 {
         rate
@@ -378,7 +436,8 @@ pub struct Schedule {
     /// A re-split announced for a global index this agent has not reached yet.
     pending: Option<Share>,
     /// A new profile and the offset it applies from, once the old one reaches it.
-    pending_profile: Option<(Profile, u64)>,
+    /// Profiles waiting to take over, each from its offset, in the order announced.
+    pending_profile: std::collections::VecDeque<(Profile, u64)>,
     next_global: u64,
     /// The current profile's send at `next_global`, once computed: the sender peeks and then
     /// takes the same send, and `due_ns` is not free (a segment search and wide arithmetic).
@@ -401,7 +460,7 @@ impl Schedule {
             profile,
             share,
             pending: None,
-            pending_profile: None,
+            pending_profile: std::collections::VecDeque::new(),
             next_global,
             memo: std::cell::Cell::new(None),
         }
@@ -419,7 +478,7 @@ impl Schedule {
 
     /// The next intended send, without consuming it.
     pub fn peek(&self) -> Option<Due> {
-        match &self.pending_profile {
+        match self.pending_profile.front() {
             // The old profile has run out before the switch: the new one's first send.
             Some((profile, at_ns)) if self.peek_current().is_none_or(|d| d.at_ns >= *at_ns) => {
                 let share = Share {
@@ -431,6 +490,18 @@ impl Schedule {
             }
             _ => self.peek_current(),
         }
+    }
+
+    /// True when, with nothing left to send, the run is paused to its end at `now_ns` (the
+    /// profile followed, a pending one first, ends in a stretch at rate 0 that has not ended
+    /// yet): a resume may still come, so the sender waits instead of finishing.
+    pub fn paused_to_the_end(&self, now_ns: u64) -> bool {
+        let profile = self
+            .pending_profile
+            .back()
+            .map_or(&self.profile, |(p, _)| p);
+        let end = u64::try_from(profile.len().as_nanos()).unwrap_or(u64::MAX);
+        now_ns < end && profile.rate_at(end - 1) == 0.0
     }
 
     fn peek_current(&self) -> Option<Due> {
@@ -449,7 +520,7 @@ impl Schedule {
 
     /// Consumes and returns the next intended send.
     pub fn next_due(&mut self) -> Option<Due> {
-        self.settle_profile();
+        self.settle();
         let due = self.peek()?;
         self.next_global += u64::from(self.share.of);
         if let Some(next) = self.pending
@@ -497,24 +568,24 @@ impl Schedule {
     /// share. Sends of the old profile due before `at_ns` are still made; from `at_ns` the new
     /// profile's schedule applies, split the same way.
     pub fn replace_profile(&mut self, profile: Profile, at_ns: u64) {
-        self.pending_profile = Some((profile, at_ns));
-        self.settle_profile();
+        // A change announced for an earlier offset than one still waiting replaces it.
+        self.pending_profile.retain(|(_, at)| *at < at_ns);
+        self.pending_profile.push_back((profile, at_ns));
+        self.settle();
     }
 
-    /// Switches to a pending profile once the old one has nothing left before its offset.
-    fn settle_profile(&mut self) {
-        let Some((_, at_ns)) = &self.pending_profile else {
-            return;
-        };
-        let at_ns = *at_ns;
-        let old_done = match self.peek_current() {
-            Some(due) => due.at_ns >= at_ns,
-            None => true,
-        };
-        if !old_done {
-            return;
-        }
-        if let Some((profile, at_ns)) = self.pending_profile.take() {
+    /// Switches to the waiting profiles whose offsets the current one has nothing left
+    /// before, in order. The sender calls it when it finds nothing to send, so that a profile
+    /// announced while it waits (a resume during a pause) follows the one before it.
+    pub fn settle(&mut self) {
+        while let Some(at_ns) = self.pending_profile.front().map(|(_, at)| *at) {
+            let old_done = self.peek_current().is_none_or(|due| due.at_ns >= at_ns);
+            if !old_done {
+                return;
+            }
+            let Some((profile, at_ns)) = self.pending_profile.pop_front() else {
+                return;
+            };
             let from_index = profile.sends_before(at_ns);
             self.profile = profile;
             self.memo.set(None);
@@ -549,6 +620,112 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_paused_span_has_no_sends_and_the_sends_around_it_keep_their_times() {
+        let profile = Profile::constant(100.0, Duration::from_secs(10));
+        let paused = profile.paused(&[(3 * SEC, 5 * SEC)]);
+        assert_eq!(paused.len(), profile.len());
+        assert_eq!(paused.total_sends(), 800);
+        let dues: Vec<u64> = (0..800).filter_map(|j| paused.due_ns(j)).collect();
+        assert_eq!(dues.len(), 800);
+        assert!(dues.iter().all(|&t| !(3 * SEC..5 * SEC).contains(&t)));
+        for j in 0..300 {
+            assert_eq!(
+                paused.due_ns(j),
+                profile.due_ns(j),
+                "send {j} before the pause"
+            );
+        }
+        // After the pause the rate is the profile's again: 100/s from 5 s on.
+        assert_eq!(paused.due_ns(300), Some(5 * SEC));
+        assert_eq!(paused.sends_before(6 * SEC), 400);
+        assert_eq!(paused.rate_at(4 * SEC), 0.0);
+        assert_eq!(paused.rate_at(5 * SEC), 100.0);
+    }
+
+    #[test]
+    fn an_open_pause_sends_nothing_to_the_end_and_closing_it_changes_only_what_follows() {
+        let profile = Profile::new(vec![
+            Segment::Ramp {
+                from: 10.0,
+                to: 110.0,
+                len: Duration::from_secs(10),
+            },
+            Segment::Constant {
+                rate: 50.0,
+                len: Duration::from_secs(10),
+            },
+        ]);
+        let open = profile.paused(&[(4 * SEC, u64::MAX)]);
+        let closed = profile.paused(&[(4 * SEC, 12 * SEC)]);
+        assert_eq!(open.total_sends(), profile.sends_before(4 * SEC));
+        assert_eq!(open.due_ns(open.total_sends()), None);
+        for t in [0, SEC, 4 * SEC, 8 * SEC, 12 * SEC] {
+            assert_eq!(open.sends_before(t), closed.sends_before(t), "at {t} ns");
+        }
+        assert_eq!(
+            closed.total_sends() - closed.sends_before(12 * SEC),
+            400,
+            "50/s for the last 8 s"
+        );
+        // The ramp resumes where it stands when the pause ends (not where it was paused).
+        let mid_ramp = profile.paused(&[(2 * SEC, 6 * SEC)]);
+        assert!((mid_ramp.rate_at(6 * SEC) - 70.0).abs() < 1e-9);
+        assert!((mid_ramp.rate_at(SEC) - 20.0).abs() < 1e-9);
+        assert_eq!(profile.paused(&[]), profile);
+    }
+
+    #[test]
+    fn a_resume_announced_during_a_pause_follows_it_and_sends_nothing_inside_it() {
+        let profile = Profile::constant(200.0, Duration::from_secs(24));
+        let (from, until) = (9 * SEC, 14 * SEC);
+        let mut s = Schedule::new(profile.clone(), Share::new(0, 2));
+        let mut out: Vec<Due> = (0..100).filter_map(|_| s.next_due()).collect();
+        // The pause is announced ahead, as the fleet assignment is; the agent reaches it and
+        // finds nothing to send; then the resume is announced.
+        s.replace_profile(profile.paused(&[(from, u64::MAX)]), from);
+        s.reassign(from, 0, 2);
+        out.extend(std::iter::from_fn(|| s.next_due()));
+        assert!(s.paused_to_the_end(10 * SEC));
+        s.settle();
+        s.replace_profile(profile.paused(&[(from, until)]), until);
+        s.reassign(until, 0, 2);
+        out.extend(std::iter::from_fn(|| s.next_due()));
+        let inside = out
+            .iter()
+            .filter(|d| (from..until).contains(&d.at_ns))
+            .count();
+        assert_eq!(inside, 0, "sends inside the pause");
+        // Its half of 200/s for 9 s before and for 10 s after.
+        assert_eq!(out.iter().filter(|d| d.at_ns < from).count(), 900);
+        assert_eq!(out.iter().filter(|d| d.at_ns >= until).count(), 1000);
+        // Both announced before the pause is reached: the same schedule.
+        let mut early = Schedule::new(profile.clone(), Share::new(0, 2));
+        early.replace_profile(profile.paused(&[(from, u64::MAX)]), from);
+        early.replace_profile(profile.paused(&[(from, until)]), until);
+        let early: Vec<u64> = drain(early).iter().map(|d| d.at_ns).collect();
+        assert_eq!(early, out.iter().map(|d| d.at_ns).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_schedule_paused_to_its_end_waits_for_a_resume_and_an_ended_one_does_not() {
+        let profile = Profile::constant(10.0, Duration::from_secs(10));
+        let mut s = Schedule::new(profile.clone(), Share::new(0, 1));
+        s.replace_profile(profile.paused(&[(3 * SEC, u64::MAX)]), 3 * SEC);
+        let sent = drain(s.clone());
+        assert_eq!(sent.len(), 30, "the sends before the pause");
+        assert!(s.paused_to_the_end(SEC), "a pending open pause counts");
+        let mut after = s.clone();
+        for _ in 0..30 {
+            after.next_due();
+        }
+        assert!(after.peek().is_none());
+        assert!(after.paused_to_the_end(5 * SEC));
+        assert!(!after.paused_to_the_end(10 * SEC), "the end of the run");
+        let plain = Schedule::new(profile, Share::new(0, 1));
+        assert!(!plain.paused_to_the_end(9 * SEC));
+    }
 
     fn drain(mut s: Schedule) -> Vec<Due> {
         std::iter::from_fn(|| s.next_due()).collect()

@@ -153,7 +153,7 @@ pub struct LoadTestSpec {
     /// Timeouts of the non-terminal phases: nothing sits forever.
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
-    /// When true, agents keep their connections but send nothing; the schedule resumes when set back to false.
+    /// When true, agents keep their connections and heartbeats but send nothing, from a few seconds after the change (`status.fleet.effectiveAt`, the same instant for every agent); set back to false, the load resumes on the shared schedule at the rate the profile has then. The run's length does not change; paused time is not counted as dropped or as a shortfall, and reports show the paused spans (`status.fleet.pausedSpans`). Consume workloads keep reading.
     #[serde(default, skip_serializing_if = "is_false")]
     pub paused: bool,
     /// When true, the run stops early: agents drain and the report is written with what was measured.

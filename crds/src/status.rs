@@ -215,9 +215,63 @@ pub struct FleetAssignment {
     /// True while the load is paused.
     #[serde(skip_serializing_if = "is_false")]
     pub paused: bool,
+    /// Every pause of this run, oldest first; the last one is open (no `until`) while paused.
+    /// Agents send nothing inside a span and follow the shared schedule outside them; reports
+    /// leave the spans out of the target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paused_spans: Vec<PausedSpan>,
+}
+
+/// A stretch of a run with the load paused, from one fleet assignment's `effectiveAt` to
+/// another's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PausedSpan {
+    /// When the pause took effect.
+    pub from: DateTime<Utc>,
+    /// When the load resumed; absent while the pause lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl PausedSpan {
+    /// The span as offsets from `start_at` in nanoseconds, clamped at 0; an open span ends
+    /// at `u64::MAX`.
+    pub fn offsets_ns(&self, start_at: DateTime<Utc>) -> (u64, u64) {
+        let offset = |t: DateTime<Utc>| match (t - start_at).num_nanoseconds() {
+            Some(ns) => u64::try_from(ns).unwrap_or(0),
+            None if t > start_at => u64::MAX,
+            None => 0,
+        };
+        (offset(self.from), self.until.map_or(u64::MAX, offset))
+    }
 }
 
 impl FleetAssignment {
+    /// The paused spans as offsets from `start_at` in nanoseconds ([`PausedSpan::offsets_ns`]).
+    pub fn paused_offsets_ns(&self, start_at: DateTime<Utc>) -> Vec<(u64, u64)> {
+        self.paused_spans
+            .iter()
+            .map(|span| span.offsets_ns(start_at))
+            .collect()
+    }
+
+    /// The spans after a change to `paused` effective at `at`: a pause opens a span, a resume
+    /// closes the open one; anything else leaves them as they are.
+    pub fn spans_after(&self, paused: bool, at: DateTime<Utc>) -> Vec<PausedSpan> {
+        let mut spans = self.paused_spans.clone();
+        let open = spans.last_mut().filter(|s| s.until.is_none());
+        match (paused, open) {
+            (true, None) => spans.push(PausedSpan {
+                from: at,
+                until: None,
+            }),
+            (false, Some(span)) => span.until = Some(at.max(span.from)),
+            _ => {}
+        }
+        spans
+    }
+
     /// The position of `slot` in the members (its share index), if it is one.
     pub fn share_index(&self, slot: u32) -> Option<u32> {
         self.members

@@ -196,9 +196,32 @@ pub fn for_each_message(
     limit: Duration,
     mut f: impl FnMut(Option<&[u8]>, &[u8]),
 ) {
+    use rdkafka::message::Message;
+    for_each_borrowed(bootstrap, topic, expected, limit, |m| {
+        f(m.key(), m.payload().unwrap_or_default())
+    });
+}
+
+/// Every record timestamp of `topic` (milliseconds since the epoch, the producer's create
+/// time), until `expected` or `limit`; records without one are left out.
+pub fn read_timestamps(bootstrap: &str, topic: &str, expected: u64, limit: Duration) -> Vec<i64> {
+    use rdkafka::message::Message;
+    let mut out = Vec::new();
+    for_each_borrowed(bootstrap, topic, expected, limit, |m| {
+        out.extend(m.timestamp().to_millis());
+    });
+    out
+}
+
+fn for_each_borrowed(
+    bootstrap: &str,
+    topic: &str,
+    expected: u64,
+    limit: Duration,
+    mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("barrage-test-count"))
@@ -213,7 +236,7 @@ pub fn for_each_message(
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 n += 1;
-                f(m.key(), m.payload().unwrap_or_default());
+                f(&m);
             }
             Some(Err(e)) => eprintln!("consume error: {e}"),
             None if n >= expected => {
@@ -221,7 +244,7 @@ pub fn for_each_message(
                 // give duplicates a second to show up, then stop.
                 std::thread::sleep(Duration::from_secs(1));
                 while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                    f(m.key(), m.payload().unwrap_or_default());
+                    f(&m);
                 }
                 break;
             }

@@ -65,6 +65,7 @@ spec:
                 effective_at: Some(start_at),
                 spec_generation: 1,
                 paused: false,
+                paused_spans: Vec::new(),
             }),
             ..LoadTestStatus::default()
         };
@@ -202,6 +203,7 @@ spec:
                 effective_at: Some(start_at),
                 spec_generation: 1,
                 paused: false,
+                paused_spans: Vec::new(),
             }),
             ..LoadTestStatus::default()
         };

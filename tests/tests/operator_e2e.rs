@@ -14,7 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, rt, s3_get, text, unix_now};
-use barrage_system_tests::{aws_endpoint, count_records, kafka, read_numeric_keys, unique};
+use barrage_system_tests::{
+    aws_endpoint, count_records, kafka, read_numeric_keys, read_timestamps, unique,
+};
 
 /// A LoadTest of `agents` agents at `rate` records/s for `secs` seconds on its own topic.
 fn spec(
@@ -734,4 +736,136 @@ fn a_second_apply_mid_run_re_splits_the_shares_and_the_achieved_rate_follows() {
     assert!((early - 200.0).abs() < 30.0, "early rate {early}");
     assert!((late_avg - 450.0).abs() < 45.0, "late rate {late_avg}");
     assert_eq!(in_report, consumed);
+}
+
+/// Polls the record until `ok` holds for its status, within `limit`.
+fn wait_status(
+    op: &Operator,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let st = op.get(name)["status"].clone();
+        if ok(&st) {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {st}\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn millis_of(v: &serde_json::Value) -> i64 {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| panic!("a timestamp: {v}"))
+}
+
+/// CI pauses a running run and resumes it about 5 s later. Read back from the topic, the
+/// records' create times leave a gap over the paused span and the rate after it is the
+/// target again; the report leaves the span out of the load and the target (nothing dropped,
+/// no shortfall) and shows it.
+#[test]
+fn a_pause_mid_run_sends_nothing_in_its_span_and_the_load_resumes_at_the_shared_rate() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    let op = Operator::start("pause");
+    let name = unique("e2e-pause");
+    let topic = unique("barrage-e2e-pause");
+    let thresholds = ["errors.ratio < 0.1%", "rate.achieved_ratio >= 0.97"];
+    let running = spec(&name, &topic, &bootstrap, 2, 200, 24, &thresholds);
+    let paused = format!("{running}  paused: true\n");
+    let apply = |file: &str, body: &str| {
+        let path = write(&op.dir, file, body);
+        let out = op.barrage(
+            &["apply", "-f", path.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    apply("pause-1.yaml", &running);
+    wait_running_for(&op, &name, 4, Duration::from_secs(90));
+    apply("pause-2.yaml", &paused);
+    let st = wait_status(&op, &name, Duration::from_secs(30), "never paused", |st| {
+        st["fleet"]["paused"] == true
+    });
+    // Resume when the pause takes effect: the resume's own lead makes the span about 5 s.
+    let from_ms = millis_of(&st["fleet"]["pausedSpans"][0]["from"]);
+    let wait_ms = from_ms - chrono::Utc::now().timestamp_millis();
+    std::thread::sleep(Duration::from_millis(
+        u64::try_from(wait_ms).unwrap_or(0).min(10_000),
+    ));
+    apply("pause-3.yaml", &running);
+    let status = op.wait_terminal(&name, Duration::from_secs(150));
+    let span = &status["fleet"]["pausedSpans"][0];
+    let (from_ms, until_ms) = (millis_of(&span["from"]), millis_of(&span["until"]));
+    let run = status["runId"].as_str().expect("run id").to_string();
+    let report = report_json(&op, &name, &run);
+    let summary = &report["summary"];
+    let in_report = summary["records"]["acked"].as_u64().unwrap_or(0);
+    let stamps = read_timestamps(&bootstrap, &topic, in_report, Duration::from_secs(30));
+    let count = |lo: i64, hi: i64| stamps.iter().filter(|&&t| lo <= t && t < hi).count();
+    let inside = count(from_ms + 200, until_ms - 200);
+    let before = count(from_ms - 4_000, from_ms - 1_000) as f64 / 3.0;
+    let after = count(until_ms + 1_000, until_ms + 5_000) as f64 / 4.0;
+    println!(
+        "pause e2e: phase {}, paused span {} ms, records inside it {inside}, rate before {before:.0}/s, after {after:.0}/s; \
+         read back {}, in report {in_report}; report loadSecs {}, pausedSecs {}, targetRecords {}, dropped {}, verdict {}",
+        status["phase"],
+        until_ms - from_ms,
+        stamps.len(),
+        summary["loadSecs"],
+        summary["pausedSecs"],
+        summary["targetRecords"],
+        summary["records"]["dropped"],
+        report["verdict"]
+    );
+    assert_eq!(
+        status["phase"],
+        "Succeeded",
+        "{status}\n{}",
+        op.controller_log()
+    );
+    assert!(
+        (4_500..=8_000).contains(&(until_ms - from_ms)),
+        "span {span}"
+    );
+    assert_eq!(inside, 0, "records sent while paused");
+    assert!(
+        (before - 200.0).abs() < 30.0,
+        "rate before the pause {before}"
+    );
+    assert!(
+        (after - 200.0).abs() < 30.0,
+        "rate after the resume {after}"
+    );
+    assert_eq!(
+        stamps.len() as u64,
+        in_report,
+        "the topic holds what the report counts"
+    );
+    assert_eq!(summary["records"]["dropped"], 0);
+    let paused_secs = summary["pausedSecs"].as_f64().unwrap_or(0.0);
+    assert!(
+        (paused_secs - (until_ms - from_ms) as f64 / 1000.0).abs() < 0.01,
+        "{summary}"
+    );
+    let target = summary["targetRecords"].as_u64().unwrap_or(0) as f64;
+    assert!(
+        (target - 200.0 * (24.0 - paused_secs)).abs() <= 2.0,
+        "{summary}"
+    );
+    assert_eq!(
+        report["verdict"]["result"], "Passed",
+        "{}",
+        report["verdict"]
+    );
 }

@@ -972,6 +972,8 @@ impl<'a> Cx<'a> {
                     effective_at: Some(start_at),
                     spec_generation: self.lt.metadata.generation.unwrap_or(0),
                     paused: self.lt.spec.paused,
+                    paused_spans: FleetAssignment::default()
+                        .spans_after(self.lt.spec.paused, start_at),
                 });
                 self.condition(
                     conditions::AGENTS_READY,

@@ -446,12 +446,18 @@ impl<'a> Cx<'a> {
                     && f.spec_generation == generation => {}
             fleet => {
                 let epoch = fleet.as_ref().map_or(0, |f| f.epoch).saturating_add(1);
+                let effective_at = add(self.now, RESPLIT_LEAD).max(start_at);
+                let paused_spans = fleet
+                    .as_ref()
+                    .map_or_else(FleetAssignment::default, Clone::clone)
+                    .spans_after(paused, effective_at);
                 *fleet = Some(FleetAssignment {
                     epoch,
                     members,
-                    effective_at: Some(add(self.now, RESPLIT_LEAD).max(start_at)),
+                    effective_at: Some(effective_at),
                     spec_generation: generation,
                     paused,
+                    paused_spans,
                 });
             }
         }

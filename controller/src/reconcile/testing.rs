@@ -139,6 +139,7 @@ impl LoadTestFixture for LoadTest {
                 effective_at: Some(start_at),
                 spec_generation: generation,
                 paused: false,
+                paused_spans: Vec::new(),
             });
         })
     }

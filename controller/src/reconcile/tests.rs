@@ -7,7 +7,7 @@ use std::time::Duration;
 use barrage_crds::agent_status::AgentPhase;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::TopicCleanup;
-use barrage_crds::status::{ConditionStatus, Phase, SlotState, VerdictResult};
+use barrage_crds::status::{ConditionStatus, PausedSpan, Phase, SlotState, VerdictResult};
 
 use super::testing::{LoadTestFixture, RUN, at, exited, t0};
 use super::*;
@@ -540,6 +540,50 @@ fn a_rate_change_or_pause_publishes_a_new_assignment_with_the_same_members() {
     assert_eq!(fleet.members, vec![0, 1]);
     assert_eq!((fleet.epoch, fleet.spec_generation), (2, 3));
     assert_eq!(fleet.effective_at, Some(at(55)));
+}
+
+#[test]
+fn a_pause_opens_a_paused_span_and_the_resume_closes_it_at_the_assignments_effective_at() {
+    let running = LoadTest::test()
+        .agents(2)
+        .load_secs(600)
+        .running(t0())
+        .generation(2);
+    let paused = running.clone().paused().generation(3);
+    let obs = Observed::test().running_slots([0, 1]);
+    let p = plan(&paused, &obs, at(50));
+    let fleet = p.status.fleet.clone().unwrap();
+    assert_eq!(
+        fleet.paused_spans,
+        vec![PausedSpan {
+            from: at(55),
+            until: None
+        }]
+    );
+    // The same pause seen again changes nothing.
+    let again = plan(
+        &paused.clone().with_status(|st| *st = p.status.clone()),
+        &obs,
+        at(51),
+    );
+    assert_eq!(
+        again.status.fleet.as_ref().map(|f| f.epoch),
+        Some(fleet.epoch)
+    );
+    // Resumed at 70: the span closes where the new assignment takes effect.
+    let mut resumed = running.clone().generation(4);
+    resumed.status = Some(p.status.clone());
+    let r = plan(&resumed, &obs, at(70));
+    let fleet = r.status.fleet.unwrap();
+    assert!(!fleet.paused);
+    assert_eq!(
+        fleet.paused_spans,
+        vec![PausedSpan {
+            from: at(55),
+            until: Some(at(75))
+        }]
+    );
+    assert_eq!(fleet.epoch, 3);
 }
 
 #[test]

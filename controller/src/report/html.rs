@@ -554,6 +554,18 @@ fn rate_tiles(h: &mut String, s: &SummaryJson) {
         tile(h, "load", &format!("{} s", short(l)));
     }
     tile(h, "span (with flush)", &format!("{} s", short(s.span_secs)));
+    if let Some(p) = s.paused_secs {
+        let spans: Vec<String> = s
+            .paused
+            .iter()
+            .map(|p| format!("{}–{} s", short(p.from_secs), short(p.until_secs)))
+            .collect();
+        tile(
+            h,
+            "paused (not in load)",
+            &format!("{} s: {}", short(p), spans.join(", ")),
+        );
+    }
 }
 
 /// Renders `report.html`.

@@ -102,6 +102,23 @@ pub struct SummaryJson {
     pub achieved_ratio: Option<f64>,
     /// Latency statistics by tag (`e2e`, `lag`, `produce`, `service`), microseconds.
     pub latency: BTreeMap<String, Stats>,
+    /// Seconds of the load spent paused (`spec.paused`); not in `loadSecs`, and the profile's
+    /// records inside them are not in `targetRecords`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_secs: Option<f64>,
+    /// The paused spans, seconds from the run's start, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paused: Vec<PausedJson>,
+}
+
+/// One paused span of the load.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PausedJson {
+    /// When the pause took effect, seconds from the run's start.
+    pub from_secs: f64,
+    /// When the load resumed (or the load's end), seconds from the run's start.
+    pub until_secs: f64,
 }
 
 /// One interval.
@@ -259,6 +276,17 @@ impl SummaryJson {
                 .filter(|t| *t > 0)
                 .map(|t| round3(c.acked as f64 / t as f64 * 1000.0) / 1000.0),
             latency: merged.total.stats(),
+            paused_secs: (!ctx.paused_ms.is_empty()).then(|| {
+                round3(ctx.paused_ms.iter().map(|(f, u)| u - f).sum::<u64>() as f64 / 1000.0)
+            }),
+            paused: ctx
+                .paused_ms
+                .iter()
+                .map(|&(from, until)| PausedJson {
+                    from_secs: round3(from as f64 / 1000.0),
+                    until_secs: round3(until as f64 / 1000.0),
+                })
+                .collect(),
         }
     }
 }
@@ -478,6 +506,45 @@ mod tests {
         );
         assert_eq!(s.achieved_ratio, Some(1.0));
         assert_eq!(s.end_time, rfc3339(1_000_000 + 11_000));
+    }
+
+    #[test]
+    fn a_paused_span_is_left_out_of_the_load_and_the_target_and_shown() {
+        // 1000/s for 10 s, paused from 3 s to 5 s: 8 s of load and 8 000 records asked for.
+        let mut lt = LoadTest::example("t", "127.0.0.1:9092", "t");
+        lt.spec.load = serde_json::from_str::<LoadSpec>(
+            r#"{"steps": [{"constant": {"rate": 1000, "for": "10s"}}]}"#,
+        )
+        .unwrap();
+        lt.spec.report.interval = "1s".parse().unwrap();
+        let start = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        lt.status = Some(barrage_crds::status::LoadTestStatus {
+            start_at: Some(start),
+            fleet: Some(barrage_crds::status::FleetAssignment {
+                paused_spans: vec![barrage_crds::status::PausedSpan {
+                    from: at(3),
+                    until: Some(at(5)),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let acked = [1_000, 1_000, 1_000, 0, 0, 1_000, 1_000, 1_000, 1_000, 1_000];
+        let s = summary_with(&ReportContext::for_run(&lt, "r", true), 0, &acked);
+        assert_eq!(
+            figures(&s),
+            (Some(8.0), 10.0, Some(8_000), Some(1_000.0), Some(1_000.0))
+        );
+        assert_eq!(s.achieved_ratio, Some(1.0));
+        assert_eq!(s.paused_secs, Some(2.0));
+        assert_eq!(
+            s.paused
+                .iter()
+                .map(|p| (p.from_secs, p.until_secs))
+                .collect::<Vec<_>>(),
+            vec![(3.0, 5.0)]
+        );
     }
 
     #[test]

@@ -266,6 +266,45 @@ pub struct ReportContext {
     /// Intervals agents could not deliver at all, by (slot, incarnation), from their status
     /// records: the report names them and their records, and is `Incomplete`.
     pub undelivered: Vec<(u32, u32, UndeliveredIntervals)>,
+    /// The run's paused spans inside its load, `[from, until)` milliseconds from the start
+    /// (`status.fleet.pausedSpans`): left out of `target_records` and `load_ms`, and shown.
+    pub paused_ms: Vec<(u64, u64)>,
+}
+
+/// The paused spans of `lt`'s run clipped to its load (`total_ns` long), in nanoseconds from
+/// its start, merged where they overlap.
+fn paused_in_load(lt: &LoadTest, total_ns: u64) -> Vec<(u64, u64)> {
+    let Some((start_at, fleet)) = lt
+        .status
+        .as_ref()
+        .and_then(|st| Some((st.start_at?, st.fleet.as_ref()?)))
+    else {
+        return Vec::new();
+    };
+    let mut spans: Vec<(u64, u64)> = fleet
+        .paused_offsets_ns(start_at)
+        .into_iter()
+        .map(|(from, until)| (from.min(total_ns), until.min(total_ns)))
+        .filter(|(from, until)| from < until)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (from, until) in spans {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(until),
+            _ => merged.push((from, until)),
+        }
+    }
+    merged
+}
+
+/// Records the load profile schedules inside `spans` (what a pause did not ask for).
+fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 {
+    let profile = barrage_agent::job::profile(load);
+    spans
+        .iter()
+        .map(|&(from, until)| profile.sends_before(until) - profile.sends_before(from))
+        .sum()
 }
 
 impl ReportContext {
@@ -290,15 +329,23 @@ impl ReportContext {
                 u64::try_from(w.as_std().as_millis()).unwrap_or(u64::MAX),
             )
         });
-        let target_records =
-            (spec.workload.kind != WorkloadKind::Consume).then(|| spec.load.expected_records());
+        let total_ns = u64::try_from(spec.load.total_duration().as_nanos()).unwrap_or(u64::MAX);
+        let paused = paused_in_load(lt, total_ns);
+        let paused_total_ms: u64 = paused.iter().map(|(f, u)| (u - f) / 1_000_000).sum();
+        let target_records = (spec.workload.kind != WorkloadKind::Consume).then(|| {
+            spec.load
+                .expected_records()
+                .saturating_sub(records_in(&spec.load, &paused))
+        });
         ReportContext {
             load_test: Some(lt.name().to_string()),
             run_id: Some(run_id.to_string()),
             thresholds: spec.thresholds.clone(),
             settings: Some(Settings::from_spec(spec)),
             target_records,
-            load_ms: u64::try_from(total_ms).ok(),
+            load_ms: u64::try_from(total_ms)
+                .ok()
+                .map(|ms| ms.saturating_sub(paused_total_ms)),
             window_intervals,
             expected_agents: Some(spec.agents.count),
             first_interval: None,
@@ -317,6 +364,10 @@ impl ReportContext {
             bounds: ValidityBounds::default(),
             agent_dirs: None,
             undelivered: Vec::new(),
+            paused_ms: paused
+                .iter()
+                .map(|(from, until)| (from / 1_000_000, until / 1_000_000))
+                .collect(),
         }
     }
 
