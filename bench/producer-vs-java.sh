@@ -155,7 +155,7 @@ dump_batches() {
     if ! timeout 120 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
         org.apache.kafka.tools.DumpLogSegments --files "$list" 2>"$dir/dump-log.err" |
         awk '/^baseOffset:/ { for (i = 1; i < NF; i++) { if ($i == "count:") r += $(i + 1); if ($i == "size:") b += $(i + 1) } n++ }
-             END { printf "%d %d %d\n", n, r, b }' >"$dir/batches"; then
+             END { printf "%.0f %.0f %.0f\n", n, r, b }' >"$dir/batches"; then
         log "could not read the log segments of $topic (see $dir/dump-log.err)"
     fi
     timeout 60 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
