@@ -14,7 +14,8 @@
 # Every case gets a fresh topic with the same layout (6 partitions, replication 1) and both producers the same
 # settings: acks=all, linger 5 ms, batch.size 65536, compression none, idempotence on, no key.
 # CPU seconds and peak RSS come from GNU time (user+sys, %M) around each tool's process; the broker's CPU over
-# each case from /proc. Traffic goes only to 127.0.0.1.
+# each case from /proc; the record batches each tool made from the topic's log segments, read after the case with
+# Kafka's DumpLogSegments (kafka-dump-log.sh): batches, records and bytes, per case. Traffic goes only to 127.0.0.1.
 #
 # Settings (environment):
 #   BENCH_SECONDS (15)        length of a maximum-rate case
@@ -23,6 +24,9 @@
 #   BENCH_SIZES ("100 1024")  value sizes in bytes
 #   BENCH_PARTITIONS (6)      partitions of each topic
 #   BENCH_MAX_RATE (2000000)  Barrage's "flat out" rate (the spec allows at most 2,000,000/s per agent)
+#   BENCH_JAVA_PROPERTIES     extra producer properties for Java, "k=v k=v" (e.g. max.request.size=70000: one
+#                             batch per ProduceRequest, as librdkafka sends them)
+#   BENCH_BARRAGE_PROPERTIES  extra librdkafka properties for Barrage, "k=v k=v" (spec.kafka.producer.properties)
 #   BENCH_OUT                 where the per-case logs go (default ~/.cache/barrage/bench/<stamp>)
 #   BARRAGE_KAFKA_PORT (9092) the local broker's port, as for scripts/services.sh
 set -euo pipefail
@@ -38,6 +42,11 @@ SECONDS_FIXED="${BENCH_FIXED_SECONDS:-10}"
 SIZES="${BENCH_SIZES:-100 1024}"
 PARTITIONS="${BENCH_PARTITIONS:-6}"
 MAX_RATE="${BENCH_MAX_RATE:-2000000}"
+read -r -a JAVA_PROPERTIES <<<"${BENCH_JAVA_PROPERTIES:-}"
+read -r -a BARRAGE_PROPERTIES <<<"${BENCH_BARRAGE_PROPERTIES:-}"
+for p in "${JAVA_PROPERTIES[@]}" "${BARRAGE_PROPERTIES[@]}"; do
+    [[ "$p" =~ ^[a-z.]+=[^[:space:]\"]+$ ]] || barrage_die "extra properties are k=v words (got '$p')"
+done
 PORT="${BARRAGE_KAFKA_PORT:-9092}"
 BOOTSTRAP="127.0.0.1:$PORT"
 for v in SECONDS_MAX ROUNDS SECONDS_FIXED PARTITIONS MAX_RATE PORT; do
@@ -53,6 +62,7 @@ OUT="${BENCH_OUT:-$CACHE/bench/$STAMP}"
 TOPIC_PREFIX="barrage-bench-$STAMP"
 TOOLS_LOG4J="$CACHE/run/tools-log4j2.properties"
 KAFKA_PID_FILE="$CACHE/run/kafka.pid"
+KAFKA_CONFIG="$CACHE/run/kafka-server.properties"
 STARTED="$(barrage_now)"
 
 log() { barrage_log "bench: $*"; }
@@ -78,6 +88,9 @@ fi
 CLASSPATH_KAFKA="$("$ROOT/scripts/services.sh" classpath)"
 [[ -f "$TOOLS_LOG4J" ]] || barrage_die "missing $TOOLS_LOG4J (scripts/services.sh up writes it)"
 KAFKA_PID="$(tr -dc '0-9' <"$KAFKA_PID_FILE" 2>/dev/null || true)"
+# Where the running broker keeps its partitions (scripts/services.sh writes its configuration).
+KAFKA_LOG_DIRS="$(sed -n 's/^log\.dirs=//p' "$KAFKA_CONFIG" 2>/dev/null | tail -n 1)"
+[[ -d "$KAFKA_LOG_DIRS" ]] || log "no broker log dir in $KAFKA_CONFIG; records per batch will be n/a"
 
 log "building barrage (release)"
 (cd "$ROOT" && cargo build --release -q -p barrage-controller) || barrage_die "cargo build --release failed"
@@ -130,6 +143,27 @@ broker_ticks() {
     fi
 }
 
+dump_batches() {
+    # dump_batches TOPIC DIR: "batches records bytes" of the topic's log segments into DIR/batches, and whether
+    # the first records carry headers into DIR/headers (the first 64 KiB of partition 0, record by record).
+    local topic="$1" dir="$2" files=()
+    [[ -d "$KAFKA_LOG_DIRS" ]] || return 0
+    files=("$KAFKA_LOG_DIRS/$topic"-*/*.log)
+    [[ -e "${files[0]}" ]] || return 0
+    local list
+    list="$(IFS=,; echo "${files[*]}")"
+    if ! timeout 120 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
+        org.apache.kafka.tools.DumpLogSegments --files "$list" 2>"$dir/dump-log.err" |
+        awk '/^baseOffset:/ { for (i = 1; i < NF; i++) { if ($i == "count:") r += $(i + 1); if ($i == "size:") b += $(i + 1) } n++ }
+             END { printf "%.0f %.0f %.0f\n", n, r, b }' >"$dir/batches"; then
+        log "could not read the log segments of $topic (see $dir/dump-log.err)"
+    fi
+    timeout 60 java -Xmx256m -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$CLASSPATH_KAFKA" \
+        org.apache.kafka.tools.DumpLogSegments --deep-iteration --max-bytes 65536 \
+        --files "$KAFKA_LOG_DIRS/$topic-0/00000000000000000000.log" 2>/dev/null |
+        awk '/headerKeys:/ { n++; if ($0 !~ /headerKeys: \[\]/) h++ } END { printf "%d %d\n", n, h }' >"$dir/headers" || true
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # One case: a fresh topic, the tool under GNU time, its output, the broker's CPU meanwhile.
 
@@ -161,6 +195,11 @@ run_case() {
         # could not send is counted as dropped; at a fixed rate it gets room to send every scheduled record.
         local max_duration=$seconds
         [[ "$phase" != max ]] && max_duration=$((seconds + 20))
+        local properties="" p
+        for p in "${BARRAGE_PROPERTIES[@]}"; do
+            properties+=$'\n'"        \"${p%%=*}\": \"${p#*=}\""
+        done
+        [[ -n "$properties" ]] && properties=$'\n'"      properties:$properties"
         cat >"$dir/loadtest.yaml" <<EOF
 apiVersion: barrage.dev/v1alpha1
 kind: LoadTest
@@ -174,7 +213,7 @@ spec:
       linger: 5ms
       batchSize: 65536
       compression: none
-      idempotence: true
+      idempotence: true$properties
   topic:
     name: $topic
   workload:
@@ -198,7 +237,7 @@ EOF
             org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$records"
             --record-size "$size" --throughput "$throughput" --reporting-interval 5000
             --command-property acks=all linger.ms=5 batch.size=65536 compression.type=none
-            enable.idempotence=true "bootstrap.servers=$BOOTSTRAP")
+            enable.idempotence=true "bootstrap.servers=$BOOTSTRAP" "${JAVA_PROPERTIES[@]}" --print-metrics)
     fi
     printf '%s\n' "${cmd[*]}" >"$dir/command"
     local what="$rate/s"
@@ -216,6 +255,7 @@ EOF
     after="$(broker_ticks)"
     echo "$before $after" >"$dir/broker"
     echo "$rc" >"$dir/rc"
+    dump_batches "$topic" "$dir"
     if [[ "$rc" -ne 0 ]]; then
         log "$name: exit code $rc (see $dir/stderr)"
     fi
@@ -285,6 +325,8 @@ fi
         "(Kafka 4.4.0, one KRaft node on $BOOTSTRAP) and anything else running; figures are noisy."
     echo "Both producers: acks=all, linger 5 ms, batch.size 65536, compression none, idempotence on, no key;" \
         "one fresh topic per case ($PARTITIONS partitions, replication 1). Maximum-rate cases last ~${SECONDS_MAX} s."
+    [[ -n "${BENCH_JAVA_PROPERTIES:-}" ]] && echo "Java also: ${BENCH_JAVA_PROPERTIES}."
+    [[ -n "${BENCH_BARRAGE_PROPERTIES:-}" ]] && echo "Barrage also: ${BENCH_BARRAGE_PROPERTIES}."
     echo "Barrage $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet -- agent controller crds 2>/dev/null || echo ' (with uncommitted changes)'); $(java -version 2>&1 | head -1)."
     echo
     python3 "$BENCH_DIR/report.py" table "$OUT"
@@ -292,6 +334,8 @@ fi
     echo "elapsed including the final flush; Java: its final line). MB/s = records/s × value size / 10^6 (Java prints MiB/s)."
     echo "CPU s is user+sys of the tool's whole process (start-up, JVM JIT and GC included), from GNU time; peak RSS is %M."
     echo "Barrage's p99 from the intended send time is coordinated-omission free; Java's p99 is from its send() call, in"
-    echo "whole milliseconds, like Barrage's service time. Logs: $OUT"
+    echo "whole milliseconds, like Barrage's service time. Broker CPU s is the broker process's user+sys over the case"
+    echo "(its idle work included); per M records it is divided by the records stored in the topic. Records / batch and"
+    echo "batch KiB are the record batches in the topic's log segments (DumpLogSegments). Logs: $OUT"
 } | tee "$OUT/table.md"
 log "done in $(barrage_elapsed "$STARTED")s (the cases: $(barrage_elapsed "$CASES_STARTED")s, the rest is the build)"

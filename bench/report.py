@@ -6,8 +6,10 @@ Usage:
   report.py table WORK_DIR    print the markdown tables for every case under WORK_DIR
 
 A case folder holds `meta` (key=value lines written by the script), `stdout` and `stderr` of the
-tool, `time` (GNU time: "%U %S %M %e"), `broker` (broker utime+stime clock ticks before and after)
-and `rc` (the tool's exit code). Python 3 standard library only.
+tool, `time` (GNU time: "%U %S %M %e"), `broker` (broker utime+stime clock ticks before and after),
+`batches` ("batches records bytes" of the topic's log segments, from DumpLogSegments), `headers`
+("records-sampled records-with-headers" from the first 64 KiB of partition 0) and `rc` (the tool's
+exit code). Python 3 standard library only.
 """
 
 import os
@@ -65,11 +67,12 @@ def parse_barrage(out):
         m = re.search(r"^\s*" + label + r"\s+([\d,]+)\s*$", out, re.M)
         if m:
             r[key] = num(m.group(1))
-    m = re.search(r"achieved rate\s+([\d.]+) records/s \(target ([\d.]+)/s, ([\d.]+)%\)", out)
+    # `achieved rate 352233.0 records/s (acked over the load, 100.00% of target)`; before 2026-12,
+    # `(target 239412/s, 100.00%)`.
+    m = re.search(r"achieved rate\s+([\d.]+) records/s \((?:target [\d.]+/s, |acked over the load, )([\d.]+)%", out)
     if m:
         r["summary_rate"] = float(m.group(1))
-        r["target"] = float(m.group(2))
-        r["accuracy"] = float(m.group(3)) / 100.0
+        r["accuracy"] = float(m.group(2)) / 100.0
     m = re.search(r"elapsed\s+([\d.]+)s \(including flush\)", out)
     if m:
         r["elapsed"] = float(m.group(1))
@@ -87,8 +90,14 @@ def parse_barrage(out):
     return r
 
 
+JAVA_PER_REQUEST = re.compile(r"^producer-metrics:records-per-request-avg:\{[^}]*\}\s*:\s*([\d.]+)", re.M)
+
+
 def parse_java(out):
     r = {}
+    m = JAVA_PER_REQUEST.search(out)  # from --print-metrics
+    if m:
+        r["per_request"] = float(m.group(1))
     finals = JAVA_FINAL.findall(out)
     if not finals:
         return r
@@ -127,12 +136,43 @@ def parse_broker(case):
     return {}
 
 
+def parse_batches(case):
+    """What the broker stored: record batches, records and bytes in the topic's log segments."""
+    r = {}
+    parts = read(os.path.join(case, "batches")).split()
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        batches, records, size = (int(p) for p in parts)
+        if batches > 0:
+            r["batches"] = batches
+            r["stored"] = records
+            r["per_batch"] = records / batches
+            r["batch_kib"] = size / batches / 1024.0
+            r["bytes_per_record"] = size / records if records else None
+    parts = read(os.path.join(case, "headers")).split()
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        r["sampled"], r["with_headers"] = int(parts[0]), int(parts[1])
+    return r
+
+
+def broker_per_m(r):
+    """Broker CPU seconds per million records it stored (the tool's own count if the segments were not read)."""
+    records = r.get("stored") or r.get("records")
+    if r.get("broker_cpu") is None or not records:
+        return None
+    return r["broker_cpu"] / (records / 1e6)
+
+
 def load_case(case):
     m = meta(case)
     out = read(os.path.join(case, "stdout"))
     r = parse_barrage(out) if m.get("tool") == "barrage" else parse_java(out)
     r.update(parse_time(case))
     r.update(parse_broker(case))
+    r.update(parse_batches(case))
+    if m.get("tool") == "barrage" and "per_batch" in r:
+        # librdkafka (2.12) writes one partition's batch per ProduceRequest (rdkafka_msgset_writer.c).
+        r["per_request"] = r["per_batch"]
+    r["broker_per_m"] = broker_per_m(r)
     r["meta"] = m
     r["rc"] = read(os.path.join(case, "rc"), "?").strip()
     errors = [l for l in read(os.path.join(case, "stderr")).splitlines() if l.startswith("error:")]
@@ -184,6 +224,12 @@ def ratio(a, b):
     return a / b
 
 
+MEAN_KEYS = (
+    "rate", "mb_s", "cpu", "cpu_per_m", "cpu_per_m_net", "rss_mib", "broker_cpu", "broker_per_m", "per_batch",
+    "batch_kib", "per_request",
+)
+
+
 def table(work):
     all_cases = cases(work)
     lines = []
@@ -204,9 +250,10 @@ def table(work):
     lines.append("")
     lines.append(
         "| # | value | tool | round | records | elapsed s | records/s | MB/s | CPU s (user+sys) | "
-        "CPU s / M records | same without start-up | peak RSS MiB | broker CPU s | note |"
+        "CPU s / M records | same without start-up | peak RSS MiB | broker CPU s | broker CPU s / M records | "
+        "records / batch | batch KiB | records / request | note |"
     )
-    lines.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    lines.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     for c in sorted(maxr, key=lambda c: int(c["meta"].get("seq", "0"))):
         m = c["meta"]
         note = []
@@ -216,6 +263,8 @@ def table(work):
             note.append(f"{int(c['failed'])} failed")
         if c["ok"] and exit_note(c):
             note.append(exit_note(c))
+        if c.get("with_headers"):
+            note.append(f"headers on {c['with_headers']} of {c['sampled']} records read")
         elapsed = c.get("elapsed")
         if m["tool"] == "java" and c.get("rate"):
             elapsed = c["records"] / c["rate"]
@@ -223,16 +272,16 @@ def table(work):
             f"| {m.get('seq')} | {size_label(m['size'])} | {tool_name(m['tool'])} | {m.get('round')} | "
             f"{fmt(c.get('records'))} | {fmt(elapsed, 1)} | {fmt(c.get('rate'))} | {fmt(c.get('mb_s'), 1)} | "
             f"{fmt(c.get('cpu'), 1)} | {fmt(c.get('cpu_per_m'), 2)} | {fmt(c.get('cpu_per_m_net'), 2)} | "
-            f"{fmt(c.get('rss_mib'), 0)} | {fmt(c.get('broker_cpu'), 1)} | {'; '.join(note)} |"
+            f"{fmt(c.get('rss_mib'), 0)} | {fmt(c.get('broker_cpu'), 1)} | {broker_cells(c)} | {'; '.join(note)} |"
         )
     lines.append("")
     lines.append("### Maximum rate, mean of the rounds, and the ratio Barrage / Java")
     lines.append("")
     lines.append(
         "| value | tool | runs | records/s | MB/s | CPU s | CPU s / M records | same without start-up | "
-        "peak RSS MiB | broker CPU s |"
+        "peak RSS MiB | broker CPU s | broker CPU s / M records | records / batch | batch KiB | records / request |"
     )
-    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     summary = {}
     for size in sizes:
         per_tool = {}
@@ -240,22 +289,23 @@ def table(work):
             runs = [c for c in maxr if c["ok"] and c["meta"]["tool"] == tool and int(c["meta"]["size"]) == size]
             agg = {
                 k: mean([c.get(k) for c in runs])
-                for k in ("rate", "mb_s", "cpu", "cpu_per_m", "cpu_per_m_net", "rss_mib", "broker_cpu")
+                for k in MEAN_KEYS
             }
             agg["runs"] = len(runs)
             per_tool[tool] = agg
             lines.append(
                 f"| {size_label(size)} | {tool_name(tool)} | {len(runs)} | {fmt(agg['rate'])} | {fmt(agg['mb_s'], 1)} | "
                 f"{fmt(agg['cpu'], 1)} | {fmt(agg['cpu_per_m'], 2)} | {fmt(agg['cpu_per_m_net'], 2)} | "
-                f"{fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} |"
+                f"{fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} | {broker_cells(agg)} |"
             )
         b, j = per_tool["barrage"], per_tool["java"]
-        r = {k: ratio(b[k], j[k]) for k in ("rate", "mb_s", "cpu", "cpu_per_m", "cpu_per_m_net", "rss_mib", "broker_cpu")}
+        r = {k: ratio(b[k], j[k]) for k in MEAN_KEYS}
         summary[size] = r
         lines.append(
             f"| {size_label(size)} | **ratio Barrage/Java** | | **{fx(r['rate'])}** | {fx(r['mb_s'])} | "
             f"{fx(r['cpu'])} | **{fx(r['cpu_per_m'])}** | {fx(r['cpu_per_m_net'])} | "
-            f"{fx(r['rss_mib'])} | {fx(r['broker_cpu'])} |"
+            f"{fx(r['rss_mib'])} | {fx(r['broker_cpu'])} | **{fx(r['broker_per_m'])}** | {fx(r['per_batch'])} | "
+            f"{fx(r['batch_kib'])} | {fx(r['per_request'])} |"
         )
     lines.append("")
     for size, r in summary.items():
@@ -277,44 +327,68 @@ def table(work):
     lines.append("")
 
     if fixed:
-        lines.append("### Fixed rate: 50 % of Java's measured maximum")
-        lines.append("")
-        lines.append(
-            "| value | tool | target/s | achieved/s | achieved / target | p50 ms | p99 ms | p99.9 ms | "
-            "latency measured from | CPU s / M records | note |"
-        )
-        lines.append("|---|---|--:|--:|--:|--:|--:|--:|---|--:|---|")
-        for c in sorted(fixed, key=lambda c: int(c["meta"].get("seq", "0"))):
-            m = c["meta"]
-            target = float(m.get("target", "0"))
-            note = "" if c["ok"] else f"no result (exit {c['rc']}); "
-            if c["ok"] and exit_note(c):
-                note += exit_note(c) + "; "
-            if m["tool"] == "barrage":
-                achieved = c.get("summary_rate")  # acked / load duration
-                if c.get("dropped"):
-                    note += f"{int(c['dropped'])} dropped; "
-                if c.get("late") is not None:
-                    note += f"{int(c['late']):,} sent >1 ms late"
-                lines.append(
-                    f"| {size_label(m['size'])} | Barrage | {fmt(target)} | {fmt(achieved)} | "
-                    f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 2)} | {fmt(c.get('p99'), 2)} | "
-                    f"{fmt(c.get('p999'), 2)} | intended send time (coordinated-omission free) | "
-                    f"{fmt(c.get('cpu_per_m'), 2)} | {note} |"
-                )
-                lines.append(
-                    f"| {size_label(m['size'])} | Barrage | | | | {fmt(c.get('s50'), 2)} | {fmt(c.get('s99'), 2)} | "
-                    f"{fmt(c.get('s999'), 2)} | actual send (service time; comparable to Java's) | | same run |"
-                )
-            else:
-                achieved = c.get("rate")
-                lines.append(
-                    f"| {size_label(m['size'])} | Java | {fmt(target)} | {fmt(achieved)} | "
-                    f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 0)} | {fmt(c.get('p99'), 0)} | "
-                    f"{fmt(c.get('p999'), 0)} | send() call (whole ms) | {fmt(c.get('cpu_per_m'), 2)} | {note} |"
-                )
-        lines.append("")
+        lines.extend(fixed_table(fixed))
     return "\n".join(lines)
+
+
+def fixed_table(fixed):
+    """The fixed-rate cases, then broker CPU per record and records per batch, Barrage / Java, per size."""
+    lines = ["### Fixed rate: 50 % of Java's measured maximum", ""]
+    lines.append(
+        "| value | tool | target/s | achieved/s | achieved / target | p50 ms | p99 ms | p99.9 ms | "
+        "latency measured from | CPU s / M records | broker CPU s / M records | records / batch | batch KiB | "
+        "records / request | note |"
+    )
+    lines.append("|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|")
+    for c in sorted(fixed, key=lambda c: int(c["meta"].get("seq", "0"))):
+        m = c["meta"]
+        target = float(m.get("target", "0"))
+        note = "" if c["ok"] else f"no result (exit {c['rc']}); "
+        if c["ok"] and exit_note(c):
+            note += exit_note(c) + "; "
+        if m["tool"] == "barrage":
+            achieved = c.get("summary_rate")  # acked / load duration
+            if c.get("dropped"):
+                note += f"{int(c['dropped'])} dropped; "
+            if c.get("late") is not None:
+                note += f"{int(c['late']):,} sent >1 ms late"
+            lines.append(
+                f"| {size_label(m['size'])} | Barrage | {fmt(target)} | {fmt(achieved)} | "
+                f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 2)} | {fmt(c.get('p99'), 2)} | "
+                f"{fmt(c.get('p999'), 2)} | intended send time (coordinated-omission free) | "
+                f"{fmt(c.get('cpu_per_m'), 2)} | {broker_cells(c)} | {note} |"
+            )
+            lines.append(
+                f"| {size_label(m['size'])} | Barrage | | | | {fmt(c.get('s50'), 2)} | {fmt(c.get('s99'), 2)} | "
+                f"{fmt(c.get('s999'), 2)} | actual send (service time; comparable to Java's) | | | | | | same run |"
+            )
+        else:
+            achieved = c.get("rate")
+            lines.append(
+                f"| {size_label(m['size'])} | Java | {fmt(target)} | {fmt(achieved)} | "
+                f"{fmt(ratio(achieved, target), 4, False)} | {fmt(c.get('p50'), 0)} | {fmt(c.get('p99'), 0)} | "
+                f"{fmt(c.get('p999'), 0)} | send() call (whole ms) | {fmt(c.get('cpu_per_m'), 2)} | "
+                f"{broker_cells(c)} | {note} |"
+            )
+    lines.append("")
+    for size in sorted({int(c["meta"]["size"]) for c in fixed}):
+        per_tool = {c["meta"]["tool"]: c for c in fixed if c["ok"] and int(c["meta"]["size"]) == size}
+        b, j = per_tool.get("barrage", {}), per_tool.get("java", {})
+        lines.append(
+            f"Broker at {size_label(size)}, Barrage / Java at the same rate: CPU per record "
+            f"{fx(ratio(b.get('broker_per_m'), j.get('broker_per_m')))}, records per batch "
+            f"{fx(ratio(b.get('per_batch'), j.get('per_batch')))}, records per request "
+            f"{fx(ratio(b.get('per_request'), j.get('per_request')))}."
+        )
+    lines.append("")
+    return lines
+
+def broker_cells(c):
+    """Broker CPU per million records, records per batch, batch KiB and records per request, as table cells."""
+    return (
+        f"{fmt(c.get('broker_per_m'), 2)} | {fmt(c.get('per_batch'))} | {fmt(c.get('batch_kib'), 1)} | "
+        f"{fmt(c.get('per_request'))}"
+    )
 
 
 def exit_note(c):
