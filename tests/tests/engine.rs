@@ -11,31 +11,10 @@ use barrage_system_tests::{
     temp_file, unique,
 };
 
-fn run_ok(spec_text: &str, name: &str) -> String {
-    let spec = temp_file(name, spec_text);
-    let out_dir = spec.with_file_name("out");
-    let out = barrage(
-        &[
-            "run",
-            spec.to_str().expect("utf-8 path"),
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        Duration::from_secs(180),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() == Some(0) || out.status.code() == Some(1),
-        "barrage run failed ({:?}):\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    stdout
-}
-
-/// Like [`run_ok`], but a verdict of `Invalid` (exit 3: on this shared machine one agent doing
-/// one transaction at a time can fall behind its schedule) is accepted as long as the run
-/// finished and printed its summary: these tests check counts, not the verdict.
+/// `barrage run` of `spec_text` that must finish and print its summary: these tests check
+/// counts and records, not the verdict, so `Failed` (exit 1) passes, and so does `Invalid`
+/// (exit 3) when its reason is the generator falling behind (on this shared machine a run
+/// beside another test's can lose the CPU); any other `Invalid` fails.
 fn run_measured(spec_text: &str, name: &str) -> String {
     let spec = temp_file(name, spec_text);
     let out_dir = spec.with_file_name("out");
@@ -52,11 +31,29 @@ fn run_measured(spec_text: &str, name: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         matches!(out.status.code(), Some(0 | 1))
-            || (out.status.code() == Some(3) && stdout.contains("Verdict: Invalid")),
+            || (out.status.code() == Some(3)
+                && stdout.contains("Verdict: Invalid")
+                && invalid_only_for_the_generator(&stdout)),
         "barrage run failed ({:?}):\n{stdout}\n{stderr}",
         out.status.code()
     );
     stdout
+}
+
+/// True when the reasons under `Verdict: Invalid` are the generator falling behind its
+/// schedule (lag, a full client queue, records not sent in time) and thresholds, nothing else.
+fn invalid_only_for_the_generator(stdout: &str) -> bool {
+    let reasons: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Verdict: Invalid"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    reasons.iter().any(|r| r.starts_with("generator "))
+        && reasons
+            .iter()
+            .all(|r| r.starts_with("generator ") || r.contains(": observed "))
 }
 
 #[test]
@@ -78,7 +75,7 @@ fn avro_records_read_back_decode_with_their_schema() {
         text.contains("rate: 500"),
         "the example's load steps changed: update this test"
     );
-    let stdout = run_ok(&text, "avro.yaml");
+    let stdout = run_measured(&text, "avro.yaml");
     let acked = summary_count(&stdout, "records acked");
     assert_eq!(acked, 2_000);
     let schema = avro_schema(&text);
@@ -159,7 +156,7 @@ spec:
 fn round_trip_on_a_healthy_broker_loses_and_duplicates_nothing() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-rt");
-    let stdout = run_ok(
+    let stdout = run_measured(
         &round_trip_spec(&topic, &bootstrap, "", "{size: 200}", "all"),
         "rt.yaml",
     );
@@ -189,7 +186,7 @@ fn round_trip_counts_records_that_go_missing() {
         "0",
     );
     let spec = spec.replace("acks: \"0\"", "acks: \"0\", linger: 0ms, batchSize: 1");
-    let stdout = run_ok(&spec, "rt-loss.yaml");
+    let stdout = run_measured(&spec, "rt-loss.yaml");
     let acked = summary_count(&stdout, "records acked");
     let consumed = summary_field(&stdout, "round trip:", "consumed");
     let lost = summary_field(&stdout, "round trip:", "lost");
@@ -563,7 +560,7 @@ fn consume_reads_exactly_the_records_in_the_topic_with_their_latency() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-consume");
     // K records first, with a plain Produce run.
-    let stdout = run_ok(
+    let stdout = run_measured(
         &produce_spec(&topic, &bootstrap, "      value: {size: 150}", 500, 3, ""),
         "consume-produce.yaml",
     );
