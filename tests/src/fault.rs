@@ -175,3 +175,88 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         out.extend_from_slice(&chunk);
     }
 }
+
+/// A TCP relay in front of a Kafka bootstrap address that can be closed: while closed, every new
+/// connection is dropped as soon as it is accepted (and counted). A Kafka client learns the
+/// broker's own address from the metadata, so only bootstrap connections go through the gate:
+/// clients already connected keep working, and a client created while it is closed cannot reach
+/// the cluster at all. Stops listening when dropped.
+pub struct TcpGate {
+    port: u16,
+    closed: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TcpGate {
+    /// Listens on `127.0.0.1:0`, relaying to `upstream` (`127.0.0.1:9092`).
+    pub fn start(upstream: &str) -> TcpGate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
+        let port = listener.local_addr().expect("its address").port();
+        let gate = TcpGate {
+            port,
+            closed: Arc::new(AtomicBool::new(false)),
+            dropped: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (closed, dropped, stop) =
+            (gate.closed.clone(), gate.dropped.clone(), gate.stop.clone());
+        let upstream = upstream.to_string();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if closed.load(Ordering::SeqCst) {
+                    dropped.fetch_add(1, Ordering::SeqCst);
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                relay(client, server);
+            }
+        });
+        gate
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrapServers`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Closes (drops new connections) or opens the gate.
+    pub fn close(&self, closed: bool) {
+        self.closed.store(closed, Ordering::SeqCst);
+    }
+
+    /// Connections dropped while closed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+/// Copies bytes both ways until either side closes.
+fn relay(client: TcpStream, server: TcpStream) {
+    let pairs = [
+        (client.try_clone(), server.try_clone()),
+        (server.try_clone(), client.try_clone()),
+    ];
+    for pair in pairs {
+        if let (Ok(mut from), Ok(mut to)) = pair {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(Shutdown::Write);
+            });
+        }
+    }
+}
+
+impl Drop for TcpGate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

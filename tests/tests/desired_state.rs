@@ -191,12 +191,26 @@ fn the_same_desired_state_put_again_by_boto3_changes_nothing_and_a_changed_spec_
     });
     let second = next["runId"].as_str().expect("run id").to_string();
     let partial = report_json(&op, &name, &run);
+    // `Incomplete`, or `Invalid` when this machine's two cores also made the sender fall
+    // behind (Invalid takes precedence; its reasons come first): nothing else.
     let verdict = &partial["verdict"]["result"];
-    assert_eq!(verdict, "Incomplete", "the superseded run's partial report");
-    let why = partial["verdict"]["reasons"][0]
-        .as_str()
+    let why: Vec<&str> = partial["verdict"]["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
-    assert!(why.starts_with("superseded"), "the report says why: {why}");
+    let generator_only = why
+        .iter()
+        .take_while(|r| r.starts_with("generator "))
+        .count();
+    assert!(
+        verdict == "Incomplete" || (verdict == "Invalid" && generator_only > 0),
+        "the superseded run's partial report: {verdict} {why:?}"
+    );
+    let first = why.get(generator_only).copied().unwrap_or_default();
+    assert!(
+        first.starts_with("superseded"),
+        "the report says why: {why:?}"
+    );
     let ended = op.wait_terminal(&name, Duration::from_secs(120));
     assert_eq!(
         ended["phase"],

@@ -256,3 +256,93 @@ spec:
         );
     }
 }
+
+/// The status of `name` once `done` holds for it (bounded).
+fn wait_status(
+    op: &Operator,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = op.get(name)["status"].clone();
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not seen within {limit:?}: {status}\n{}",
+            op.controller_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_controller_killed_between_the_delete_intent_and_the_delete_deletes_the_topic_after_restart() {
+    let (Some(bootstrap), Some(_)) = (kafka(), aws_endpoint()) else {
+        return;
+    };
+    // The spec's bootstrap goes through a gate: the agents connect while it is open; closed,
+    // the controller's DeleteTopic cannot reach the broker, so its kill lands after the intent
+    // and before any deletion, every time.
+    let gate = barrage_system_tests::fault::TcpGate::start(&bootstrap);
+    let mut op = Operator::start("tkill");
+    let name = unique("e2e-tkill");
+    let topic = unique("barrage-e2e-tkill");
+    let spec = round_trip_spec(&name, &topic, &gate.addr())
+        .replace("kind: RoundTrip", "kind: Produce")
+        .replace("    - \"records.lost <= 0\"\n    - \"records.duplicated <= 0\"\n    - \"e2e.p99 < 10s\"\n", "    - \"errors.count <= 0\"\n");
+    assert!(spec.contains("cleanup: DeleteIfCreated") && spec.contains("errors.count"));
+    let file = op.dir.join("tkill.yaml");
+    std::fs::write(&file, spec).expect("spec file");
+    let out = op.barrage(
+        &["apply", "-f", file.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    wait_status(&op, &name, Duration::from_secs(90), "Running", |s| {
+        s["phase"] == "Running"
+    });
+    gate.close(true);
+    let intent = wait_status(
+        &op,
+        &name,
+        Duration::from_secs(90),
+        "the delete intent",
+        |s| s["topicDeleted"] == true,
+    );
+    let killed_at = Instant::now();
+    op.stop_controller("first", "KILL");
+    let after_kill = topic_exists(&bootstrap, &topic);
+    let refused = gate.dropped();
+    gate.close(false);
+    op.start_controller("second");
+    let done = wait_status(&op, &name, Duration::from_secs(90), "topicGone", |s| {
+        s["topicGone"] == true
+    });
+    let deleted_after = killed_at.elapsed();
+    let after_restart = topic_exists(&bootstrap, &topic);
+    println!(
+        "topic clean-up across a kill: phase {} at the intent, topicGone {} at the kill; the killed controller's bootstrap connections dropped {refused}; topic exists after the kill: {after_kill}; after the restart: {after_restart} (topicGone {:.1}s after the kill, {} DeleteTopic calls in all); phase {}",
+        intent["phase"],
+        intent["topicGone"],
+        deleted_after.as_secs_f64(),
+        done["topicDeleteAttempts"],
+        done["phase"]
+    );
+    assert_eq!(intent["topicGone"], serde_json::Value::Null, "{intent}");
+    assert!(
+        refused > 0,
+        "the killed controller tried to reach the broker"
+    );
+    assert!(
+        after_kill,
+        "the topic is still there when the controller dies"
+    );
+    assert!(!after_restart, "the restarted controller deleted the topic");
+    assert_eq!(done["topicDeleteAttempts"].as_u64(), Some(2), "{done}");
+    assert_eq!(done["phase"], "Succeeded", "{done}");
+}
