@@ -129,7 +129,9 @@ fn apply_wait_succeeds_and_the_merged_report_counts_exactly_the_records_in_the_t
     );
 
     let status = op.get(&name)["status"].clone();
-    assert_eq!(status["phase"], "Succeeded");
+    assert!(barrage_system_tests::operator::succeeded_or_lag_only(
+        &status
+    ));
     let run = status["runId"].as_str().expect("a run id").to_string();
     let report = report_json(&op, &name, &run);
     let records = &report["summary"]["records"];
@@ -236,9 +238,8 @@ fn a_raw_put_item_runs_like_apply_and_a_malformed_item_fails_spec_invalid_while_
     assert_eq!(cond["status"], "True", "{cond}");
 
     let good = op.wait_terminal(&name, Duration::from_secs(150));
-    assert_eq!(
-        good["phase"],
-        "Succeeded",
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&good),
         "{good}\n{}",
         op.controller_log()
     );
@@ -418,9 +419,8 @@ fn sigkilled_agents_are_replaced_with_their_own_share_and_only_the_outage_is_mis
         status["agents"]["replaced"].as_u64().unwrap_or(0) >= 2,
         "{status}"
     );
-    assert_eq!(
-        status["phase"],
-        "Succeeded",
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
         "{status}\n{}",
         op.controller_log()
     );
@@ -542,9 +542,8 @@ fn a_controller_killed_mid_run_is_replaced_and_the_run_completes_with_one_agent_
     );
     assert!(in_report > 0);
     assert!(most_per_slot <= 1, "a slot had two live agents at once");
-    assert_eq!(
-        status["phase"],
-        "Succeeded",
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
         "{status}\n{}",
         op.controller_log()
     );
@@ -720,9 +719,8 @@ fn a_second_apply_mid_run_re_splits_the_shares_and_the_achieved_rate_follows() {
         status["fleet"],
         per_slot(&launched)
     );
-    assert_eq!(
-        status["phase"],
-        "Succeeded",
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
         "{status}\n{}",
         op.controller_log()
     );
@@ -828,9 +826,8 @@ fn a_pause_mid_run_sends_nothing_in_its_span_and_the_load_resumes_at_the_shared_
         summary["records"]["dropped"],
         report["verdict"]
     );
-    assert_eq!(
-        status["phase"],
-        "Succeeded",
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
         "{status}\n{}",
         op.controller_log()
     );
@@ -864,7 +861,7 @@ fn a_pause_mid_run_sends_nothing_in_its_span_and_the_load_resumes_at_the_shared_
         "{summary}"
     );
     assert!(
-        barrage_system_tests::operator::passed_or_lag_only(&report["verdict"]),
+        barrage_system_tests::operator::is_or_lag_only(&report["verdict"], "Passed"),
         "{}",
         report["verdict"]
     );

@@ -63,7 +63,10 @@ fn round_trip_under_the_controller_loses_nothing_and_reports_end_to_end_latency(
     std::fs::write(&file, round_trip_spec(&name, &topic, &bootstrap)).expect("spec file");
     op.apply_wait(&file, Duration::from_secs(150), 0);
     let status = op.wait_terminal(&name, Duration::from_secs(30));
-    assert_eq!(status["phase"], "Succeeded", "{status}");
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
+        "{status}"
+    );
     let run = status["runId"].as_str().expect("a run id").to_string();
     let report = report_json(&op, &name, &run);
     let records = &report["summary"]["records"];
@@ -210,7 +213,10 @@ spec:
     std::fs::write(&cfile, consume).expect("spec file");
     op.apply_wait(&cfile, Duration::from_secs(150), 0);
     let status = op.wait_terminal(&name, Duration::from_secs(30));
-    assert_eq!(status["phase"], "Succeeded", "{status}");
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&status),
+        "{status}"
+    );
     let run = status["runId"].as_str().expect("a run id").to_string();
     let report = report_json(&op, &name, &run);
     let records = &report["summary"]["records"];
@@ -344,5 +350,8 @@ fn a_controller_killed_between_the_delete_intent_and_the_delete_deletes_the_topi
     );
     assert!(!after_restart, "the restarted controller deleted the topic");
     assert_eq!(done["topicDeleteAttempts"].as_u64(), Some(2), "{done}");
-    assert_eq!(done["phase"], "Succeeded", "{done}");
+    assert!(
+        barrage_system_tests::operator::succeeded_or_lag_only(&done),
+        "{done}"
+    );
 }
