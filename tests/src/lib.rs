@@ -253,6 +253,24 @@ fn for_each_borrowed(
     }
 }
 
+/// The reasons printed under an `Invalid` verdict, trimmed: `barrage run` prints
+/// `Verdict: Invalid` and its reasons indented by 2, `barrage apply --wait` prints
+/// `  verdict Invalid` and its reasons indented by 4. Empty for any other verdict.
+pub fn invalid_reasons(stdout: &str) -> Vec<&str> {
+    let mut lines = stdout.lines().skip_while(|l| {
+        let t = l.trim();
+        t != "Verdict: Invalid" && t != "verdict Invalid"
+    });
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let indent = " ".repeat(header.len() - header.trim_start().len() + 2);
+    lines
+        .take_while(|l| l.starts_with(&indent))
+        .map(str::trim)
+        .collect()
+}
+
 /// The number after `label` on a summary line of `barrage run` (`records acked     10,000`).
 pub fn summary_count(stdout: &str, label: &str) -> u64 {
     stdout

@@ -128,13 +128,7 @@ impl Operator {
             timeout + Duration::from_secs(30),
         );
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let reasons: Vec<&str> = stdout
-            .lines()
-            .skip_while(|l| l.trim() != "verdict Invalid")
-            .skip(1)
-            .take_while(|l| l.starts_with("    "))
-            .map(str::trim)
-            .collect();
+        let reasons = crate::invalid_reasons(&stdout);
         let lagged = code == 0 && out.status.code() == Some(3) && lag_only(&reasons);
         if lagged {
             println!("apply --wait: verdict Invalid for schedule lag only: {reasons:?}");

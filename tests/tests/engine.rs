@@ -43,13 +43,7 @@ fn run_measured(spec_text: &str, name: &str) -> String {
 /// True when the reasons under `Verdict: Invalid` are the generator falling behind its
 /// schedule (lag, a full client queue, records not sent in time) and thresholds, nothing else.
 fn invalid_only_for_the_generator(stdout: &str) -> bool {
-    let reasons: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("Verdict: Invalid"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .map(str::trim)
-        .collect();
+    let reasons = barrage_system_tests::invalid_reasons(stdout);
     reasons.iter().any(|r| r.starts_with("generator "))
         && reasons
             .iter()

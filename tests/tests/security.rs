@@ -185,13 +185,7 @@ fn assert_all_acked_and_read_back(
 ) {
     // Exit 3 only for a verdict Invalid whose reasons are all schedule lag (the sender lost
     // this machine's CPU to the broker): these tests check the credentials and the records.
-    let reasons: Vec<&str> = out
-        .lines()
-        .skip_while(|l| !l.starts_with("Verdict: Invalid"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .map(str::trim)
-        .collect();
+    let reasons = barrage_system_tests::invalid_reasons(out);
     let lag_only = code == Some(3) && barrage_system_tests::operator::lag_only(&reasons);
     assert!(
         code == Some(0) || lag_only,
