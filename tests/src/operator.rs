@@ -48,11 +48,18 @@ impl Operator {
         controller: &str,
         extra: &[(&str, &str)],
     ) -> Operator {
+        let mut op = Operator::init(prefix, dir_prefix, extra);
+        op.start_controller(controller);
+        op
+    }
+
+    /// The table, bucket and folder of [`Operator::start_with_env`], with no controller yet.
+    pub fn init(prefix: &str, dir_prefix: &str, extra: &[(&str, &str)]) -> Operator {
         let table = unique(prefix);
         let bucket = unique(prefix);
         let dir = std::env::temp_dir().join(unique(dir_prefix));
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let mut op = Operator {
+        let op = Operator {
             table,
             bucket,
             dir,
@@ -64,7 +71,6 @@ impl Operator {
         };
         let out = op.barrage(&["admin", "init"], Duration::from_secs(60));
         assert!(out.status.success(), "admin init failed: {}", text(&out));
-        op.start_controller(controller);
         op
     }
 
@@ -80,6 +86,12 @@ impl Operator {
 
     /// Starts controller `id` (process launcher), logging to `DIR/controller-ID.log`.
     pub fn start_controller(&mut self, id: &str) {
+        self.start_controller_with(id, &[]);
+    }
+
+    /// [`Operator::start_controller`] with more variables for this controller (and so its
+    /// agents) only, e.g. its own `AWS_ENDPOINT_URL` through a [`crate::fault::FaultProxy`].
+    pub fn start_controller_with(&mut self, id: &str, extra: &[(&str, &str)]) {
         let log =
             std::fs::File::create(self.dir.join(format!("controller-{id}.log"))).expect("log");
         let mut cmd = Command::new(binary("barrage"));
@@ -103,6 +115,7 @@ impl Operator {
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
         self.env(&mut cmd);
+        cmd.envs(extra.iter().copied());
         self.controllers
             .push((id.to_string(), cmd.spawn().expect("the controller starts")));
     }
@@ -229,6 +242,14 @@ impl Operator {
         found
     }
 
+    /// The process id of controller `id`, if this operator started it and has not stopped it.
+    pub fn pid_of(&self, id: &str) -> Option<u32> {
+        self.controllers
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, child)| child.id())
+    }
+
     /// The process id of the first controller still running, if any.
     pub fn controller_pid(&self) -> Option<u32> {
         self.controllers.first().map(|(_, c)| c.id())
@@ -271,6 +292,26 @@ impl Operator {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// The leader lease's epoch (fencing token), read from the table, expired or not.
+    pub fn lease_epoch(&self) -> Option<u64> {
+        rt().block_on(async {
+            use aws_sdk_dynamodb::types::AttributeValue;
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            let out = aws_sdk_dynamodb::Client::new(&sdk)
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S("lease#controller".into()))
+                .key("sk", AttributeValue::S("lease".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()?;
+            out.item?.get("epoch")?.as_n().ok()?.parse().ok()
+        })
     }
 
     /// The leader lease's holder, read from the table.
