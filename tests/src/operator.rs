@@ -274,24 +274,24 @@ impl Operator {
         v
     }
 
-    /// Signals controller `id` (`TERM` or `KILL`) and waits for it to exit (bounded).
-    pub fn stop_controller(&mut self, id: &str, signal: &str) {
-        let Some(pos) = self.controllers.iter().position(|(c, _)| c == id) else {
-            return;
-        };
+    /// Signals controller `id` (`TERM` or `KILL`) and waits for it to exit (bounded: SIGKILL
+    /// after 60 s); how long it took to exit by itself, `None` if it had to be killed.
+    pub fn stop_controller(&mut self, id: &str, signal: &str) -> Option<Duration> {
+        let pos = self.controllers.iter().position(|(c, _)| c == id)?;
         let (_, mut child) = self.controllers.remove(pos);
+        let started = Instant::now();
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
+        while started.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(_)) = child.try_wait() {
-                return;
+                return Some(started.elapsed());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
 
     /// The leader lease's epoch (fencing token), read from the table, expired or not.

@@ -228,21 +228,29 @@ fn a_controller_keeps_serving_other_load_tests_and_its_lease_while_one_records_c
     assert_eq!(epochs, epochs_after);
 }
 
-/// The agent container's `StopTimeout` in the task definition (infra/barrage.yaml): how long
-/// ECS waits after SIGTERM before SIGKILL.
-fn agent_stop_timeout() -> Duration {
+/// A container's `StopTimeout` in the task definitions (infra/barrage.yaml): how long ECS
+/// waits after SIGTERM before SIGKILL.
+fn stop_timeout(container: &str) -> Duration {
     let infra = std::fs::read_to_string(barrage_system_tests::root().join("infra/barrage.yaml"))
         .expect("infra/barrage.yaml");
-    let agent = infra
-        .split("- Name: agent")
+    let definition = infra
+        .split(&format!("- Name: {container}\n"))
         .nth(1)
-        .expect("the agent container");
-    let secs = agent
+        .unwrap_or_else(|| panic!("the {container} container"));
+    let secs = definition
         .lines()
         .find_map(|l| l.trim().strip_prefix("StopTimeout:"))
         .and_then(|v| v.trim().parse().ok())
         .expect("its StopTimeout");
     Duration::from_secs(secs)
+}
+
+fn agent_stop_timeout() -> Duration {
+    stop_timeout("agent")
+}
+
+fn controller_stop_timeout() -> Duration {
+    stop_timeout("controller")
 }
 
 /// The log of agent `slot`/`incarnation` of `name` (`…NAME-RUN-SLOT-INCARNATION.log`).
@@ -349,4 +357,34 @@ fn an_agent_whose_uploads_hang_stops_on_sigterm_within_its_stop_timeout() {
         .filter(|r| r.contains("never delivered intervals"))
         .count();
     assert!(named >= 1, "the undelivered intervals are named: {status}");
+}
+
+#[test]
+fn a_controller_asked_to_stop_while_every_call_hangs_exits_within_its_stop_timeout() {
+    let Some(endpoint) = aws_endpoint() else {
+        return;
+    };
+    let proxy = FaultProxy::start(&endpoint);
+    let mut op = Operator::init("barrage-e2e-hungstop", "barrage-hungstop", &[]);
+    // Default AWS timeouts (30 s per operation): the shutdown must not add them up.
+    op.start_controller_with("first", &[("AWS_ENDPOINT_URL", &proxy.url())]);
+    op.wait_holder("first", Duration::from_secs(30));
+    // Everything hangs: the relist (every 3 s), the lease renewals, and then the release.
+    proxy.hold(Hold::everything());
+    std::thread::sleep(Duration::from_secs(4));
+    let held = proxy.held();
+    let took = op.stop_controller("first", "TERM");
+    proxy.release();
+    let limit = controller_stop_timeout();
+    let log = std::fs::read_to_string(op.dir.join("controller-first.log")).unwrap_or_default();
+    let last: Vec<&str> = log.lines().rev().take(2).collect();
+    println!(
+        "hung shutdown: {held} calls hanging at the SIGTERM; exited by itself after {took:?} (the task's StopTimeout {limit:?}); last lines: {last:?}"
+    );
+    assert!(held >= 1, "calls were hanging");
+    let took = took.expect("the controller exits by itself (not SIGKILLed at 60 s)");
+    assert!(
+        took < limit,
+        "{took:?} is past its task's stop timeout {limit:?}"
+    );
 }

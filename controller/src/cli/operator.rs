@@ -64,6 +64,9 @@ pub struct ControllerArgs {
     /// Leader lease, e.g. 15s [env: BARRAGE_LEASE_DURATION].
     #[arg(long)]
     pub lease_duration: Option<String>,
+    /// Longest graceful shutdown after SIGTERM, e.g. 20s [env: BARRAGE_SHUTDOWN_GRACE].
+    #[arg(long)]
+    pub shutdown_grace: Option<String>,
     /// This controller's lease holder name [env: BARRAGE_CONTROLLER_ID].
     #[arg(long)]
     pub id: Option<String>,
@@ -352,6 +355,38 @@ fn agent_binary(cfg: &ControllerConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("barrage-agent"))
 }
 
+/// Runs `controller` until SIGTERM or Ctrl-C, then gives it `grace` to finish reconciles in
+/// progress and release the lease; past that it is dropped (its lease then expires by itself)
+/// so that hung AWS calls never keep the process beyond its task's stop timeout.
+async fn run_until_stopped(controller: Controller, grace: Duration) {
+    // The signal is watched by a task of its own: the controller's loop may be waiting on a
+    // hung call when it comes, and the grace counts from the signal, not from when it is seen.
+    let (requested, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = requested.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        if rx.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let deadline = {
+        let rx = stopping.clone();
+        async move {
+            stopped(rx).await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    tokio::select! {
+        () = controller.run(stopped(stopping)) => {}
+        () = deadline => tracing::warn!(
+            ?grace,
+            "Shutdown did not finish within its grace (BARRAGE_SHUTDOWN_GRACE): exiting now; the lease expires by itself."
+        ),
+    }
+}
+
 async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -377,6 +412,7 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
         (cfgvars::BARRAGE_METRICS_ADDR, args.metrics_addr.clone()),
         (cfgvars::BARRAGE_RESYNC_PERIOD, args.resync.clone()),
         (cfgvars::BARRAGE_LEASE_DURATION, args.lease_duration.clone()),
+        (cfgvars::BARRAGE_SHUTDOWN_GRACE, args.shutdown_grace.clone()),
         (cfgvars::BARRAGE_CONTROLLER_ID, args.id.clone()),
         (
             cfgvars::BARRAGE_AGENT_BINARY,
@@ -509,11 +545,12 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
         None => None,
     };
 
+    let grace = cfg.shutdown_grace;
     let mut controller = Controller::new(cfg, store, blobs, launcher).with_metrics(metrics);
     if let Some(w) = watch {
         controller = controller.with_watch(w);
     }
-    controller.run(shutdown_signal()).await;
+    run_until_stopped(controller, grace).await;
     let _ = stop_metrics.send(());
     if let Some(s) = server {
         let _ = s.await;

@@ -37,6 +37,9 @@ pub const BARRAGE_LOG_FORMAT: &str = "BARRAGE_LOG_FORMAT";
 pub const BARRAGE_RESYNC_PERIOD: &str = "BARRAGE_RESYNC_PERIOD";
 /// `BARRAGE_LEASE_DURATION`: leader lease (default 15s; renewed every third of it).
 pub const BARRAGE_LEASE_DURATION: &str = "BARRAGE_LEASE_DURATION";
+/// `BARRAGE_SHUTDOWN_GRACE`: how long a stopping controller may take to finish reconciles in
+/// progress and release its lease before it exits anyway (default 20s).
+pub const BARRAGE_SHUTDOWN_GRACE: &str = "BARRAGE_SHUTDOWN_GRACE";
 /// `BARRAGE_CONTROLLER_ID`: this controller's lease holder name.
 pub const BARRAGE_CONTROLLER_ID: &str = "BARRAGE_CONTROLLER_ID";
 /// `BARRAGE_WORKERS`: LoadTests reconciled at once (default 16).
@@ -67,6 +70,7 @@ pub const CONTROLLER_ENV: &[&str] = &[
     BARRAGE_LOG_FORMAT,
     BARRAGE_RESYNC_PERIOD,
     BARRAGE_LEASE_DURATION,
+    BARRAGE_SHUTDOWN_GRACE,
     BARRAGE_CONTROLLER_ID,
     BARRAGE_WORKERS,
     BARRAGE_WATCH_POLL,
@@ -91,6 +95,10 @@ pub const DEFAULT_WORKERS: usize = 16;
 pub const DEFAULT_WATCH_POLL: Duration = Duration::from_millis(500);
 /// Default leader lease.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// Default shutdown grace: under the controller task's `StopTimeout` (30 s in
+/// infra/barrage.yaml), so a controller whose AWS calls hang (30 s operation timeout each)
+/// still exits before ECS kills it. A lease not released in time expires by itself.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Default controller id when none is given (`from_env` makes a unique one).
 pub const DEFAULT_CONTROLLER_ID: &str = "barrage-controller";
 
@@ -140,6 +148,8 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// Leader lease duration.
     pub lease_duration: Duration,
+    /// Longest graceful shutdown after SIGTERM (`BARRAGE_SHUTDOWN_GRACE`).
+    pub shutdown_grace: Duration,
     /// Lease holder name.
     pub controller_id: String,
     /// LoadTests reconciled at once.
@@ -169,6 +179,7 @@ impl ControllerConfig {
             log_format: LogFormat::Compact,
             resync: DEFAULT_RESYNC,
             lease_duration: DEFAULT_LEASE,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             controller_id: DEFAULT_CONTROLLER_ID.to_string(),
             workers: DEFAULT_WORKERS,
             watch_poll: DEFAULT_WATCH_POLL,
@@ -349,6 +360,11 @@ impl ControllerConfig {
             DEFAULT_LEASE,
             Duration::from_secs(3),
         );
+        let shutdown_grace = duration(
+            BARRAGE_SHUTDOWN_GRACE,
+            DEFAULT_SHUTDOWN_GRACE,
+            Duration::from_secs(1),
+        );
         let agent_heartbeat = duration(
             BARRAGE_AGENT_HEARTBEAT,
             barrage_crds::env::DEFAULT_HEARTBEAT,
@@ -396,6 +412,7 @@ impl ControllerConfig {
                 log_format,
                 resync,
                 lease_duration,
+                shutdown_grace,
                 controller_id,
                 workers,
                 watch_poll,
@@ -458,6 +475,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.resync, DEFAULT_RESYNC);
         assert_eq!(c.lease_duration, DEFAULT_LEASE);
+        assert_eq!(c.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.workers, DEFAULT_WORKERS);
         assert_eq!(c.watch_poll, DEFAULT_WATCH_POLL);
         assert_eq!(
@@ -477,8 +495,10 @@ mod tests {
             ("BARRAGE_CONTROLLER_ID", "c1"),
             ("BARRAGE_WORKERS", "64"),
             ("BARRAGE_WATCH_POLL", "250ms"),
+            ("BARRAGE_SHUTDOWN_GRACE", "5s"),
         ])
         .expect("valid");
+        assert_eq!(c.shutdown_grace, Duration::from_secs(5));
         assert_eq!(c.workers, 64);
         assert_eq!(c.watch_poll, Duration::from_millis(250));
         assert_eq!(c.launcher, LauncherKind::Process);
@@ -498,6 +518,7 @@ mod tests {
             ("BARRAGE_METRICS_ADDR", "nowhere"),
             ("BARRAGE_LEASE_DURATION", "1s"),
             ("BARRAGE_WATCH_POLL", "10ms"),
+            ("BARRAGE_SHUTDOWN_GRACE", "500ms"),
         ])
         .expect_err("invalid");
         let text = err.to_string();
@@ -508,6 +529,7 @@ mod tests {
             "BARRAGE_METRICS_ADDR",
             "BARRAGE_LEASE_DURATION",
             "BARRAGE_WATCH_POLL",
+            "BARRAGE_SHUTDOWN_GRACE",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
