@@ -5,6 +5,9 @@
 #   kafka-python, fastavro,      -> the same venv: Kafka readers that are not Barrage's, for
 #   zstandard                       the system tests that read records back (--readers-only)
 #   cargo-audit, cargo-deny      -> cargo install --root $BARRAGE_TOOLS/cargo
+#   promtool                     -> Debian's prometheus package, unpacked (not installed: no
+#                                   service) into $BARRAGE_TOOLS/prometheus-VERSION, for the
+#                                   system test that lints Barrage's /metrics (--promtool-only)
 #
 # BARRAGE_TOOLS defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/barrage/tools.
 # Idempotent: a tool already installed at the pinned version is not touched, so a
@@ -12,8 +15,9 @@
 # (several minutes on 2 cores the first time); the build runs under `nice` so it does
 # not starve anything else on the machine.
 #
-# Usage: scripts/install-tools.sh [--python-only|--cargo-only|--readers-only]
+# Usage: scripts/install-tools.sh [--python-only|--cargo-only|--readers-only|--promtool-only]
 # Prints the directories to put on PATH as its last line:  PATH+=<venv/bin>:<cargo/bin>
+# (with --promtool-only: PATH+=<the folder holding promtool>)
 set -euo pipefail
 
 # --- pinned versions (bump deliberately; gates.sh prints them) ----------------------
@@ -25,6 +29,7 @@ FASTAVRO_VERSION=1.13.1
 ZSTANDARD_VERSION=0.25.0 # kafka-python's zstd codec (the Avro example compresses with zstd)
 CARGO_AUDIT_VERSION=0.22.2
 CARGO_DENY_VERSION=0.20.2
+PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1 # Debian 12's; another version is taken if the archive moved on
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/barrage"
 TOOLS="${BARRAGE_TOOLS:-$CACHE_ROOT/tools}"
@@ -39,8 +44,9 @@ case "${1:-}" in
   --python-only) want_cargo=0 ;;
   --cargo-only) want_python=0 want_readers=0 ;;
   --readers-only) want_python=0 want_cargo=0 ;;
+  --promtool-only) want_python=0 want_cargo=0 want_readers=0 ;;
   "") ;;
-  *) echo "usage: $0 [--python-only|--cargo-only|--readers-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--python-only|--cargo-only|--readers-only|--promtool-only]" >&2; exit 2 ;;
 esac
 
 log() { echo "install-tools: $*" >&2; }
@@ -115,6 +121,40 @@ install_cargo() {
   install_cargo_tool cargo-audit "$CARGO_AUDIT_VERSION" cargo-audit
   install_cargo_tool cargo-deny "$CARGO_DENY_VERSION" cargo-deny
 }
+
+# --- promtool ------------------------------------------------------------------------
+PROMTOOL_DIR="$TOOLS/prometheus-$PROMETHEUS_DEB_VERSION"
+
+# Downloads Debian's prometheus package (the pinned version, else the archive's) and unpacks
+# it; nothing is installed system-wide and no service starts.
+install_promtool() {
+  if [[ -x "$PROMTOOL_DIR/usr/bin/promtool" ]]; then
+    log "promtool $PROMETHEUS_DEB_VERSION already unpacked"
+    return 0
+  fi
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+    { log "promtool needs apt-get and dpkg-deb (Debian/Ubuntu)"; exit 1; }
+  local work
+  work="$(mktemp -d)"
+  log "downloading Debian's prometheus package for promtool"
+  if ! (cd "$work" && apt-get download -qq "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1); then
+    log "version $PROMETHEUS_DEB_VERSION not in the package lists; updating them and taking the archive's"
+    apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed (not root?); trying the lists as they are"
+    (cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1) ||
+      { log "apt-get download prometheus failed"; rm -rf "$work"; exit 1; }
+  fi
+  rm -rf "$PROMTOOL_DIR.partial"
+  dpkg-deb -x "$work"/prometheus_*.deb "$PROMTOOL_DIR.partial"
+  mv "$PROMTOOL_DIR.partial" "$PROMTOOL_DIR"
+  rm -rf "$work"
+  log "promtool: $("$PROMTOOL_DIR/usr/bin/promtool" --version 2>&1 | head -n 1)"
+}
+
+if [[ "${1:-}" == "--promtool-only" ]]; then
+  install_promtool
+  echo "PATH+=$PROMTOOL_DIR/usr/bin"
+  exit 0
+fi
 
 ((want_readers)) && install_readers
 ((want_python)) && install_python

@@ -275,34 +275,33 @@ impl AgentMetrics {
             "Records acknowledged per second over the last closed interval.",
         );
         let _ = writeln!(out, "barrage_agent_achieved_rate {}", last.acked_per_sec);
-        metric(
-            &mut out,
-            "barrage_agent_schedule_lag_seconds",
-            "gauge",
-            "Schedule lag (actual minus intended send time) over the last closed interval.",
-        );
-        for (q, us) in [
-            ("0.5", last.lag_p50_us),
-            ("0.99", last.lag_p99_us),
-            ("1", last.lag_max_us),
+        // Percentiles of the last closed interval are gauges of their own: a `quantile` label
+        // belongs to summaries, which also carry a running `_sum` and `_count`.
+        for (name, help, us) in [
+            (
+                "barrage_agent_schedule_lag_p50_seconds",
+                "Schedule lag (actual minus intended send time), median of the last closed interval.",
+                last.lag_p50_us,
+            ),
+            (
+                "barrage_agent_schedule_lag_p99_seconds",
+                "Schedule lag (actual minus intended send time), p99 of the last closed interval.",
+                last.lag_p99_us,
+            ),
+            (
+                "barrage_agent_schedule_lag_max_seconds",
+                "Schedule lag (actual minus intended send time), largest in the last closed interval.",
+                last.lag_max_us,
+            ),
+            (
+                "barrage_agent_produce_latency_p99_seconds",
+                "Produce latency (intended send to ack, coordinated-omission free), p99 of the last closed interval.",
+                last.produce_p99_us,
+            ),
         ] {
-            let _ = writeln!(
-                out,
-                "barrage_agent_schedule_lag_seconds{{quantile=\"{q}\"}} {}",
-                seconds(us)
-            );
+            metric(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", seconds(us));
         }
-        metric(
-            &mut out,
-            "barrage_agent_produce_latency_seconds",
-            "gauge",
-            "Produce latency (intended send to ack, coordinated-omission free) over the last closed interval.",
-        );
-        let _ = writeln!(
-            out,
-            "barrage_agent_produce_latency_seconds{{quantile=\"0.99\"}} {}",
-            seconds(last.produce_p99_us)
-        );
         out
     }
 }
@@ -555,10 +554,7 @@ mod tests {
             1.0
         );
         assert_eq!(sample(&after, "barrage_agent_phase{phase=\"Ready\"}"), 0.0);
-        let lag = sample(
-            &after,
-            "barrage_agent_schedule_lag_seconds{quantile=\"0.99\"}",
-        );
+        let lag = sample(&after, "barrage_agent_schedule_lag_p99_seconds");
         assert!((0.0029..=0.0031).contains(&lag), "lag p99 {lag}");
 
         let h = get(addr, "/healthz").await;

@@ -91,7 +91,12 @@ impl Operator {
 
     /// [`Operator::start_controller`] with more variables for this controller (and so its
     /// agents) only, e.g. its own `AWS_ENDPOINT_URL` through a [`crate::fault::FaultProxy`].
+    /// Its metrics are off unless `extra` has `BARRAGE_METRICS_ADDR`.
     pub fn start_controller_with(&mut self, id: &str, extra: &[(&str, &str)]) {
+        let metrics = extra
+            .iter()
+            .find(|(k, _)| *k == "BARRAGE_METRICS_ADDR")
+            .map_or("off", |(_, v)| *v);
         let log =
             std::fs::File::create(self.dir.join(format!("controller-{id}.log"))).expect("log");
         let mut cmd = Command::new(binary("barrage"));
@@ -100,7 +105,7 @@ impl Operator {
             "--launcher",
             "process",
             "--metrics-addr",
-            "off",
+            metrics,
             "--resync",
             "3s",
             "--lease-duration",
