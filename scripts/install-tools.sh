@@ -132,8 +132,10 @@ install_promtool() {
     log "promtool $PROMETHEUS_DEB_VERSION already unpacked"
     return 0
   fi
-  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
-    { log "promtool needs apt-get and dpkg-deb (Debian/Ubuntu)"; exit 1; }
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    log "promtool needs apt-get and dpkg-deb (Debian/Ubuntu)"
+    exit 1
+  fi
   local work
   work="$(mktemp -d)"
   log "downloading Debian's prometheus package for promtool"
