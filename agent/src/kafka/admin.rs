@@ -2,8 +2,9 @@
 //! the topic exists (creating it when asked), delete it at the end only if this run created it.
 //!
 //! The reachability probe runs on a client whose events are polled (rdkafka's `AdminClient`
-//! never polls its main queue): so a refused login is reported as an authentication error
-//! instead of a bare timeout, and an MSK IAM token can be handed to it.
+//! never polls its main queue): so a refused login or a failed TLS handshake (unknown CA,
+//! host-name mismatch, expired certificate) is reported with its cause at once instead of a
+//! bare timeout, and an MSK IAM token can be handed to it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,6 +60,12 @@ pub enum AdminError {
         "Kafka at {bootstrap} refused the login: {reason} (check spec.kafka.security and the credentials it references)"
     )]
     Authentication { bootstrap: String, reason: String },
+    #[error("TLS to Kafka at {bootstrap} failed: {reason} ({hint})")]
+    Tls {
+        bootstrap: String,
+        reason: String,
+        hint: &'static str,
+    },
     #[error("topic {topic} does not exist and spec.topic.create is not set")]
     TopicMissing { topic: String },
     #[error("could not create topic {topic}: {code:?}")]
@@ -84,28 +91,70 @@ pub struct Admin {
     bootstrap: String,
 }
 
-/// The probe's context: remembers the last authentication error librdkafka reported, and
+/// Why the cluster refused the probe, as librdkafka reported it.
+#[derive(Debug, Clone, PartialEq)]
+enum Refusal {
+    Authentication(String),
+    Tls(String),
+}
+
+impl Refusal {
+    fn of(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<Refusal> {
+        match code {
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
+                Some(Refusal::Authentication(reason.to_string()))
+            }
+            Some(RDKafkaErrorCode::SSL) => Some(Refusal::Tls(reason.to_string())),
+            _ if reason.contains("SSL handshake failed") => Some(Refusal::Tls(reason.to_string())),
+            _ => None,
+        }
+    }
+
+    fn into_error(self, bootstrap: &str) -> AdminError {
+        let bootstrap = bootstrap.to_string();
+        match self {
+            Refusal::Authentication(reason) => AdminError::Authentication { bootstrap, reason },
+            Refusal::Tls(reason) => AdminError::Tls {
+                bootstrap,
+                hint: tls_hint(&reason),
+                reason,
+            },
+        }
+    }
+}
+
+/// What to check for a failed TLS handshake, from OpenSSL's words in librdkafka's reason.
+fn tls_hint(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("expired") {
+        "the broker's certificate has expired: renew it on the broker"
+    } else if r.contains("mismatch") || r.contains("hostname") || r.contains("host name") {
+        "the broker's certificate does not name the host in bootstrapServers: use a name it has, or set spec.kafka.security.ssl.endpointIdentification: false"
+    } else if r.contains("issuer") || r.contains("self-signed") || r.contains("self signed") {
+        "the broker's certificate is not signed by a CA this client trusts: set spec.kafka.security.ssl.caLocation to the CA bundle that signed it"
+    } else if r.contains("wrong version number") || r.contains("packet length") {
+        "the listener does not speak TLS: check spec.kafka.security.protocol and the port"
+    } else {
+        "check spec.kafka.security.ssl and the broker's TLS listener"
+    }
+}
+
+/// The probe's context: remembers the last refusal (login or TLS) librdkafka reported, and
 /// serves MSK IAM tokens.
 #[derive(Default)]
 struct ProbeContext {
-    auth_error: Mutex<Option<String>>,
+    refusal: Mutex<Option<Refusal>>,
 }
 
 impl ClientContext for ProbeContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code();
-        if matches!(
-            code,
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
-        ) {
-            *self
-                .auth_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
-        } else {
-            tracing::debug!(%error, reason, "librdkafka error while probing the cluster.");
+        match Refusal::of(error.rdkafka_error_code(), reason) {
+            Some(refusal) => {
+                *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);
+            }
+            None => tracing::debug!(%error, reason, "librdkafka error while probing the cluster."),
         }
     }
 
@@ -154,14 +203,14 @@ impl Admin {
                 let metadata = probe
                     .client()
                     .fetch_metadata(None, left.min(Duration::from_millis(500)));
-                let auth_error = probe
+                let refusal = probe
                     .context()
-                    .auth_error
+                    .refusal
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
-                if metadata.is_ok() || auth_error.is_some() || left <= Duration::from_millis(500) {
-                    return Ok::<_, KafkaError>((metadata, auth_error));
+                if metadata.is_ok() || refusal.is_some() || left <= Duration::from_millis(500) {
+                    return Ok::<_, KafkaError>((metadata, refusal));
                 }
                 // An attempt that failed at once (no broker yet) must not spin.
                 std::thread::sleep(Duration::from_millis(100).saturating_sub(attempt.elapsed()));
@@ -171,12 +220,7 @@ impl Admin {
         .map_err(|e| AdminError::Task(e.to_string()))??;
         let metadata = match result {
             (Ok(metadata), _) => metadata,
-            (Err(_), Some(reason)) => {
-                return Err(AdminError::Authentication {
-                    bootstrap: self.bootstrap.clone(),
-                    reason,
-                });
-            }
+            (Err(_), Some(refusal)) => return Err(self.explain(refusal).await),
             (Err(source), None) => {
                 return Err(AdminError::Unreachable {
                     bootstrap: self.bootstrap.clone(),
@@ -190,6 +234,32 @@ impl Admin {
             .iter()
             .find(|t| t.name() == topic && t.error().is_none())
             .map(|t| t.partitions().len()))
+    }
+
+    /// The error for `refusal`; a TLS one names the check that failed, found by a handshake
+    /// of our own with the same trust settings ([`crate::kafka::tls`]).
+    async fn explain(&self, refusal: Refusal) -> AdminError {
+        let Refusal::Tls(reason) = refusal else {
+            return refusal.into_error(&self.bootstrap);
+        };
+        let trust = crate::kafka::tls::Trust {
+            ca_location: self.config.get("ssl.ca.location").map(String::from),
+            verify_host: self
+                .config
+                .get("ssl.endpoint.identification.algorithm")
+                .is_none_or(|a| a.eq_ignore_ascii_case("https")),
+        };
+        let bootstrap = self.bootstrap.clone();
+        let cause =
+            tokio::task::spawn_blocking(move || crate::kafka::tls::diagnose(&bootstrap, &trust))
+                .await
+                .ok()
+                .flatten();
+        let reason = match cause {
+            Some(cause) => format!("{cause} ({reason})"),
+            None => reason,
+        };
+        Refusal::Tls(reason).into_error(&self.bootstrap)
     }
 
     /// Makes sure `topic` exists. "Already exists" is success.
@@ -243,5 +313,42 @@ impl Admin {
         }
         info!(topic, "Deleted the topic this run created.");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_handshake_and_a_refused_login_are_refusals_other_errors_are_not() {
+        let tls = "ssl://h:9093/bootstrap: SSL handshake failed: certificate verify failed";
+        assert_eq!(
+            Refusal::of(Some(RDKafkaErrorCode::SSL), "x"),
+            Some(Refusal::Tls("x".into()))
+        );
+        assert_eq!(
+            Refusal::of(Some(RDKafkaErrorCode::BrokerTransportFailure), tls),
+            Some(Refusal::Tls(tls.into()))
+        );
+        assert_eq!(
+            Refusal::of(Some(RDKafkaErrorCode::SaslAuthenticationFailed), "bad"),
+            Some(Refusal::Authentication("bad".into()))
+        );
+        assert_eq!(
+            Refusal::of(Some(RDKafkaErrorCode::BrokerTransportFailure), "Connection refused"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_tls_hint_follows_the_check_that_failed() {
+        assert!(tls_hint("certificate has expired (…)").contains("expired"));
+        assert!(tls_hint("IP address mismatch (…)").contains("endpointIdentification"));
+        assert!(tls_hint("Hostname mismatch (…)").contains("endpointIdentification"));
+        assert!(tls_hint("self-signed certificate in certificate chain").contains("caLocation"));
+        assert!(tls_hint("unable to get local issuer certificate").contains("caLocation"));
+        assert!(tls_hint("wrong version number").contains("protocol"));
+        assert!(tls_hint("something else").contains("spec.kafka.security.ssl"));
     }
 }

@@ -7,3 +7,4 @@ pub mod consumer;
 pub mod credentials;
 pub mod msk_iam;
 pub mod producer;
+pub mod tls;
