@@ -429,6 +429,9 @@ kafka_up() {
         if ! kafka_has_sasl; then
             log "kafka: the running broker (pid $pid) was started without the SASL listener (by an older version of this script); it gets $HOST:$KAFKA_SASL_PORT when next started: scripts/services.sh down kafka && scripts/services.sh up"
         fi
+        if ! kafka_has_tls; then
+            log "kafka: the running broker (pid $pid) was started without the TLS listeners (by an older version of this script); it gets $HOST:$KAFKA_SSL_PORT-$KAFKA_EXPIRED_PORT when next started: scripts/services.sh down kafka && scripts/services.sh up"
+        fi
         if kafka_answers "$KAFKA_PORT" && { ! kafka_has_sasl || [[ -f "$KAFKA_SCRAM_MARKER" ]]; }; then
             log "kafka: already up (pid $pid, $HOST:$KAFKA_PORT) - nothing to do"
             return 0
