@@ -141,6 +141,19 @@ impl Metrics {
             let n = phases.values().filter(|p| *p == phase).count();
             let _ = writeln!(out, "barrage_loadtests{{phase=\"{}\"}} {n}", phase.as_str());
         }
+        let _ = writeln!(
+            out,
+            "# HELP barrage_loadtest_phase The phase each LoadTest is in (1 for its current phase)."
+        );
+        let _ = writeln!(out, "# TYPE barrage_loadtest_phase gauge");
+        for (name, phase) in phases.iter() {
+            let _ = writeln!(
+                out,
+                "barrage_loadtest_phase{{load_test=\"{}\",phase=\"{}\"}} 1",
+                escape(name),
+                phase.as_str()
+            );
+        }
         drop(phases);
 
         let mut calls = lock(&self.calls).clone();
@@ -244,6 +257,7 @@ mod tests {
             "barrage_reconcile_errors_total{kind=\"conflict\"} 1",
             "barrage_loadtests{phase=\"Running\"} 2",
             "barrage_loadtests{phase=\"Failed\"} 0",
+            "barrage_loadtest_phase{load_test=\"a\",phase=\"Running\"} 1",
             "barrage_aws_calls_total{service=\"dynamodb\",operation=\"GetItem\"} 2",
             "barrage_aws_throttles_total{service=\"dynamodb\",operation=\"GetItem\"} 1",
             "barrage_aws_calls_total{service=\"ecs\",operation=\"RunTask\"} 3",
@@ -255,6 +269,10 @@ mod tests {
                 "missing `{line}` in:\n{text}"
             );
         }
+        assert!(
+            !text.contains("load_test=\"c\""),
+            "a removed record has no phase"
+        );
     }
 
     #[tokio::test]

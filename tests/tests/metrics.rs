@@ -3,6 +3,11 @@
 //! Debian's prometheus package, unpacked by `scripts/install-tools.sh --promtool-only`): HELP
 //! and TYPE for every family, counters ending in `_total`, base units in names. And
 //! `barrage watch NAME` follows that run to its end and exits with its verdict's code.
+//!
+//! The Grafana dashboard (infra/grafana/barrage.json, issue 16.4) is checked against the same
+//! scrapes: every metric its queries name is one Barrage exports, and every query parses
+//! (`promtool check rules` of the queries as recording rules); the Prometheus scrape examples
+//! (infra/prometheus/*.yml) pass `promtool check config`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -200,8 +205,16 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
     // Mid-run: the load is on and both have counted something.
     std::thread::sleep(Duration::from_secs(4));
     let mut results = Vec::new();
+    let mut exported = std::collections::BTreeSet::new();
     for (who, addr) in [("controller", &controller_addr), ("agent", &agent_addr)] {
         let exposition = scrape(addr);
+        exported.extend(
+            exposition
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split_whitespace().next())
+                .map(String::from),
+        );
         let (families, samples) = shape(&exposition);
         let (code, printed) = lint(&promtool, &exposition);
         println!(
@@ -214,6 +227,9 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
         );
         results.push((who, families, code, printed));
     }
+
+    let dashboard = check_dashboard(&promtool, &exported);
+    let configs = check_scrape_configs(&promtool);
 
     let watched = watcher.join().expect("the watch thread");
     let stdout = String::from_utf8_lossy(&watched.stdout).to_string();
@@ -231,6 +247,15 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
         assert_eq!(code, Some(0), "{who}: promtool: {printed}");
         assert!(printed.is_empty(), "{who}: promtool: {printed}");
     }
+    assert!(dashboard.queries >= 10, "{dashboard:?}");
+    assert!(
+        dashboard.unknown.is_empty(),
+        "metrics Barrage does not export: {dashboard:?}"
+    );
+    assert_eq!(dashboard.rules_check, Some(0), "{dashboard:?}");
+    for (file, code, printed) in &configs {
+        assert_eq!(*code, Some(0), "{file}: {printed}");
+    }
     let verdict_ok = watched.status.code() == Some(0)
         || (watched.status.code() == Some(3) && lag_only(&reasons));
     assert!(verdict_ok, "{}\n{}", text(&watched), op.controller_log());
@@ -239,4 +264,157 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
         "watch ends on the record's final phase: {stdout}"
     );
     assert!(progress >= 2, "watch printed progress: {stderr}");
+}
+
+/// What the dashboard check found.
+#[derive(Debug)]
+struct DashboardCheck {
+    queries: usize,
+    metrics: std::collections::BTreeSet<String>,
+    unknown: Vec<String>,
+    rules_check: Option<i32>,
+    rules_printed: String,
+}
+
+/// Every query of infra/grafana/barrage.json: the metric names it uses (each must be in
+/// `exported`), and whether promtool parses it (as the expression of a recording rule, with
+/// Grafana's variables replaced by values).
+fn check_dashboard(
+    promtool: &PathBuf,
+    exported: &std::collections::BTreeSet<String>,
+) -> DashboardCheck {
+    let text = std::fs::read_to_string(root().join("infra/grafana/barrage.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect();
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(q) = var["query"]["query"].as_str() {
+            // label_values(METRIC, LABEL) is Grafana's, not PromQL: keep its metric.
+            if let Some(inner) = q.strip_prefix("label_values(") {
+                queries.push(inner.split(',').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    let metrics: std::collections::BTreeSet<String> =
+        queries.iter().flat_map(|q| metric_names(q)).collect();
+    let unknown = metrics
+        .iter()
+        .filter(|m| !exported.contains(*m))
+        .cloned()
+        .collect();
+    let rules: String = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let q = q
+                .replace("$__rate_interval", "1m")
+                .replace("$load_test", ".*");
+            format!(
+                "      - record: barrage:dashboard_query_{i}\n        expr: {}\n",
+                serde_json::to_string(&q).unwrap()
+            )
+        })
+        .collect();
+    let file = barrage_system_tests::temp_file(
+        "dashboard-rules.yml",
+        &format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    );
+    let out = run_bounded(
+        Command::new(promtool).args(["check", "rules"]).arg(&file),
+        Duration::from_secs(30),
+    );
+    let check = DashboardCheck {
+        queries: queries.len(),
+        metrics,
+        unknown,
+        rules_check: out.status.code(),
+        rules_printed: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    };
+    println!(
+        "dashboard: {} queries over {} metrics, {} not exported; promtool check rules exit {:?}: {}",
+        check.queries,
+        check.metrics.len(),
+        check.unknown.len(),
+        check.rules_check,
+        check.rules_printed.lines().last().unwrap_or_default()
+    );
+    check
+}
+
+/// The `barrage_…` metric names in a PromQL query.
+fn metric_names(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("barrage_"))
+        .map(String::from)
+        .collect()
+}
+
+/// `promtool check config` of each scrape example: (file, exit code, what it printed).
+fn check_scrape_configs(promtool: &PathBuf) -> Vec<(String, Option<i32>, String)> {
+    ["local.yml", "ecs.yml"]
+        .iter()
+        .map(|f| {
+            let path = root().join("infra/prometheus").join(f);
+            let out = run_bounded(
+                Command::new(promtool).args(["check", "config"]).arg(&path),
+                Duration::from_secs(30),
+            );
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            println!(
+                "scrape config {f}: promtool check config exit {:?}: {}",
+                out.status.code(),
+                printed
+                    .lines()
+                    .find(|l| l.contains("SUCCESS") || l.contains("FAILED"))
+                    .unwrap_or_default()
+                    .trim()
+            );
+            (f.to_string(), out.status.code(), printed)
+        })
+        .collect()
+}
+
+#[test]
+fn the_ecs_discovery_script_lists_each_running_task_with_an_address_on_the_metrics_port() {
+    // boto3 comes with the emulator's Python (scripts/services.sh env: BARRAGE_AWS_PYTHON).
+    let Some(python) = std::env::var("BARRAGE_AWS_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    else {
+        assert!(
+            std::env::var("BARRAGE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "BARRAGE_AWS_PYTHON is not set"
+        );
+        return;
+    };
+    let out = run_bounded(
+        Command::new(python)
+            .arg(root().join("tests/python/ecs_targets_fake.py"))
+            .arg(root().join("infra/prometheus/ecs_targets.py")),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let groups: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    println!("ecs discovery on a fake cluster: {groups}");
+    let groups = groups.as_array().expect("a list");
+    assert_eq!(groups.len(), 2, "the task without an address is left out");
+    assert_eq!(groups[0]["targets"][0], "10.0.1.5:9464");
+    assert_eq!(groups[0]["labels"]["ecs_task_family"], "barrage-agent");
+    assert_eq!(groups[0]["labels"]["ecs_group"], "barrage:lt-a");
+    assert_eq!(groups[1]["targets"][0], "10.0.1.9:9464");
+    assert_eq!(groups[1]["labels"]["ecs_task_family"], "barrage-controller");
 }

@@ -336,7 +336,10 @@ mod tests {
             Some(Refusal::Authentication("bad".into()))
         );
         assert_eq!(
-            Refusal::of(Some(RDKafkaErrorCode::BrokerTransportFailure), "Connection refused"),
+            Refusal::of(
+                Some(RDKafkaErrorCode::BrokerTransportFailure),
+                "Connection refused"
+            ),
             None
         );
     }
