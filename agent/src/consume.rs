@@ -524,6 +524,8 @@ pub struct Finished {
 /// Who an agent is and how it connects.
 pub struct Setup<'a> {
     pub spec: &'a LoadTestSpec,
+    /// The run: seeds the record generators when the spec has no `seed`.
+    pub run_id: &'a str,
     pub share: Share,
     /// Unique per agent and incarnation; RoundTrip tags records with it.
     pub agent_id: String,
@@ -553,9 +555,10 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
         }
         kind @ (WorkloadKind::Produce | WorkloadKind::RoundTrip) => {
             let round_trip = kind == WorkloadKind::RoundTrip;
-            let values = job::values(spec)?;
+            let values = job::values(spec, setup.run_id)?;
             let mut produce = job::produce_job(
                 spec,
+                setup.run_id,
                 setup.share,
                 values,
                 setup.sasl,

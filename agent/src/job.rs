@@ -78,10 +78,10 @@ fn now_millis() -> i64 {
 /// before the run rather than record by record.
 const CHECKED_RECORDS: u64 = 256;
 
-/// The values of a records spec, seeded with [`value_seed`]. Reads `avro.schemaFile` when
-/// given.
-pub fn values(spec: &LoadTestSpec) -> Result<Values, JobError> {
-    let seed = value_seed(spec);
+/// The values of a records spec for run `run_id`, seeded with [`value_seed`]. Reads
+/// `avro.schemaFile` when given.
+pub fn values(spec: &LoadTestSpec, run_id: &str) -> Result<Values, JobError> {
+    let seed = value_seed(spec, run_id);
     let mut values = match &spec.workload.records.value {
         ValueSpec::Size(size) => Values::pool(PayloadPool::random(
             &ValuePlan::Fixed {
@@ -151,20 +151,26 @@ pub fn key_plan(spec: &LoadTestSpec) -> KeyPlan {
     }
 }
 
-/// The seed of the run's values: the spec's seed, or a fixed default. The same on every
-/// agent, so record `j` has the same value whichever agent sends it.
-pub fn value_seed(spec: &LoadTestSpec) -> u64 {
-    spec.workload.records.seed.unwrap_or(0x0ba7_7a6e)
+/// The seed of run `run_id`'s values: the spec's seed (the same records in every run), or
+/// one derived from the run id (every run its own `uuid`s and random values). The same on
+/// every agent and incarnation of a run, so record `j` has the same value whichever agent
+/// sends it.
+pub fn value_seed(spec: &LoadTestSpec, run_id: &str) -> u64 {
+    spec.workload
+        .records
+        .seed
+        .unwrap_or_else(|| barrage_crds::digest::fnv1a(run_id.as_bytes()))
 }
 
 /// The seed of one agent (its keys): the value seed mixed with the slot.
-pub fn agent_seed(spec: &LoadTestSpec, slot: u32) -> u64 {
-    value_seed(spec) ^ (u64::from(slot) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+pub fn agent_seed(spec: &LoadTestSpec, run_id: &str, slot: u32) -> u64 {
+    value_seed(spec, run_id) ^ (u64::from(slot) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Everything the engine needs to produce this agent's share of `spec`.
 pub fn produce_job(
     spec: &LoadTestSpec,
+    run_id: &str,
     share: Share,
     values: Values,
     sasl: Option<&SaslCredentials>,
@@ -196,7 +202,7 @@ pub fn produce_job(
         profile: profile(&spec.load),
         share,
         values,
-        keys: KeyGen::new(key_plan(spec), agent_seed(spec, share.slot)),
+        keys: KeyGen::new(key_plan(spec), agent_seed(spec, run_id, share.slot)),
         headers: records
             .headers
             .iter()
@@ -248,9 +254,47 @@ mod tests {
         }
     }
 
+    /// The records of a spec with a `{{uuid}}` template, values `0..n` of run `run_id`.
+    fn uuids(seed: Option<u64>, run_id: &str, n: u64) -> Vec<String> {
+        let mut lt = LoadTest::example("t", "x:1", "t");
+        lt.spec.workload.records.seed = seed;
+        lt.spec.workload.records.value = serde_json::from_value(serde_json::json!({
+            "json": {"template": "{\"u\": \"{{uuid}}\"}"}
+        }))
+        .expect("a JSON value spec");
+        let mut values = values(&lt.spec, run_id).expect("values");
+        (0..n)
+            .map(|i| {
+                let v = values.value(RecordAt::nth(i, 0)).expect("a value");
+                String::from_utf8_lossy(v).to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_seed_each_run_has_its_own_records_and_with_one_every_run_the_same() {
+        let a = uuids(None, "lt-1-aaaa", 1_000);
+        let b = uuids(None, "lt-1-bbbb", 1_000);
+        let shared = a.iter().filter(|u| b.contains(u)).count();
+        assert_eq!(shared, 0, "two runs share {shared} uuids");
+        assert_eq!(
+            a,
+            uuids(None, "lt-1-aaaa", 1_000),
+            "a run's records are reproducible"
+        );
+        assert_eq!(
+            uuids(Some(42), "lt-1-aaaa", 100),
+            uuids(Some(42), "lt-1-bbbb", 100)
+        );
+        assert_eq!(
+            value_seed(&LoadTest::example("t", "x:1", "t").spec, "r"),
+            barrage_crds::digest::fnv1a(b"r")
+        );
+    }
+
     #[test]
     fn seeds_differ_per_slot() {
         let lt = LoadTest::example("t", "x:1", "t");
-        assert_ne!(agent_seed(&lt.spec, 0), agent_seed(&lt.spec, 1));
+        assert_ne!(agent_seed(&lt.spec, "r", 0), agent_seed(&lt.spec, "r", 1));
     }
 }

@@ -187,6 +187,7 @@ async fn run_inner(
     let prepared = consume::prepare(
         Setup {
             spec,
+            run_id: &a.run_id,
             share: Share::new(position, of),
             // Unique per incarnation: a replacement reads back only its own records.
             agent_id: agent_name(a),

@@ -23,7 +23,7 @@ fn example(name: &str) -> LoadTest {
 
 /// Makes `records` values of `lt`'s spec; returns records per second and the mean size.
 fn measure(lt: &LoadTest, records: u64) -> (f64, f64) {
-    let mut values = job::values(&lt.spec).expect("values");
+    let mut values = job::values(&lt.spec, "bench").expect("values");
     let base = 1_764_720_000_000;
     let mut bytes = 0u64;
     let start = Instant::now();

@@ -682,7 +682,7 @@ pub struct RecordsSpec {
     /// Wrap each group of recordsPerTransaction records in a real Kafka transaction.
     #[serde(skip_serializing_if = "is_false")]
     pub transactional: bool,
-    /// Seed of the record generators; random per run when absent.
+    /// Seed of the record generators: the same records (uuids, random fields, values) in every run; when absent, derived from the run id, so each run has its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }

@@ -232,8 +232,8 @@ async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() 
         )
         .await
         .expect("topic");
-    let values = job::values(&lt.spec).expect("values");
-    let produce = job::produce_job(&lt.spec, Share::ALL, values, None, None);
+    let values = job::values(&lt.spec, "engine-test").expect("values");
+    let produce = job::produce_job(&lt.spec, "engine-test", Share::ALL, values, None, None);
     let recorder = Arc::new(Recorder::new());
     let prepared = prepare(produce, recorder.clone()).await.expect("prepared");
     let control = Control::new();
@@ -315,6 +315,7 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
     let recorder = Arc::new(Recorder::new());
     let setup = Setup {
         spec: &lt.spec,
+        run_id: "rt-stall",
         share: Share::ALL,
         agent_id: unique("rt-stall-agent"),
         group_id: unique("rt-stall-group"),

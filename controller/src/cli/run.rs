@@ -151,6 +151,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
         let workload = consume::prepare(
             Setup {
                 spec,
+                run_id: &run_id,
                 share: Share::new(slot, agents),
                 agent_id: format!("{run_id}-{slot}"),
                 group_id: format!("barrage-{}-{run_id}", lt.name()),
