@@ -181,6 +181,7 @@ impl LoadTest {
                     })],
                     duration: None,
                     max_duration: None,
+                    warmup: None,
                 },
                 agents: AgentsSpec::default(),
                 thresholds: Vec::new(),

@@ -192,6 +192,7 @@ impl LoadTestSpec {
             steps: Vec::new(),
             duration: None,
             max_duration: None,
+            warmup: None,
         };
         fixed.agents.count = 0;
         fixed.agents.ready_fraction = 0.0;
@@ -855,6 +856,9 @@ pub struct LoadSpec {
     /// Hard stop for the Running and Draining phases (default duration + 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<HumanDuration>,
+    /// The first part of the load whose latency is measured apart (default none): its sends happen as scheduled and count in every record total, but its latency histograms are kept in the report's `summary.warmup`, out of the summary's percentiles, the windows' and agents' latencies, latency thresholds and the schedule-lag validity check. A whole number of `report.interval`s, shorter than the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<HumanDuration>,
 }
 
 /// One step of the load profile. Rates are total records per second across the fleet.
@@ -1050,6 +1054,18 @@ impl LoadSpec {
         match self.duration {
             Some(d) => d.as_std(),
             None => self.steps_duration(),
+        }
+    }
+
+    /// Report intervals of `interval` the warm-up spans (`warmup / interval`, rounded down:
+    /// validation makes it exact); 0 without a warm-up.
+    pub fn warmup_intervals(&self, interval: HumanDuration) -> u32 {
+        let interval = interval.as_nanos_u64();
+        match self.warmup {
+            Some(w) if interval > 0 => {
+                u32::try_from(w.as_nanos_u64() / interval).unwrap_or(u32::MAX)
+            }
+            _ => 0,
         }
     }
 

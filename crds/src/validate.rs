@@ -209,6 +209,10 @@ pub const BOUNDS: &[(&str, &str)] = &[
     ("spec.load.duration", "> 0, ≤ 30d"),
     ("spec.load.maxDuration", "≥ the load duration, ≤ 31d"),
     (
+        "spec.load.warmup",
+        "> 0; a multiple of report.interval; shorter than the load",
+    ),
+    (
         "spec.agents",
         "agents × cpu/1024 × maxDuration hours ≤ 5000 vCPU-hours",
     ),
@@ -403,6 +407,7 @@ fn check(lt: &LoadTest, v: &mut V) {
     check_agents(lt, v);
     check_thresholds(lt, v);
     check_report(lt, v);
+    check_warmup(lt, v);
     check_timeouts(lt, v);
 }
 
@@ -1581,6 +1586,33 @@ fn check_thresholds(lt: &LoadTest, v: &mut V) {
                 ),
             );
         }
+    }
+}
+
+/// The warm-up is a whole number of report intervals (intervals are what the report merges)
+/// and leaves some of the load to measure.
+fn check_warmup(lt: &LoadTest, v: &mut V) {
+    let Some(w) = lt.spec.load.warmup else {
+        return;
+    };
+    let p = "spec.load.warmup";
+    v.positive_duration(p, w);
+    let interval = lt.spec.report.interval;
+    if interval.as_nanos_u64() > 0 && !w.as_nanos_u64().is_multiple_of(interval.as_nanos_u64()) {
+        v.err(
+            p,
+            format!("must be a multiple of report.interval ({interval}) (got {w})"),
+        );
+    }
+    let total = lt.spec.load.total_duration();
+    if w.as_std() >= total {
+        v.err(
+            p,
+            format!(
+                "must be shorter than the load (got {w}, the load lasts {})",
+                HumanDuration::from(total)
+            ),
+        );
     }
 }
 

@@ -43,6 +43,7 @@ fn load(steps: Vec<LoadStep>, duration: Option<u64>) -> LoadSpec {
         steps,
         duration: duration.map(HumanDuration::from_secs),
         max_duration: None,
+        warmup: None,
     }
 }
 

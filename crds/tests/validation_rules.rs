@@ -1238,6 +1238,38 @@ fn report_window_is_a_multiple_of_the_interval() {
 }
 
 #[test]
+fn warmup_is_a_whole_number_of_report_intervals() {
+    let mut lt = base();
+    lt.spec.load.warmup = Some(d("15s"));
+    lt.spec.load.duration = Some(d("60s"));
+    expect(
+        &lt,
+        "spec.load.warmup",
+        "must be a multiple of report.interval (10s) (got 15s)",
+    );
+    lt.spec.load.warmup = Some(d("0s"));
+    expect(&lt, "spec.load.warmup", "must be greater than 0s (got 0s)");
+    lt.spec.load.warmup = Some(d("20s"));
+    assert_eq!(errors(&lt), Vec::new());
+}
+
+#[test]
+fn warmup_is_shorter_than_the_load() {
+    let mut lt = base();
+    lt.spec.report.interval = d("1s");
+    lt.spec.load.steps = vec![constant(100.0, 4)];
+    lt.spec.load.warmup = Some(d("4s"));
+    expect(
+        &lt,
+        "spec.load.warmup",
+        "must be shorter than the load (got 4s, the load lasts 4s)",
+    );
+    lt.spec.load.warmup = Some(d("3s"));
+    assert_eq!(errors(&lt), Vec::new());
+    assert_eq!(lt.spec.load.warmup_intervals(lt.spec.report.interval), 3);
+}
+
+#[test]
 fn destination_needs_exactly_one_target() {
     let mut lt = base();
     lt.spec.report.destination = Some(Destination::default());

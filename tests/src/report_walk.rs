@@ -1,7 +1,9 @@
 //! Checks every histogram object of a run's `report.json` against the histograms it claims to
 //! describe, decoded independently: each interval's from `merged.hlog`, the run's and each
 //! window's as the sum of `merged.hlog`'s lines (and, for the run, of the agents' own interval
-//! logs), each agent's from its own interval logs under `agents/`.
+//! logs), each agent's from its own interval logs under `agents/`. With a warm-up
+//! (`summary.warmup`), the run's, the windows' and the agents' are those sums over the
+//! intervals after it, and `summary.warmup`'s the sum over its own.
 //!
 //! A histogram object is any JSON object with `count`, `min`, `mean` and `max`; one found at a
 //! place this module does not know is a failure, so a new histogram in the report cannot go
@@ -19,8 +21,10 @@ use serde_json::Value;
 struct Sources {
     /// `merged.hlog` by (interval index, tag).
     merged: BTreeMap<(u32, String), Histogram<u64>>,
-    /// The agents' interval logs summed by (slot, incarnation, tag).
+    /// The agents' interval logs after the warm-up summed by (slot, incarnation, tag).
     agents: BTreeMap<(u32, u32, String), Histogram<u64>>,
+    /// The first interval after the warm-up (0 without one).
+    warmup_end: u32,
 }
 
 fn read(path: &Path) -> String {
@@ -55,7 +59,7 @@ fn interval_logs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 impl Sources {
-    fn load(run_dir: &Path, interval_secs: f64) -> Sources {
+    fn load(run_dir: &Path, interval_secs: f64, warmup_end: u32) -> Sources {
         let limits = DecodeLimits::default();
         let mut merged = BTreeMap::new();
         for e in hlog::parse_log(&read(&run_dir.join("merged.hlog")), &limits)
@@ -70,6 +74,9 @@ impl Sources {
         let mut agents = BTreeMap::new();
         for f in files {
             let blob = decode_interval_blob(&read(&f)).expect("an agent interval log");
+            if blob.index < warmup_end {
+                continue;
+            }
             for (tag, h) in &blob.histograms {
                 add(&mut agents, (blob.slot, blob.incarnation, tag.clone()), h);
             }
@@ -79,7 +86,11 @@ impl Sources {
             "interval logs under {}",
             run_dir.display()
         );
-        Sources { merged, agents }
+        Sources {
+            merged,
+            agents,
+            warmup_end,
+        }
     }
 
     fn merged_sum(&self, tag: &str, range: std::ops::RangeInclusive<u32>) -> Histogram<u64> {
@@ -119,16 +130,25 @@ fn expected(report: &Value, sources: &Sources, path: &[String]) -> Vec<(String, 
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     match p.as_slice() {
         ["summary", "latency", tag] => vec![
-            ("merged.hlog".into(), sources.merged_sum(tag, 0..=u32::MAX)),
+            (
+                "merged.hlog".into(),
+                sources.merged_sum(tag, sources.warmup_end..=u32::MAX),
+            ),
             ("agents' logs".into(), sources.agents_sum(tag)),
         ],
+        ["summary", "warmup", "latency", tag] => {
+            let w = at(report, &path[..2]);
+            let range = u32_at(w, "firstInterval")..=u32_at(w, "lastInterval");
+            vec![("merged.hlog".into(), sources.merged_sum(tag, range))]
+        }
         ["intervals", _, "latency", tag] => {
             let index = u32_at(at(report, &path[..2]), "index");
             vec![("merged.hlog".into(), sources.merged_sum(tag, index..=index))]
         }
         ["windows", _, "latency", tag] => {
             let w = at(report, &path[..2]);
-            let range = u32_at(w, "firstInterval")..=u32_at(w, "lastInterval");
+            let first = u32_at(w, "firstInterval").max(sources.warmup_end);
+            let range = first..=u32_at(w, "lastInterval");
             vec![("merged.hlog".into(), sources.merged_sum(tag, range))]
         }
         ["agents", _, which @ ("produce" | "lag")] => {
@@ -208,7 +228,13 @@ pub fn check_report_histograms(run_dir: &Path) -> usize {
     let interval_secs = report["summary"]["intervalSecs"]
         .as_f64()
         .expect("summary.intervalSecs");
-    let sources = Sources::load(run_dir, interval_secs);
+    let warmup = &report["summary"]["warmup"];
+    let warmup_end = if warmup.is_null() {
+        0
+    } else {
+        u32_at(warmup, "lastInterval") + 1
+    };
+    let sources = Sources::load(run_dir, interval_secs, warmup_end);
     let mut found = Vec::new();
     walk(&report, &mut Vec::new(), &mut found);
     let mut problems = Vec::new();

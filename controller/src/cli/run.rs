@@ -22,7 +22,7 @@ use barrage_agent::kafka::producer::Clock;
 use barrage_agent::protocol;
 use barrage_agent::recorder::{CounterSnapshot, Histograms, Recorder};
 use barrage_agent::schedule::Share;
-use barrage_crds::hlog::merge_into;
+use barrage_crds::hlog::{self, merge_into};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
 use barrage_crds::status::VerdictResult;
@@ -38,6 +38,7 @@ use super::output::{clock, micros, rate_lines, thousands};
 use crate::report::ReportContext;
 use crate::report::fetch::{BlobIo, write_due_windows};
 use crate::report::json::SummaryJson;
+use crate::report::merge::Stats;
 use crate::report::render::render_dir_with;
 use crate::report::window::WindowClock;
 
@@ -645,12 +646,7 @@ fn print_summary(
         "  elapsed           {:.1}s (including flush)",
         elapsed.as_secs_f64()
     );
-    print_latency("produce latency (from intended send)", &totals.produce);
-    print_latency("service time (from actual send)", &totals.service);
-    print_latency("schedule lag", &totals.lag);
-    if !totals.e2e.is_empty() {
-        print_latency("end-to-end latency", &totals.e2e);
-    }
+    print_latencies(totals, report);
     for r in runs {
         let c = &r.outcome.counters;
         if !c.errors_by_kind.is_empty() {
@@ -703,10 +699,9 @@ fn print_consume_summary(
     );
     print_rates(report);
     println!("  elapsed           {:.1}s", elapsed.as_secs_f64());
-    print_latency(
-        "end-to-end latency (record timestamp to receipt)",
-        &totals.e2e,
-    );
+    let e2e = "end-to-end latency (record timestamp to receipt)";
+    print_latency(e2e, latency_of(&totals.e2e, report, hlog::TAG_E2E).as_ref());
+    print_warmup(report, &[(e2e, hlog::TAG_E2E)]);
     for r in runs {
         let c = &r.outcome.counters;
         println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
@@ -738,17 +733,66 @@ fn print_per_partition(runs: &[AgentRun]) {
     }
 }
 
-fn print_latency(label: &str, h: &Histogram<u64>) {
-    if h.is_empty() {
+/// The latency lines: the report's figures (after the warm-up, the warm-up's apart), or the
+/// agents' own histograms when there is no report.
+fn print_latencies(totals: &Histograms, report: Option<&SummaryJson>) {
+    let lines = [
+        (
+            "produce latency (from intended send)",
+            &totals.produce,
+            hlog::TAG_PRODUCE,
+        ),
+        (
+            "service time (from actual send)",
+            &totals.service,
+            hlog::TAG_SERVICE,
+        ),
+        ("schedule lag", &totals.lag, hlog::TAG_LAG),
+        ("end-to-end latency", &totals.e2e, hlog::TAG_E2E),
+    ];
+    for (label, h, tag) in lines {
+        if tag != hlog::TAG_E2E || !totals.e2e.is_empty() {
+            print_latency(label, latency_of(h, report, tag).as_ref());
+        }
+    }
+    print_warmup(report, &lines.map(|(label, _, tag)| (label, tag)));
+}
+
+/// The warm-up's line and its latency lines (`(label, tag)`), when the report has one.
+fn print_warmup(report: Option<&SummaryJson>, lines: &[(&str, &str)]) {
+    let Some(w) = report.and_then(|s| s.warmup.as_ref()) else {
+        return;
+    };
+    println!(
+        "  warm-up           {:.1} s (intervals {}–{}): counted in the records above, its latency measured apart",
+        w.secs, w.first_interval, w.last_interval
+    );
+    for (label, tag) in lines {
+        if let Some(st) = w.latency.get(*tag) {
+            print_latency(&format!("warm-up {label}"), Some(st));
+        }
+    }
+}
+
+/// The report's statistics of `tag`, or those of `h` when there is no report.
+fn latency_of(h: &Histogram<u64>, report: Option<&SummaryJson>, tag: &str) -> Option<Stats> {
+    match report {
+        Some(s) => s.latency.get(tag).copied(),
+        None => Stats::of(h),
+    }
+}
+
+fn print_latency(label: &str, stats: Option<&Stats>) {
+    let Some(st) = stats else {
         println!("  {label}: no samples");
         return;
-    }
+    };
     println!(
         "  {label}: p50 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
-        micros(h.value_at_quantile(0.5)),
-        micros(h.value_at_quantile(0.99)),
-        micros(h.value_at_quantile(0.999)),
-        micros(h.max()),
-        thousands(h.len())
+        micros(st.p50),
+        micros(st.p99),
+        micros(st.p999),
+        micros(st.max),
+        thousands(st.count)
     );
 }

@@ -29,6 +29,14 @@ pub fn merged_log(merged: &Merged) -> Result<String, ReportError> {
         merged.blobs,
         merged.intervals.len()
     ));
+    if merged.warmup_intervals > 0 {
+        // Every interval's line is here; the warm-up's are not in the report's summary.
+        out.push_str(&format!(
+            "#[Barrage-Warmup: intervals 0-{} ({:.3} s) are the warm-up: not in the summary's latency]\n",
+            merged.warmup_intervals - 1,
+            f64::from(merged.warmup_intervals) * length
+        ));
+    }
     out.push_str(LEGEND);
     out.push('\n');
     for i in &merged.intervals {

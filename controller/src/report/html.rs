@@ -566,6 +566,58 @@ fn rate_tiles(h: &mut String, s: &SummaryJson) {
             &format!("{} s: {}", short(p), spans.join(", ")),
         );
     }
+    if let Some(w) = &s.warmup {
+        let p99 = w.latency.get(hlog::TAG_PRODUCE).map(|p| p.p99);
+        tile(
+            h,
+            "warm-up (latency apart)",
+            &format!("{} s: produce p99 {}", short(w.secs), us_or_dash(p99)),
+        );
+    }
+}
+
+/// One row of the latency table.
+fn latency_row(h: &mut String, name: &str, st: &Stats) {
+    let _ = write!(
+        h,
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        escape(name),
+        int(st.count),
+        us(st.min),
+        format_micros(st.mean),
+        us(st.p50),
+        us(st.p90),
+        us(st.p99),
+        us(st.p999),
+        us(st.p9999),
+        us(st.max)
+    );
+}
+
+/// The latency table: the summary's histograms, then the warm-up's, marked.
+fn latency_table(h: &mut String, s: &SummaryJson) {
+    let warmup = s.warmup.iter().flat_map(|w| w.latency.iter());
+    if s.latency.is_empty() && s.warmup.as_ref().is_none_or(|w| w.latency.is_empty()) {
+        return;
+    }
+    h.push_str("<div class=\"card\"><h2>Latency</h2><table><thead><tr><th>histogram</th><th>count</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th></tr></thead><tbody>");
+    for (tag, st) in &s.latency {
+        latency_row(h, tag, st);
+    }
+    for (tag, st) in warmup {
+        latency_row(h, &format!("{tag} (warm-up)"), st);
+    }
+    h.push_str("</tbody></table>");
+    if let Some(w) = &s.warmup {
+        let _ = write!(
+            h,
+            "<p class=\"note\">The warm-up (intervals {}–{}, {} s) is measured apart: its records are counted above, its latency is only in its own rows, not in the run's percentiles, the thresholds or the schedule-lag check.</p>",
+            w.first_interval,
+            w.last_interval,
+            short(w.secs)
+        );
+    }
+    h.push_str("</div>");
 }
 
 /// Renders `report.html`.
@@ -680,40 +732,26 @@ pub fn render(r: &Report) -> String {
             } else {
                 "End-to-end latency over time"
             };
+            let warmup = s.warmup.as_ref().map_or(String::new(), |w| {
+                format!(
+                    " Intervals {}–{} are the warm-up: shown here, not in the run's percentiles.",
+                    w.first_interval, w.last_interval
+                )
+            });
             let _ = write!(
                 h,
-                "<div class=\"card\"><h2>{what}</h2>{c}<p class=\"note\">Percentiles of each interval's merged histogram, measured from the intended send time (coordinated-omission free).</p></div>"
+                "<div class=\"card\"><h2>{what}</h2>{c}<p class=\"note\">Percentiles of each interval's merged histogram, measured from the intended send time (coordinated-omission free).{warmup}</p></div>"
             );
         }
     }
     if let Some(c) = distribution_chart(r) {
         let _ = write!(
             h,
-            "<div class=\"card\"><h2>Latency by percentile</h2>{c}<p class=\"note\">The whole run's merged histograms; the x axis is 1/(1−q), so each step right is ten times rarer (the last point is the maximum).</p></div>"
+            "<div class=\"card\"><h2>Latency by percentile</h2>{c}<p class=\"note\">The whole run's merged histograms (after the warm-up, when there is one); the x axis is 1/(1−q), so each step right is ten times rarer (the last point is the maximum).</p></div>"
         );
     }
 
-    // Latency table.
-    if !s.latency.is_empty() {
-        h.push_str("<div class=\"card\"><h2>Latency</h2><table><thead><tr><th>histogram</th><th>count</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th></tr></thead><tbody>");
-        for (tag, st) in &s.latency {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(tag),
-                int(st.count),
-                us(st.min),
-                format_micros(st.mean),
-                us(st.p50),
-                us(st.p90),
-                us(st.p99),
-                us(st.p999),
-                us(st.p9999),
-                us(st.max)
-            );
-        }
-        h.push_str("</tbody></table></div>");
-    }
+    latency_table(&mut h, s);
 
     // Windows.
     if !r.windows.is_empty() {
@@ -722,10 +760,15 @@ pub fn render(r: &Report) -> String {
             let p = w.latency.get(hlog::TAG_PRODUCE);
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}–{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}–{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 w.index,
                 w.first_interval,
                 w.last_interval,
+                if w.warmup_intervals > 0 {
+                    format!(" ({} warm-up)", w.warmup_intervals)
+                } else {
+                    String::new()
+                },
                 int(w.records.acked),
                 int(w.records.errors),
                 us_or_dash(p.map(|p| p.p99)),
@@ -813,6 +856,9 @@ pub fn render(r: &Report) -> String {
         row("interval", st.interval.clone());
         if let Some(w) = &st.window {
             row("window", w.clone());
+        }
+        if let Some(w) = &st.warmup {
+            row("warm-up", w.clone());
         }
         for (k, v) in &st.producer_properties {
             row(k, v.clone());

@@ -100,8 +100,13 @@ pub struct SummaryJson {
     pub consumed_rate: Option<f64>,
     /// `records.acked / targetRecords`, when known.
     pub achieved_ratio: Option<f64>,
-    /// Latency statistics by tag (`e2e`, `lag`, `produce`, `service`), microseconds.
+    /// Latency statistics by tag (`e2e`, `lag`, `produce`, `service`), microseconds; after
+    /// the warm-up, when there is one (the warm-up's own are in `warmup`).
     pub latency: BTreeMap<String, Stats>,
+    /// The warm-up (`spec.load.warmup`) inside the report's intervals: its records are in
+    /// `records` and every rate, its latency only here. Absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupJson>,
     /// Seconds of the load spent paused (`spec.paused`); not in `loadSecs`, and the profile's
     /// records inside them are not in `targetRecords`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +114,37 @@ pub struct SummaryJson {
     /// The paused spans, seconds from the run's start, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paused: Vec<PausedJson>,
+}
+
+/// The warm-up's intervals, measured apart.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WarmupJson {
+    /// Seconds of warm-up in the report (`spec.load.warmup`, or its part inside a window).
+    pub secs: f64,
+    /// Its first interval (inclusive).
+    pub first_interval: u32,
+    /// Its last interval (inclusive).
+    pub last_interval: u32,
+    /// Counters over its intervals (already in the summary's `records`).
+    pub records: IntervalCounters,
+    /// Latency statistics by tag over its intervals, microseconds (not in the summary's
+    /// `latency`, the windows', the agents', the thresholds or the schedule-lag check).
+    pub latency: BTreeMap<String, Stats>,
+}
+
+impl WarmupJson {
+    /// The warm-up inside intervals `first..end`; `None` when none of it is.
+    fn build(merged: &Merged, first: u32, end: u32) -> Option<WarmupJson> {
+        let warmup_end = merged.warmup_intervals.min(end);
+        (warmup_end > first).then(|| WarmupJson {
+            secs: round3(f64::from(warmup_end - first) * merged.length_ms as f64 / 1000.0),
+            first_interval: first,
+            last_interval: warmup_end - 1,
+            records: merged.warmup.counters.clone(),
+            latency: merged.warmup.stats(),
+        })
+    }
 }
 
 /// One paused span of the load.
@@ -139,6 +175,14 @@ pub struct IntervalJson {
     pub sent_rate: f64,
     /// Latency statistics by tag, microseconds.
     pub latency: BTreeMap<String, Stats>,
+    /// Part of the warm-up: counted in the summary's records, its latency only in
+    /// `summary.warmup` (absent when false).
+    #[serde(skip_serializing_if = "is_false")]
+    pub warmup: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One soak window.
@@ -153,9 +197,13 @@ pub struct WindowJson {
     pub last_interval: u32,
     /// Intervals of the window with data.
     pub intervals_with_data: u32,
+    /// Intervals of the window that are warm-up (absent when none): in `records`, not in
+    /// `latency`; a window that is all warm-up has no latency threshold checks.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub warmup_intervals: u32,
     /// Counters over the window.
     pub records: IntervalCounters,
-    /// Latency statistics by tag over the window.
+    /// Latency statistics by tag over the window (after the warm-up).
     pub latency: BTreeMap<String, Stats>,
     /// Whether every window-scoped threshold held in this window.
     pub passed: bool,
@@ -179,9 +227,10 @@ pub struct AgentJson {
     pub last_interval: u32,
     /// Counters.
     pub records: IntervalCounters,
-    /// Produce latency over its intervals; absent when it recorded none (Consume).
+    /// Produce latency over its intervals after the warm-up; absent when it recorded none
+    /// (Consume).
     pub produce: Option<Stats>,
-    /// Schedule lag over its intervals; absent when it recorded none.
+    /// Schedule lag over its intervals after the warm-up; absent when it recorded none.
     pub lag: Option<Stats>,
 }
 
@@ -201,6 +250,10 @@ pub struct Coverage {
     pub missing_agent_intervals: u64,
     /// Histogram bucket layout.
     pub histogram: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -276,6 +329,7 @@ impl SummaryJson {
                 .filter(|t| *t > 0)
                 .map(|t| round3(c.acked as f64 / t as f64 * 1000.0) / 1000.0),
             latency: merged.total.stats(),
+            warmup: WarmupJson::build(merged, first, intervals_end),
             paused_secs: (!ctx.paused_ms.is_empty()).then(|| {
                 round3(ctx.paused_ms.iter().map(|(f, u)| u - f).sum::<u64>() as f64 / 1000.0)
             }),
@@ -318,6 +372,7 @@ impl Report {
                 rate: per_sec(i.counters.acked, length_secs),
                 sent_rate: per_sec(i.counters.sent, length_secs),
                 latency: i.stats.clone(),
+                warmup: i.warmup,
             })
             .collect();
         let windows = merged
@@ -340,6 +395,7 @@ impl Report {
                     first_interval: w.first_interval,
                     last_interval: w.last_interval,
                     intervals_with_data: w.intervals_with_data,
+                    warmup_intervals: w.warmup_intervals,
                     records: w.acc.counters.clone(),
                     latency: w.acc.stats(),
                     passed: failures.is_empty(),
@@ -594,6 +650,98 @@ mod tests {
         // A window past the load's end: 2 s of load in a 4 s window.
         let past = summary_with(&window(8, 11), 8, &[10, 10, 0, 0]);
         assert_eq!(figures(&past), (Some(2.0), 4.0, None, None, Some(10.0)));
+    }
+
+    /// 100/s for 4 s in 1 s intervals, `produce.p99 < 50ms`: interval 0 is slow (74 ms
+    /// produce latency, 200 ms schedule lag, as a sender's start-up), the others 7 ms and 1 ms.
+    fn slow_start(warmup: Option<&str>) -> super::super::ReportSet {
+        let mut lt = LoadTest::example("t", "127.0.0.1:9092", "t");
+        lt.spec.load = serde_json::from_str::<LoadSpec>(
+            r#"{"steps": [{"constant": {"rate": 100, "for": "4s"}}]}"#,
+        )
+        .unwrap();
+        lt.spec.load.warmup = warmup.map(|w| w.parse().unwrap());
+        lt.spec.report.interval = "1s".parse().unwrap();
+        lt.spec.thresholds =
+            vec![barrage_crds::spec::Threshold::parse("produce.p99 < 50ms").unwrap()];
+        let ctx = ReportContext::for_run(&lt, "r", true);
+        let blobs: Vec<AgentInterval> = intervals(0, &[100; 4])
+            .into_iter()
+            .map(|mut i| {
+                let (produce, lag) = if i.index == 0 {
+                    (74_000, 200_000)
+                } else {
+                    (7_000, 1_000)
+                };
+                let (mut p, mut l) = (hlog::new_histogram(), hlog::new_histogram());
+                p.record_n(produce, 100).unwrap();
+                l.record_n(lag, 100).unwrap();
+                i.histograms = BTreeMap::from([
+                    (hlog::TAG_PRODUCE.to_string(), p),
+                    (hlog::TAG_LAG.to_string(), l),
+                ]);
+                if let Some(c) = i.counters.as_mut() {
+                    c.scheduled = 100;
+                }
+                i
+            })
+            .collect();
+        let merged = merge_all(&blobs, ctx.merge_options()).unwrap();
+        build_report(&merged, &ctx).unwrap()
+    }
+
+    #[test]
+    fn a_warmup_is_reported_apart_and_left_out_of_the_thresholds_the_lag_check_and_the_percentiles()
+    {
+        let set = slow_start(Some("1s"));
+        let r = &set.report;
+        assert_eq!(r.verdict.result, "Passed", "{:?}", r.verdict.reasons);
+        let s = &r.summary;
+        let w = s.warmup.as_ref().unwrap();
+        assert_eq!((w.secs, w.first_interval, w.last_interval), (1.0, 0, 0));
+        assert_eq!(w.records.acked, 100);
+        assert_eq!(w.latency[hlog::TAG_PRODUCE].p99, 74_047);
+        assert_eq!(w.latency[hlog::TAG_LAG].p99, 200_063);
+        // Every record counts; the percentiles are the three intervals after the warm-up.
+        assert_eq!(s.records.acked, 400);
+        assert_eq!(s.achieved_ratio, Some(1.0));
+        let p = s.latency[hlog::TAG_PRODUCE];
+        assert_eq!((p.count, p.p99), (300, 7_003));
+        let observed = r.thresholds[0].run.as_ref().unwrap().observed;
+        assert_eq!(observed, Some(7_003.0));
+        assert_eq!(set.summary.produce_p99_us, 7_003);
+        let marks: Vec<bool> = r.intervals.iter().map(|i| i.warmup).collect();
+        assert_eq!(marks, vec![true, false, false, false]);
+        assert_eq!(r.agents[0].produce.map(|p| p.count), Some(300));
+        // Every output says so.
+        assert!(set.json.contains("\"warmup\": {"), "{}", set.json);
+        assert!(set.html.contains("warm-up (latency apart)"));
+        assert!(set.html.contains("produce (warm-up)"));
+        assert!(
+            set.junit
+                .contains("<property name=\"warmupSecs\" value=\"1\"/>")
+        );
+        assert!(
+            set.hlog
+                .contains("#[Barrage-Warmup: intervals 0-0 (1.000 s)")
+        );
+        assert_eq!(
+            set.hlog.matches("Tag=produce,").count(),
+            4,
+            "every interval's line"
+        );
+    }
+
+    #[test]
+    fn without_a_warmup_the_slow_start_fails_the_threshold_and_invalidates_the_run() {
+        let set = slow_start(None);
+        let r = &set.report;
+        assert_eq!(r.verdict.result, "Invalid", "{:?}", r.verdict.reasons);
+        assert!(r.verdict.reasons[0].contains("schedule lag p99"));
+        assert!(!r.thresholds[0].passed);
+        assert!(r.summary.warmup.is_none());
+        assert!(!set.json.contains("\"warmup\": {"));
+        assert_eq!(r.summary.latency[hlog::TAG_PRODUCE].count, 400);
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn properties(report: &Report) -> String {
         ("achievedRatio", s.achieved_ratio.map(number)),
         ("loadSecs", s.load_secs.map(number)),
         ("spanSecs", Some(number(s.span_secs))),
+        ("warmupSecs", s.warmup.as_ref().map(|w| number(w.secs))),
     ];
     let mut x = String::from("    <properties>");
     for (name, value) in props {

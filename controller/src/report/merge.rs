@@ -7,6 +7,13 @@
 //! [`IntervalSummary`] (statistics and the encoded merged histograms) is kept. Feeding blobs
 //! interval by interval and closing each one keeps memory flat however many agents there are.
 //!
+//! Warm-up ([`MergeOptions::warmup_intervals`]): the intervals before it count in every
+//! counter (their records were really sent), but their latency histograms go to
+//! [`Merged::warmup`] instead of the run's total, its windows' and its agents': every latency
+//! figure of the run (thresholds, summary percentiles, the schedule-lag check) is measured
+//! after the warm-up, and the warm-up's own is kept beside it. Each interval keeps its own
+//! histograms either way ([`IntervalSummary::warmup`] marks it).
+//!
 //! Everything that ends up in a report is kept in ordered maps and sorted vectors, so the same
 //! blobs in any order give byte-identical output.
 
@@ -186,6 +193,22 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Adds one closed interval: its counters, and its histograms unless it is part of the
+    /// warm-up (whose latency is kept apart, see the [module documentation](self)).
+    fn add_interval(
+        &mut self,
+        config: HistogramConfig,
+        interval: &Accumulator,
+        warmup: bool,
+    ) -> Result<(), ReportError> {
+        if warmup {
+            self.counters.add(&interval.counters);
+            Ok(())
+        } else {
+            self.add(config, interval)
+        }
+    }
+
     /// Statistics by tag (tags whose histogram is empty are left out).
     pub fn stats(&self) -> BTreeMap<String, Stats> {
         self.histograms
@@ -212,6 +235,8 @@ pub struct IntervalSummary {
     pub stats: BTreeMap<String, Stats>,
     /// The merged histograms, V2-compressed base64 with their max, by tag (for merged.hlog).
     pub encoded: BTreeMap<String, String>,
+    /// Part of the warm-up: its latency is in [`Merged::warmup`], not in the run's total.
+    pub warmup: bool,
 }
 
 /// A merged window (soaks): a fixed range of intervals.
@@ -225,8 +250,17 @@ pub struct WindowSummary {
     pub last_interval: u32,
     /// Intervals of the window that had data.
     pub intervals_with_data: u32,
-    /// Merged histograms and counters.
+    /// Intervals of the window that are part of the warm-up (counted, latency left out).
+    pub warmup_intervals: u32,
+    /// Merged histograms (after the warm-up) and counters (all of the window's).
     pub acc: Accumulator,
+}
+
+impl WindowSummary {
+    /// Every interval of the window is warm-up: it has no latency to judge.
+    pub fn is_warmup_only(&self) -> bool {
+        self.warmup_intervals > self.last_interval.saturating_sub(self.first_interval)
+    }
 }
 
 /// One agent incarnation's totals.
@@ -240,9 +274,10 @@ pub struct AgentSummary {
     pub intervals: Vec<u32>,
     /// Counters over its intervals.
     pub counters: IntervalCounters,
-    /// Its produce latency (merged over its intervals); `None` when it recorded none.
+    /// Its produce latency (merged over its intervals after the warm-up); `None` when it
+    /// recorded none.
     pub produce: Option<Stats>,
-    /// Its schedule lag; `None` when it recorded none.
+    /// Its schedule lag (after the warm-up); `None` when it recorded none.
     pub lag: Option<Stats>,
 }
 
@@ -319,6 +354,9 @@ pub struct MergeOptions {
     pub first_interval: Option<u32>,
     /// The last interval index the run should have (inclusive); defaults to the last one seen.
     pub last_interval: Option<u32>,
+    /// Intervals `0..warmup_intervals` are the warm-up (`spec.load.warmup`; default 0, none):
+    /// counted, their latency kept in [`Merged::warmup`].
+    pub warmup_intervals: u32,
 }
 
 impl Default for MergeOptions {
@@ -329,6 +367,7 @@ impl Default for MergeOptions {
             expected_agents: None,
             first_interval: None,
             last_interval: None,
+            warmup_intervals: 0,
         }
     }
 }
@@ -348,8 +387,13 @@ pub struct Merged {
     pub windows: Vec<WindowSummary>,
     /// Agent incarnations, by (slot, incarnation).
     pub agents: Vec<AgentSummary>,
-    /// Totals over the run.
+    /// Totals over the run: every interval's counters, the histograms of those after the
+    /// warm-up.
     pub total: Accumulator,
+    /// The warm-up intervals' histograms and counters (empty without a warm-up).
+    pub warmup: Accumulator,
+    /// Intervals `0..warmup_intervals` are the warm-up.
+    pub warmup_intervals: u32,
     /// Intervals without data, by slot and interval.
     pub gaps: Vec<Gap>,
     /// Agent interval blobs merged.
@@ -423,6 +467,7 @@ pub struct Merger {
     windows: BTreeMap<u32, (BTreeSet<u32>, Accumulator)>,
     agents: BTreeMap<(u32, u32), AgentAcc>,
     total: Accumulator,
+    warmup: Accumulator,
     blobs: u64,
     problems: Vec<String>,
 }
@@ -525,8 +570,10 @@ impl Merger {
         agent.intervals.push(interval.index);
         agent.counters.add(&counters);
         open.counters.add(&counters);
-        // Add each histogram's counts at their indexes, to the interval and (produce, lag) to
-        // the agent: the bucket layouts are the same (checked above), so this is exact.
+        // Add each histogram's counts at their indexes, to the interval and (produce, lag, after
+        // the warm-up) to the agent: the bucket layouts are the same (checked above), so this
+        // is exact.
+        let warmup = interval.index < self.options.warmup_intervals;
         for t in interval.tags().iter().filter(|t| t.total > 0) {
             let interval_dst = match open.histograms.get_mut(&t.tag) {
                 Some(d) => d,
@@ -534,6 +581,7 @@ impl Merger {
             };
             interval_dst.add(&t.counts);
             let per_agent = match t.tag.as_str() {
+                _ if warmup => None,
                 hlog::TAG_PRODUCE => Some(&mut agent.produce),
                 hlog::TAG_LAG => Some(&mut agent.lag),
                 _ => None,
@@ -562,7 +610,11 @@ impl Merger {
                 acc.histograms.insert(tag, flat.to_histogram(config)?);
             }
             let open_acc = acc;
-            self.total.add(config, &open_acc)?;
+            let warmup = i < self.options.warmup_intervals;
+            if warmup {
+                self.warmup.add(config, &open_acc)?;
+            }
+            self.total.add_interval(config, &open_acc, warmup)?;
             // Intervals past the run's planned end (an agent's last, drained interval) count in
             // the run and the series, but start no window of their own: a window is a span of
             // the planned run.
@@ -570,7 +622,7 @@ impl Merger {
             if let Some(k) = self.options.window_intervals.filter(|k| *k > 0 && planned) {
                 let w = self.windows.entry(window::window_of(i, k)).or_default();
                 w.0.insert(i);
-                w.1.add(config, &open_acc)?;
+                w.1.add_interval(config, &open_acc, warmup)?;
             }
             let mut encoded = BTreeMap::new();
             for (tag, h) in open_acc
@@ -595,6 +647,7 @@ impl Merger {
                     stats: open_acc.stats(),
                     counters: open_acc.counters,
                     encoded,
+                    warmup,
                 },
             );
         }
@@ -630,17 +683,22 @@ impl Merger {
         let gaps = find_gaps(&agents, first, planned_last, self.options.expected_agents);
 
         // Windows hold the planned intervals only (see `close_through`), so none ends past them.
+        let warmup_end = self.options.warmup_intervals;
         let windows = match self.options.window_intervals.filter(|k| *k > 0) {
             Some(k) => self
                 .windows
                 .into_iter()
                 .map(|(w, (with_data, acc))| {
                     let r = window::window_range(w, k);
+                    let last_interval = r.end.saturating_sub(1).min(planned_last);
                     WindowSummary {
                         index: w,
                         first_interval: r.start,
-                        last_interval: r.end.saturating_sub(1).min(planned_last),
+                        last_interval,
                         intervals_with_data: u32::try_from(with_data.len()).unwrap_or(u32::MAX),
+                        warmup_intervals: warmup_end
+                            .min(last_interval.saturating_add(1))
+                            .saturating_sub(r.start),
                         acc,
                     }
                 })
@@ -655,6 +713,8 @@ impl Merger {
             windows,
             agents,
             total: self.total,
+            warmup: self.warmup,
+            warmup_intervals: warmup_end,
             gaps,
             blobs: self.blobs,
             problems: self.problems,
@@ -955,6 +1015,78 @@ mod tests {
             .map(|w| (w.first_interval, w.last_interval, w.acc.counters.acked))
             .collect();
         assert_eq!(windows, vec![(0, 1, 2), (2, 2, 1)]);
+    }
+
+    /// Two agents, intervals 0..4 of 10 records each; interval 0's latency is 74 ms, the
+    /// others' 7 ms (the quickstart's first second and the rest).
+    fn slow_first_interval() -> Vec<AgentInterval> {
+        let mut blobs = Vec::new();
+        for slot in 0..2 {
+            for i in 0..4 {
+                let latency = if i == 0 { 74_000 } else { 7_000 };
+                blobs.push(interval(slot, 0, i, &[latency; 5]));
+            }
+        }
+        blobs
+    }
+
+    fn with_warmup(warmup_intervals: u32, window_intervals: Option<u32>) -> MergeOptions {
+        MergeOptions {
+            warmup_intervals,
+            window_intervals,
+            ..MergeOptions::default()
+        }
+    }
+
+    #[test]
+    fn warmup_latency_is_kept_apart_while_its_records_still_count() {
+        let m = merge_all(&slow_first_interval(), with_warmup(1, None)).unwrap();
+        let run = m.total.stats()[hlog::TAG_PRODUCE];
+        assert_eq!((run.count, run.max), (30, 7_003));
+        let warmup = m.warmup.stats()[hlog::TAG_PRODUCE];
+        assert_eq!((warmup.count, warmup.min), (10, 73_984));
+        assert_eq!((m.total.counters.acked, m.warmup.counters.acked), (40, 10));
+        // Each interval keeps its own histograms; the warm-up's is marked.
+        let marks: Vec<_> = m.intervals.iter().map(|i| (i.index, i.warmup)).collect();
+        assert_eq!(marks, vec![(0, true), (1, false), (2, false), (3, false)]);
+        assert_eq!(m.intervals[0].stats[hlog::TAG_PRODUCE].count, 10);
+        // An agent's latency is measured after the warm-up too; its records are all counted.
+        let agent = &m.agents[0];
+        assert_eq!(agent.produce.map(|p| (p.count, p.max)), Some((15, 7_003)));
+        assert_eq!(agent.counters.acked, 20);
+    }
+
+    #[test]
+    fn without_a_warmup_the_first_interval_is_in_the_run() {
+        let m = merge_all(&slow_first_interval(), MergeOptions::default()).unwrap();
+        assert_eq!(m.total.stats()[hlog::TAG_PRODUCE].count, 40);
+        assert!(m.warmup.histograms.is_empty());
+        assert!(m.intervals.iter().all(|i| !i.warmup));
+    }
+
+    #[test]
+    fn a_window_counts_its_warmup_records_but_not_their_latency() {
+        let m = merge_all(&slow_first_interval(), with_warmup(1, Some(2))).unwrap();
+        let windows: Vec<_> = m
+            .windows
+            .iter()
+            .map(|w| {
+                let p = w.acc.stats()[hlog::TAG_PRODUCE];
+                (
+                    w.index,
+                    w.warmup_intervals,
+                    w.acc.counters.acked,
+                    p.count,
+                    p.max,
+                )
+            })
+            .collect();
+        assert_eq!(windows, vec![(0, 1, 20, 10, 7_003), (1, 0, 20, 20, 7_003)]);
+        assert!(!m.windows[0].is_warmup_only());
+        let all_warmup = merge_all(&slow_first_interval(), with_warmup(2, Some(2))).unwrap();
+        assert!(all_warmup.windows[0].is_warmup_only());
+        assert!(all_warmup.windows[0].acc.histograms.is_empty());
+        assert!(!all_warmup.windows[1].is_warmup_only());
     }
 
     #[test]

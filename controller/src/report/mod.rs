@@ -174,6 +174,8 @@ pub struct Settings {
     pub interval: String,
     /// Soak window, if any.
     pub window: Option<String>,
+    /// Warm-up (`spec.load.warmup`), if any.
+    pub warmup: Option<String>,
     /// Extra librdkafka producer properties.
     pub producer_properties: std::collections::BTreeMap<String, String>,
 }
@@ -223,6 +225,7 @@ impl Settings {
             .to_string(),
             interval: spec.report.interval.to_string(),
             window: spec.report.window.as_ref().map(ToString::to_string),
+            warmup: spec.load.warmup.as_ref().map(ToString::to_string),
             producer_properties: p.properties.clone(),
         }
     }
@@ -252,6 +255,9 @@ pub struct ReportContext {
     pub first_interval: Option<u32>,
     /// Last interval index the run should have (inclusive).
     pub last_interval: Option<u32>,
+    /// Intervals `0..warmup_intervals` are the warm-up (`spec.load.warmup`): counted, their
+    /// latency shown apart and left out of the summary's, the thresholds and the lag check.
+    pub warmup_intervals: u32,
     /// Whether the run finished (false for reports of a run in progress or cancelled).
     pub complete: bool,
     /// Why the run was cut short, when it was (e.g. superseded by a changed spec): the first
@@ -350,6 +356,7 @@ impl ReportContext {
             expected_agents: Some(spec.agents.count),
             first_interval: None,
             last_interval,
+            warmup_intervals: spec.load.warmup_intervals(spec.report.interval),
             complete,
             cut_short: lt
                 .status
@@ -379,6 +386,7 @@ impl ReportContext {
             expected_agents: self.expected_agents,
             first_interval: self.first_interval,
             last_interval: self.last_interval,
+            warmup_intervals: self.warmup_intervals,
         }
     }
 }
