@@ -8,6 +8,7 @@
 pub mod fault;
 pub mod operator;
 pub mod report_walk;
+pub mod spec;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -168,6 +168,19 @@ impl Operator {
         serde_json::from_slice(&out.stdout).expect("get -o json prints JSON")
     }
 
+    /// Waits until `name` is in `phase` (bounded by `limit`), with the controller log if not.
+    pub fn wait_phase(&self, name: &str, phase: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.get(name)["status"]["phase"] != phase {
+            assert!(
+                Instant::now() < deadline,
+                "loadtest/{name} not {phase} within {limit:?}\n{}",
+                self.controller_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until `name` is in a terminal phase; its status.
     pub fn wait_terminal(&self, name: &str, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;

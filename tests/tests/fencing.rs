@@ -16,39 +16,18 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::{Exchange, FaultProxy, Hold};
 use barrage_system_tests::operator::{Operator, succeeded_or_lag_only, text};
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::stream::{Change, changes};
 use barrage_system_tests::{aws_endpoint, kafka, unique};
 
 const STATUS_WRITE: &str = "TransactWriteItems";
 
+/// One agent at `rate` records/s for 30 s.
 fn spec(name: &str, topic: &str, bootstrap: &str, rate: u32) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 1
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {rate}, for: 30s}}
-  agents:
-    count: 1
-  report:
-    interval: 1s
-"
-    )
+    ProduceSpec::new(name, topic, bootstrap)
+        .rate(rate)
+        .secs(30)
+        .yaml()
 }
 
 fn apply(op: &Operator, name: &str, body: &str) {
@@ -79,18 +58,6 @@ fn wait_held(op: &Operator, proxy: &FaultProxy, who: &str, limit: Duration) {
             op.controller_log()
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_running(op: &Operator, name: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while op.get(name)["status"]["phase"] != "Running" {
-        assert!(
-            Instant::now() < deadline,
-            "never Running\n{}",
-            op.controller_log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -147,7 +114,7 @@ fn a_deposed_leaders_late_status_writes_are_all_refused_by_the_store() {
     let name = unique("e2e-fence");
     let topic = unique("barrage-e2e-fence");
     apply(&op, &name, &spec(&name, &topic, &bootstrap, 100));
-    wait_running(&op, &name, Duration::from_secs(90));
+    op.wait_phase(&name, "Running", Duration::from_secs(90));
 
     // A live change makes the leader write the record's status; that write is held on the
     // wire, and the leader is paused past its lease (6 s) while it waits.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::{FaultProxy, Hold};
 use barrage_system_tests::operator::{Operator, succeeded_or_lag_only, text};
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::{aws_endpoint, binary, kafka, run_bounded, unique};
 
 /// Accepts every connection and holds it open, answering nothing.
@@ -67,44 +68,10 @@ fn commands_against_an_endpoint_that_never_answers_fail_within_the_operation_tim
     }
 }
 
-/// A one-agent LoadTest at 100 records/s for `secs` seconds on its own topic.
-fn spec(name: &str, topic: &str, bootstrap: &str, secs: u32) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 1
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: 100, for: {secs}s}}
-  agents:
-    count: 1
-  report:
-    interval: 1s
-"
-    )
-}
-
 fn apply(op: &Operator, name: &str, secs: u32, bootstrap: &str) {
     let file = op.dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &file,
-        spec(name, &unique("barrage-e2e-hung"), bootstrap, secs),
-    )
-    .unwrap();
+    let spec = ProduceSpec::new(name, &unique("barrage-e2e-hung"), bootstrap).secs(secs);
+    std::fs::write(&file, spec.yaml()).unwrap();
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],
         Duration::from_secs(30),
@@ -293,15 +260,7 @@ fn an_agent_whose_uploads_hang_stops_on_sigterm_within_its_stop_timeout() {
     op.start_controller_with("first", &[("AWS_ENDPOINT_URL", &proxy.url())]);
     let name = unique("e2e-hungup");
     apply(&op, &name, 30, &bootstrap);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while phase(&op, &name) != "Running" {
-        assert!(
-            Instant::now() < deadline,
-            "never Running\n{}",
-            op.controller_log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    op.wait_phase(&name, "Running", Duration::from_secs(90));
     // Interval uploads (S3 PUTs of `…/agents/…`) hang from now on.
     proxy.hold(Hold::target("/agents/"));
     let deadline = Instant::now() + Duration::from_secs(30);

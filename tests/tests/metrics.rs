@@ -18,39 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, lag_only, text};
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::{aws_endpoint, invalid_reasons, kafka, root, run_bounded, unique};
-
-fn spec(name: &str, topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 1
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: 100, for: 10s}}
-  agents:
-    count: 1
-  report:
-    interval: 1s
-  thresholds:
-    - \"errors.ratio < 1%\"
-"
-    )
-}
 
 /// promtool, unpacked by the project's script (idempotent); `None` (skip) when it cannot be
 /// had, unless `BARRAGE_REQUIRE_SERVICES=1`.
@@ -185,11 +154,9 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
     op.wait_holder("first", Duration::from_secs(30));
     let name = unique("e2e-metrics");
     let file = op.dir.join("metrics.yaml");
-    std::fs::write(
-        &file,
-        spec(&name, &unique("barrage-e2e-metrics"), &bootstrap),
-    )
-    .unwrap();
+    let spec = ProduceSpec::new(&name, &unique("barrage-e2e-metrics"), &bootstrap)
+        .threshold("errors.ratio < 1%");
+    std::fs::write(&file, spec.yaml()).unwrap();
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],
         Duration::from_secs(30),
