@@ -133,8 +133,11 @@ fn a_warmup_is_counted_reported_apart_and_left_out_of_the_summary_percentiles_an
     assert_eq!(u64_at(interval_0, &["records", "acked"]), warmup_acked);
     assert!(report["intervals"][1].get("warmup").is_none());
     assert_eq!(acked, RATE * LOAD_SECS, "every record acked: {s}");
+    // RATE + 1: the first interval can hold one record more than its share (CI saw 201 acked
+    // of 200 scheduled: the send at the interval's edge, the known one-record rounding between
+    // the profile's sends and the interval boundaries).
     assert!(
-        (RATE * 3 / 4..=RATE).contains(&warmup_acked),
+        (RATE * 3 / 4..=RATE + 1).contains(&warmup_acked),
         "about rate × 1 s acked in the warm-up: {warmup_acked}"
     );
     let measured = u64_at(s, &["latency", "produce", "count"]);
