@@ -42,6 +42,8 @@ if [[ -z "$major" || "$major" -lt 17 ]]; then
     missing+=(default-jre-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# scripts/tls-material.sh makes the broker's test certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [[ "${#missing[@]}" -eq 0 ]]; then
     echo "setup: all Debian packages present (build-essential pkg-config libssl-dev zlib1g-dev cmake python3-venv, Java $major, Maven); nothing to install"

@@ -84,6 +84,20 @@ pub fn barrage(args: &[&str], limit: Duration) -> Output {
     run_bounded(Command::new(binary("barrage")).args(args), limit)
 }
 
+/// `barrage run SPEC --out DIR EXTRA…` with DIR the folder `out` beside the spec file, bounded
+/// by `limit`; the output and DIR (report.json and the rest).
+pub fn barrage_run(spec: &Path, extra: &[&str], limit: Duration) -> (Output, PathBuf) {
+    let out_dir = spec.with_file_name("out");
+    let mut args = vec![
+        "run",
+        spec.to_str().expect("utf-8 path"),
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    (barrage(&args, limit), out_dir)
+}
+
 /// Runs a command, killing it if it outlives `limit`. Output is drained while it runs, so a
 /// chatty command cannot block on a full pipe.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {

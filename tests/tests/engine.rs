@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use barrage_system_tests::{
-    barrage, kafka, read_values, root, summary_count, summary_field, summary_per_partition,
-    temp_file, unique,
+    barrage, barrage_run, kafka, read_values, root, summary_count, summary_field,
+    summary_per_partition, temp_file, unique,
 };
 
 /// `barrage run` of `spec_text` that must finish and print its summary: these tests check
@@ -17,16 +17,7 @@ use barrage_system_tests::{
 /// beside another test's can lose the CPU); any other `Invalid` fails.
 fn run_measured(spec_text: &str, name: &str) -> String {
     let spec = temp_file(name, spec_text);
-    let out_dir = spec.with_file_name("out");
-    let out = barrage(
-        &[
-            "run",
-            spec.to_str().expect("utf-8 path"),
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        Duration::from_secs(180),
-    );
+    let (out, _) = barrage_run(&spec, &[], Duration::from_secs(180));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

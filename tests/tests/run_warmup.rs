@@ -9,7 +9,7 @@ use std::time::Duration;
 use barrage_crds::hlog::{self, DecodeLimits};
 use barrage_system_tests::operator::lag_only;
 use barrage_system_tests::report_walk::check_report_histograms;
-use barrage_system_tests::{barrage, invalid_reasons, kafka, temp_file, unique};
+use barrage_system_tests::{barrage_run, invalid_reasons, kafka, temp_file, unique};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
@@ -83,16 +83,7 @@ fn a_warmup_is_counted_reported_apart_and_left_out_of_the_summary_percentiles_an
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-run-warmup");
     let file = temp_file("run-warmup.yaml", &spec(&topic, &bootstrap));
-    let out_dir = file.with_file_name("out");
-    let out = barrage(
-        &[
-            "run",
-            file.to_str().expect("utf-8 path"),
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-        ],
-        Duration::from_secs(120),
-    );
+    let (out, out_dir) = barrage_run(&file, &[], Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use barrage_agent::kafka::credentials::{self, CredentialsError};
 use barrage_crds::spec::{SaslMechanism, SaslSpec, SecretRef};
-use barrage_system_tests::{aws_endpoint, barrage, summary_count, temp_file, unique};
+use barrage_system_tests::{aws_endpoint, barrage_run, summary_count, temp_file, unique};
 
 /// The SASL listener and its test users, as `scripts/services.sh env` exports them.
 struct Sasl {
@@ -121,16 +121,9 @@ spec:
 /// Runs `barrage run` on `spec_text`; returns (exit code, stdout, stderr).
 fn run(spec_text: &str) -> (Option<i32>, String, String) {
     let spec = temp_file("sasl.yaml", spec_text);
-    let out_dir = spec.with_file_name("out");
-    let out = barrage(
-        &[
-            "run",
-            spec.to_str().expect("utf-8 path"),
-            "--out",
-            out_dir.to_str().expect("utf-8 path"),
-            "--connect-timeout",
-            "10s",
-        ],
+    let (out, _) = barrage_run(
+        &spec,
+        &["--connect-timeout", "10s"],
         Duration::from_secs(120),
     );
     (

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, lag_only, text};
 use barrage_system_tests::{
-    aws_endpoint, barrage, invalid_reasons, kafka, summary_count, temp_file, unique,
+    aws_endpoint, barrage_run, invalid_reasons, kafka, summary_count, temp_file, unique,
 };
 
 /// The TLS listeners and the CAs, as `scripts/services.sh env` exports them.
@@ -89,17 +89,10 @@ fn ssl(ca: &str, verify_host: bool) -> String {
 /// `barrage run` of `spec_text`: exit code, stdout, stderr and how long it took.
 fn run(spec_text: &str) -> (Option<i32>, String, String, Duration) {
     let spec = temp_file("tls.yaml", spec_text);
-    let out_dir = spec.with_file_name("out");
     let started = Instant::now();
-    let out = barrage(
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--connect-timeout",
-            "10s",
-        ],
+    let (out, _) = barrage_run(
+        &spec,
+        &["--connect-timeout", "10s"],
         Duration::from_secs(120),
     );
     (
