@@ -856,7 +856,7 @@ pub struct LoadSpec {
     /// Hard stop for the Running and Draining phases (default duration + 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<HumanDuration>,
-    /// The first part of the load whose latency is measured apart (default none): its sends happen as scheduled and count in every record total, but its latency histograms are kept in the report's `summary.warmup`, out of the summary's percentiles, the windows' and agents' latencies, latency thresholds and the schedule-lag validity check. A whole number of `report.interval`s, shorter than the load.
+    /// The first part of the load whose latency is measured apart (default none): its sends happen as scheduled and count in every record total, but its latency histograms are kept in the report's `summary.warmup`, out of the summary's percentiles, the windows' and agents' latencies and the schedule-lag validity check, and every threshold is judged over what came after it (latency over its histograms, counts and ratios over its counters, `rate.achieved_ratio` against the records asked for after it; a window that is all warm-up is not judged). A whole number of `report.interval`s, shorter than the load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<HumanDuration>,
 }

@@ -1,7 +1,7 @@
 //! `barrage run` with `spec.load.warmup`: the warm-up's sends happen as scheduled and count in
 //! every record total, its latency is reported apart (`summary.warmup`), and the summary's
-//! percentiles, the agents' and the latency threshold are those of the intervals after it —
-//! re-derived here from `merged.hlog`, which keeps every interval.
+//! percentiles, the agents' and the thresholds (latency and rate) are those of the intervals
+//! after it — re-derived here from `merged.hlog`, which keeps every interval.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +47,7 @@ spec:
   thresholds:
     - \"produce.p99 < 500ms\"
     - \"errors.ratio < 1%\"
+    - \"rate.achieved_ratio >= 0.9\"
 "
     )
 }
@@ -161,6 +162,16 @@ fn a_warmup_is_counted_reported_apart_and_left_out_of_the_summary_percentiles_an
         Some(p99 as f64),
         "{threshold}"
     );
+    // A rate is judged after the warm-up too: the records acked after it over the records the
+    // load asked for after it (RATE x (LOAD_SECS - 1)), not over the whole run's target.
+    let rate = &report["thresholds"][2];
+    let judged = (acked - warmup_acked) as f64 / (RATE * (LOAD_SECS - 1)) as f64;
+    assert_eq!(
+        rate["run"]["observed"].as_f64(),
+        Some((judged * 1000.0).round() / 1000.0),
+        "{rate}"
+    );
+    println!("run warmup: rate.achieved_ratio judged after the warm-up {rate}");
     let agent = &report["agents"][0];
     assert_eq!(u64_at(agent, &["produce", "count"]), measured, "{agent}");
     println!(

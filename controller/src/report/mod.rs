@@ -244,6 +244,9 @@ pub struct ReportContext {
     pub settings: Option<Settings>,
     /// Records the load profile asked for over the whole run (fleet-wide).
     pub target_records: Option<u64>,
+    /// Of `target_records`, those the load asked for during the warm-up (0 without one):
+    /// thresholds judge the rate after it against the rest.
+    pub warmup_target_records: u64,
     /// How long the load profile runs, milliseconds (`spec.load`'s duration): the rates of
     /// `report.json` are per second of it (of its part inside the window, for a window).
     pub load_ms: Option<u64>,
@@ -304,6 +307,15 @@ fn paused_in_load(lt: &LoadTest, total_ns: u64) -> Vec<(u64, u64)> {
     merged
 }
 
+/// The parts of `spans` before `until_ns`.
+fn clip_spans(spans: &[(u64, u64)], until_ns: u64) -> Vec<(u64, u64)> {
+    spans
+        .iter()
+        .map(|&(from, until)| (from.min(until_ns), until.min(until_ns)))
+        .filter(|(from, until)| from < until)
+        .collect()
+}
+
 /// Records the load profile schedules inside `spans` (what a pause did not ask for).
 fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 {
     let profile = barrage_agent::job::profile(load);
@@ -343,12 +355,19 @@ impl ReportContext {
                 .expected_records()
                 .saturating_sub(records_in(&spec.load, &paused))
         });
+        let warmup_intervals = spec.load.warmup_intervals(spec.report.interval);
+        let warmup_ns = u64::from(warmup_intervals)
+            .saturating_mul(spec.report.interval.as_nanos_u64())
+            .min(total_ns);
+        let warmup_target_records = records_in(&spec.load, &[(0, warmup_ns)])
+            .saturating_sub(records_in(&spec.load, &clip_spans(&paused, warmup_ns)));
         ReportContext {
             load_test: Some(lt.name().to_string()),
             run_id: Some(run_id.to_string()),
             thresholds: spec.thresholds.clone(),
             settings: Some(Settings::from_spec(spec)),
             target_records,
+            warmup_target_records,
             load_ms: u64::try_from(total_ms)
                 .ok()
                 .map(|ms| ms.saturating_sub(paused_total_ms)),
@@ -356,7 +375,7 @@ impl ReportContext {
             expected_agents: Some(spec.agents.count),
             first_interval: None,
             last_interval,
-            warmup_intervals: spec.load.warmup_intervals(spec.report.interval),
+            warmup_intervals,
             complete,
             cut_short: lt
                 .status
@@ -437,7 +456,15 @@ pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, R
     } else {
         ctx.target_records
     };
-    let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, threshold_target);
+    // Thresholds judge what came after the warm-up: the records asked for after it.
+    let judged_target = match ctx.target_records {
+        Some(t) => Some(t.saturating_sub(ctx.warmup_target_records)),
+        None => {
+            let after = verdict::counters_after_warmup(merged, 0..=u32::MAX).scheduled;
+            (after > 0).then_some(after)
+        }
+    };
+    let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, judged_target);
     let invalid = verdict::invalid_reasons(merged, generator_target, &ctx.bounds);
     let mut incomplete = verdict::incomplete_reasons(merged, ctx.complete);
     if let Some(why) = &ctx.cut_short {

@@ -5,13 +5,20 @@
 //! Precedence when several apply: `Invalid` > `Failed` > `Incomplete` > `Passed`; every
 //! reason is listed whatever the result.
 //!
-//! With a warm-up, latency (thresholds and the schedule-lag check) is judged over what came
-//! after it, as the merge keeps it ([`Merged::total`]); counts and ratios over every record.
-//! A window that is all warm-up has no latency check.
+//! With a warm-up, every threshold is judged over what came after it: latency over the
+//! histograms the merge keeps ([`Merged::total`]), counts and ratios over the counters of the
+//! intervals after it, a rate against the records the load asked for after it. The schedule-lag
+//! check is judged after it too; the queue-full and sent checks over every record. A window that
+//! is all warm-up has no latency check, and its counts are nothing to judge.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use barrage_crds::hlog;
+use barrage_crds::interval::IntervalCounters;
 use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
 use barrage_crds::status::{Verdict, VerdictResult};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::merge::{Accumulator, Merged};
@@ -38,14 +45,19 @@ impl Default for ValidityBounds {
     }
 }
 
-/// The observed value of `metric` over `acc`, in the metric's unit (µs, fraction, count);
-/// `None` when it was not measured (no such histogram, or no target for a rate).
-pub fn observe(metric: Metric, acc: &Accumulator, target: Option<u64>) -> Option<f64> {
-    let c = &acc.counters;
+/// The observed value of `metric` over `histograms` and `counters`, in the metric's unit (µs,
+/// fraction, count); `None` when it was not measured (no such histogram, or no target for a
+/// rate).
+pub fn observe(
+    metric: Metric,
+    histograms: &BTreeMap<String, Histogram<u64>>,
+    c: &IntervalCounters,
+    target: Option<u64>,
+) -> Option<f64> {
     match metric.kind() {
         MetricKind::Latency => {
             let tag = metric.histogram_tag()?;
-            let h = acc.histograms.get(tag).filter(|h| !h.is_empty())?;
+            let h = histograms.get(tag).filter(|h| !h.is_empty())?;
             let p = metric.percentile()?;
             Some(if p >= 100.0 {
                 h.max() as f64
@@ -149,14 +161,28 @@ impl ThresholdResult {
     }
 }
 
+/// Counters of the intervals in `range` that came after the warm-up.
+pub fn counters_after_warmup(merged: &Merged, range: RangeInclusive<u32>) -> IntervalCounters {
+    let mut c = IntervalCounters::default();
+    for i in merged
+        .intervals
+        .iter()
+        .filter(|i| !i.warmup && range.contains(&i.index))
+    {
+        c.add(&i.counters);
+    }
+    c
+}
+
 fn check(
     t: &Threshold,
     scope: String,
     window: Option<u32>,
     acc: &Accumulator,
+    counters: &IntervalCounters,
     target: Option<u64>,
 ) -> Check {
-    let observed = observe(t.metric, acc, target).map(super::merge::round3);
+    let observed = observe(t.metric, &acc.histograms, counters, target).map(super::merge::round3);
     let passed = observed.is_some_and(|o| t.holds(o));
     Check {
         scope,
@@ -170,35 +196,51 @@ fn check(
     }
 }
 
-/// Evaluates `thresholds` over the run (with `target` records scheduled in total, if known) and
-/// over every window of `merged` (each window's target is what its agents scheduled).
+/// Evaluates `thresholds` over the run after its warm-up (with `target` records asked for after
+/// the warm-up, if known) and over every window of `merged` (each window's target is what its
+/// agents scheduled after the warm-up).
 ///
-/// A window-scoped threshold of a run without windows is evaluated over the whole run. A
-/// latency threshold is not evaluated over a window that is all warm-up.
+/// A window-scoped threshold of a run without windows is evaluated over the whole run. A window
+/// that is all warm-up is not evaluated.
 pub fn evaluate_thresholds(
     thresholds: &[Threshold],
     merged: &Merged,
     target: Option<u64>,
 ) -> Vec<ThresholdResult> {
+    let run_counters = if merged.warmup_intervals == 0 {
+        merged.total.counters.clone()
+    } else {
+        counters_after_warmup(merged, 0..=u32::MAX)
+    };
+    let window_counters: Vec<IntervalCounters> = merged
+        .windows
+        .iter()
+        .map(|w| counters_after_warmup(merged, w.first_interval..=w.last_interval))
+        .collect();
     thresholds
         .iter()
         .map(|t| {
             let has_windows = !merged.windows.is_empty();
             let run_scope = t.scope != ThresholdScope::Window || !has_windows;
             let window_scope = t.scope != ThresholdScope::Run && has_windows;
-            let run = run_scope.then(|| check(t, "run".to_string(), None, &merged.total, target));
+            let run = run_scope.then(|| {
+                let scope = "run".to_string();
+                check(t, scope, None, &merged.total, &run_counters, target)
+            });
             let windows: Vec<Check> = if window_scope {
                 merged
                     .windows
                     .iter()
-                    .filter(|w| !(w.is_warmup_only() && t.metric.kind() == MetricKind::Latency))
-                    .map(|w| {
-                        let scheduled = w.acc.counters.scheduled;
+                    .zip(&window_counters)
+                    .filter(|(w, _)| !w.is_warmup_only())
+                    .map(|(w, counters)| {
+                        let scheduled = counters.scheduled;
                         check(
                             t,
                             format!("window {}", w.index),
                             Some(w.index),
                             &w.acc,
+                            counters,
                             (scheduled > 0).then_some(scheduled),
                         )
                     })
@@ -354,8 +396,6 @@ pub fn verdict(results: &[ThresholdResult], invalid: &[String], incomplete: &[St
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::report::blob::{AgentInterval, IntervalCounters};
     use crate::report::merge::{MergeOptions, merge_all};
@@ -497,22 +537,20 @@ mod tests {
         let mut c = counters(1000);
         c.errors = 2;
         let m = run(&[1_000], 10, c, None);
-        assert_eq!(observe(Metric::ErrorsRatio, &m.total, None), Some(0.002));
-        assert_eq!(observe(Metric::ErrorsCount, &m.total, None), Some(8.0));
-        assert_eq!(
-            observe(Metric::RateAchievedRatio, &m.total, Some(8)),
-            Some(0.5)
-        );
-        assert_eq!(observe(Metric::RateAchievedRatio, &m.total, None), None);
+        let (h, c) = (&m.total.histograms, &m.total.counters);
+        assert_eq!(observe(Metric::ErrorsRatio, h, c, None), Some(0.002));
+        assert_eq!(observe(Metric::ErrorsCount, h, c, None), Some(8.0));
+        assert_eq!(observe(Metric::RateAchievedRatio, h, c, Some(8)), Some(0.5));
+        assert_eq!(observe(Metric::RateAchievedRatio, h, c, None), None);
     }
 
-    #[test]
-    fn a_window_that_is_all_warmup_has_no_latency_check_but_its_counts_are_checked() {
-        // Windows of 2 intervals, the first two intervals warm-up: window 0 has no latency.
+    /// Four intervals of one record each; interval 0 carries `warmup_errors` errors and a
+    /// 90 ms latency, the others 1 ms and none.
+    fn warmup_run(warmup_errors: u64, windows: Option<u32>, warmup_intervals: u32) -> Merged {
         let intervals: Vec<AgentInterval> = (0..4)
             .map(|i| {
                 let mut p = hlog::new_histogram();
-                p.record(1_000).unwrap();
+                p.record(if i == 0 { 90_000 } else { 1_000 }).unwrap();
                 AgentInterval {
                     slot: 0,
                     incarnation: 0,
@@ -522,26 +560,73 @@ mod tests {
                     histograms: BTreeMap::from([("produce".to_string(), p)]),
                     counters: Some(IntervalCounters {
                         acked: 1,
-                        ..counters(1)
+                        errors: if i == 0 { warmup_errors } else { 0 },
+                        ..counters(1 + if i == 0 { warmup_errors } else { 0 })
                     }),
                 }
             })
             .collect();
         let options = MergeOptions {
-            window_intervals: Some(2),
-            warmup_intervals: 2,
+            window_intervals: windows,
+            warmup_intervals,
             ..MergeOptions::default()
         };
-        let m = merge_all(&intervals, options).unwrap();
+        merge_all(&intervals, options).unwrap()
+    }
+
+    #[test]
+    fn a_window_that_is_all_warmup_is_not_judged() {
+        // Windows of 2 intervals, the first two intervals warm-up: only window 1 is judged.
+        let m = warmup_run(3, Some(2), 2);
         let t = [
             Threshold::parse("produce.p99 < 50ms").unwrap(),
             Threshold::parse("errors.count < 1").unwrap(),
         ];
-        let r = evaluate_thresholds(&t, &m, Some(4));
-        let latency_windows: Vec<_> = r[0].windows.iter().map(|c| c.window).collect();
-        assert_eq!(latency_windows, vec![Some(1)]);
-        assert_eq!(r[1].windows.len(), 2);
+        let r = evaluate_thresholds(&t, &m, Some(2));
+        for r in &r {
+            let judged: Vec<_> = r.windows.iter().map(|c| c.window).collect();
+            assert_eq!(judged, vec![Some(1)], "{r:?}");
+        }
         assert!(r.iter().all(|r| r.passed), "{r:?}");
+    }
+
+    #[test]
+    fn counts_ratios_and_rates_are_judged_after_the_warmup() {
+        let t = [
+            Threshold::parse("errors.count < 1").unwrap(),
+            Threshold::parse("errors.ratio < 1%").unwrap(),
+            Threshold::parse("rate.achieved_ratio >= 1").unwrap(),
+            Threshold::parse("produce.max < 50ms").unwrap(),
+        ];
+        // Without a warm-up, interval 0's 5 errors and 90 ms count: every check but the rate
+        // fails (4 acked of a target of 4). 90 ms reads back as the top of its histogram bucket.
+        let bucket_top = hlog::new_histogram().highest_equivalent(90_000) as f64;
+        let whole = evaluate_thresholds(&t, &warmup_run(5, None, 0), Some(4));
+        let observed: Vec<_> = whole
+            .iter()
+            .map(|r| r.run.as_ref().unwrap().observed)
+            .collect();
+        assert_eq!(
+            observed,
+            vec![Some(5.0), Some(0.556), Some(1.0), Some(bucket_top)]
+        );
+        let passed: Vec<bool> = whole.iter().map(|r| r.passed).collect();
+        assert_eq!(passed, vec![false, false, true, false]);
+        // With interval 0 the warm-up, the same records are judged over intervals 1..=3: 3
+        // acked of the 3 asked for after it, no errors, 1 ms.
+        let after = evaluate_thresholds(&t, &warmup_run(5, None, 1), Some(3));
+        let observed: Vec<_> = after
+            .iter()
+            .map(|r| r.run.as_ref().unwrap().observed)
+            .collect();
+        assert_eq!(
+            observed,
+            vec![Some(0.0), Some(0.0), Some(1.0), Some(1_000.0)]
+        );
+        assert!(after.iter().all(|r| r.passed), "{after:?}");
+        // Its records still count in the run's totals.
+        let m = warmup_run(5, None, 1);
+        assert_eq!((m.total.counters.errors, m.total.counters.acked), (5, 4));
     }
 
     #[test]
