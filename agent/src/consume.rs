@@ -34,12 +34,12 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{self, Control, EngineError, IntervalRecord, Outcome};
 use crate::job;
-use crate::kafka::config::{SaslCredentials, consumer_config};
 use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
-use crate::kafka::msk_iam::{SecurityContext, oauth_token};
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
 use crate::schedule::{Profile, Share};
+use barrage_kafka::config::{SaslCredentials, consumer_config};
+use barrage_kafka::msk_iam::{SecurityContext, oauth_token};
 
 /// How often a consumer holding its partitions polls the group (rebalances are served in
 /// polls) and looks for the start.

@@ -6,10 +6,10 @@ use std::time::Duration;
 use barrage_crds::spec::{KeyDistribution, LoadSpec, LoadStep, LoadTestSpec, ValueSpec};
 
 use crate::engine::ProduceJob;
-use crate::kafka::config::{SaslCredentials, producer_config};
 use crate::keys::{KeyGen, KeyPlan};
 use crate::payload::{PayloadPool, RecordAt, ValuePlan, Values};
 use crate::schedule::{Profile, Segment, Share};
+use barrage_kafka::config::{SaslCredentials, producer_config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -6,23 +6,19 @@
 //! [`AgentMetrics`] reads the [`Recorder`] the engine already fills (atomics and the last
 //! interval's summary), so scraping adds nothing to the send path.
 //!
-//! The HTTP side is the controller's approach (`barrage_controller::metrics`): HTTP/1.1 `GET`s
-//! answered on a tokio `TcpListener`, one short response per connection — two endpoints do not
-//! justify an HTTP stack. It must not block the runtime or hold a lock across an await.
+//! The HTTP side is `barrage-exposition`'s small server, which the controller's metrics use too.
 //!
 //! Where it listens is `BARRAGE_METRICS_ADDR` (see `barrage_crds::env`): port 0 takes any free
 //! port (several agents on one machine), and the bound address goes to the log and to the
 //! agent's status record (`metricsAddr`).
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use barrage_crds::agent_status::AgentPhase;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
+pub use barrage_exposition::{Exposition, escape, serve};
 
 use crate::recorder::Recorder;
 use crate::schedule::Profile;
@@ -315,131 +311,20 @@ fn seconds(us: u64) -> f64 {
     us as f64 / 1_000_000.0
 }
 
-/// Escapes a Prometheus label value.
-pub fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Longest request head read.
-const MAX_HEAD: usize = 8 * 1024;
-/// A client gets this long to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What a metrics endpoint serves: the Prometheus text exposition of some metrics (the
-/// agent's here, the controller's in `barrage controller`; both use this one small server).
-pub trait Exposition: Send + Sync + 'static {
-    fn render(&self) -> String;
-}
-
 impl Exposition for AgentMetrics {
     fn render(&self) -> String {
         AgentMetrics::render(self)
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` completes.
-pub async fn serve<M: Exposition>(
-    listener: TcpListener,
-    metrics: Arc<M>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let metrics = metrics.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = answer(stream, metrics.as_ref()).await {
-                            tracing::debug!("A metrics request failed: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("Accepting a metrics connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-}
-
-/// The status line, content type and body for a request line.
-pub fn respond<M: Exposition + ?Sized>(
-    request_line: &str,
-    metrics: &M,
-) -> (&'static str, &'static str, String) {
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let target = parts.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    if method != "GET" && method != "HEAD" {
-        return (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET\n".into(),
-        );
-    }
-    match path {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        "/healthz" => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
-        _ => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "try /metrics or /healthz\n".into(),
-        ),
-    }
-}
-
-async fn answer<M: Exposition + ?Sized>(
-    mut stream: tokio::net::TcpStream,
-    metrics: &M,
-) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(r) => r?,
-        Err(_) => return Ok(()),
-    }
-    let text = String::from_utf8_lossy(&head);
-    let line = text.lines().next().unwrap_or("");
-    let (status, content_type, body) = respond(line, metrics);
-    let body = if line.starts_with("HEAD ") {
-        String::new()
-    } else {
-        body
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
 
     use super::*;
     use crate::recorder::Histograms;

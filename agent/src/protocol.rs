@@ -35,13 +35,13 @@ use tracing::{error, info, warn};
 use crate::consume::{self, Setup};
 use crate::engine::{self, Control, INTERVAL_QUEUE, IntervalRecord, Reassign};
 use crate::job;
-use crate::kafka::admin::{Admin, AdminError, TopicCreate, TopicOutcome};
-use crate::kafka::config::base_config;
 use crate::kafka::producer::Clock;
 use crate::metrics::{AgentMetrics, Identity};
 use crate::recorder::{CounterSnapshot, Recorder};
 use crate::schedule::Share;
 use crate::spool::{DeliveryConfig, Outgoing, Progress, Uploader};
+use barrage_kafka::admin::{Admin, AdminError, TopicCreate, TopicOutcome};
+use barrage_kafka::config::base_config;
 
 /// How an agent's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub enum AgentError {
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error(transparent)]
-    Credentials(#[from] crate::kafka::credentials::CredentialsError),
+    Credentials(#[from] barrage_kafka::credentials::CredentialsError),
     #[error("{0}")]
     Unsupported(String),
     /// The uploader task failed (panicked): what it had not delivered is unknown.
@@ -155,7 +155,7 @@ async fn run_inner(
     let lt = load(store.as_ref(), &a.load_test).await?;
     let spec = &lt.spec;
     // SASL credentials from the referenced secret (and the MSK IAM token refresher).
-    let sasl = crate::kafka::credentials::prepare_security(&spec.kafka).await?;
+    let sasl = barrage_kafka::credentials::prepare_security(&spec.kafka).await?;
     let fleet = lt
         .status
         .as_ref()

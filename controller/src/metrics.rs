@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use barrage_crds::status::Phase;
 use tokio::net::TcpListener;
 
-use barrage_agent::metrics::escape;
+use barrage_exposition::escape;
 /// The small HTTP server and label escaping are the agent's (one implementation for both).
-pub use barrage_agent::metrics::{Exposition, respond, serve};
+pub use barrage_exposition::{Exposition, respond, serve};
 
 /// `(service, operation, calls, throttles, errors)` from an adapter that counts its own calls.
 pub type AwsCallSource =

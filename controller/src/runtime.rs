@@ -747,9 +747,9 @@ async fn reconcile_inner(
 /// (`barrage_errors_total{kind="kafka"}`).
 async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
     use backon::{ExponentialBuilder, Retryable};
-    use barrage_agent::kafka::admin::Admin;
-    use barrage_agent::kafka::config::base_config;
-    use barrage_agent::kafka::credentials::prepare_security;
+    use barrage_kafka::admin::Admin;
+    use barrage_kafka::config::base_config;
+    use barrage_kafka::credentials::prepare_security;
     let kafka = &lt.spec.kafka;
     let sasl = prepare_security(kafka).await.map_err(|e| e.to_string())?;
     let admin = Admin::new(&base_config(kafka, sasl.as_ref())).map_err(|e| e.to_string())?;

@@ -192,12 +192,12 @@ fn round_trip_counts_records_that_go_missing() {
 async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() {
     use barrage_agent::engine::{Control, prepare};
     use barrage_agent::job;
-    use barrage_agent::kafka::admin::{Admin, TopicCreate};
-    use barrage_agent::kafka::config::base_config;
     use barrage_agent::kafka::producer::Clock;
     use barrage_agent::recorder::{Histograms, Recorder};
     use barrage_agent::schedule::Share;
     use barrage_crds::loadtest::LoadTest;
+    use barrage_kafka::admin::{Admin, TopicCreate};
+    use barrage_kafka::config::base_config;
     use std::sync::Arc;
 
     let Some(bootstrap) = kafka() else { return };
@@ -271,12 +271,12 @@ async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() 
 async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_service_time() {
     use barrage_agent::consume::{Setup, prepare};
     use barrage_agent::engine::Control;
-    use barrage_agent::kafka::admin::{Admin, TopicCreate};
-    use barrage_agent::kafka::config::base_config;
     use barrage_agent::kafka::producer::Clock;
     use barrage_agent::recorder::{Histograms, Recorder};
     use barrage_agent::schedule::Share;
     use barrage_crds::loadtest::LoadTest;
+    use barrage_kafka::admin::{Admin, TopicCreate};
+    use barrage_kafka::config::base_config;
     use std::sync::Arc;
 
     let Some(bootstrap) = kafka() else { return };

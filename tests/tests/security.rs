@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
-use barrage_agent::kafka::credentials::{self, CredentialsError};
 use barrage_crds::spec::{SaslMechanism, SaslSpec, SecretRef};
+use barrage_kafka::credentials::{self, CredentialsError};
 use barrage_system_tests::{aws_endpoint, barrage_run, summary_count, temp_file, unique};
 
 /// The SASL listener and its test users, as `scripts/services.sh env` exports them.
@@ -383,7 +383,7 @@ async fn credentials_are_looked_up_in_secrets_manager_and_ssm() {
 
 #[test]
 fn msk_iam_tokens_are_signed_with_the_default_credential_chain() {
-    use barrage_agent::kafka::msk_iam::{Mint, MskSigner};
+    use barrage_kafka::msk_iam::{Mint, MskSigner};
     use base64::Engine;
     if aws_endpoint().is_none() {
         return;

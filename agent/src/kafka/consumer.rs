@@ -11,7 +11,7 @@ use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::kafka::msk_iam::SecurityContext;
+use barrage_kafka::msk_iam::SecurityContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 

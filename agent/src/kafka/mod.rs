@@ -1,10 +1,6 @@
-//! rdkafka adapters: producer context, consumer, topic administration and the one pure
-//! function that turns a spec into librdkafka settings.
+//! rdkafka adapters that record into the engine: the producer context (delivery reports into
+//! the recorder) and the consumers of Consume and RoundTrip. Configuration, credentials and
+//! administration are in the `barrage-kafka` crate.
 
-pub mod admin;
-pub mod config;
 pub mod consumer;
-pub mod credentials;
-pub mod msk_iam;
 pub mod producer;
-pub mod tls;

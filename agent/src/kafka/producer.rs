@@ -111,7 +111,7 @@ impl ClientContext for DeliveryRecorder {
         &self,
         _oauthbearer_config: Option<&str>,
     ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        crate::kafka::msk_iam::oauth_token()
+        barrage_kafka::msk_iam::oauth_token()
     }
 }
 

@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use barrage_agent::consume::{self, Setup};
 use barrage_agent::engine::{Control, IntervalRecord, Outcome as EngineOutcome};
 use barrage_agent::job;
-use barrage_agent::kafka::admin::{Admin, TopicCreate, TopicOutcome};
-use barrage_agent::kafka::config::base_config;
 use barrage_agent::kafka::consumer::SeqTracker;
 use barrage_agent::kafka::producer::Clock;
 use barrage_agent::protocol;
@@ -26,6 +24,8 @@ use barrage_crds::hlog::{self, merge_into};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
 use barrage_crds::status::VerdictResult;
+use barrage_kafka::admin::{Admin, TopicCreate, TopicOutcome};
+use barrage_kafka::config::base_config;
 use barrage_store::Blobs as _;
 use barrage_store::dir::DirBlobs;
 use clap::Args;
@@ -90,13 +90,13 @@ pub fn new_run_id() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Admin(#[from] barrage_agent::kafka::admin::AdminError),
+    Admin(#[from] barrage_kafka::admin::AdminError),
     #[error(transparent)]
     Engine(#[from] barrage_agent::engine::EngineError),
     #[error(transparent)]
     Job(#[from] barrage_agent::job::JobError),
     #[error(transparent)]
-    Credentials(#[from] barrage_agent::kafka::credentials::CredentialsError),
+    Credentials(#[from] barrage_kafka::credentials::CredentialsError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -116,7 +116,7 @@ struct AgentRun {
 async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunError> {
     let spec = &lt.spec;
     // SASL credentials from the referenced secret (and the MSK IAM token refresher).
-    let sasl = barrage_agent::kafka::credentials::prepare_security(&spec.kafka).await?;
+    let sasl = barrage_kafka::credentials::prepare_security(&spec.kafka).await?;
     let run_id = new_run_id();
     let out = args
         .out

@@ -22,8 +22,8 @@ use backon::{ExponentialBuilder, Retryable};
 use barrage_crds::spec::{KafkaSpec, SaslSpec, SecretRef};
 use tracing::{debug, info};
 
-use crate::kafka::config::SaslCredentials;
-use crate::kafka::msk_iam::{self, MskIamError};
+use crate::config::SaslCredentials;
+use crate::msk_iam::{self, MskIamError};
 
 /// What every client needs before it connects, for `spec.kafka`: the SASL credentials the
 /// spec references (fetched), and for AWS_MSK_IAM the process's token refresher (started,

@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::info;
 
-use crate::kafka::msk_iam::SecurityContext;
+use crate::msk_iam::SecurityContext;
 
 /// What ensuring the topic did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl ClientContext for ProbeContext {
         &self,
         _oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        crate::kafka::msk_iam::oauth_token()
+        crate::msk_iam::oauth_token()
     }
 }
 
@@ -237,12 +237,12 @@ impl Admin {
     }
 
     /// The error for `refusal`; a TLS one names the check that failed, found by a handshake
-    /// of our own with the same trust settings ([`crate::kafka::tls`]).
+    /// of our own with the same trust settings ([`crate::tls`]).
     async fn explain(&self, refusal: Refusal) -> AdminError {
         let Refusal::Tls(reason) = refusal else {
             return refusal.into_error(&self.bootstrap);
         };
-        let trust = crate::kafka::tls::Trust {
+        let trust = crate::tls::Trust {
             ca_location: self.config.get("ssl.ca.location").map(String::from),
             verify_host: self
                 .config
@@ -250,11 +250,10 @@ impl Admin {
                 .is_none_or(|a| a.eq_ignore_ascii_case("https")),
         };
         let bootstrap = self.bootstrap.clone();
-        let cause =
-            tokio::task::spawn_blocking(move || crate::kafka::tls::diagnose(&bootstrap, &trust))
-                .await
-                .ok()
-                .flatten();
+        let cause = tokio::task::spawn_blocking(move || crate::tls::diagnose(&bootstrap, &trust))
+            .await
+            .ok()
+            .flatten();
         let reason = match cause {
             Some(cause) => format!("{cause} ({reason})"),
             None => reason,
