@@ -37,7 +37,7 @@ use crate::job;
 use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
-use crate::schedule::{Profile, Share};
+use barrage_crds::schedule::{Profile, Share};
 use barrage_kafka::config::{SaslCredentials, consumer_config};
 use barrage_kafka::msk_iam::{SecurityContext, oauth_token};
 

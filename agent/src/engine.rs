@@ -24,7 +24,7 @@ use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_p
 use crate::keys::KeyGen;
 use crate::payload::{RecordAt, Values};
 use crate::recorder::{CounterSnapshot, Histograms, Recorder};
-use crate::schedule::{Due, Profile, Schedule, Share};
+use barrage_crds::schedule::{Due, Profile, Schedule, Share};
 
 /// Header names carried by RoundTrip records. Times are nanoseconds since the run's origin on
 /// the sending agent's clock, 8 bytes big-endian.
@@ -1012,7 +1012,7 @@ impl Transaction {
 
 /// The same profile with every rate multiplied by `factor`.
 fn scale_profile(profile: &Profile, factor: f64) -> Profile {
-    use crate::schedule::Segment;
+    use barrage_crds::schedule::Segment;
     Profile::new(
         profile
             .segments()

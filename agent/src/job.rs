@@ -1,73 +1,20 @@
-//! From a LoadTest spec to what the engine runs: the rate profile and the produce job.
+//! From a LoadTest spec to what the engine runs: the produce job (the rate profile is `barrage_crds::schedule::profile`).
 //! Pure apart from reading an Avro schema file and the clock (the base of random timestamps).
 
 use std::time::Duration;
 
-use barrage_crds::spec::{KeyDistribution, LoadSpec, LoadStep, LoadTestSpec, ValueSpec};
+use barrage_crds::spec::{KeyDistribution, LoadTestSpec, ValueSpec};
 
 use crate::engine::ProduceJob;
 use crate::keys::{KeyGen, KeyPlan};
 use crate::payload::{PayloadPool, RecordAt, ValuePlan, Values};
-use crate::schedule::{Profile, Segment, Share};
+use barrage_crds::schedule::{Share, profile};
 use barrage_kafka::config::{SaslCredentials, producer_config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("spec.workload.records.value: {0}")]
     Value(String),
-}
-
-/// The fleet-wide rate profile of a load spec. Staircases become constant stairs; a
-/// `duration` longer than the steps holds the last rate; a shorter one cuts the steps.
-pub fn profile(load: &LoadSpec) -> Profile {
-    let total = load.total_duration();
-    let mut segments = Vec::new();
-    let mut at = Duration::ZERO;
-    for step in &load.steps {
-        if at >= total {
-            break;
-        }
-        let room = total - at;
-        match step {
-            LoadStep::Constant(c) => {
-                let len = c.duration.as_std().min(room);
-                segments.push(Segment::Constant { rate: c.rate, len });
-                at += len;
-            }
-            LoadStep::Ramp(r) => {
-                let over = r.over.as_std();
-                let len = over.min(room);
-                let to = if len < over { step.rate_at(len) } else { r.to };
-                segments.push(Segment::Ramp {
-                    from: r.from,
-                    to,
-                    len,
-                });
-                at += len;
-            }
-            LoadStep::Staircase(s) => {
-                for i in 0..s.stairs() {
-                    if at >= total {
-                        break;
-                    }
-                    let len = s.every.as_std().min(total - at);
-                    segments.push(Segment::Constant {
-                        rate: s.stair_rate(i),
-                        len,
-                    });
-                    at += len;
-                }
-            }
-        }
-    }
-    if at < total {
-        let rate = load.steps.last().map_or(0.0, LoadStep::final_rate);
-        segments.push(Segment::Constant {
-            rate,
-            len: total - at,
-        });
-    }
-    Profile::new(segments)
 }
 
 fn now_millis() -> i64 {
@@ -221,38 +168,6 @@ pub fn produce_job(
 mod tests {
     use super::*;
     use barrage_crds::loadtest::LoadTest;
-
-    fn load(yaml: &str) -> LoadSpec {
-        let text = format!(
-            "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: t}}\nspec:\n  kafka: {{bootstrapServers: 'x:1'}}\n  topic: {{name: t}}\n  workload: {{kind: Produce}}\n  load:\n{yaml}"
-        );
-        match LoadTest::from_yaml(&text) {
-            Ok(lt) => lt.spec.load,
-            Err(e) => panic!("bad test spec: {e}"),
-        }
-    }
-
-    #[test]
-    fn the_profile_counts_the_same_records_as_the_spec() {
-        for y in [
-            "    steps: [{constant: {rate: 1000, for: 10s}}]",
-            "    steps: [{ramp: {from: 0, to: 1000, over: 20s}}, {constant: {rate: 1000, for: 5s}}]",
-            "    steps: [{staircase: {start: 100, step: 100, every: 2s, until: 500}}]",
-            "    steps: [{constant: {rate: 300, for: 2s}}]\n    duration: 5s",
-            "    steps: [{ramp: {from: 100, to: 1100, over: 10s}}]\n    duration: 5s",
-        ] {
-            let l = load(y);
-            let p = profile(&l);
-            assert_eq!(p.len(), l.total_duration(), "{y}");
-            let diff = p.total_sends() as i64 - l.expected_records() as i64;
-            assert!(
-                diff.abs() <= 1,
-                "{y}: {} vs {}",
-                p.total_sends(),
-                l.expected_records()
-            );
-        }
-    }
 
     /// The records of a spec with a `{{uuid}}` template, values `0..n` of run `run_id`.
     fn uuids(seed: Option<u64>, run_id: &str, n: u64) -> Vec<String> {

@@ -6,7 +6,7 @@
 //! in-process; the `barrage-agent` binary drives it from the environment contract.
 //!
 //! # Layout
-//! - [`schedule`], [`payload`], [`keys`]: pure and seeded, tested on a virtual clock.
+//! - [`payload`], [`keys`]: pure and seeded (the schedule itself is `barrage_crds::schedule`).
 //! - [`recorder`]: histograms and counters, recycled every interval (memory stays flat).
 //! - [`kafka`]: rdkafka configuration, producer context, topic administration.
 //! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
@@ -26,5 +26,4 @@ pub mod metrics;
 pub mod payload;
 pub mod protocol;
 pub mod recorder;
-pub mod schedule;
 pub mod spool;

@@ -21,7 +21,7 @@ use barrage_crds::agent_status::AgentPhase;
 pub use barrage_exposition::{Exposition, escape, serve};
 
 use crate::recorder::Recorder;
-use crate::schedule::Profile;
+use barrage_crds::schedule::Profile;
 
 /// Who the agent is, for the `barrage_agent_info` labels.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -38,8 +38,8 @@ use crate::job;
 use crate::kafka::producer::Clock;
 use crate::metrics::{AgentMetrics, Identity};
 use crate::recorder::{CounterSnapshot, Recorder};
-use crate::schedule::Share;
 use crate::spool::{DeliveryConfig, Outgoing, Progress, Uploader};
+use barrage_crds::schedule::Share;
 use barrage_kafka::admin::{Admin, AdminError, TopicCreate, TopicOutcome};
 use barrage_kafka::config::base_config;
 
@@ -275,7 +275,7 @@ async fn run_inner(
         );
     }
     let mut running_load = at_start.spec.load.clone();
-    let profile = job::profile(&running_load).paused(&running_spans);
+    let profile = barrage_crds::schedule::profile(&running_load).paused(&running_spans);
     reporter
         .metrics
         .running(recorder.clone(), profile, of, origin);
@@ -331,7 +331,7 @@ async fn run_inner(
                             seen_fleet = f.epoch;
                             let of = u32::try_from(f.members.len()).unwrap_or(1);
                             let spans = f.paused_offsets_ns(start_at);
-                            let profile = job::profile(&current.spec.load).paused(&spans);
+                            let profile = barrage_crds::schedule::profile(&current.spec.load).paused(&spans);
                             reporter.metrics.follow(profile.clone(), of);
                             // A new rate (a spec edit) or a pause or resume takes effect with
                             // the new assignment, on the same clock for every agent.

@@ -12,6 +12,8 @@
 //! - [`digest`]: the one hash helper (FNV-1a), for ids and spec digests.
 //! - [`duration`]: human durations (`250ms`, `10s`, `1h30m`) used across the spec.
 //! - [`spec`], [`status`], [`loadtest`]: the resource.
+//! - [`schedule`]: when each record of the load profile is due, fleet-wide and per agent
+//!   (what agents send and what reports count as the target).
 //! - [`validate`]: defaults in one place and total validation with field paths.
 //! - [`schema`]: the JSON Schema generated from the types.
 //! - [`hlog`]: the interval histogram log (`.hlog`, V2 compressed), hardened decoding.
@@ -30,6 +32,7 @@ pub mod interval;
 pub mod items;
 pub mod keys;
 pub mod loadtest;
+pub mod schedule;
 pub mod schema;
 pub mod spec;
 pub mod status;

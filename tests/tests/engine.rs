@@ -194,8 +194,8 @@ async fn an_injected_stall_shows_in_corrected_latency_but_not_in_service_time() 
     use barrage_agent::job;
     use barrage_agent::kafka::producer::Clock;
     use barrage_agent::recorder::{Histograms, Recorder};
-    use barrage_agent::schedule::Share;
     use barrage_crds::loadtest::LoadTest;
+    use barrage_crds::schedule::Share;
     use barrage_kafka::admin::{Admin, TopicCreate};
     use barrage_kafka::config::base_config;
     use std::sync::Arc;
@@ -273,8 +273,8 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
     use barrage_agent::engine::Control;
     use barrage_agent::kafka::producer::Clock;
     use barrage_agent::recorder::{Histograms, Recorder};
-    use barrage_agent::schedule::Share;
     use barrage_crds::loadtest::LoadTest;
+    use barrage_crds::schedule::Share;
     use barrage_kafka::admin::{Admin, TopicCreate};
     use barrage_kafka::config::base_config;
     use std::sync::Arc;

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use barrage_agent::consume::{self, Setup};
 use barrage_agent::engine::{Control, IntervalRecord, Outcome as EngineOutcome};
-use barrage_agent::job;
 use barrage_agent::kafka::consumer::SeqTracker;
 use barrage_agent::kafka::producer::Clock;
 use barrage_agent::protocol;
 use barrage_agent::recorder::{CounterSnapshot, Histograms, Recorder};
-use barrage_agent::schedule::Share;
 use barrage_crds::hlog::{self, merge_into};
 use barrage_crds::loadtest::LoadTest;
+use barrage_crds::schedule::Share;
 use barrage_crds::spec::{TopicCleanup, WorkloadKind};
 use barrage_crds::status::VerdictResult;
 use barrage_kafka::admin::{Admin, TopicCreate, TopicOutcome};
@@ -141,7 +140,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
     let total_planned = if consuming {
         0
     } else {
-        job::profile(&spec.load).total_sends()
+        barrage_crds::schedule::profile(&spec.load).total_sends()
     };
     let duration = spec.load.total_duration();
 

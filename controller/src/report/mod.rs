@@ -318,7 +318,7 @@ fn clip_spans(spans: &[(u64, u64)], until_ns: u64) -> Vec<(u64, u64)> {
 
 /// Records the load profile schedules inside `spans` (what a pause did not ask for).
 fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 {
-    let profile = barrage_agent::job::profile(load);
+    let profile = barrage_crds::schedule::profile(load);
     spans
         .iter()
         .map(|&(from, until)| profile.sends_before(until) - profile.sends_before(from))

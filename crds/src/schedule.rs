@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use crate::spec::{LoadSpec, LoadStep};
+
 /// Rates are kept in milli-records per second so that fractional rates (`0.5/s`) stay exact
 /// integers on the constant-rate path.
 const MILLI: u128 = 1_000;
@@ -615,9 +617,63 @@ impl Schedule {
     }
 }
 
+/// The fleet-wide rate profile of a load spec. Staircases become constant stairs; a
+/// `duration` longer than the steps holds the last rate; a shorter one cuts the steps.
+pub fn profile(load: &LoadSpec) -> Profile {
+    let total = load.total_duration();
+    let mut segments = Vec::new();
+    let mut at = Duration::ZERO;
+    for step in &load.steps {
+        if at >= total {
+            break;
+        }
+        let room = total - at;
+        match step {
+            LoadStep::Constant(c) => {
+                let len = c.duration.as_std().min(room);
+                segments.push(Segment::Constant { rate: c.rate, len });
+                at += len;
+            }
+            LoadStep::Ramp(r) => {
+                let over = r.over.as_std();
+                let len = over.min(room);
+                let to = if len < over { step.rate_at(len) } else { r.to };
+                segments.push(Segment::Ramp {
+                    from: r.from,
+                    to,
+                    len,
+                });
+                at += len;
+            }
+            LoadStep::Staircase(s) => {
+                for i in 0..s.stairs() {
+                    if at >= total {
+                        break;
+                    }
+                    let len = s.every.as_std().min(total - at);
+                    segments.push(Segment::Constant {
+                        rate: s.stair_rate(i),
+                        len,
+                    });
+                    at += len;
+                }
+            }
+        }
+    }
+    if at < total {
+        let rate = load.steps.last().map_or(0.0, LoadStep::final_rate);
+        segments.push(Segment::Constant {
+            rate,
+            len: total - at,
+        });
+    }
+    Profile::new(segments)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loadtest::LoadTest;
 
     const SEC: u64 = 1_000_000_000;
 
@@ -1057,5 +1113,37 @@ mod tests {
         assert_eq!(dues.len(), 20);
         assert_eq!(dues[9].at_ns, 900_000_000);
         assert_eq!(dues[10].at_ns, 2 * SEC);
+    }
+
+    fn load(yaml: &str) -> LoadSpec {
+        let text = format!(
+            "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: t}}\nspec:\n  kafka: {{bootstrapServers: 'x:1'}}\n  topic: {{name: t}}\n  workload: {{kind: Produce}}\n  load:\n{yaml}"
+        );
+        match LoadTest::from_yaml(&text) {
+            Ok(lt) => lt.spec.load,
+            Err(e) => panic!("bad test spec: {e}"),
+        }
+    }
+
+    #[test]
+    fn the_profile_counts_the_same_records_as_the_spec() {
+        for y in [
+            "    steps: [{constant: {rate: 1000, for: 10s}}]",
+            "    steps: [{ramp: {from: 0, to: 1000, over: 20s}}, {constant: {rate: 1000, for: 5s}}]",
+            "    steps: [{staircase: {start: 100, step: 100, every: 2s, until: 500}}]",
+            "    steps: [{constant: {rate: 300, for: 2s}}]\n    duration: 5s",
+            "    steps: [{ramp: {from: 100, to: 1100, over: 10s}}]\n    duration: 5s",
+        ] {
+            let l = load(y);
+            let p = profile(&l);
+            assert_eq!(p.len(), l.total_duration(), "{y}");
+            let diff = p.total_sends() as i64 - l.expected_records() as i64;
+            assert!(
+                diff.abs() <= 1,
+                "{y}: {} vs {}",
+                p.total_sends(),
+                l.expected_records()
+            );
+        }
     }
 }
