@@ -5,7 +5,7 @@
 #   bench/producer-vs-java.sh
 #
 # What it does, in one run:
-#   1. builds `barrage` (cargo build --release -p barrage-controller);
+#   1. builds `barrage` (cargo build --release -p barrage);
 #   2. maximum rate, per value size (100 B and 1 KiB) and round (2): Barrage (`barrage run` of a generated
 #      LoadTest at a constant rate far above what one machine does, so it runs flat out and the unsent backlog
 #      is counted as "dropped") and ProducerPerformance --throughput -1, alternating B J | J B;
@@ -93,7 +93,7 @@ KAFKA_LOG_DIRS="$(sed -n 's/^log\.dirs=//p' "$KAFKA_CONFIG" 2>/dev/null | tail -
 [[ -d "$KAFKA_LOG_DIRS" ]] || log "no broker log dir in $KAFKA_CONFIG; records per batch will be n/a"
 
 log "building barrage (release)"
-(cd "$ROOT" && cargo build --release -q -p barrage-controller) || barrage_die "cargo build --release failed"
+(cd "$ROOT" && cargo build --release -q -p barrage) || barrage_die "cargo build --release failed"
 BARRAGE="${CARGO_TARGET_DIR:-$ROOT/target}/release/barrage"
 [[ -x "$BARRAGE" ]] || barrage_die "no binary at $BARRAGE after the build"
 

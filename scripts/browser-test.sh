@@ -25,7 +25,7 @@ fi
 
 barrage_log "Rendering the sample report."
 rm -f "$html" "$shot"
-cargo test -q -p barrage-controller --test report_render sample_report_for_the_browser_check >/dev/null
+cargo test -q -p barrage-operator --test report_render sample_report_for_the_browser_check >/dev/null
 [ -s "$html" ] || barrage_die "the sample report was not written to $html"
 
 barrage_log "Opening $html in headless Chromium."

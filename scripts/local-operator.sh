@@ -81,7 +81,7 @@ up() {
     export BARRAGE_STORE="$STORE" BARRAGE_BLOBS="$BLOBS"
     if [[ ! -x "$BARRAGE" || ! -x "$BIN_DIR/barrage-agent" ]]; then
         log "building barrage and barrage-agent"
-        (cd "$ROOT" && cargo build --bins -p barrage-controller -p barrage-agent) >&2
+        (cd "$ROOT" && cargo build --bins -p barrage -p barrage-agent) >&2
     fi
     "$BARRAGE" admin init >&2
     if pid="$(controller_pid)"; then

@@ -61,14 +61,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--bins",
-                "-p",
-                "barrage-controller",
-                "-p",
-                "barrage-agent",
-            ])
+            .args(["build", "--bins", "-p", "barrage", "-p", "barrage-agent"])
             .current_dir(root())
             .status()
             .expect("cargo build runs");

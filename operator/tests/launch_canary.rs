@@ -11,12 +11,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use barrage_controller::launch::ecs::{EcsConfig, EcsLauncher, sdk_run_task};
-use barrage_controller::launch::process::{PASS_THROUGH, ProcessLauncher, pass_through};
-use barrage_controller::launch::{AgentTemplate, LaunchError, LaunchResult, Launcher};
-use barrage_controller::reconcile::{Launch, client_token};
 use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::loadtest::LoadTest;
+use barrage_operator::launch::ecs::{EcsConfig, EcsLauncher, sdk_run_task};
+use barrage_operator::launch::process::{PASS_THROUGH, ProcessLauncher, pass_through};
+use barrage_operator::launch::{AgentTemplate, LaunchError, LaunchResult, Launcher};
+use barrage_operator::reconcile::{Launch, client_token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHILD: &str = "BARRAGE_CANARY_CHILD";

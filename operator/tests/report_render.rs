@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use barrage_controller::report::fetch::{self, BlobIo};
-use barrage_controller::report::render::{intervals_from_texts, render_dir, render_dir_with};
-use barrage_controller::report::sample::{SampleRun, sample_run};
-use barrage_controller::report::{
-    ReportContext, build_report, encode_interval_blob, merge::merge_all,
-};
 use barrage_crds::hlog::{self, DecodeLimits, IntervalEntry};
 use barrage_crds::keys;
 use barrage_crds::spec::Threshold;
 use barrage_crds::status::VerdictResult;
+use barrage_operator::report::fetch::{self, BlobIo};
+use barrage_operator::report::render::{intervals_from_texts, render_dir, render_dir_with};
+use barrage_operator::report::sample::{SampleRun, sample_run};
+use barrage_operator::report::{
+    ReportContext, build_report, encode_interval_blob, merge::merge_all,
+};
 use serde_json::Value;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -213,7 +213,7 @@ fn junit_has_a_test_case_per_threshold_with_the_observed_value() {
     assert_eq!(set.junit.matches("<testcase ").count(), 4);
     assert_eq!(set.junit.matches("<failure ").count(), 1);
     let p50 = set.report.summary.latency["produce"].p50;
-    let shown = barrage_controller::report::verdict::format_micros(p50 as f64);
+    let shown = barrage_operator::report::verdict::format_micros(p50 as f64);
     assert!(
         set.junit.contains(&format!(
             "produce.p50 &lt; 100us (observed {shown} over the run)"

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use barrage_controller::launch::process::ProcessLauncher;
-use barrage_controller::launch::{AgentTemplate, LaunchResult, Launcher, TaskState};
-use barrage_controller::reconcile::{Launch, client_token};
 use barrage_crds::env::{AGENT_ENV, BlobsUrl, StoreUrl};
+use barrage_operator::launch::process::ProcessLauncher;
+use barrage_operator::launch::{AgentTemplate, LaunchResult, Launcher, TaskState};
+use barrage_operator::reconcile::{Launch, client_token};
 
 const RUN: &str = "local-1-t0a1b2";
 

@@ -6,15 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use barrage_controller::report::blob::{AgentInterval, IntervalCounters};
-use barrage_controller::report::counts::decode_parallel;
-use barrage_controller::report::merge::{
+use barrage_crds::hlog::{DecodeLimits, HistogramConfig, TAG_PRODUCE};
+use barrage_operator::report::blob::{AgentInterval, IntervalCounters};
+use barrage_operator::report::counts::decode_parallel;
+use barrage_operator::report::merge::{
     Accumulator, MergeOptions, Merger, Stats, empty_histogram, merge_all,
 };
-use barrage_controller::report::{
+use barrage_operator::report::{
     ReportContext, build_report, decode_interval_blob, encode_interval_blob,
 };
-use barrage_crds::hlog::{DecodeLimits, HistogramConfig, TAG_PRODUCE};
 use hdrhistogram::Histogram;
 use proptest::prelude::*;
 
@@ -199,7 +199,7 @@ fn blob_texts() -> impl Strategy<Value = Vec<String>> {
     })
 }
 
-fn report_bytes(merged: &barrage_controller::report::Merged) -> [String; 4] {
+fn report_bytes(merged: &barrage_operator::report::Merged) -> [String; 4] {
     let set = build_report(merged, &ReportContext::offline()).unwrap();
     [set.json, set.html, set.hlog, set.junit]
 }

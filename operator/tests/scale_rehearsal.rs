@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
-//! cargo test --release -p barrage-controller --test scale_rehearsal -- --nocapture
+//! cargo test --release -p barrage-operator --test scale_rehearsal -- --nocapture
 //! ```
 //!
 //! Needs `AWS_ENDPOINT_URL`; without it the test prints "skipped", or fails when
@@ -34,19 +34,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use barrage_controller::launch::{
-    AgentTemplate, LaunchError, LaunchResult, Launcher, ObservedTask, SlotLaunch, TaskState,
-};
-use barrage_controller::metrics::Metrics;
-use barrage_controller::reconcile::Launch;
-use barrage_controller::runtime::Controller;
-use barrage_controller::runtime::config::{self, ControllerConfig};
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::duration::HumanDuration;
 use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::{ConstantStep, LoadStep};
 use barrage_crds::status::LoadTestStatus;
+use barrage_operator::launch::{
+    AgentTemplate, LaunchError, LaunchResult, Launcher, ObservedTask, SlotLaunch, TaskState,
+};
+use barrage_operator::metrics::Metrics;
+use barrage_operator::reconcile::Launch;
+use barrage_operator::runtime::Controller;
+use barrage_operator::runtime::config::{self, ControllerConfig};
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryBlobs;
 use barrage_store::streams::{WatchOptions, Watchable as _};

@@ -15,13 +15,13 @@
 use std::io::{Read, Write};
 
 use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
-use barrage_controller::launch::ecs::{EcsConfig, EcsLauncher};
-use barrage_controller::launch::{
+use barrage_crds::env::{BARRAGE_INCARNATION, BARRAGE_SLOT, BlobsUrl, StoreUrl};
+use barrage_operator::launch::ecs::{EcsConfig, EcsLauncher};
+use barrage_operator::launch::{
     AgentTemplate, LaunchResult, Launcher, TAG_INCARNATION, TAG_LOAD_TEST, TAG_RUN, TAG_SLOT,
     TaskState,
 };
-use barrage_controller::reconcile::{Launch, client_token};
-use barrage_crds::env::{BARRAGE_INCARNATION, BARRAGE_SLOT, BlobsUrl, StoreUrl};
+use barrage_operator::reconcile::{Launch, client_token};
 
 fn endpoint() -> Option<String> {
     match std::env::var("AWS_ENDPOINT_URL") {
@@ -146,7 +146,7 @@ fn launches(run: &str, slots: impl IntoIterator<Item = u32>, incarnation: u32) -
         .collect()
 }
 
-fn started(out: &[barrage_controller::launch::SlotLaunch]) -> Vec<String> {
+fn started(out: &[barrage_operator::launch::SlotLaunch]) -> Vec<String> {
     out.iter()
         .map(|s| match &s.result {
             LaunchResult::Started { task_id } => task_id.clone(),

@@ -8,10 +8,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use barrage_controller::launch::ecs::{EcsConfig, EcsLauncher};
-use barrage_controller::launch::{AgentTemplate, LaunchError, LaunchResult, Launcher};
-use barrage_controller::reconcile::{Launch, client_token};
 use barrage_crds::env::{BlobsUrl, StoreUrl};
+use barrage_operator::launch::ecs::{EcsConfig, EcsLauncher};
+use barrage_operator::launch::{AgentTemplate, LaunchError, LaunchResult, Launcher};
+use barrage_operator::reconcile::{Launch, client_token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Scripted answers: (HTTP status, body), served in order.
@@ -297,14 +297,11 @@ async fn a_throttled_listing_is_a_retryable_error() {
     let tasks = e.launcher.list_agents(Some("demo")).await.unwrap();
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0].task_id, "arn:t1");
-    assert_eq!(
-        tasks[0].state,
-        barrage_controller::launch::TaskState::Running
-    );
+    assert_eq!(tasks[0].state, barrage_operator::launch::TaskState::Running);
     assert_eq!(tasks[0].incarnation, Some(1));
     assert_eq!(
         tasks[1].state,
-        barrage_controller::launch::TaskState::Exited {
+        barrage_operator::launch::TaskState::Exited {
             ok: false,
             code: Some(137),
             reason: Some("EssentialContainerExited: Essential container in task exited".into())

@@ -28,14 +28,14 @@ use clap::{Args, ValueEnum};
 
 use super::Outcome;
 use super::output::{micros, thousands};
-use crate::launch::Launcher;
-use crate::launch::ecs::EcsLauncher;
-use crate::launch::process::{
+use barrage_operator::launch::Launcher;
+use barrage_operator::launch::ecs::EcsLauncher;
+use barrage_operator::launch::process::{
     CREDENTIAL_PASS_THROUGH, PASS_THROUGH, ProcessLauncher, pass_through,
 };
-use crate::metrics::Metrics;
-use crate::runtime::Controller;
-use crate::runtime::config::{self as cfgvars, ControllerConfig, LauncherKind};
+use barrage_operator::metrics::Metrics;
+use barrage_operator::runtime::Controller;
+use barrage_operator::runtime::config::{self as cfgvars, ControllerConfig, LauncherKind};
 
 const HINT: &str = "set BARRAGE_STORE and BARRAGE_BLOBS, e.g. dynamodb://barrage and s3://barrage-reports \
                     (locally: scripts/local-operator.sh up && eval \"$(scripts/local-operator.sh env)\")";
@@ -188,7 +188,7 @@ pub enum ReportCommand {
 /// `barrage report render DIR [--out DIR]`.
 pub fn report_render(dir: &Path, out: Option<&Path>) -> Outcome {
     let out = out.unwrap_or(dir);
-    match crate::report::render_dir(dir, out) {
+    match barrage_operator::report::render_dir(dir, out) {
         Ok(set) => {
             let s = &set.summary;
             println!(
@@ -518,14 +518,14 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
     // Metrics.
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = match cfg.metrics_addr {
-        Some(addr) => match crate::metrics::bind(addr).await {
+        Some(addr) => match barrage_operator::metrics::bind(addr).await {
             Ok(listener) => {
                 let bound = listener
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 tracing::info!(addr = %bound, "Serving /metrics and /healthz.");
-                Some(tokio::spawn(crate::metrics::serve(
+                Some(tokio::spawn(barrage_operator::metrics::serve(
                     listener,
                     metrics.clone(),
                     async {

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use barrage_crds::env::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-use crate::report::json::SummaryJson;
+use barrage_operator::report::json::SummaryJson;
 
 /// The variable that chooses the log format (`--log-format` wins over it).
 pub const BARRAGE_LOG_FORMAT: &str = "BARRAGE_LOG_FORMAT";
@@ -27,7 +27,7 @@ pub fn log_format(given: Option<LogFormat>, service: bool, stderr_is_terminal: b
 /// unless asked for: the CLI reports connection problems itself, once, clearly.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,barrage_controller=info,barrage_agent=info,barrage_store=info,rdkafka=off,librdkafka=off")
+        EnvFilter::new("warn,barrage=info,barrage_operator=info,barrage_kafka=info,barrage_agent=info,barrage_store=info,rdkafka=off,librdkafka=off")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,7 +3,7 @@
 //! the peak resident memory (VmHWM). Goal: ≤ 2 s and ≤ 256 MiB.
 //!
 //! Run it in release mode (it is ignored otherwise):
-//! `cargo test --release -p barrage-controller --test report_bench -- --ignored --nocapture`
+//! `cargo test --release -p barrage-operator --test report_bench -- --ignored --nocapture`
 //! `BENCH_AGENTS`, `BENCH_INTERVALS` and `BENCH_RECORDS` (records per agent interval, default
 //! 1 000) change the size, `BENCH_THREADS` the decoding threads (default: the machine's
 //! parallelism, at most 8). It prints its figures and asserts only the counts, never a time.
@@ -12,15 +12,15 @@
 
 use std::time::Instant;
 
-use barrage_controller::report::counts::{decode_parallel, decode_threads};
-use barrage_controller::report::sample::{SampleRun, sample_interval};
-use barrage_controller::report::{
+use barrage_crds::hlog::DecodeLimits;
+use barrage_operator::report::counts::{decode_parallel, decode_threads};
+use barrage_operator::report::sample::{SampleRun, sample_interval};
+use barrage_operator::report::{
     Merger, ReportContext, build_report, decode_interval_blob, encode_interval_blob,
 };
-use barrage_crds::hlog::DecodeLimits;
 
 /// Blobs decoded at once (what `fetch` does too).
-const BATCH: usize = barrage_controller::report::fetch::DECODE_BATCH;
+const BATCH: usize = barrage_operator::report::fetch::DECODE_BATCH;
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)

@@ -97,7 +97,7 @@ impl Outcome {
 }
 
 /// Parses arguments, runs the command, returns the exit code.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

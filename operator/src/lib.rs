@@ -1,4 +1,4 @@
-//! # barrage-controller — the operator and the `barrage` CLI
+//! # barrage-operator — the operator, as a library
 //!
 //! Sans-IO core, effectful shell (the kube-rs / controller-rs pattern):
 //! - [`reconcile`]: THE PURE CORE. `plan(&LoadTest, &Observed, now) -> Plan`. No async, no SDK types.
@@ -6,9 +6,9 @@
 //! - [`report`]: pure merge of interval histograms and rendering of the report set; the async
 //!   part only fetches and uploads.
 //! - [`runtime`]: the one effectful loop: watch, queue, lease, execute plans, requeue.
-//! - [`cli`]: `barrage apply | get | describe | watch | delete | report | run | validate | schema | controller`.
+//!
+//! The `barrage` command line (crate `barrage`, `cli/`) drives it.
 
-pub mod cli;
 pub mod launch;
 pub mod metrics;
 pub mod reconcile;

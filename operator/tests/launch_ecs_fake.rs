@@ -11,16 +11,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use barrage_controller::launch::ecs::{
+use barrage_crds::env::{BARRAGE_SLOT, BlobsUrl, StoreUrl};
+use barrage_operator::launch::ecs::{
     CallErrorKind, Capacity, EcsApi, EcsCallError, EcsConfig, EcsContainer, EcsFailure,
     EcsLauncher, EcsTask, RunTaskRequest, RunTaskResponse,
 };
-use barrage_controller::launch::{
+use barrage_operator::launch::{
     AgentTemplate, LaunchError, LaunchResult, Launcher, TAG_INCARNATION, TAG_LOAD_TEST, TAG_RUN,
     TAG_SLOT, TAG_STORE, TaskState,
 };
-use barrage_controller::reconcile::{Launch, client_token};
-use barrage_crds::env::{BARRAGE_SLOT, BlobsUrl, StoreUrl};
+use barrage_operator::reconcile::{Launch, client_token};
 
 const RUN: &str = "demo-1-t0a1b2";
 
@@ -365,7 +365,7 @@ async fn failures_are_reported_per_slot_and_throttles_are_counted() {
     let outcome = out.iter().find(|s| s.launch.slot == 5).unwrap().outcome();
     assert!(matches!(
         outcome,
-        barrage_controller::reconcile::LaunchOutcome::Failed {
+        barrage_operator::reconcile::LaunchOutcome::Failed {
             throttled: true,
             ..
         }
@@ -667,7 +667,7 @@ async fn a_runtask_that_never_reached_ecs_stays_in_flight_instead_of_failing() {
     );
     assert_eq!(
         out[0].outcome(),
-        barrage_controller::reconcile::LaunchOutcome::InFlight
+        barrage_operator::reconcile::LaunchOutcome::InFlight
     );
     assert!(fake.w().tasks.is_empty());
     assert_eq!(fake.w().requests.len(), 4);

@@ -34,12 +34,12 @@ use tracing::{info, warn};
 
 use super::Outcome;
 use super::output::{clock, micros, rate_lines, thousands};
-use crate::report::ReportContext;
-use crate::report::fetch::{BlobIo, write_due_windows};
-use crate::report::json::SummaryJson;
-use crate::report::merge::Stats;
-use crate::report::render::render_dir_with;
-use crate::report::window::WindowClock;
+use barrage_operator::report::ReportContext;
+use barrage_operator::report::fetch::{BlobIo, write_due_windows};
+use barrage_operator::report::json::SummaryJson;
+use barrage_operator::report::merge::Stats;
+use barrage_operator::report::render::render_dir_with;
+use barrage_operator::report::window::WindowClock;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
