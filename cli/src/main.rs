@@ -13,10 +13,11 @@ use std::process::ExitCode;
 use barrage_crds::env::LogFormat;
 use clap::{Parser, Subcommand};
 
-pub mod operator;
-pub mod output;
-pub mod run;
-pub mod validate;
+mod cmd;
+mod format;
+mod logging;
+
+use cmd::{admin, apply, controller, delete, describe, get, report, rerun, run, validate, watch};
 
 /// Distributed load testing for Apache Kafka.
 #[derive(Debug, Parser)]
@@ -43,24 +44,24 @@ pub enum Command {
     /// Print the JSON Schema of LoadTest.
     Schema,
     /// Run the operator: watch LoadTests in the store and reconcile them (ECS tasks or local processes).
-    Controller(operator::ControllerArgs),
+    Controller(controller::ControllerArgs),
     /// Create or update a LoadTest from a file; with --wait, follow it and exit by its verdict.
-    Apply(operator::ApplyArgs),
+    Apply(apply::ApplyArgs),
     /// List LoadTests, or show one.
-    Get(operator::GetArgs),
+    Get(get::GetArgs),
     /// Show one LoadTest in detail: spec summary, status, conditions, agents, transitions.
     Describe {
         /// The LoadTest.
         name: String,
     },
     /// Follow a LoadTest's progress until it ends; exit by its verdict.
-    Watch(operator::WatchArgs),
+    Watch(watch::WatchArgs),
     /// Delete a LoadTest: the controller stops its agents, writes a partial report, removes it.
-    Delete(operator::DeleteArgs),
+    Delete(delete::DeleteArgs),
     /// Run a LoadTest's spec again (writes the next spec.rerun); a live run is superseded.
-    Rerun(operator::RerunArgs),
+    Rerun(rerun::RerunArgs),
     /// Download the report set (report.json, report.html, merged.hlog, junit.xml) of a LoadTest's run.
-    Report(operator::ReportArgs),
+    Report(report::ReportArgs),
     /// Administration for scripts: `admin init` creates the table and the bucket.
     #[command(hide = true)]
     Admin {
@@ -109,19 +110,19 @@ fn main() -> ExitCode {
         }
     };
     let given = cli.log_format.clone().or_else(|| {
-        std::env::var(output::BARRAGE_LOG_FORMAT)
+        std::env::var(logging::BARRAGE_LOG_FORMAT)
             .ok()
             .filter(|v| !v.is_empty())
     });
     let given = match given.map(|v| v.parse::<LogFormat>()).transpose() {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {}: {e}", output::BARRAGE_LOG_FORMAT);
+            eprintln!("error: {}: {e}", logging::BARRAGE_LOG_FORMAT);
             return ExitCode::from(Outcome::InvalidInput.code());
         }
     };
     let service = matches!(cli.command, Command::Controller(_));
-    output::init_tracing(output::log_format(
+    logging::init_tracing(logging::log_format(
         given,
         service,
         std::io::stderr().is_terminal(),
@@ -142,17 +143,17 @@ fn main() -> ExitCode {
                 Outcome::RunError
             }
         },
-        Command::Controller(args) => block_on(operator::controller(args)),
-        Command::Apply(args) => block_on(operator::apply(args)),
-        Command::Get(args) => block_on(operator::get(args)),
-        Command::Describe { name } => block_on(operator::describe(&name)),
-        Command::Watch(args) => block_on(operator::watch(args)),
-        Command::Delete(args) => block_on(operator::delete(args)),
-        Command::Rerun(args) => block_on(operator::rerun(args)),
-        Command::Report(args) => block_on(operator::report(args)),
+        Command::Controller(args) => block_on(controller::controller(args)),
+        Command::Apply(args) => block_on(apply::apply(args)),
+        Command::Get(args) => block_on(get::get(args)),
+        Command::Describe { name } => block_on(describe::describe(&name)),
+        Command::Watch(args) => block_on(watch::watch(args)),
+        Command::Delete(args) => block_on(delete::delete(args)),
+        Command::Rerun(args) => block_on(rerun::rerun(args)),
+        Command::Report(args) => block_on(report::report(args)),
         Command::Admin {
             command: AdminCommand::Init,
-        } => block_on(operator::admin_init()),
+        } => block_on(admin::admin_init()),
     };
     ExitCode::from(outcome.code())
 }

@@ -32,8 +32,8 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::Outcome;
-use super::output::{clock, micros, rate_lines, thousands};
+use crate::Outcome;
+use crate::format::{clock, micros, rate_lines, thousands};
 use barrage_operator::report::ReportContext;
 use barrage_operator::report::fetch::{BlobIo, write_due_windows};
 use barrage_operator::report::json::SummaryJson;

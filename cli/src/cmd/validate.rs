@@ -5,7 +5,7 @@ use std::path::Path;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::validate::parse_and_validate;
 
-use super::Outcome;
+use crate::Outcome;
 
 /// Validates each file; prints `FILE: ok` or every problem. Exit 0 if all are valid, 2 if not.
 pub fn validate_files(files: &[impl AsRef<Path>]) -> Outcome {

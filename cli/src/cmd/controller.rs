@@ -1,0 +1,315 @@
+//! `barrage controller`: the operator as a service — watch LoadTests in the store and
+//! reconcile them with ECS tasks or local agent processes, until SIGTERM.
+
+use crate::Outcome;
+use crate::cmd::admin::init;
+use crate::cmd::client::{die, open_store_url};
+use barrage_crds::env::StoreUrl;
+use barrage_operator::launch::Launcher;
+use barrage_operator::launch::ecs::EcsLauncher;
+use barrage_operator::launch::process::{
+    CREDENTIAL_PASS_THROUGH, PASS_THROUGH, ProcessLauncher, pass_through,
+};
+use barrage_operator::metrics::Metrics;
+use barrage_operator::runtime::Controller;
+use barrage_operator::runtime::config::{self as cfgvars, ControllerConfig, LauncherKind};
+use barrage_store::Store;
+use barrage_store::dynamo::DynamoStore;
+use barrage_store::memory::MemoryStore;
+use barrage_store::streams::{WatchOptions, Watchable as _};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `barrage controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// How agents run: `ecs` tasks or local `process`es [env: BARRAGE_LAUNCHER; default ecs].
+    #[arg(long, value_parser = ["ecs", "process"])]
+    pub launcher: Option<String>,
+    /// Records store, e.g. dynamodb://barrage [env: BARRAGE_STORE].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Blob store, e.g. s3://barrage-reports [env: BARRAGE_BLOBS].
+    #[arg(long)]
+    pub blobs: Option<String>,
+    /// `/metrics` and `/healthz` address, or `off` [env: BARRAGE_METRICS_ADDR].
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Full resync period, e.g. 30s [env: BARRAGE_RESYNC_PERIOD].
+    #[arg(long)]
+    pub resync: Option<String>,
+    /// Leader lease, e.g. 15s [env: BARRAGE_LEASE_DURATION].
+    #[arg(long)]
+    pub lease_duration: Option<String>,
+    /// Longest graceful shutdown after SIGTERM, e.g. 20s [env: BARRAGE_SHUTDOWN_GRACE].
+    #[arg(long)]
+    pub shutdown_grace: Option<String>,
+    /// This controller's lease holder name [env: BARRAGE_CONTROLLER_ID].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The `barrage-agent` program for the process launcher [env: BARRAGE_AGENT_BINARY].
+    #[arg(long)]
+    pub agent_binary: Option<PathBuf>,
+    /// ECS cluster [env: BARRAGE_ECS_CLUSTER].
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Agent task definition [env: BARRAGE_AGENT_TASK_DEFINITION].
+    #[arg(long)]
+    pub task_definition: Option<String>,
+    /// Create the table and the bucket first if they are missing (local use).
+    #[arg(long)]
+    pub init: bool,
+}
+
+pub fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("barrage")
+}
+
+/// The process launcher's default agent folder under `~/.cache/barrage/agents/`, one per store:
+/// a controller adopts (and reaps as orphans) the agents recorded in its folder, so controllers
+/// of different stores must not share one. A memory store lives and dies with its process, so
+/// its agents belong to that process alone (`memory-{pid}`).
+pub fn agent_folder(store: &StoreUrl, pid: u32) -> String {
+    if *store == StoreUrl::Memory {
+        return format!("memory-{pid}");
+    }
+    let mut name: String = store
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    name.trim_matches('-').to_string()
+}
+
+pub fn agent_binary(cfg: &ControllerConfig) -> PathBuf {
+    if let Some(p) = &cfg.agent_binary {
+        return p.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("barrage-agent")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("barrage-agent"))
+}
+
+/// Runs `controller` until SIGTERM or Ctrl-C, then gives it `grace` to finish reconciles in
+/// progress and release the lease; past that it is dropped (its lease then expires by itself)
+/// so that hung AWS calls never keep the process beyond its task's stop timeout.
+pub async fn run_until_stopped(controller: Controller, grace: Duration) {
+    // The signal is watched by a task of its own: the controller's loop may be waiting on a
+    // hung call when it comes, and the grace counts from the signal, not from when it is seen.
+    let (requested, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        barrage_agent::cli::shutdown_signal().await;
+        let _ = requested.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        if rx.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let deadline = {
+        let rx = stopping.clone();
+        async move {
+            stopped(rx).await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    tokio::select! {
+        () = controller.run(stopped(stopping)) => {}
+        () = deadline => tracing::warn!(
+            ?grace,
+            "Shutdown did not finish within its grace (BARRAGE_SHUTDOWN_GRACE): exiting now; the lease expires by itself."
+        ),
+    }
+}
+
+/// `barrage controller`.
+pub async fn controller(args: ControllerArgs) -> Outcome {
+    let flags: Vec<(&str, String)> = [
+        (cfgvars::BARRAGE_LAUNCHER, args.launcher.clone()),
+        (cfgvars::BARRAGE_STORE, args.store.clone()),
+        (cfgvars::BARRAGE_BLOBS, args.blobs.clone()),
+        (cfgvars::BARRAGE_METRICS_ADDR, args.metrics_addr.clone()),
+        (cfgvars::BARRAGE_RESYNC_PERIOD, args.resync.clone()),
+        (cfgvars::BARRAGE_LEASE_DURATION, args.lease_duration.clone()),
+        (cfgvars::BARRAGE_SHUTDOWN_GRACE, args.shutdown_grace.clone()),
+        (cfgvars::BARRAGE_CONTROLLER_ID, args.id.clone()),
+        (
+            cfgvars::BARRAGE_AGENT_BINARY,
+            args.agent_binary.as_ref().map(|p| p.display().to_string()),
+        ),
+        (cfgvars::BARRAGE_ECS_CLUSTER, args.cluster.clone()),
+        (
+            cfgvars::BARRAGE_AGENT_TASK_DEFINITION,
+            args.task_definition.clone(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    let cfg = match ControllerConfig::from_env_with(|k| {
+        flags.iter().find(|(f, _)| *f == k).map(|(_, v)| v.clone())
+    }) {
+        Ok(c) => c,
+        Err(e) => return die(Outcome::InvalidInput, e),
+    };
+    if args.init
+        && let Err(e) = init(&cfg.store, &cfg.blobs).await
+    {
+        return die(Outcome::RunError, e);
+    }
+    let metrics = Arc::new(Metrics::new());
+
+    // The store, and its watch.
+    let (store, watch): (Arc<dyn Store>, _) = match &cfg.store {
+        StoreUrl::DynamoDb { table } => {
+            let d = Arc::new(DynamoStore::from_env(table.clone()).await);
+            if let Err(e) = d.list_load_tests().await {
+                return die(Outcome::RunError, e);
+            }
+            let w = d.watch(WatchOptions {
+                poll_interval: cfg.watch_poll,
+                ..WatchOptions::default()
+            });
+            (d, Some(w))
+        }
+        StoreUrl::Memory => {
+            let m = Arc::new(MemoryStore::new());
+            let w = m.watch(WatchOptions {
+                poll_interval: cfg.watch_poll,
+                ..WatchOptions::default()
+            });
+            (m, Some(w))
+        }
+        other => match open_store_url(other).await {
+            Ok(s) => (s, None),
+            Err(e) => return die(Outcome::InvalidInput, e),
+        },
+    };
+    let blobs = match barrage_store::open_blobs(&cfg.blobs).await {
+        Ok(b) => b,
+        Err(e) => return die(Outcome::InvalidInput, e),
+    };
+    if let Err(e) = blobs.list("runs/").await {
+        return die(Outcome::RunError, e);
+    }
+
+    // The launcher.
+    let launcher: Arc<dyn Launcher> = match cfg.launcher {
+        LauncherKind::Process => {
+            let mut env = pass_through(PASS_THROUGH);
+            env.extend(pass_through(CREDENTIAL_PASS_THROUGH));
+            let dir = cfg.agent_log_dir.clone().unwrap_or_else(|| {
+                default_cache()
+                    .join("agents")
+                    .join(agent_folder(&cfg.store, std::process::id()))
+            });
+            let program = agent_binary(&cfg);
+            match ProcessLauncher::new(&program, env, &dir) {
+                Ok(l) => {
+                    tracing::info!(agent = %program.display(), logs = %dir.display(), "Agents run as local processes.");
+                    Arc::new(l)
+                }
+                Err(e) => return die(Outcome::RunError, e),
+            }
+        }
+        LauncherKind::Ecs => {
+            let Some(ecs) = cfg.ecs.clone() else {
+                return die(
+                    Outcome::InvalidInput,
+                    "the ecs launcher needs BARRAGE_ECS_CLUSTER and BARRAGE_AGENT_TASK_DEFINITION",
+                );
+            };
+            let sdk = barrage_store::aws::sdk_config().await;
+            let l = Arc::new(EcsLauncher::new(aws_sdk_ecs::Client::new(&sdk), ecs));
+            let stats = l.clone();
+            metrics.add_aws_source(Arc::new(move || {
+                stats
+                    .stats()
+                    .snapshot()
+                    .into_iter()
+                    .map(|(op, c, t, e)| ("ecs", op, c, t, e))
+                    .collect()
+            }));
+            l
+        }
+    };
+
+    // Metrics.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = match cfg.metrics_addr {
+        Some(addr) => match barrage_operator::metrics::bind(addr).await {
+            Ok(listener) => {
+                let bound = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                tracing::info!(addr = %bound, "Serving /metrics and /healthz.");
+                Some(tokio::spawn(barrage_operator::metrics::serve(
+                    listener,
+                    metrics.clone(),
+                    async {
+                        let _ = metrics_stopped.await;
+                    },
+                )))
+            }
+            Err(e) => {
+                return die(
+                    Outcome::RunError,
+                    format!(
+                        "cannot listen on {addr} for metrics: {e} (set BARRAGE_METRICS_ADDR or --metrics-addr, or off)"
+                    ),
+                );
+            }
+        },
+        None => None,
+    };
+
+    let grace = cfg.shutdown_grace;
+    let mut controller = Controller::new(cfg, store, blobs, launcher).with_metrics(metrics);
+    if let Some(w) = watch {
+        controller = controller.with_watch(w);
+    }
+    run_until_stopped(controller, grace).await;
+    let _ = stop_metrics.send(());
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    Outcome::Passed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_store_has_its_own_agent_folder() {
+        let table = |t: &str| StoreUrl::DynamoDb { table: t.into() };
+        assert_eq!(agent_folder(&table("barrage"), 7), "dynamodb-barrage");
+        assert_eq!(agent_folder(&table("barrage_2"), 7), "dynamodb-barrage-2");
+        assert_ne!(
+            agent_folder(&table("a"), 7),
+            agent_folder(&table("b"), 7),
+            "controllers of two tables never adopt each other's agents"
+        );
+        let dir = StoreUrl::Dir {
+            path: "/tmp/x y".into(),
+        };
+        assert_eq!(agent_folder(&dir, 7), "dir-tmp-x-y");
+        assert_eq!(agent_folder(&StoreUrl::Memory, 7), "memory-7");
+        assert_ne!(
+            agent_folder(&StoreUrl::Memory, 7),
+            agent_folder(&StoreUrl::Memory, 8)
+        );
+    }
+}
