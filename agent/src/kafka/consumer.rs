@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use barrage_kafka::msk_iam::SecurityContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::engine::headers;
 use crate::kafka::producer::Clock;
@@ -136,12 +137,35 @@ pub enum Seen {
 }
 
 /// A consumer that reads every partition of `topic` from its end, for RoundTrip.
+///
+/// Right after the topic is created its partitions may not have a leader yet (the broker
+/// answers `NotLeaderForPartition` or `LeaderNotAvailable`, or the metadata lists no
+/// partitions): those answers are retried every 100 ms until `timeout` has passed.
 pub fn round_trip_consumer(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
 ) -> Result<BaseConsumer<SecurityContext>, KafkaError> {
     let consumer: BaseConsumer<SecurityContext> = config.create_with_context(SecurityContext)?;
+    let deadline = Instant::now() + timeout;
+    let tpl = loop {
+        match end_offsets(&consumer, topic, timeout) {
+            Err(e) if is_not_settled(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => break other?,
+        }
+    };
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Every partition of `topic` at its high watermark.
+fn end_offsets(
+    consumer: &BaseConsumer<SecurityContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicPartitionList, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -153,11 +177,23 @@ pub fn round_trip_consumer(
     if tpl.count() == 0 {
         // Assigning nothing would read nothing and count every record as lost.
         return Err(KafkaError::MetadataFetch(
-            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
         ));
     }
-    consumer.assign(&tpl)?;
-    Ok(consumer)
+    Ok(tpl)
+}
+
+/// A new topic whose partitions have no leader yet: worth asking again.
+fn is_not_settled(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownPartition
+        )
+    )
 }
 
 /// Reads until `stop` is set, recording end-to-end latency of this agent's records: `e2e` from
@@ -223,6 +259,24 @@ pub fn read_own_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partition_without_a_leader_yet_is_asked_again_and_other_errors_are_not() {
+        let meta = |c| KafkaError::MetadataFetch(c);
+        assert!(is_not_settled(&meta(
+            RDKafkaErrorCode::NotLeaderForPartition
+        )));
+        assert!(is_not_settled(&meta(RDKafkaErrorCode::LeaderNotAvailable)));
+        assert!(is_not_settled(&meta(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        )));
+        assert!(!is_not_settled(&meta(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+        )));
+        assert!(!is_not_settled(&meta(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+    }
 
     #[test]
     fn in_order_arrivals_are_all_unique() {
