@@ -30,7 +30,7 @@ use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::{LoadTestStatus, Phase, ReportLocations, VerdictResult, WindowVerdict};
-use barrage_store::streams::{WatchEvent, WatchHandle};
+use barrage_store::watch::{WatchEvent, WatchHandle};
 use barrage_store::{Blobs, Lease, Store, StoreError, StoredLoadTest};
 use chrono::Utc;
 use futures::FutureExt;

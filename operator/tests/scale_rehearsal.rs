@@ -49,7 +49,7 @@ use barrage_operator::runtime::Controller;
 use barrage_operator::runtime::config::{self, ControllerConfig};
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryBlobs;
-use barrage_store::streams::{WatchOptions, Watchable as _};
+use barrage_store::watch::{WatchOptions, Watchable as _};
 use barrage_store::{Applied, Lease, Store, StoredLoadTest};
 use chrono::{DateTime, Utc};
 

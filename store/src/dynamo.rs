@@ -2,7 +2,7 @@
 //! [`barrage_crds::items`] layout (string keys `pk`, `sk`).
 //!
 //! The rules (what `apply` writes, how a record is read, lease decisions) are shared with the
-//! memory store ([`crate::memory::rules`]); this file only turns them into conditional
+//! memory store (`crate::rules`); this file only turns them into conditional
 //! DynamoDB calls:
 //! - `apply`: read, compare spec, then `PutItem` with `attribute_not_exists(pk)` (create) or
 //!   `UpdateItem` of `doc`/`generation`/`version` with `version = :seen` (update). Status and
@@ -49,7 +49,7 @@ use barrage_crds::status::LoadTestStatus;
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
-use crate::memory::rules::{
+use crate::rules::{
     AGENT_STATUS_TTL_SECS, ATTR_DELETION_REQUESTED_MS, ApplyPlan, LeaseDecision,
     check_agent_status_keys, check_load_test_name, lease_decision, lease_from_item, millis,
     plan_apply, status_json, stored_from_items, version_of,

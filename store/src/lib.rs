@@ -6,6 +6,10 @@
 //! - [`Blobs`]: interval histograms and reports. Adapters: S3 ([`s3`]) and a local folder
 //!   ([`dir`]).
 //!
+//! The rules both record adapters follow (conditional versions, generations, epochs, the
+//! lease) are one pure module, `rules`; what a watch yields and how it is stopped is
+//! [`watch`], whichever adapter produces the events.
+//!
 //! SDK types never leave their adapter files: callers see only the types of `barrage-crds`
 //! and of this module. Every write that can race is conditional, and a failed condition is
 //! [`StoreError::Conflict`] ("read again and re-plan"), never a loud error.
@@ -23,8 +27,10 @@ pub mod aws;
 pub mod dir;
 pub mod dynamo;
 pub mod memory;
+pub(crate) mod rules;
 pub mod s3;
 pub mod streams;
+pub mod watch;
 
 /// A LoadTest record as kept, with the bookkeeping the controller conditions its writes on.
 #[derive(Debug, Clone)]
@@ -34,7 +40,7 @@ pub struct StoredLoadTest {
     /// The status item's version (0 before the controller wrote one); status writes and the
     /// removal are conditional on it.
     pub version: u64,
-    /// Bumped only when the spec changes (see `memory::rules::effective_generation` for
+    /// Bumped only when the spec changes (see `rules::effective_generation` for
     /// records put by hand).
     pub generation: i64,
     /// The parsed document (metadata and spec, status attached), or why it could not be

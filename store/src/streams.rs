@@ -14,7 +14,7 @@
 //!   trimmed data (`TrimmedDataAccessException`, older than 24 hours) re-positions that shard at
 //!   `LATEST` and then emits `Relist`; a vanished stream or table starts over the same way.
 //!
-//! The SDK sits behind a small internal port ([`StreamApi`]) so that what moto cannot produce
+//! The SDK sits behind a small internal port (`StreamApi`) so that what moto cannot produce
 //! (expired iterators, trimmed data, closing shards with children: moto 5.2 has one shard that
 //! never closes and iterators that never expire) is covered by unit tests with a fake.
 //!
@@ -27,84 +27,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use tokio::sync::{mpsc, watch as signal};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::dynamo::DynamoStore;
-use crate::memory::rules::load_test_of_pk;
-
-/// What the watch saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchEvent {
-    /// The LoadTest (or one of its agents' status) changed.
-    Changed(String),
-    /// Changes may have been missed: list everything again.
-    Relist,
-}
-
-/// How the watch polls.
-#[derive(Debug, Clone)]
-pub struct WatchOptions {
-    /// Pause between rounds of `GetRecords` (default 1 s).
-    pub poll_interval: Duration,
-    /// How often the shard list is refreshed even when no shard closed (default 60 s).
-    pub describe_interval: Duration,
-    /// Events buffered for a slow receiver before the watch waits for it (default 1024).
-    pub capacity: usize,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            poll_interval: Duration::from_secs(1),
-            describe_interval: Duration::from_secs(60),
-            capacity: 1024,
-        }
-    }
-}
-
-/// Stops a watch: its receiver then yields `None` once the events already queued are read.
-pub struct WatchHandle {
-    stop: Option<signal::Sender<bool>>,
-    task: Option<JoinHandle<()>>,
-    on_shutdown: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl std::fmt::Debug for WatchHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchHandle").finish_non_exhaustive()
-    }
-}
-
-impl WatchHandle {
-    /// A handle whose shutdown runs `on_shutdown` (a watch without a task of its own).
-    pub(crate) fn from_fn(on_shutdown: impl FnOnce() + Send + 'static) -> WatchHandle {
-        WatchHandle {
-            stop: None,
-            task: None,
-            on_shutdown: Some(Box::new(on_shutdown)),
-        }
-    }
-
-    /// Stops the watch and waits for its task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        if let Some(f) = self.on_shutdown.take() {
-            f();
-        }
-    }
-}
-
-/// A store whose changes can be watched. Every watch starts with [`WatchEvent::Relist`]:
-/// start the watch, then list on that first event, and no change is missed.
-pub trait Watchable: Send + Sync {
-    fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle);
-}
+use crate::rules::load_test_of_pk;
+use crate::watch::{WatchEvent, WatchHandle, WatchOptions, Watchable};
 
 impl Watchable for DynamoStore {
     fn watch(&self, options: WatchOptions) -> (mpsc::Receiver<WatchEvent>, WatchHandle) {
@@ -140,14 +67,7 @@ fn spawn_watch<A: StreamApi + 'static>(
         shards: BTreeMap::new(),
     };
     let task = tokio::spawn(watcher.run());
-    (
-        rx,
-        WatchHandle {
-            stop: Some(stop),
-            task: Some(task),
-            on_shutdown: None,
-        },
-    )
+    (rx, WatchHandle::from_task(stop, task))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use barrage_crds::items::Item;
 use barrage_store::Store;
 use barrage_store::memory::{MemoryBlobs, MemoryStore};
-use barrage_store::streams::{WatchEvent, WatchOptions};
+use barrage_store::watch::{WatchEvent, WatchOptions};
 use common::*;
 
 #[async_trait]

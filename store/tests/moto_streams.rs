@@ -7,7 +7,7 @@ use std::time::Duration;
 use barrage_crds::agent_status::AgentStatus;
 use barrage_store::Store;
 use barrage_store::dynamo::DynamoStore;
-use barrage_store::streams::{WatchEvent, WatchOptions, Watchable};
+use barrage_store::watch::{WatchEvent, WatchOptions, Watchable};
 use chrono::Utc;
 use common::moto::moto_config;
 use common::*;

@@ -16,7 +16,7 @@ use barrage_operator::runtime::config::{self as cfgvars, ControllerConfig, Launc
 use barrage_store::Store;
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryStore;
-use barrage_store::streams::{WatchOptions, Watchable as _};
+use barrage_store::watch::{WatchOptions, Watchable as _};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;

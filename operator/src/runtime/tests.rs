@@ -11,7 +11,7 @@ use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::items::{ATTR_DOC, ATTR_PK, ATTR_SK, Attr, Item, SPEC_SK, load_test_pk};
 use barrage_crds::status::Phase;
 use barrage_store::memory::{MemoryBlobs, MemoryStore};
-use barrage_store::streams::WatchOptions;
+use barrage_store::watch::WatchOptions;
 
 use super::*;
 use crate::launch::{LaunchResult, ObservedTask, SlotLaunch, TaskState};
