@@ -467,7 +467,9 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
     let writes_took = first_write.elapsed();
 
     // Wait for every run to be Running (the controller's own phase gauge, no extra AWS call).
-    let deadline = first_write + limit;
+    // The bound counts from the last write: on a shared machine moto's writes alone can take
+    // a third of it, and that time is not the controller's.
+    let deadline = Instant::now() + limit;
     let mut all_running = None;
     while Instant::now() < deadline {
         let running = sample(&metrics.render(), "barrage_loadtests{phase=\"Running\"}");
@@ -554,7 +556,7 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
     );
     println!(
         "| first write -> all {n} Running | {} |",
-        all_running.map_or(format!("not within {limit:?}"), ms)
+        all_running.map_or(format!("not within {limit:?} of the last write"), ms)
     );
     println!(
         "| RunTask calls (slow start 1, 2, 4, ...) | {run_task_calls} for {} agents |",
@@ -614,7 +616,7 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
     );
     assert!(
         all_running.is_some(),
-        "all {n} LoadTests reached Running within {limit:?} (Running: {})",
+        "all {n} LoadTests reached Running within {limit:?} of the last write (Running: {})",
         sample(&scrape, "barrage_loadtests{phase=\"Running\"}")
     );
 }
