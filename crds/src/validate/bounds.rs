@@ -2,6 +2,9 @@
 //! SPEC.md documents them ([`BOUNDS`]), the Fargate task sizes, and the cost guards that keep a
 //! spec from asking for more than a test should cost.
 
+use super::V;
+use crate::loadtest::LoadTest;
+
 /// Bounds every accepted spec is within.
 pub mod limits {
     use std::time::Duration;
@@ -239,5 +242,40 @@ pub fn fargate_memory(cpu: u32) -> Option<(u32, u32, u32)> {
         8192 => Some((16384, 61440, 4096)),
         16384 => Some((32768, 122_880, 8192)),
         _ => None,
+    }
+}
+
+/// A fleet-wide `rate` at `path` that would ask one of `agents` (at least 1) for more than
+/// [`limits::MAX_RATE_PER_AGENT`] records per second.
+pub(super) fn check_rate_per_agent(v: &mut V, path: String, rate: f64, agents: u32) {
+    let cap = limits::MAX_RATE_PER_AGENT * f64::from(agents);
+    if rate.is_finite() && rate > cap {
+        v.err(
+            path,
+            format!(
+                "{rate} records/s over {agents} agent(s) is {} per agent; at most {} per agent (raise spec.agents.count)",
+                rate / f64::from(agents),
+                limits::MAX_RATE_PER_AGENT
+            ),
+        );
+    }
+}
+
+/// The cost guard: agents × vCPU × hours of `load.maxDuration` at most
+/// [`limits::MAX_VCPU_HOURS`].
+pub(super) fn check_cost(lt: &LoadTest, v: &mut V) {
+    let a = &lt.spec.agents;
+    let vcpu = f64::from(a.cpu) / 1024.0;
+    let hours = lt.spec.load.effective_max_duration().as_secs_f64() / 3600.0;
+    let cost = f64::from(a.count) * vcpu * hours;
+    if cost > limits::MAX_VCPU_HOURS {
+        v.err(
+            "spec.agents",
+            format!(
+                "estimated {cost:.0} vCPU-hours ({} agents × {vcpu} vCPU × {hours:.1} h of maxDuration) exceeds the cost guard of {} vCPU-hours; lower agents.count, agents.cpu or load.maxDuration",
+                a.count,
+                limits::MAX_VCPU_HOURS
+            ),
+        );
     }
 }

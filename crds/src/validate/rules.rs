@@ -2,15 +2,19 @@
 //! its field path. The record value, the client properties and the cost guards have their own
 //! modules.
 
+use std::collections::BTreeMap;
+
 use super::V;
-use super::bounds::{fargate_memory, limits};
+use super::bounds::{check_cost, check_rate_per_agent, fargate_memory, limits};
 use super::properties::check_properties;
-use super::value::{check_avro, check_json_template};
+use super::value::check_value;
 use crate::duration::HumanDuration;
 use crate::loadtest::{LoadTest, join_key};
 use crate::spec::{
-    ALLOWED_CONSUMER_PROPERTIES, ALLOWED_PRODUCER_PROPERTIES, Acks, KeyDistribution, LaunchType,
-    LoadStep, Metric, MetricKind, ThresholdScope, TopicCleanup, ValueSpec, WorkloadKind,
+    ALLOWED_CONSUMER_PROPERTIES, ALLOWED_PRODUCER_PROPERTIES, Acks, AgentsSpec, ConsumerSpec,
+    KeyDistribution, KeySpec, LaunchType, LoadSpec, LoadStep, Metric, MetricKind, ProducerSpec,
+    SaslSpec, SecurityProtocol, SecuritySpec, StaircaseStep, ThresholdScope, TopicCleanup,
+    WorkloadKind,
 };
 
 pub(super) fn check_metadata(lt: &LoadTest, v: &mut V) {
@@ -75,14 +79,21 @@ fn is_dns_label(s: &str) -> bool {
 
 pub(super) fn check_kafka(lt: &LoadTest, v: &mut V) {
     let k = &lt.spec.kafka;
+    check_bootstrap_servers(&k.bootstrap_servers, v);
+    check_security(&k.security, v);
+    check_producer(&k.producer, v);
+    check_consumer(&k.consumer, v);
+}
+
+fn check_bootstrap_servers(servers: &str, v: &mut V) {
     let path = "spec.kafka.bootstrapServers";
-    if k.bootstrap_servers.trim().is_empty() {
+    if servers.trim().is_empty() {
         v.err(
             path,
             "must not be empty (a comma-separated list of host:port)",
         );
     } else {
-        for (i, entry) in k.bootstrap_servers.split(',').enumerate() {
+        for (i, entry) in servers.split(',').enumerate() {
             if let Err(why) = check_host_port(entry.trim()) {
                 v.err(
                     path,
@@ -95,8 +106,10 @@ pub(super) fn check_kafka(lt: &LoadTest, v: &mut V) {
             }
         }
     }
+}
 
-    let sec = &k.security;
+/// The protocol and the settings it needs or forbids, then the SASL settings.
+fn check_security(sec: &SecuritySpec, v: &mut V) {
     let proto = sec.protocol.as_str();
     if sec.protocol.needs_sasl() && sec.sasl.is_none() {
         v.err(
@@ -119,7 +132,7 @@ pub(super) fn check_kafka(lt: &LoadTest, v: &mut V) {
         );
     }
     if let Some(region) = &sec.region {
-        if sec.protocol != crate::spec::SecurityProtocol::AwsMskIam {
+        if sec.protocol != SecurityProtocol::AwsMskIam {
             v.err(
                 "spec.kafka.security.region",
                 format!("is only used with protocol AWS_MSK_IAM (protocol is {proto})"),
@@ -135,45 +148,51 @@ pub(super) fn check_kafka(lt: &LoadTest, v: &mut V) {
         v.non_empty_opt("spec.kafka.security.ssl.caLocation", &ssl.ca_location);
     }
     if let Some(sasl) = &sec.sasl {
-        v.non_empty_opt("spec.kafka.security.sasl.username", &sasl.username);
-        let c = &sasl.credentials;
-        let cpath = "spec.kafka.security.sasl.credentials";
-        match (&c.secrets_manager_arn, &c.ssm_parameter) {
-            (None, None) => v.err(
-                cpath,
-                "exactly one of secretsManagerArn and ssmParameter must be set (got none)",
-            ),
-            (Some(_), Some(_)) => v.err(
-                cpath,
-                "exactly one of secretsManagerArn and ssmParameter must be set (got both)",
-            ),
-            _ => {}
-        }
-        if let Some(arn) = &c.secrets_manager_arn
-            && !is_secrets_manager_arn(arn)
-        {
-            v.err(
-                format!("{cpath}.secretsManagerArn"),
-                format!(
-                    "must be a Secrets Manager secret ARN such as arn:aws:secretsmanager:eu-west-1:123456789012:secret:NAME (got {})",
-                    redact(arn)
-                ),
-            );
-        }
-        if let Some(p) = &c.ssm_parameter
-            && !is_ssm_parameter(p)
-        {
-            v.err(
-                format!("{cpath}.ssmParameter"),
-                format!(
-                    "must be an SSM parameter name such as /barrage/kafka/password or its ARN (got {})",
-                    redact(p)
-                ),
-            );
-        }
+        check_sasl(sasl, v);
     }
+}
 
-    let p = &k.producer;
+/// The SASL user name and where its secret is kept (never the secret itself, never echoed).
+fn check_sasl(sasl: &SaslSpec, v: &mut V) {
+    v.non_empty_opt("spec.kafka.security.sasl.username", &sasl.username);
+    let c = &sasl.credentials;
+    let cpath = "spec.kafka.security.sasl.credentials";
+    match (&c.secrets_manager_arn, &c.ssm_parameter) {
+        (None, None) => v.err(
+            cpath,
+            "exactly one of secretsManagerArn and ssmParameter must be set (got none)",
+        ),
+        (Some(_), Some(_)) => v.err(
+            cpath,
+            "exactly one of secretsManagerArn and ssmParameter must be set (got both)",
+        ),
+        _ => {}
+    }
+    if let Some(arn) = &c.secrets_manager_arn
+        && !is_secrets_manager_arn(arn)
+    {
+        v.err(
+            format!("{cpath}.secretsManagerArn"),
+            format!(
+                "must be a Secrets Manager secret ARN such as arn:aws:secretsmanager:eu-west-1:123456789012:secret:NAME (got {})",
+                redact(arn)
+            ),
+        );
+    }
+    if let Some(p) = &c.ssm_parameter
+        && !is_ssm_parameter(p)
+    {
+        v.err(
+            format!("{cpath}.ssmParameter"),
+            format!(
+                "must be an SSM parameter name such as /barrage/kafka/password or its ARN (got {})",
+                redact(p)
+            ),
+        );
+    }
+}
+
+fn check_producer(p: &ProducerSpec, v: &mut V) {
     if p.batch_size == 0 || p.batch_size > limits::MAX_BATCH_SIZE {
         v.err(
             "spec.kafka.producer.batchSize",
@@ -220,7 +239,9 @@ pub(super) fn check_kafka(lt: &LoadTest, v: &mut V) {
         ALLOWED_PRODUCER_PROPERTIES,
         "producer",
     );
-    let c = &k.consumer;
+}
+
+fn check_consumer(c: &ConsumerSpec, v: &mut V) {
     if let Some(g) = &c.group_id {
         if g.trim().is_empty() {
             v.err("spec.kafka.consumer.groupId", "must not be empty when set");
@@ -385,15 +406,25 @@ pub(super) fn check_topic(lt: &LoadTest, v: &mut V) {
     }
 }
 
+/// Where the record fields are.
+const RECORDS: &str = "spec.workload.records";
+
 pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
+    let r = &lt.spec.workload.records;
+    check_transactions(lt, v);
+    check_value(v, &format!("{RECORDS}.value"), &r.value);
+    check_key(&r.key, v);
+    check_headers(&r.headers, v);
+}
+
+fn check_transactions(lt: &LoadTest, v: &mut V) {
     let w = &lt.spec.workload;
     let r = &w.records;
-    let base = "spec.workload.records";
     if r.records_per_transaction == 0
         || r.records_per_transaction > limits::MAX_RECORDS_PER_TRANSACTION
     {
         v.err(
-            format!("{base}.recordsPerTransaction"),
+            format!("{RECORDS}.recordsPerTransaction"),
             format!(
                 "must be between 1 and {} (got {})",
                 limits::MAX_RECORDS_PER_TRANSACTION,
@@ -404,7 +435,7 @@ pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
     if r.transactional {
         if w.kind == WorkloadKind::Consume {
             v.err(
-                format!("{base}.transactional"),
+                format!("{RECORDS}.transactional"),
                 "is only used by Produce and RoundTrip workloads",
             );
         }
@@ -415,86 +446,43 @@ pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
             );
         }
     }
-    let max = limits::MAX_RECORD_SIZE;
-    match &r.value {
-        ValueSpec::Size(s) => {
-            if *s > max {
-                v.err(
-                    format!("{base}.value.size"),
-                    format!("must be at most {max} bytes (10 MiB) (got {s})"),
-                );
-            }
-        }
-        ValueSpec::UniformSize(range) => {
-            let p = format!("{base}.value.uniformSize");
-            if range.min > range.max {
-                v.err(
-                    &p,
-                    format!(
-                        "min must be at most max (got min {}, max {})",
-                        range.min, range.max
-                    ),
-                );
-            }
-            if range.max > max {
-                v.err(
-                    format!("{p}.max"),
-                    format!("must be at most {max} bytes (10 MiB) (got {})", range.max),
-                );
-            }
-        }
-        ValueSpec::Avro(avro) => check_avro(v, &format!("{base}.value.avro"), avro),
-        ValueSpec::Json(json) => {
-            let p = format!("{base}.value.json.template");
-            if json.template.trim().is_empty() {
-                v.err(&p, "must not be empty");
-            } else if json.template.len() > max as usize {
-                v.err(
-                    &p,
-                    format!(
-                        "must be at most {max} bytes (10 MiB) (got {})",
-                        json.template.len()
-                    ),
-                );
-            } else if let Err(e) = check_json_template(&json.template) {
-                v.err(&p, e);
-            }
-        }
-    }
+}
 
-    let k = &r.key;
+fn check_key(k: &KeySpec, v: &mut V) {
     if k.distribution != KeyDistribution::None && k.cardinality == 0 {
         v.err(
-            format!("{base}.key.cardinality"),
+            format!("{RECORDS}.key.cardinality"),
             "must be at least 1 (got 0)",
         );
     }
     if k.distribution == KeyDistribution::Zipf {
         if !k.exponent.is_finite() || k.exponent <= 0.0 || k.exponent > 10.0 {
             v.err(
-                format!("{base}.key.exponent"),
+                format!("{RECORDS}.key.exponent"),
                 format!("must be greater than 0 and at most 10 (got {})", k.exponent),
             );
         }
     } else if k.exponent != crate::spec::defaults::KEY_EXPONENT {
         v.err(
-            format!("{base}.key.exponent"),
+            format!("{RECORDS}.key.exponent"),
             "is only used with distribution zipf",
         );
     }
+}
 
-    if r.headers.len() > limits::MAX_HEADERS {
+fn check_headers(headers: &BTreeMap<String, String>, v: &mut V) {
+    if headers.len() > limits::MAX_HEADERS {
         v.err(
-            format!("{base}.headers"),
+            format!("{RECORDS}.headers"),
             format!(
                 "must have at most {} headers (got {})",
                 limits::MAX_HEADERS,
-                r.headers.len()
+                headers.len()
             ),
         );
     }
-    for key in r.headers.keys() {
-        let path = join_key(&format!("{base}.headers"), key);
+    for key in headers.keys() {
+        let path = join_key(&format!("{RECORDS}.headers"), key);
         if key.trim().is_empty() {
             v.err(path, "header names must not be empty");
         } else if key.starts_with("barrage.") || key.starts_with("barrage-") {
@@ -508,8 +496,13 @@ pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
 
 pub(super) fn check_load(lt: &LoadTest, v: &mut V) {
     let load = &lt.spec.load;
-    let agents = lt.spec.agents.count.max(1);
-    let cap = limits::MAX_RATE_PER_AGENT * f64::from(agents);
+    check_steps(load, lt.spec.agents.count.max(1), v);
+    check_load_duration(load, v);
+    check_max_duration(load, v);
+}
+
+/// How many steps, then each step; `agents` (at least 1) bounds the rates.
+fn check_steps(load: &LoadSpec, agents: u32, v: &mut V) {
     if load.steps.is_empty() {
         v.err("spec.load.steps", "must have at least one step");
     }
@@ -523,64 +516,58 @@ pub(super) fn check_load(lt: &LoadTest, v: &mut V) {
             ),
         );
     }
-    let per_agent = |v: &mut V, path: String, rate: f64| {
-        if rate.is_finite() && rate > cap {
-            v.err(
-                path,
-                format!(
-                    "{rate} records/s over {agents} agent(s) is {} per agent; at most {} per agent (raise spec.agents.count)",
-                    rate / f64::from(agents),
-                    limits::MAX_RATE_PER_AGENT
-                ),
-            );
-        }
-    };
     for (i, step) in load.steps.iter().enumerate() {
         let p = format!("spec.load.steps[{i}].{}", step.kind());
         match step {
             LoadStep::Constant(c) => {
                 v.rate(&format!("{p}.rate"), c.rate, false);
-                per_agent(v, format!("{p}.rate"), c.rate);
+                check_rate_per_agent(v, format!("{p}.rate"), c.rate, agents);
                 v.positive_duration(&format!("{p}.for"), c.duration);
             }
             LoadStep::Ramp(r) => {
                 v.rate(&format!("{p}.from"), r.from, true);
                 v.rate(&format!("{p}.to"), r.to, true);
-                per_agent(v, format!("{p}.from"), r.from);
-                per_agent(v, format!("{p}.to"), r.to);
+                check_rate_per_agent(v, format!("{p}.from"), r.from, agents);
+                check_rate_per_agent(v, format!("{p}.to"), r.to, agents);
                 if r.from == 0.0 && r.to == 0.0 {
                     v.err(&p, "from and to cannot both be 0");
                 }
                 v.positive_duration(&format!("{p}.over"), r.over);
             }
-            LoadStep::Staircase(s) => {
-                v.rate(&format!("{p}.start"), s.start, true);
-                v.rate(&format!("{p}.step"), s.step, false);
-                v.rate(&format!("{p}.until"), s.until, false);
-                per_agent(v, format!("{p}.until"), s.until);
-                if s.until.is_finite() && s.start.is_finite() && s.until <= s.start {
-                    v.err(
-                        format!("{p}.until"),
-                        format!(
-                            "must be greater than start (got until {}, start {})",
-                            s.until, s.start
-                        ),
-                    );
-                }
-                v.positive_duration(&format!("{p}.every"), s.every);
-                let stairs = s.stairs();
-                if stairs > limits::MAX_STAIRS {
-                    v.err(
-                        &p,
-                        format!(
-                            "makes {stairs} stairs; at most {} (raise step)",
-                            limits::MAX_STAIRS
-                        ),
-                    );
-                }
-            }
+            LoadStep::Staircase(s) => check_staircase(v, &p, s, agents),
         }
     }
+}
+
+fn check_staircase(v: &mut V, p: &str, s: &StaircaseStep, agents: u32) {
+    v.rate(&format!("{p}.start"), s.start, true);
+    v.rate(&format!("{p}.step"), s.step, false);
+    v.rate(&format!("{p}.until"), s.until, false);
+    check_rate_per_agent(v, format!("{p}.until"), s.until, agents);
+    if s.until.is_finite() && s.start.is_finite() && s.until <= s.start {
+        v.err(
+            format!("{p}.until"),
+            format!(
+                "must be greater than start (got until {}, start {})",
+                s.until, s.start
+            ),
+        );
+    }
+    v.positive_duration(&format!("{p}.every"), s.every);
+    let stairs = s.stairs();
+    if stairs > limits::MAX_STAIRS {
+        v.err(
+            p,
+            format!(
+                "makes {stairs} stairs; at most {} (raise step)",
+                limits::MAX_STAIRS
+            ),
+        );
+    }
+}
+
+/// `load.duration` when set, else the sum of the steps: greater than 0 and at most 30 days.
+fn check_load_duration(load: &LoadSpec, v: &mut V) {
     if let Some(d) = load.duration {
         v.positive_duration("spec.load.duration", d);
         if d.as_std() > limits::MAX_DURATION {
@@ -602,6 +589,9 @@ pub(super) fn check_load(lt: &LoadTest, v: &mut V) {
             ),
         );
     }
+}
+
+fn check_max_duration(load: &LoadSpec, v: &mut V) {
     if let Some(m) = load.max_duration {
         let total = load.total_duration();
         if m.as_std() < total {
@@ -638,59 +628,8 @@ pub(super) fn check_agents(lt: &LoadTest, v: &mut V) {
         );
     }
     match a.launch_type {
-        LaunchType::Fargate => {
-            if !limits::FARGATE_CPU.contains(&a.cpu) {
-                let sizes: Vec<String> = limits::FARGATE_CPU.iter().map(u32::to_string).collect();
-                v.err(
-                    "spec.agents.cpu",
-                    format!(
-                        "must be one of {} on FARGATE (got {})",
-                        sizes.join(", "),
-                        a.cpu
-                    ),
-                );
-            } else if let Some((lo, hi, step)) = fargate_memory(a.cpu)
-                && (a.memory < lo || a.memory > hi || !(a.memory - lo).is_multiple_of(step))
-            {
-                v.err(
-                    "spec.agents.memory",
-                    format!(
-                        "{} MiB is not a Fargate size for cpu {} (allowed: {lo} to {hi} in steps of {step})",
-                        a.memory, a.cpu
-                    ),
-                );
-            }
-        }
-        LaunchType::Ec2 => {
-            if a.cpu < limits::MIN_EC2_CPU || a.cpu > limits::MAX_EC2_CPU {
-                v.err(
-                    "spec.agents.cpu",
-                    format!(
-                        "must be between {} and {} on EC2 (got {})",
-                        limits::MIN_EC2_CPU,
-                        limits::MAX_EC2_CPU,
-                        a.cpu
-                    ),
-                );
-            }
-            if a.memory < limits::MIN_MEMORY || a.memory > limits::MAX_EC2_MEMORY {
-                v.err(
-                    "spec.agents.memory",
-                    format!(
-                        "must be between {} and {} MiB on EC2 (got {})",
-                        limits::MIN_MEMORY,
-                        limits::MAX_EC2_MEMORY,
-                        a.memory
-                    ),
-                );
-            }
-            if a.spot {
-                v.err(
-                    "spec.agents.spot",
-                    "is only supported with launchType FARGATE (Fargate Spot)",
-                );
-            }
-        }
+        LaunchType::Fargate => check_fargate_size(a, v),
+        LaunchType::Ec2 => check_ec2_size(a, v),
     }
     if a.max_restarts > limits::MAX_RESTARTS {
         v.err(
@@ -711,17 +650,62 @@ pub(super) fn check_agents(lt: &LoadTest, v: &mut V) {
             ),
         );
     }
-    let vcpu = f64::from(a.cpu) / 1024.0;
-    let hours = lt.spec.load.effective_max_duration().as_secs_f64() / 3600.0;
-    let cost = f64::from(a.count) * vcpu * hours;
-    if cost > limits::MAX_VCPU_HOURS {
+    check_cost(lt, v);
+}
+
+/// A Fargate task size: one of the CPU sizes, and a memory size that CPU allows.
+fn check_fargate_size(a: &AgentsSpec, v: &mut V) {
+    if !limits::FARGATE_CPU.contains(&a.cpu) {
+        let sizes: Vec<String> = limits::FARGATE_CPU.iter().map(u32::to_string).collect();
         v.err(
-            "spec.agents",
+            "spec.agents.cpu",
             format!(
-                "estimated {cost:.0} vCPU-hours ({} agents × {vcpu} vCPU × {hours:.1} h of maxDuration) exceeds the cost guard of {} vCPU-hours; lower agents.count, agents.cpu or load.maxDuration",
-                a.count,
-                limits::MAX_VCPU_HOURS
+                "must be one of {} on FARGATE (got {})",
+                sizes.join(", "),
+                a.cpu
             ),
+        );
+    } else if let Some((lo, hi, step)) = fargate_memory(a.cpu)
+        && (a.memory < lo || a.memory > hi || !(a.memory - lo).is_multiple_of(step))
+    {
+        v.err(
+            "spec.agents.memory",
+            format!(
+                "{} MiB is not a Fargate size for cpu {} (allowed: {lo} to {hi} in steps of {step})",
+                a.memory, a.cpu
+            ),
+        );
+    }
+}
+
+/// An EC2 task size within the bounds; Spot is Fargate's.
+fn check_ec2_size(a: &AgentsSpec, v: &mut V) {
+    if a.cpu < limits::MIN_EC2_CPU || a.cpu > limits::MAX_EC2_CPU {
+        v.err(
+            "spec.agents.cpu",
+            format!(
+                "must be between {} and {} on EC2 (got {})",
+                limits::MIN_EC2_CPU,
+                limits::MAX_EC2_CPU,
+                a.cpu
+            ),
+        );
+    }
+    if a.memory < limits::MIN_MEMORY || a.memory > limits::MAX_EC2_MEMORY {
+        v.err(
+            "spec.agents.memory",
+            format!(
+                "must be between {} and {} MiB on EC2 (got {})",
+                limits::MIN_MEMORY,
+                limits::MAX_EC2_MEMORY,
+                a.memory
+            ),
+        );
+    }
+    if a.spot {
+        v.err(
+            "spec.agents.spot",
+            "is only supported with launchType FARGATE (Fargate Spot)",
         );
     }
 }

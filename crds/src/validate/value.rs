@@ -1,5 +1,5 @@
-//! The record value (`spec.workload.records.value`): Avro schemas and the generator names they
-//! must contain, JSON templates and their placeholders.
+//! The record value (`spec.workload.records.value`): its size, Avro schemas and the generator
+//! names they must contain, JSON templates and their placeholders.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,9 +7,61 @@ use serde_json::Value;
 
 use super::{V, limits};
 use crate::loadtest::join_key;
-use crate::spec::{AvroValue, FieldGenerator};
+use crate::spec::{AvroValue, FieldGenerator, ValueSpec};
 
-pub(super) fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
+/// The record value at `p` (`spec.workload.records.value`): at most 10 MiB, whichever way it is
+/// made.
+pub(super) fn check_value(v: &mut V, p: &str, value: &ValueSpec) {
+    let max = limits::MAX_RECORD_SIZE;
+    match value {
+        ValueSpec::Size(s) => {
+            if *s > max {
+                v.err(
+                    format!("{p}.size"),
+                    format!("must be at most {max} bytes (10 MiB) (got {s})"),
+                );
+            }
+        }
+        ValueSpec::UniformSize(range) => {
+            let p = format!("{p}.uniformSize");
+            if range.min > range.max {
+                v.err(
+                    &p,
+                    format!(
+                        "min must be at most max (got min {}, max {})",
+                        range.min, range.max
+                    ),
+                );
+            }
+            if range.max > max {
+                v.err(
+                    format!("{p}.max"),
+                    format!("must be at most {max} bytes (10 MiB) (got {})", range.max),
+                );
+            }
+        }
+        ValueSpec::Avro(avro) => check_avro(v, &format!("{p}.avro"), avro),
+        ValueSpec::Json(json) => {
+            let p = format!("{p}.json.template");
+            if json.template.trim().is_empty() {
+                v.err(&p, "must not be empty");
+            } else if json.template.len() > max as usize {
+                v.err(
+                    &p,
+                    format!(
+                        "must be at most {max} bytes (10 MiB) (got {})",
+                        json.template.len()
+                    ),
+                );
+            } else if let Err(e) = check_json_template(&json.template) {
+                v.err(&p, e);
+            }
+        }
+    }
+}
+
+/// An Avro value: its schema (inline or a file) and the generators of its fields.
+fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
     match (&avro.schema, &avro.schema_file) {
         (None, None) => v.err(
             p,
@@ -26,34 +78,10 @@ pub(super) fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
     {
         v.err(format!("{p}.schemaFile"), "must not be empty when set");
     }
-    let mut field_names: Option<BTreeSet<String>> = None;
-    if let Some(text) = &avro.schema {
-        match serde_json::from_str::<Value>(text) {
-            Err(e) => v.err(
-                format!("{p}.schema"),
-                format!("must be an Avro schema in JSON: {e}"),
-            ),
-            Ok(schema) => match &schema {
-                Value::Object(o) if o.get("type").is_some_and(Value::is_string) => {
-                    if o.get("type").and_then(Value::as_str) == Some("record") {
-                        let mut named = BTreeMap::new();
-                        avro_named_records(&schema, &mut named, 0);
-                        let mut names = BTreeSet::new();
-                        if collect_avro_fields(&schema, "", &named, &mut Vec::new(), &mut names)
-                            .is_ok()
-                        {
-                            field_names = Some(names);
-                        }
-                    }
-                }
-                Value::String(_) | Value::Array(_) => {}
-                _ => v.err(
-                    format!("{p}.schema"),
-                    "must be an Avro schema: a JSON object with a \"type\", a type name, or a union list",
-                ),
-            },
-        }
-    }
+    let field_names = avro
+        .schema
+        .as_ref()
+        .and_then(|text| schema_field_names(v, p, text));
     for (name, g) in &avro.generators {
         let gp = join_key(&format!("{p}.generators"), name);
         if name.trim().is_empty() {
@@ -72,34 +100,75 @@ pub(super) fn check_avro(v: &mut V, p: &str, avro: &AvroValue) {
                 ),
             );
         }
-        match g {
-            FieldGenerator::UniformInt(r) if r.min > r.max => v.err(
-                format!("{gp}.uniformInt"),
-                format!("min must be at most max (got min {}, max {})", r.min, r.max),
-            ),
-            FieldGenerator::StringLength(r) => {
-                if r.min > r.max {
-                    v.err(
-                        format!("{gp}.stringLength"),
-                        format!("min must be at most max (got min {}, max {})", r.min, r.max),
-                    );
-                }
-                if r.max > limits::MAX_RECORD_SIZE {
-                    v.err(
-                        format!("{gp}.stringLength.max"),
-                        format!(
-                            "must be at most {} (got {})",
-                            limits::MAX_RECORD_SIZE,
-                            r.max
-                        ),
-                    );
-                }
-            }
-            FieldGenerator::OneOf(list) if list.is_empty() => {
-                v.err(format!("{gp}.oneOf"), "must list at least one value");
-            }
-            _ => {}
+        check_generator(v, &gp, g);
+    }
+}
+
+/// Checks an inline schema is Avro in JSON. For a record schema whose types all resolve, the
+/// dotted names of its fields (what generator names must be); otherwise `None`.
+fn schema_field_names(v: &mut V, p: &str, text: &str) -> Option<BTreeSet<String>> {
+    let schema = match serde_json::from_str::<Value>(text) {
+        Err(e) => {
+            v.err(
+                format!("{p}.schema"),
+                format!("must be an Avro schema in JSON: {e}"),
+            );
+            return None;
         }
+        Ok(schema) => schema,
+    };
+    match &schema {
+        Value::Object(o) if o.get("type").is_some_and(Value::is_string) => {
+            if o.get("type").and_then(Value::as_str) != Some("record") {
+                return None;
+            }
+            let mut named = BTreeMap::new();
+            avro_named_records(&schema, &mut named, 0);
+            let mut names = BTreeSet::new();
+            collect_avro_fields(&schema, "", &named, &mut Vec::new(), &mut names)
+                .ok()
+                .map(|()| names)
+        }
+        Value::String(_) | Value::Array(_) => None,
+        _ => {
+            v.err(
+                format!("{p}.schema"),
+                "must be an Avro schema: a JSON object with a \"type\", a type name, or a union list",
+            );
+            None
+        }
+    }
+}
+
+/// One field generator at `gp`: its ranges are ordered and bounded, its lists not empty.
+fn check_generator(v: &mut V, gp: &str, g: &FieldGenerator) {
+    match g {
+        FieldGenerator::UniformInt(r) if r.min > r.max => v.err(
+            format!("{gp}.uniformInt"),
+            format!("min must be at most max (got min {}, max {})", r.min, r.max),
+        ),
+        FieldGenerator::StringLength(r) => {
+            if r.min > r.max {
+                v.err(
+                    format!("{gp}.stringLength"),
+                    format!("min must be at most max (got min {}, max {})", r.min, r.max),
+                );
+            }
+            if r.max > limits::MAX_RECORD_SIZE {
+                v.err(
+                    format!("{gp}.stringLength.max"),
+                    format!(
+                        "must be at most {} (got {})",
+                        limits::MAX_RECORD_SIZE,
+                        r.max
+                    ),
+                );
+            }
+        }
+        FieldGenerator::OneOf(list) if list.is_empty() => {
+            v.err(format!("{gp}.oneOf"), "must list at least one value");
+        }
+        _ => {}
     }
 }
 
