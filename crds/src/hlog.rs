@@ -587,7 +587,20 @@ fn checked_inflate(
     limits: &DecodeLimits,
     scratch: &mut DecodeScratch,
 ) -> Result<(HistogramConfig, std::ops::Range<usize>), HlogError> {
-    // 1. Base64: bound the text before decoding it.
+    let DecodeScratch {
+        compressed,
+        inflated,
+        inflater,
+    } = scratch;
+    checked_base64(b64, limits, compressed)?;
+    let body = checked_envelope(compressed, limits)?;
+    let inflater = inflater.get_or_insert_with(|| Decompress::new(true));
+    checked_inflated(inflater, body, limits, inflated)?;
+    checked_v2_header(inflated, limits)
+}
+
+/// Step 1, base64: bounds the text before decoding it into `bytes`.
+fn checked_base64(b64: &str, limits: &DecodeLimits, bytes: &mut Vec<u8>) -> Result<(), HlogError> {
     let max_b64 = limits
         .max_compressed_bytes
         .div_ceil(3)
@@ -599,17 +612,15 @@ fn checked_inflate(
             max_bytes: limits.max_compressed_bytes,
         });
     }
-    let DecodeScratch {
-        compressed: bytes,
-        inflated,
-        inflater,
-    } = scratch;
     bytes.clear();
     BASE64
         .decode_vec(b64.trim(), bytes)
-        .map_err(|e| HlogError::Base64(e.to_string()))?;
+        .map_err(|e| HlogError::Base64(e.to_string()))
+}
 
-    // 2. The compressed envelope: cookie and claimed length, against the real length and the cap.
+/// Step 2, the compressed envelope: cookie and claimed length, against the real length and the
+/// cap. Returns the zlib body.
+fn checked_envelope<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<&'a [u8], HlogError> {
     let cookie = be_u32(bytes, 0).ok_or(HlogError::Truncated {
         what: "compressed header",
         needed: COMPRESSED_HEADER_LEN as u64,
@@ -648,9 +659,17 @@ fn checked_inflate(
             actual: body.len(),
         });
     }
+    Ok(body)
+}
 
-    // 3. Inflate through a hard cap: a deflate bomb stops at `max_inflated_bytes + 1`.
-    let inflater = inflater.get_or_insert_with(|| Decompress::new(true));
+/// Step 3, inflating `body` into `inflated` through a hard cap: a deflate bomb stops at
+/// `max_inflated_bytes + 1`.
+fn checked_inflated(
+    inflater: &mut Decompress,
+    body: &[u8],
+    limits: &DecodeLimits,
+    inflated: &mut Vec<u8>,
+) -> Result<(), HlogError> {
     inflate_capped(
         inflater,
         body,
@@ -662,8 +681,15 @@ fn checked_inflate(
             max: limits.max_inflated_bytes,
         });
     }
+    Ok(())
+}
 
-    // 4. The inner V2 header.
+/// Step 4, the inner V2 header of the inflated histogram: its cookie, payload length and
+/// configuration. Returns the configuration and where the counts payload lies.
+fn checked_v2_header(
+    inflated: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(HistogramConfig, std::ops::Range<usize>), HlogError> {
     let truncated = |available| HlogError::Truncated {
         what: "V2 histogram header",
         needed: V2_HEADER_LEN as u64,

@@ -11,14 +11,14 @@
 //! # Layout
 //! - [`digest`]: the one hash helper (FNV-1a), for ids and spec digests.
 //! - [`duration`]: human durations (`250ms`, `10s`, `1h30m`) used across the spec.
-//! - [`spec`], [`status`], [`loadtest`]: the resource.
+//! - [`spec`], [`status`], [`loadtest`]: the resource (defaults in one place, [`spec::defaults`]).
 //! - [`schedule`]: when each record of the load profile is due, fleet-wide and per agent
 //!   (what agents send and what reports count as the target).
-//! - [`validate`]: defaults in one place and total validation with field paths.
+//! - [`validate`]: total validation with field paths; a rejection lists every problem.
 //! - [`schema`]: the JSON Schema generated from the types.
 //! - [`hlog`]: the interval histogram log (`.hlog`, V2 compressed), hardened decoding.
 //! - [`interval`]: one agent interval as a blob: an interval log plus its counters.
-//! - [`env`]: the agent environment contract.
+//! - [`env`](mod@env): the agent environment contract.
 //! - [`keys`]: the blob key scheme.
 //! - [`items`]: the DynamoDB item layout.
 //! - [`agent_status`]: what an agent reports about itself.
