@@ -8,6 +8,11 @@ use tracing_subscriber::EnvFilter;
 /// The variable that chooses the log format (`--log-format` wins over it).
 pub const BARRAGE_LOG_FORMAT: &str = "BARRAGE_LOG_FORMAT";
 
+/// `json`, `text` or `compact` (the same as text), for clap.
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.trim().parse::<LogFormat>().map_err(|e| e.to_string())
+}
+
 /// The log format: the one given (`--log-format` or `BARRAGE_LOG_FORMAT`), otherwise JSON for
 /// the long-running service (`barrage controller`) when stderr is not a terminal (ECS,
 /// CloudWatch, a log file), and text in every other case: the other commands' stderr is read

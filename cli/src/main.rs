@@ -25,10 +25,11 @@ use cmd::{admin, apply, controller, delete, describe, get, report, rerun, run, v
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log format on stderr: json or text [env: BARRAGE_LOG_FORMAT; default: json for
-    /// `barrage controller` when stderr is not a terminal, text otherwise].
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["json", "text", "compact"])]
-    pub log_format: Option<String>,
+    /// Log format on stderr: json or text [default: json for `barrage controller` when stderr
+    /// is not a terminal, text otherwise].
+    #[arg(long, global = true, env = logging::BARRAGE_LOG_FORMAT, value_name = "json|text",
+          value_parser = logging::parse_log_format)]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,33 +98,50 @@ impl Outcome {
     }
 }
 
+/// clap names the flag of a value it refused; when the value came from the flag's environment
+/// variable instead (as in an ECS task definition), the variable is the name to give.
+fn variable_of_bad_value(e: &clap::Error) -> Option<String> {
+    use clap::CommandFactory as _;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next()?;
+    let long = flag.strip_prefix("--")?;
+    let on_command_line = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if on_command_line {
+        return None;
+    }
+    let cli = Cli::command();
+    let var = cli
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments())
+        .chain(cli.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    std::env::var_os(&var).is_some().then_some(var)
+}
+
 /// Parses arguments, runs the command, returns the exit code.
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if let Some(var) = variable_of_bad_value(&e) {
+                eprintln!("(the value was read from {var})");
+            }
             return ExitCode::from(match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => Outcome::InvalidInput.code(),
             });
         }
     };
-    let given = cli.log_format.clone().or_else(|| {
-        std::env::var(logging::BARRAGE_LOG_FORMAT)
-            .ok()
-            .filter(|v| !v.is_empty())
-    });
-    let given = match given.map(|v| v.parse::<LogFormat>()).transpose() {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {}: {e}", logging::BARRAGE_LOG_FORMAT);
-            return ExitCode::from(Outcome::InvalidInput.code());
-        }
-    };
     let service = matches!(cli.command, Command::Controller(_));
     logging::init_tracing(logging::log_format(
-        given,
+        cli.log_format,
         service,
         std::io::stderr().is_terminal(),
     ));

@@ -2,9 +2,9 @@
 //! and the bucket of `BARRAGE_STORE` / `BARRAGE_BLOBS`.
 
 use crate::Outcome;
-use crate::cmd::client::die;
+use crate::cmd::client::{die, url_from_env};
 use barrage_crds::env::{BlobsUrl, StoreUrl};
-use barrage_operator::runtime::config::{self as cfgvars, ControllerConfig};
+use barrage_operator::runtime::config as cfgvars;
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::s3::S3Blobs;
 use barrage_store::{Store, StoreError};
@@ -36,14 +36,14 @@ pub async fn init(store: &StoreUrl, blobs: &BlobsUrl) -> Result<(), String> {
 
 /// `barrage admin init`: the table and the bucket of `BARRAGE_STORE` / `BARRAGE_BLOBS`.
 pub async fn admin_init() -> Outcome {
-    let cfg = match ControllerConfig::from_lookup(|k| match k {
-        cfgvars::BARRAGE_LAUNCHER => Some("process".into()),
-        _ => std::env::var(k).ok(),
-    }) {
-        Ok(c) => c,
-        Err(e) => return die(Outcome::InvalidInput, e),
+    let (store, blobs) = match (
+        url_from_env::<StoreUrl>(cfgvars::BARRAGE_STORE),
+        url_from_env::<BlobsUrl>(cfgvars::BARRAGE_BLOBS),
+    ) {
+        (Ok(store), Ok(blobs)) => (store, blobs),
+        (Err(outcome), _) | (_, Err(outcome)) => return outcome,
     };
-    match init(&cfg.store, &cfg.blobs).await {
+    match init(&store, &blobs).await {
         Ok(()) => Outcome::Passed,
         Err(e) => die(Outcome::RunError, e),
     }

@@ -38,20 +38,26 @@ pub async fn open_store_url(url: &StoreUrl) -> Result<Arc<dyn Store>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The store and blobs of `BARRAGE_STORE` / `BARRAGE_BLOBS`.
-pub async fn client_store() -> Result<Arc<dyn Store>, Outcome> {
-    let Some(text) = std::env::var(cfgvars::BARRAGE_STORE)
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
+/// The URL in the environment variable `name` (`BARRAGE_STORE`, `BARRAGE_BLOBS`).
+pub fn url_from_env<T>(name: &str) -> Result<T, Outcome>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let Some(text) = std::env::var(name).ok().filter(|s| !s.trim().is_empty()) else {
         return Err(die(
             Outcome::InvalidInput,
-            format!("BARRAGE_STORE is not set: {HINT}"),
+            format!("{name} is not set: {HINT}"),
         ));
     };
-    let url = text
-        .parse::<StoreUrl>()
-        .map_err(|e| die(Outcome::InvalidInput, format!("BARRAGE_STORE: {e}")))?;
+    text.trim()
+        .parse::<T>()
+        .map_err(|e| die(Outcome::InvalidInput, format!("{name}: {e}")))
+}
+
+/// The store of `BARRAGE_STORE`.
+pub async fn client_store() -> Result<Arc<dyn Store>, Outcome> {
+    let url: StoreUrl = url_from_env(cfgvars::BARRAGE_STORE)?;
     if matches!(url, StoreUrl::Memory) {
         return Err(die(
             Outcome::InvalidInput,
@@ -63,19 +69,9 @@ pub async fn client_store() -> Result<Arc<dyn Store>, Outcome> {
         .map_err(|e| die(Outcome::InvalidInput, e))
 }
 
+/// The blobs of `BARRAGE_BLOBS`.
 pub async fn client_blobs() -> Result<Arc<dyn Blobs>, Outcome> {
-    let Some(text) = std::env::var(cfgvars::BARRAGE_BLOBS)
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        return Err(die(
-            Outcome::InvalidInput,
-            format!("BARRAGE_BLOBS is not set: {HINT}"),
-        ));
-    };
-    let url = text
-        .parse::<BlobsUrl>()
-        .map_err(|e| die(Outcome::InvalidInput, format!("BARRAGE_BLOBS: {e}")))?;
+    let url: BlobsUrl = url_from_env(cfgvars::BARRAGE_BLOBS)?;
     barrage_store::open_blobs(&url)
         .await
         .map_err(|e| die(Outcome::InvalidInput, e))

@@ -4,6 +4,7 @@
 use crate::Outcome;
 use crate::cmd::admin::init;
 use crate::cmd::client::{die, open_store_url};
+pub use crate::cmd::settings::ControllerArgs;
 use barrage_crds::env::StoreUrl;
 use barrage_operator::launch::Launcher;
 use barrage_operator::launch::ecs::EcsLauncher;
@@ -12,56 +13,14 @@ use barrage_operator::launch::process::{
 };
 use barrage_operator::metrics::Metrics;
 use barrage_operator::runtime::Controller;
-use barrage_operator::runtime::config::{self as cfgvars, ControllerConfig, LauncherKind};
+use barrage_operator::runtime::config::{ControllerConfig, LauncherKind};
 use barrage_store::Store;
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryStore;
 use barrage_store::watch::{WatchOptions, Watchable as _};
-use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// `barrage controller`.
-#[derive(Debug, Args)]
-pub struct ControllerArgs {
-    /// How agents run: `ecs` tasks or local `process`es [env: BARRAGE_LAUNCHER; default ecs].
-    #[arg(long, value_parser = ["ecs", "process"])]
-    pub launcher: Option<String>,
-    /// Records store, e.g. dynamodb://barrage [env: BARRAGE_STORE].
-    #[arg(long)]
-    pub store: Option<String>,
-    /// Blob store, e.g. s3://barrage-reports [env: BARRAGE_BLOBS].
-    #[arg(long)]
-    pub blobs: Option<String>,
-    /// `/metrics` and `/healthz` address, or `off` [env: BARRAGE_METRICS_ADDR].
-    #[arg(long)]
-    pub metrics_addr: Option<String>,
-    /// Full resync period, e.g. 30s [env: BARRAGE_RESYNC_PERIOD].
-    #[arg(long)]
-    pub resync: Option<String>,
-    /// Leader lease, e.g. 15s [env: BARRAGE_LEASE_DURATION].
-    #[arg(long)]
-    pub lease_duration: Option<String>,
-    /// Longest graceful shutdown after SIGTERM, e.g. 20s [env: BARRAGE_SHUTDOWN_GRACE].
-    #[arg(long)]
-    pub shutdown_grace: Option<String>,
-    /// This controller's lease holder name [env: BARRAGE_CONTROLLER_ID].
-    #[arg(long)]
-    pub id: Option<String>,
-    /// The `barrage-agent` program for the process launcher [env: BARRAGE_AGENT_BINARY].
-    #[arg(long)]
-    pub agent_binary: Option<PathBuf>,
-    /// ECS cluster [env: BARRAGE_ECS_CLUSTER].
-    #[arg(long)]
-    pub cluster: Option<String>,
-    /// Agent task definition [env: BARRAGE_AGENT_TASK_DEFINITION].
-    #[arg(long)]
-    pub task_definition: Option<String>,
-    /// Create the table and the bucket first if they are missing (local use).
-    #[arg(long)]
-    pub init: bool,
-}
 
 pub fn default_cache() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
@@ -135,31 +94,8 @@ pub async fn run_until_stopped(controller: Controller, grace: Duration) {
 
 /// `barrage controller`.
 pub async fn controller(args: ControllerArgs) -> Outcome {
-    let flags: Vec<(&str, String)> = [
-        (cfgvars::BARRAGE_LAUNCHER, args.launcher.clone()),
-        (cfgvars::BARRAGE_STORE, args.store.clone()),
-        (cfgvars::BARRAGE_BLOBS, args.blobs.clone()),
-        (cfgvars::BARRAGE_METRICS_ADDR, args.metrics_addr.clone()),
-        (cfgvars::BARRAGE_RESYNC_PERIOD, args.resync.clone()),
-        (cfgvars::BARRAGE_LEASE_DURATION, args.lease_duration.clone()),
-        (cfgvars::BARRAGE_SHUTDOWN_GRACE, args.shutdown_grace.clone()),
-        (cfgvars::BARRAGE_CONTROLLER_ID, args.id.clone()),
-        (
-            cfgvars::BARRAGE_AGENT_BINARY,
-            args.agent_binary.as_ref().map(|p| p.display().to_string()),
-        ),
-        (cfgvars::BARRAGE_ECS_CLUSTER, args.cluster.clone()),
-        (
-            cfgvars::BARRAGE_AGENT_TASK_DEFINITION,
-            args.task_definition.clone(),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((k, v?)))
-    .collect();
-    let cfg = match ControllerConfig::from_env_with(|k| {
-        flags.iter().find(|(f, _)| *f == k).map(|(_, v)| v.clone())
-    }) {
+    let hostname = std::env::var("HOSTNAME").ok();
+    let cfg = match args.config(hostname.as_deref(), std::process::id()) {
         Ok(c) => c,
         Err(e) => return die(Outcome::InvalidInput, e),
     };

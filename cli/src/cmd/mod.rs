@@ -12,5 +12,6 @@ pub mod get;
 pub mod report;
 pub mod rerun;
 pub mod run;
+pub mod settings;
 pub mod validate;
 pub mod watch;
