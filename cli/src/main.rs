@@ -45,7 +45,7 @@ pub enum Command {
     /// Print the JSON Schema of LoadTest.
     Schema,
     /// Run the operator: watch LoadTests in the store and reconcile them (ECS tasks or local processes).
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// Create or update a LoadTest from a file; with --wait, follow it and exit by its verdict.
     Apply(apply::ApplyArgs),
     /// List LoadTests, or show one.
@@ -161,7 +161,7 @@ fn main() -> ExitCode {
                 Outcome::RunError
             }
         },
-        Command::Controller(args) => block_on(controller::controller(args)),
+        Command::Controller(args) => block_on(controller::controller(*args)),
         Command::Apply(args) => block_on(apply::apply(args)),
         Command::Get(args) => block_on(get::get(args)),
         Command::Describe { name } => block_on(describe::describe(&name)),

@@ -297,7 +297,7 @@ mod tests {
     use barrage_operator::runtime::config::{
         DEFAULT_LEASE, DEFAULT_RESYNC, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WATCH_POLL, DEFAULT_WORKERS,
     };
-    use clap::{Args as _, Command, FromArgMatches as _};
+    use clap::{Command, FromArgMatches as _};
 
     /// Parses `flags` alone: the environment of the test process is not read.
     fn parse(flags: &[&str]) -> Result<ControllerArgs, clap::Error> {
