@@ -6,6 +6,7 @@
 //! test prints why and returns, unless `BARRAGE_REQUIRE_SERVICES=1` (as in CI), where it fails.
 
 pub mod fault;
+pub mod iam;
 pub mod operator;
 pub mod report_walk;
 pub mod spec;
