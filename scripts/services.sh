@@ -2,7 +2,9 @@
 # Real services for development and tests, started and stopped by the project itself:
 #   - Apache Kafka (KRaft, one node with the broker and controller roles) from Apache Kafka's own jars,
 #     resolved from Maven Central with Maven;
-#   - moto server (the AWS API emulator: DynamoDB, DynamoDB Streams, S3, ECS) from PyPI in a virtualenv.
+#   - moto server (the AWS API emulator: DynamoDB, DynamoDB Streams, S3, ECS) from PyPI in a virtualenv, started
+#     by scripts/moto_server.py so that DynamoDB requests are served one at a time (moto's backend loses writes
+#     under concurrent requests).
 #
 # Usage: scripts/services.sh up|down|status|env|classpath
 #   up         start what is not running yet (downloads on first use, cached), wait until both answer;
@@ -623,7 +625,9 @@ moto_up() {
     local started
     started="$(barrage_now)"
     printf '\n===== %s starting moto server %s =====\n' "$(date -u +%FT%TZ)" "$MOTO_VERSION" >>"$MOTO_LOG"
-    spawn "$MOTO_PID_FILE" "$MOTO_LOG" "$MOTO_VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
+    # moto_server with DynamoDB requests served one at a time: moto's backend undoes concurrent
+    # writes when a transaction is cancelled (see scripts/moto_server.py).
+    spawn "$MOTO_PID_FILE" "$MOTO_LOG" "$MOTO_VENV/bin/python" "$SCRIPT_DIR/moto_server.py" -H "$HOST" -p "$MOTO_PORT"
     printf '%s\n' "$MOTO_PORT" >"$MOTO_PORT_FILE"
     pid="$(tr -dc '0-9' <"$MOTO_PID_FILE")"
     log "moto: started pid $pid (log: $MOTO_LOG)"

@@ -170,3 +170,93 @@ async fn dynamo_a_deposed_leaders_writes_are_refused_even_where_the_new_leader_h
     a_deposed_leaders_writes_are_refused_even_where_the_new_leader_has_not_written(&store).await;
     done(store).await;
 }
+
+/// The emulator keeps every acknowledged write while fenced status writes lose their race
+/// (real DynamoDB never undoes one). moto's TransactWriteItems copies the whole table first and
+/// puts the copy back when the transaction is cancelled, undoing writes other requests made
+/// meanwhile, unless `scripts/services.sh` serves DynamoDB requests one at a time
+/// (`scripts/moto_server.py`): an agent's Ready write lost that way left a scale-rehearsal run
+/// short of one agent for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_no_acknowledged_write_is_undone_by_a_cancelled_transaction() {
+    use barrage_crds::agent_status::{AgentPhase, AgentStatus};
+    use barrage_crds::status::{LoadTestStatus, Phase};
+    use std::sync::Arc;
+
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let name = unique("undone");
+    store.apply(&example(&name)).await.expect("create");
+    let stale = store
+        .get_load_test(&name)
+        .await
+        .expect("get")
+        .expect("exists")
+        .version;
+    let status = LoadTestStatus {
+        phase: Phase::Provisioning,
+        ..LoadTestStatus::default()
+    };
+    store
+        .write_status(&name, &status, stale, 1)
+        .await
+        .expect("the first status write");
+    let now = chrono::Utc::now();
+    let (writers, per_writer, fenced) = (3u32, 100u32, 2u32);
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let (store, name) = (store.clone(), name.clone());
+        tasks.spawn(async move {
+            let mut acked = 0u64;
+            for i in 0..per_writer {
+                let mut agent = AgentStatus::new(&name, "run", w * per_writer + i, 0, now);
+                agent.phase = AgentPhase::Ready;
+                if store.put_agent_status(&agent).await.is_ok() {
+                    acked += 1;
+                }
+            }
+            (acked, 0u64)
+        });
+    }
+    for _ in 0..fenced {
+        let (store, name, status) = (store.clone(), name.clone(), status.clone());
+        tasks.spawn(async move {
+            let mut conflicts = 0u64;
+            for _ in 0..per_writer {
+                if let Err(StoreError::Conflict { .. }) =
+                    store.write_status(&name, &status, stale, 1).await
+                {
+                    conflicts += 1;
+                }
+            }
+            (0u64, conflicts)
+        });
+    }
+    let (mut acked, mut conflicts) = (0u64, 0u64);
+    while let Some(done) = tasks.join_next().await {
+        let (a, c) = done.expect("no panic");
+        acked += a;
+        conflicts += c;
+    }
+    let listed = store
+        .list_agent_status(&name, "run")
+        .await
+        .expect("list the agents")
+        .len() as u64;
+    println!(
+        "acknowledged agent writes {acked}, listed {listed}, cancelled fenced writes {conflicts}"
+    );
+    assert_eq!(
+        conflicts,
+        u64::from(fenced * per_writer),
+        "every stale fenced write conflicts"
+    );
+    assert_eq!(
+        listed, acked,
+        "every acknowledged agent write is still there after the cancelled transactions"
+    );
+    let store = Arc::into_inner(store).expect("the only owner");
+    done(store).await;
+}

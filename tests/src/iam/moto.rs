@@ -19,14 +19,16 @@ pub struct PrivateMoto {
 }
 
 impl PrivateMoto {
-    /// Starts `moto_server` (beside `python`) on a free port, recording to `dir/recording.jsonl`
-    /// once [`PrivateMoto::record`] is called, logging to `dir/moto.log`; waits until it answers.
+    /// Starts moto server with `python` (the emulator's, which has moto) as
+    /// `scripts/services.sh` does, through `scripts/moto_server.py` (DynamoDB requests one at a
+    /// time), on a free port, recording to `dir/recording.jsonl` once [`PrivateMoto::record`]
+    /// is called, logging to `dir/moto.log`; waits until it answers.
     pub fn start(python: &Path, dir: &Path) -> PrivateMoto {
-        let server = python.with_file_name("moto_server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/moto_server.py");
         assert!(
-            server.exists(),
-            "no {} (scripts/services.sh up)",
-            server.display()
+            python.with_file_name("moto_server").exists(),
+            "no moto beside {} (scripts/services.sh up)",
+            python.display()
         );
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -35,7 +37,8 @@ impl PrivateMoto {
         let recording = dir.join("recording.jsonl");
         let log = dir.join("moto.log");
         let out = std::fs::File::create(&log).expect("the moto log");
-        let child = Command::new(&server)
+        let child = Command::new(python)
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env_remove("MOTO_ENABLE_RECORDING")
