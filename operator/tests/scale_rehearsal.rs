@@ -277,6 +277,54 @@ fn load_test(name: &str, agents: u32) -> LoadTest {
 }
 
 /// The sample `series` of a Prometheus text scrape (0 when absent).
+/// Prints, for each LoadTest the controller does not count as Running, what the store holds:
+/// its status (phase, transitions, slots) and its agents' items, so a failure says why.
+async fn describe_stuck(store: &DynamoStore, scrape: &str) {
+    let stuck = scrape
+        .lines()
+        .filter(|l| l.starts_with("barrage_loadtest_phase{") && !l.contains("phase=\"Running\""))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_string));
+    for name in stuck {
+        println!("not Running: {name}");
+        let record = match store.get_load_test(&name).await {
+            Ok(Some(r)) => r,
+            other => {
+                println!("  record: {other:?}");
+                continue;
+            }
+        };
+        let status = record.status.unwrap_or_default();
+        println!(
+            "  version {} generation {} phase {} run {:?} agents {:?}",
+            record.version,
+            record.generation,
+            status.phase.as_str(),
+            status.run_id,
+            status.agents
+        );
+        for t in &status.transitions {
+            println!("  transition {t:?}");
+        }
+        for s in &status.slots {
+            println!("  slot {s:?}");
+        }
+        let Some(run) = status.run_id.as_deref() else {
+            continue;
+        };
+        match store.list_agent_status(&name, run).await {
+            Ok(agents) => {
+                for a in agents {
+                    println!(
+                        "  agent slot {} incarnation {} phase {:?} task {:?}",
+                        a.slot, a.incarnation, a.phase, a.task_id
+                    );
+                }
+            }
+            Err(e) => println!("  agents: {e}"),
+        }
+    }
+}
+
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
@@ -353,6 +401,13 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
     let Some(_endpoint) = endpoint() else {
         return;
     };
+    // The controller's log, shown with the test's output when it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "barrage_operator=info,barrage_store=info",
+        ))
+        .with_test_writer()
+        .try_init();
     let n = setting("BARRAGE_SCALE_LOADTESTS", 40);
     let agents = u32::try_from(setting("BARRAGE_SCALE_AGENTS", 10)).unwrap();
     let limit = Duration::from_secs(setting("BARRAGE_SCALE_TIMEOUT_SECS", 150) as u64);
@@ -498,6 +553,9 @@ fn many_load_tests_each_get_every_slot_launched_once_and_reach_running() {
             .expect("the controller stops within 30 s")
             .expect("no panic");
     });
+    if all_running.is_none() {
+        bench.block_on(describe_stuck(&writer, &scrape));
+    }
     bench.block_on(async {
         // Let the last Ready writes land before the table goes.
         tokio::time::sleep(Duration::from_millis(200)).await;
