@@ -20,7 +20,7 @@ use std::time::Instant;
 use barrage_crds::agent_status::AgentPhase;
 pub use barrage_exposition::{Exposition, escape, serve};
 
-use crate::recorder::Recorder;
+use crate::recorder::{CounterSnapshot, LastInterval, Recorder};
 use barrage_crds::schedule::Profile;
 
 /// Who the agent is, for the `barrage_agent_info` labels.
@@ -140,165 +140,185 @@ impl AgentMetrics {
             .unwrap_or_default();
 
         let mut out = String::with_capacity(4096);
-        let id = &self.identity;
-        metric(
-            &mut out,
-            "barrage_agent_info",
-            "gauge",
-            "Who this agent is (always 1).",
-        );
+        render_identity(&mut out, &self.identity, phase, target, delivery.spooled);
+        let undelivered = (u64::from(undelivered), undelivered_records);
+        render_counters(&mut out, &c, &last, undelivered);
+        render_last_interval(&mut out, &c, &last);
+        out
+    }
+}
+
+/// Who the agent is, its phase, its share of the target and its spool.
+fn render_identity(out: &mut String, id: &Identity, phase: AgentPhase, target: f64, spooled: u32) {
+    metric(
+        out,
+        "barrage_agent_info",
+        "gauge",
+        "Who this agent is (always 1).",
+    );
+    let _ = writeln!(
+        out,
+        "barrage_agent_info{{load_test=\"{}\",run_id=\"{}\",slot=\"{}\",incarnation=\"{}\"}} 1",
+        escape(&id.load_test),
+        escape(&id.run_id),
+        id.slot,
+        id.incarnation
+    );
+    metric(
+        out,
+        "barrage_agent_phase",
+        "gauge",
+        "1 for the phase the agent is in.",
+    );
+    for p in AgentPhase::ALL {
         let _ = writeln!(
             out,
-            "barrage_agent_info{{load_test=\"{}\",run_id=\"{}\",slot=\"{}\",incarnation=\"{}\"}} 1",
-            escape(&id.load_test),
-            escape(&id.run_id),
-            id.slot,
-            id.incarnation
+            "barrage_agent_phase{{phase=\"{}\"}} {}",
+            p.as_str(),
+            u8::from(p == phase)
         );
-        metric(
-            &mut out,
-            "barrage_agent_phase",
-            "gauge",
-            "1 for the phase the agent is in.",
+    }
+    metric(
+        out,
+        "barrage_agent_target_rate",
+        "gauge",
+        "This agent's share of the target rate now, records per second.",
+    );
+    let _ = writeln!(out, "barrage_agent_target_rate {target}");
+    metric(
+        out,
+        "barrage_agent_intervals_spooled",
+        "gauge",
+        "Intervals waiting in the local spool for the blob store.",
+    );
+    let _ = writeln!(out, "barrage_agent_intervals_spooled {spooled}");
+}
+
+/// The running totals; `undelivered` is (intervals, records) the blob store never took.
+fn render_counters(
+    out: &mut String,
+    c: &CounterSnapshot,
+    last: &LastInterval,
+    undelivered: (u64, u64),
+) {
+    for (name, help, value) in [
+        (
+            "barrage_agent_records_sent_total",
+            "Records handed to the Kafka client.",
+            c.sent,
+        ),
+        (
+            "barrage_agent_records_acked_total",
+            "Records acknowledged by the broker.",
+            c.acked,
+        ),
+        (
+            "barrage_agent_records_failed_total",
+            "Records that failed (all kinds; see barrage_agent_errors_total).",
+            c.errors,
+        ),
+        (
+            "barrage_agent_records_dropped_total",
+            "Records the schedule called for that were never sent.",
+            c.dropped,
+        ),
+        (
+            "barrage_agent_records_late_total",
+            "Records sent more than 1 ms after their intended time.",
+            c.late,
+        ),
+        (
+            "barrage_agent_bytes_acked_total",
+            "Payload bytes acknowledged (keys and values).",
+            c.bytes,
+        ),
+        (
+            "barrage_agent_queue_full_total",
+            "Times the client queue was full and the sender waited.",
+            c.queue_full,
+        ),
+        (
+            "barrage_agent_latency_overflow_total",
+            "Latencies above the histograms' one-hour cap.",
+            c.overflow,
+        ),
+        (
+            "barrage_agent_intervals_total",
+            "Intervals closed (each one uploaded as an interval histogram).",
+            last.closed,
+        ),
+        (
+            "barrage_agent_intervals_undelivered_total",
+            "Intervals the blob store never took (the report lacks them).",
+            undelivered.0,
+        ),
+        (
+            "barrage_agent_records_undelivered_total",
+            "Records counted in the undelivered intervals.",
+            undelivered.1,
+        ),
+    ] {
+        metric(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// Errors by kind, what is in flight, and the last closed interval's rate and percentiles.
+fn render_last_interval(out: &mut String, c: &CounterSnapshot, last: &LastInterval) {
+    metric(
+        out,
+        "barrage_agent_errors_total",
+        "counter",
+        "Failed records by kind.",
+    );
+    for (kind, n) in &c.errors_by_kind {
+        let _ = writeln!(
+            out,
+            "barrage_agent_errors_total{{kind=\"{}\"}} {n}",
+            escape(kind)
         );
-        for p in AgentPhase::ALL {
-            let _ = writeln!(
-                out,
-                "barrage_agent_phase{{phase=\"{}\"}} {}",
-                p.as_str(),
-                u8::from(p == phase)
-            );
-        }
-        metric(
-            &mut out,
-            "barrage_agent_target_rate",
-            "gauge",
-            "This agent's share of the target rate now, records per second.",
-        );
-        let _ = writeln!(out, "barrage_agent_target_rate {target}");
-        metric(
-            &mut out,
-            "barrage_agent_intervals_spooled",
-            "gauge",
-            "Intervals waiting in the local spool for the blob store.",
-        );
-        let _ = writeln!(out, "barrage_agent_intervals_spooled {}", delivery.spooled);
-        for (name, help, value) in [
-            (
-                "barrage_agent_records_sent_total",
-                "Records handed to the Kafka client.",
-                c.sent,
-            ),
-            (
-                "barrage_agent_records_acked_total",
-                "Records acknowledged by the broker.",
-                c.acked,
-            ),
-            (
-                "barrage_agent_records_failed_total",
-                "Records that failed (all kinds; see barrage_agent_errors_total).",
-                c.errors,
-            ),
-            (
-                "barrage_agent_records_dropped_total",
-                "Records the schedule called for that were never sent.",
-                c.dropped,
-            ),
-            (
-                "barrage_agent_records_late_total",
-                "Records sent more than 1 ms after their intended time.",
-                c.late,
-            ),
-            (
-                "barrage_agent_bytes_acked_total",
-                "Payload bytes acknowledged (keys and values).",
-                c.bytes,
-            ),
-            (
-                "barrage_agent_queue_full_total",
-                "Times the client queue was full and the sender waited.",
-                c.queue_full,
-            ),
-            (
-                "barrage_agent_latency_overflow_total",
-                "Latencies above the histograms' one-hour cap.",
-                c.overflow,
-            ),
-            (
-                "barrage_agent_intervals_total",
-                "Intervals closed (each one uploaded as an interval histogram).",
-                last.closed,
-            ),
-            (
-                "barrage_agent_intervals_undelivered_total",
-                "Intervals the blob store never took (the report lacks them).",
-                u64::from(undelivered),
-            ),
-            (
-                "barrage_agent_records_undelivered_total",
-                "Records counted in the undelivered intervals.",
-                undelivered_records,
-            ),
-        ] {
-            metric(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {value}");
-        }
-        metric(
-            &mut out,
-            "barrage_agent_errors_total",
-            "counter",
-            "Failed records by kind.",
-        );
-        for (kind, n) in &c.errors_by_kind {
-            let _ = writeln!(
-                out,
-                "barrage_agent_errors_total{{kind=\"{}\"}} {n}",
-                escape(kind)
-            );
-        }
-        metric(
-            &mut out,
-            "barrage_agent_in_flight",
-            "gauge",
-            "Records sent and not yet acknowledged or failed.",
-        );
-        let in_flight = c.sent.saturating_sub(c.acked).saturating_sub(c.errors);
-        let _ = writeln!(out, "barrage_agent_in_flight {in_flight}");
-        metric(
-            &mut out,
-            "barrage_agent_achieved_rate",
-            "gauge",
-            "Records acknowledged per second over the last closed interval.",
-        );
-        let _ = writeln!(out, "barrage_agent_achieved_rate {}", last.acked_per_sec);
-        // Percentiles of the last closed interval are gauges of their own: a `quantile` label
-        // belongs to summaries, which also carry a running `_sum` and `_count`.
-        for (name, help, us) in [
-            (
-                "barrage_agent_schedule_lag_p50_seconds",
-                "Schedule lag (actual minus intended send time), median of the last closed interval.",
-                last.lag_p50_us,
-            ),
-            (
-                "barrage_agent_schedule_lag_p99_seconds",
-                "Schedule lag (actual minus intended send time), p99 of the last closed interval.",
-                last.lag_p99_us,
-            ),
-            (
-                "barrage_agent_schedule_lag_max_seconds",
-                "Schedule lag (actual minus intended send time), largest in the last closed interval.",
-                last.lag_max_us,
-            ),
-            (
-                "barrage_agent_produce_latency_p99_seconds",
-                "Produce latency (intended send to ack, coordinated-omission free), p99 of the last closed interval.",
-                last.produce_p99_us,
-            ),
-        ] {
-            metric(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {}", seconds(us));
-        }
-        out
+    }
+    metric(
+        out,
+        "barrage_agent_in_flight",
+        "gauge",
+        "Records sent and not yet acknowledged or failed.",
+    );
+    let in_flight = c.sent.saturating_sub(c.acked).saturating_sub(c.errors);
+    let _ = writeln!(out, "barrage_agent_in_flight {in_flight}");
+    metric(
+        out,
+        "barrage_agent_achieved_rate",
+        "gauge",
+        "Records acknowledged per second over the last closed interval.",
+    );
+    let _ = writeln!(out, "barrage_agent_achieved_rate {}", last.acked_per_sec);
+    // Percentiles of the last closed interval are gauges of their own: a `quantile` label
+    // belongs to summaries, which also carry a running `_sum` and `_count`.
+    for (name, help, us) in [
+        (
+            "barrage_agent_schedule_lag_p50_seconds",
+            "Schedule lag (actual minus intended send time), median of the last closed interval.",
+            last.lag_p50_us,
+        ),
+        (
+            "barrage_agent_schedule_lag_p99_seconds",
+            "Schedule lag (actual minus intended send time), p99 of the last closed interval.",
+            last.lag_p99_us,
+        ),
+        (
+            "barrage_agent_schedule_lag_max_seconds",
+            "Schedule lag (actual minus intended send time), largest in the last closed interval.",
+            last.lag_max_us,
+        ),
+        (
+            "barrage_agent_produce_latency_p99_seconds",
+            "Produce latency (intended send to ack, coordinated-omission free), p99 of the last closed interval.",
+            last.produce_p99_us,
+        ),
+    ] {
+        metric(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {}", seconds(us));
     }
 }
 

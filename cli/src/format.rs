@@ -1,6 +1,8 @@
 //! Text for people: numbers and durations, the rate lines of a run's summary, the `get` table,
 //! the `describe` text and the progress line of `watch` / `apply --wait`.
 
+use std::fmt::Write as _;
+
 use barrage_crds::agent_status::AgentStatus;
 use barrage_crds::duration::HumanDuration;
 use barrage_crds::status::{LoadTestStatus, Phase};
@@ -225,11 +227,24 @@ pub fn table(records: &[StoredLoadTest], wide: bool, now: DateTime<Utc>) -> Stri
     out
 }
 
-/// The `describe` text.
+/// The `describe` text: the record, its spec, where the run is, its figures, its verdict and
+/// reports, then the tables (conditions, slots, agents, transitions).
 pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<Utc>) -> String {
-    use std::fmt::Write as _;
     let mut o = String::new();
     let st = r.status.clone().unwrap_or_default();
+    describe_record(&mut o, r, &st, now);
+    describe_spec(&mut o, r);
+    describe_run(&mut o, &st, now);
+    describe_figures(&mut o, &st);
+    describe_outcome(&mut o, &st);
+    describe_conditions(&mut o, &st, now);
+    describe_slots(&mut o, &st);
+    describe_agents(&mut o, agents, now);
+    describe_transitions(&mut o, &st);
+    o
+}
+
+fn describe_record(o: &mut String, r: &StoredLoadTest, st: &LoadTestStatus, now: DateTime<Utc>) {
     let _ = writeln!(o, "Name:          {}", r.name);
     let _ = writeln!(
         o,
@@ -248,34 +263,40 @@ pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<U
             r.name
         );
     }
-    match &r.doc {
+}
+
+fn describe_spec(o: &mut String, r: &StoredLoadTest) {
+    let lt = match &r.doc {
         Err(e) => {
             let _ = writeln!(o, "Spec:          unreadable: {e}");
+            return;
         }
-        Ok(lt) => {
-            let s = &lt.spec;
-            let _ = writeln!(
-                o,
-                "Spec:          {:?} to topic {} at {}",
-                s.workload.kind, s.topic.name, s.kafka.bootstrap_servers
-            );
-            let _ = writeln!(
-                o,
-                "               {} agent(s), peak {:.0} records/s, {} planned over {}{}",
-                s.agents.count,
-                s.load.peak_rate(),
-                thousands(s.load.expected_records()),
-                HumanDuration::from_millis(
-                    u64::try_from(s.load.total_duration().as_millis()).unwrap_or(u64::MAX)
-                ),
-                if s.paused { ", paused" } else { "" }
-            );
-            if !s.thresholds.is_empty() {
-                let t: Vec<String> = s.thresholds.iter().map(ToString::to_string).collect();
-                let _ = writeln!(o, "Thresholds:    {}", t.join(", "));
-            }
-        }
+        Ok(lt) => lt,
+    };
+    let s = &lt.spec;
+    let _ = writeln!(
+        o,
+        "Spec:          {:?} to topic {} at {}",
+        s.workload.kind, s.topic.name, s.kafka.bootstrap_servers
+    );
+    let _ = writeln!(
+        o,
+        "               {} agent(s), peak {:.0} records/s, {} planned over {}{}",
+        s.agents.count,
+        s.load.peak_rate(),
+        thousands(s.load.expected_records()),
+        HumanDuration::from_millis(
+            u64::try_from(s.load.total_duration().as_millis()).unwrap_or(u64::MAX)
+        ),
+        if s.paused { ", paused" } else { "" }
+    );
+    if !s.thresholds.is_empty() {
+        let t: Vec<String> = s.thresholds.iter().map(ToString::to_string).collect();
+        let _ = writeln!(o, "Thresholds:    {}", t.join(", "));
     }
+}
+
+fn describe_run(o: &mut String, st: &LoadTestStatus, now: DateTime<Utc>) {
     let _ = writeln!(
         o,
         "Phase:         {} (for {})",
@@ -291,6 +312,9 @@ pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<U
     if let Some(m) = &st.message {
         let _ = writeln!(o, "Message:       {m}");
     }
+}
+
+fn describe_figures(o: &mut String, st: &LoadTestStatus) {
     let a = &st.agents;
     let _ = writeln!(
         o,
@@ -325,95 +349,114 @@ pub fn describe_text(r: &StoredLoadTest, agents: &[AgentStatus], now: DateTime<U
             micros(s.produce_max_us)
         );
     }
+}
+
+fn describe_outcome(o: &mut String, st: &LoadTestStatus) {
     if let Some(v) = &st.verdict {
         let _ = writeln!(o, "Verdict:       {:?}", v.result);
         for reason in &v.reasons {
             let _ = writeln!(o, "               {reason}");
         }
     }
-    if let Some(rep) = &st.reports {
-        for (label, uri) in [
-            ("json", &rep.json),
-            ("html", &rep.html),
-            ("hlog", &rep.hlog),
-            ("junit", &rep.junit),
-        ] {
-            if let Some(u) = uri {
-                let _ = writeln!(o, "Report {label:<6} {u}");
-            }
+    let Some(rep) = &st.reports else {
+        return;
+    };
+    for (label, uri) in [
+        ("json", &rep.json),
+        ("html", &rep.html),
+        ("hlog", &rep.hlog),
+        ("junit", &rep.junit),
+    ] {
+        if let Some(u) = uri {
+            let _ = writeln!(o, "Report {label:<6} {u}");
         }
     }
-    if !st.conditions.is_empty() {
-        let _ = writeln!(o, "Conditions:");
-        for c in &st.conditions {
-            let _ = writeln!(
-                o,
-                "  {:<16} {:<7} {:<22} {:>5}  {}",
-                c.type_,
-                format!("{:?}", c.status),
-                c.reason,
-                age(Some(c.last_transition_time), now),
-                c.message
-            );
-        }
+}
+
+fn describe_conditions(o: &mut String, st: &LoadTestStatus, now: DateTime<Utc>) {
+    if st.conditions.is_empty() {
+        return;
     }
-    if !st.slots.is_empty() {
-        let _ = writeln!(o, "Slots:");
-        let _ = writeln!(o, "  SLOT  INC  STATE        RESTARTS  TASK");
-        for s in &st.slots {
-            let _ = writeln!(
-                o,
-                "  {:<5} {:<4} {:<12} {:<9} {}{}",
-                s.slot,
-                s.incarnation,
-                format!("{:?}", s.state),
-                s.restarts,
-                s.task_id.as_deref().unwrap_or("-"),
-                s.last_error
-                    .as_ref()
-                    .map(|e| format!("  ({e})"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    if !agents.is_empty() {
-        let _ = writeln!(o, "Agents of this run:");
+    let _ = writeln!(o, "Conditions:");
+    for c in &st.conditions {
         let _ = writeln!(
             o,
-            "  SLOT  INC  PHASE       SENT        ACKED       ERRORS   HEARTBEAT"
+            "  {:<16} {:<7} {:<22} {:>5}  {}",
+            c.type_,
+            format!("{:?}", c.status),
+            c.reason,
+            age(Some(c.last_transition_time), now),
+            c.message
         );
-        for a in agents {
-            let _ = writeln!(
-                o,
-                "  {:<5} {:<4} {:<11} {:<11} {:<11} {:<8} {} ago{}",
-                a.slot,
-                a.incarnation,
-                a.phase.as_str(),
-                thousands(a.counters.sent),
-                thousands(a.counters.acked),
-                thousands(a.counters.errors),
-                age(Some(a.heartbeat_at), now),
-                a.reason
-                    .as_ref()
-                    .map(|r| format!("  ({r})"))
-                    .unwrap_or_default()
-            );
-        }
     }
-    if !st.transitions.is_empty() {
-        let _ = writeln!(o, "Transitions:");
-        for t in &st.transitions {
-            let _ = writeln!(
-                o,
-                "  {}  {} -> {}  {}",
-                t.at.format("%H:%M:%S"),
-                t.from.as_str(),
-                t.to.as_str(),
-                t.reason
-            );
-        }
+}
+
+fn describe_slots(o: &mut String, st: &LoadTestStatus) {
+    if st.slots.is_empty() {
+        return;
     }
-    o
+    let _ = writeln!(o, "Slots:");
+    let _ = writeln!(o, "  SLOT  INC  STATE        RESTARTS  TASK");
+    for s in &st.slots {
+        let _ = writeln!(
+            o,
+            "  {:<5} {:<4} {:<12} {:<9} {}{}",
+            s.slot,
+            s.incarnation,
+            format!("{:?}", s.state),
+            s.restarts,
+            s.task_id.as_deref().unwrap_or("-"),
+            s.last_error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn describe_agents(o: &mut String, agents: &[AgentStatus], now: DateTime<Utc>) {
+    if agents.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "Agents of this run:");
+    let _ = writeln!(
+        o,
+        "  SLOT  INC  PHASE       SENT        ACKED       ERRORS   HEARTBEAT"
+    );
+    for a in agents {
+        let _ = writeln!(
+            o,
+            "  {:<5} {:<4} {:<11} {:<11} {:<11} {:<8} {} ago{}",
+            a.slot,
+            a.incarnation,
+            a.phase.as_str(),
+            thousands(a.counters.sent),
+            thousands(a.counters.acked),
+            thousands(a.counters.errors),
+            age(Some(a.heartbeat_at), now),
+            a.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn describe_transitions(o: &mut String, st: &LoadTestStatus) {
+    if st.transitions.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "Transitions:");
+    for t in &st.transitions {
+        let _ = writeln!(
+            o,
+            "  {}  {} -> {}  {}",
+            t.at.format("%H:%M:%S"),
+            t.from.as_str(),
+            t.to.as_str(),
+            t.reason
+        );
+    }
 }
 
 #[cfg(test)]

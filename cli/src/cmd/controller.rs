@@ -17,10 +17,13 @@ use barrage_operator::runtime::config::{ControllerConfig, LauncherKind};
 use barrage_store::Store;
 use barrage_store::dynamo::DynamoStore;
 use barrage_store::memory::MemoryStore;
-use barrage_store::watch::{WatchOptions, Watchable as _};
+use barrage_store::watch::{WatchEvent, WatchHandle, WatchOptions, Watchable as _};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 pub fn default_cache() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
@@ -92,56 +95,92 @@ pub async fn run_until_stopped(controller: Controller, grace: Duration) {
     }
 }
 
-/// `barrage controller`.
+/// The store's change feed, for [`Controller::with_watch`].
+type Watch = (mpsc::Receiver<WatchEvent>, WatchHandle);
+
+/// `barrage controller`: the configuration, then the store, the blobs, the launcher and the
+/// metrics server, each checked before the controller starts; then the controller itself.
 pub async fn controller(args: ControllerArgs) -> Outcome {
+    match serve(args).await {
+        Ok(()) => Outcome::Passed,
+        Err(outcome) => outcome,
+    }
+}
+
+/// Every `Err` has been reported already (by [`die`]).
+async fn serve(args: ControllerArgs) -> Result<(), Outcome> {
     let hostname = std::env::var("HOSTNAME").ok();
-    let cfg = match args.config(hostname.as_deref(), std::process::id()) {
-        Ok(c) => c,
-        Err(e) => return die(Outcome::InvalidInput, e),
-    };
-    if args.init
-        && let Err(e) = init(&cfg.store, &cfg.blobs).await
-    {
-        return die(Outcome::RunError, e);
+    let cfg = args
+        .config(hostname.as_deref(), std::process::id())
+        .map_err(|e| die(Outcome::InvalidInput, e))?;
+    if args.init {
+        init(&cfg.store, &cfg.blobs)
+            .await
+            .map_err(|e| die(Outcome::RunError, e))?;
     }
     let metrics = Arc::new(Metrics::new());
+    let (store, watch) = open_store(&cfg).await?;
+    let blobs = barrage_store::open_blobs(&cfg.blobs)
+        .await
+        .map_err(|e| die(Outcome::InvalidInput, e))?;
+    blobs
+        .list("runs/")
+        .await
+        .map_err(|e| die(Outcome::RunError, e))?;
+    let launcher = open_launcher(&cfg, &metrics).await?;
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = serve_metrics(&cfg, &metrics, async {
+        let _ = metrics_stopped.await;
+    })
+    .await?;
 
-    // The store, and its watch.
-    let (store, watch): (Arc<dyn Store>, _) = match &cfg.store {
+    let grace = cfg.shutdown_grace;
+    let mut controller = Controller::new(cfg, store, blobs, launcher).with_metrics(metrics);
+    if let Some(w) = watch {
+        controller = controller.with_watch(w);
+    }
+    run_until_stopped(controller, grace).await;
+    let _ = stop_metrics.send(());
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    Ok(())
+}
+
+/// The store (a DynamoDB table is read once, so a missing table or a denied call stops the
+/// start-up), and its watch where the store has one.
+async fn open_store(cfg: &ControllerConfig) -> Result<(Arc<dyn Store>, Option<Watch>), Outcome> {
+    let options = WatchOptions {
+        poll_interval: cfg.watch_poll,
+        ..WatchOptions::default()
+    };
+    match &cfg.store {
         StoreUrl::DynamoDb { table } => {
             let d = Arc::new(DynamoStore::from_env(table.clone()).await);
-            if let Err(e) = d.list_load_tests().await {
-                return die(Outcome::RunError, e);
-            }
-            let w = d.watch(WatchOptions {
-                poll_interval: cfg.watch_poll,
-                ..WatchOptions::default()
-            });
-            (d, Some(w))
+            d.list_load_tests()
+                .await
+                .map_err(|e| die(Outcome::RunError, e))?;
+            let w = d.watch(options);
+            Ok((d, Some(w)))
         }
         StoreUrl::Memory => {
             let m = Arc::new(MemoryStore::new());
-            let w = m.watch(WatchOptions {
-                poll_interval: cfg.watch_poll,
-                ..WatchOptions::default()
-            });
-            (m, Some(w))
+            let w = m.watch(options);
+            Ok((m, Some(w)))
         }
         other => match open_store_url(other).await {
-            Ok(s) => (s, None),
-            Err(e) => return die(Outcome::InvalidInput, e),
+            Ok(s) => Ok((s, None)),
+            Err(e) => Err(die(Outcome::InvalidInput, e)),
         },
-    };
-    let blobs = match barrage_store::open_blobs(&cfg.blobs).await {
-        Ok(b) => b,
-        Err(e) => return die(Outcome::InvalidInput, e),
-    };
-    if let Err(e) = blobs.list("runs/").await {
-        return die(Outcome::RunError, e);
     }
+}
 
-    // The launcher.
-    let launcher: Arc<dyn Launcher> = match cfg.launcher {
+/// Local agent processes, or ECS tasks (whose calls the metrics count).
+async fn open_launcher(
+    cfg: &ControllerConfig,
+    metrics: &Metrics,
+) -> Result<Arc<dyn Launcher>, Outcome> {
+    match cfg.launcher {
         LauncherKind::Process => {
             let mut env = pass_through(PASS_THROUGH);
             env.extend(pass_through(CREDENTIAL_PASS_THROUGH));
@@ -150,21 +189,18 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
                     .join("agents")
                     .join(agent_folder(&cfg.store, std::process::id()))
             });
-            let program = agent_binary(&cfg);
-            match ProcessLauncher::new(&program, env, &dir) {
-                Ok(l) => {
-                    tracing::info!(agent = %program.display(), logs = %dir.display(), "Agents run as local processes.");
-                    Arc::new(l)
-                }
-                Err(e) => return die(Outcome::RunError, e),
-            }
+            let program = agent_binary(cfg);
+            let l =
+                ProcessLauncher::new(&program, env, &dir).map_err(|e| die(Outcome::RunError, e))?;
+            tracing::info!(agent = %program.display(), logs = %dir.display(), "Agents run as local processes.");
+            Ok(Arc::new(l))
         }
         LauncherKind::Ecs => {
             let Some(ecs) = cfg.ecs.clone() else {
-                return die(
+                return Err(die(
                     Outcome::InvalidInput,
                     "the ecs launcher needs BARRAGE_ECS_CLUSTER and BARRAGE_AGENT_TASK_DEFINITION",
-                );
+                ));
             };
             let sdk = barrage_store::aws::sdk_config().await;
             let l = Arc::new(EcsLauncher::new(aws_sdk_ecs::Client::new(&sdk), ecs));
@@ -177,51 +213,39 @@ pub async fn controller(args: ControllerArgs) -> Outcome {
                     .map(|(op, c, t, e)| ("ecs", op, c, t, e))
                     .collect()
             }));
-            l
+            Ok(l)
         }
-    };
-
-    // Metrics.
-    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = match cfg.metrics_addr {
-        Some(addr) => match barrage_operator::metrics::bind(addr).await {
-            Ok(listener) => {
-                let bound = listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                tracing::info!(addr = %bound, "Serving /metrics and /healthz.");
-                Some(tokio::spawn(barrage_operator::metrics::serve(
-                    listener,
-                    metrics.clone(),
-                    async {
-                        let _ = metrics_stopped.await;
-                    },
-                )))
-            }
-            Err(e) => {
-                return die(
-                    Outcome::RunError,
-                    format!(
-                        "cannot listen on {addr} for metrics: {e} (set BARRAGE_METRICS_ADDR or --metrics-addr, or off)"
-                    ),
-                );
-            }
-        },
-        None => None,
-    };
-
-    let grace = cfg.shutdown_grace;
-    let mut controller = Controller::new(cfg, store, blobs, launcher).with_metrics(metrics);
-    if let Some(w) = watch {
-        controller = controller.with_watch(w);
     }
-    run_until_stopped(controller, grace).await;
-    let _ = stop_metrics.send(());
-    if let Some(s) = server {
-        let _ = s.await;
-    }
-    Outcome::Passed
+}
+
+/// `/metrics` and `/healthz` on the configured address, served until `stopped`; None when
+/// metrics are off.
+async fn serve_metrics(
+    cfg: &ControllerConfig,
+    metrics: &Arc<Metrics>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<JoinHandle<()>>, Outcome> {
+    let Some(addr) = cfg.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = barrage_operator::metrics::bind(addr).await.map_err(|e| {
+        die(
+            Outcome::RunError,
+            format!(
+                "cannot listen on {addr} for metrics: {e} (set BARRAGE_METRICS_ADDR or --metrics-addr, or off)"
+            ),
+        )
+    })?;
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(addr = %bound, "Serving /metrics and /healthz.");
+    Ok(Some(tokio::spawn(barrage_operator::metrics::serve(
+        listener,
+        metrics.clone(),
+        stopped,
+    ))))
 }
 
 #[cfg(test)]
