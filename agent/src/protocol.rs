@@ -70,8 +70,12 @@ pub enum AgentError {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Credentials(#[from] barrage_kafka::credentials::CredentialsError),
-    #[error("{0}")]
-    Unsupported(String),
+    /// The delivery settings (spool, drain) are not valid.
+    #[error(transparent)]
+    Delivery(#[from] crate::spool::ConfigError),
+    /// The engine task failed (panicked or was cancelled).
+    #[error("the engine task failed: {0}")]
+    EngineTask(#[from] tokio::task::JoinError),
     /// The uploader task failed (panicked): what it had not delivered is unknown.
     #[error("the interval uploader failed: {0}")]
     Uploader(String),
@@ -110,8 +114,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<AgentExit, AgentError> {
     let metrics = Arc::new(AgentMetrics::new(Identity::default()));
-    let delivery = DeliveryConfig::from_lookup(&agent_name(&assignment), |_| None)
-        .map_err(|e| AgentError::Unsupported(e.to_string()))?;
+    let delivery = DeliveryConfig::from_lookup(&agent_name(&assignment), |_| None)?;
     run_observed(assignment, store, blobs, shutdown, metrics, delivery).await
 }
 
@@ -353,8 +356,7 @@ async fn run_inner(
             }
         }
     };
-    let finished =
-        outcome.map_err(|e| AgentError::Unsupported(format!("the engine task failed: {e}")))??;
+    let finished = outcome??;
     let outcome = finished.outcome;
     let delivered = delivered(uploads, shutdown.as_mut(), terminated, &stop_tx).await?;
     reporter.set_delivery(&delivered).await;

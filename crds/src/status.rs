@@ -3,6 +3,7 @@
 //! Unlike the spec, status tolerates unknown fields (a newer controller may add some while an
 //! older CLI reads them) and every field has a default.
 
+use crate::names::{ConditionType, TransitionReason};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -283,7 +284,7 @@ impl FleetAssignment {
 
 impl LoadTestStatus {
     /// The condition of type `type_`, if any.
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+    pub fn condition(&self, type_: ConditionType) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
 
@@ -382,7 +383,7 @@ impl fmt::Display for Phase {
 pub struct Condition {
     /// Condition type, e.g. SpecInvalid, AgentsReady, ThresholdsMet.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: ConditionType,
     /// True, False or Unknown.
     pub status: ConditionStatus,
     /// A CamelCase reason.
@@ -540,7 +541,7 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     /// Why.
     #[serde(default)]
-    pub reason: String,
+    pub reason: TransitionReason,
 }
 
 #[cfg(test)]
@@ -570,7 +571,7 @@ mod tests {
                 from: Phase::Pending,
                 to: Phase::Running,
                 at,
-                reason: i.to_string(),
+                reason: i.to_string().into(),
             });
         }
         assert_eq!(st.transitions.len(), MAX_TRANSITIONS);

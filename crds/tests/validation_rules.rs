@@ -754,7 +754,7 @@ fn json_template_must_be_valid() {
     lt.spec.workload.records.value = ValueSpec::Json(JsonValue {
         template: "{\"a\": {{nope}}}".into(),
     });
-    expect(&lt, p, "placeholder {{nope}}: unknown placeholder");
+    expect(&lt, p, "placeholder {{nope}}: is not a placeholder");
     lt.spec.workload.records.value = ValueSpec::Json(JsonValue {
         template: "{\"a\": ".into(),
     });

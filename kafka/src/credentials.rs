@@ -18,7 +18,8 @@
 use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
+use barrage_crds::backoff::Backoff;
 use barrage_crds::spec::{KafkaSpec, SaslSpec, SecretRef};
 use tracing::{debug, info};
 
@@ -127,14 +128,10 @@ impl CredentialsError {
 /// Prefix of the detail of errors that a retry may fix.
 const TRANSIENT: &str = "transient: ";
 
-/// The bounded backoff for throttling and transient failures (about 10 s at most).
-fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(3))
-        .with_max_times(5)
-}
+/// The bounded backoff for throttling and transient failures: 200 ms doubling to 3 s, jittered,
+/// five retries (about 10 s at most).
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
+const RETRIES: u32 = 5;
 
 /// Fetches and parses the credentials `sasl` references, with the SDK configured from the
 /// environment.
@@ -156,7 +153,7 @@ pub async fn resolve_with(
     let config = config.build();
     let fetch = || fetch(&config, &reference);
     let text = fetch
-        .retry(backoff())
+        .retry(BACKOFF.delays(RETRIES, barrage_store::aws::jitter_seed()))
         .when(CredentialsError::is_transient)
         .notify(|e, delay| debug!(error = %e, ?delay, "Reading the SASL secret failed; retrying."))
         .await?;

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
+use barrage_crds::backoff::Backoff;
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::{LoadTestStatus, Phase, ReportLocations, VerdictResult, WindowVerdict};
@@ -738,15 +739,16 @@ async fn reconcile_inner(
     Ok(requeue)
 }
 
-/// The last interval index every agent of the run has uploaded, when it can be told from the
-/// agents' heartbeats: only first incarnations count from interval 0.
 /// Deletes the topic an agent of this run created (`cleanup: DeleteIfCreated`), with the spec's
 /// connection settings and credentials. Up to four attempts (10 s each, jittered backoff of
-/// 0.5–4 s between them, each retry logged); a topic that is already gone counts as deleted.
+/// 0.25–4 s between them, each retry logged); a topic that is already gone counts as deleted.
 /// When every attempt fails the topic is left in place, and the failure is logged and counted
 /// (`barrage_errors_total{kind="kafka"}`).
 async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
-    use backon::{ExponentialBuilder, Retryable};
+    /// 500 ms doubling to 4 s, jittered.
+    const TOPIC_DELETE_BACKOFF: Backoff =
+        Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+    use backon::Retryable;
     use barrage_kafka::admin::Admin;
     use barrage_kafka::config::base_config;
     use barrage_kafka::credentials::prepare_security;
@@ -760,13 +762,7 @@ async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
             .map_err(|e| e.to_string())
     };
     attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_jitter()
-                .with_min_delay(Duration::from_millis(500))
-                .with_max_delay(Duration::from_secs(4))
-                .with_max_times(3),
-        )
+        .retry(TOPIC_DELETE_BACKOFF.delays(3, barrage_store::aws::jitter_seed()))
         .notify(|e: &String, after: Duration| {
             warn!(
                 load_test = lt.name(),
@@ -778,6 +774,8 @@ async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
         .await
 }
 
+/// The last interval index every agent of the run has uploaded, when it can be told from the
+/// agents' heartbeats: only first incarnations count from interval 0.
 fn uploaded_through(agents: &[AgentStatus]) -> Option<u32> {
     let live: Vec<&AgentStatus> = agents
         .iter()

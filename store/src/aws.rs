@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use barrage_crds::backoff::{Backoff, Delays};
 
 /// How long one AWS call may take, all retries included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,6 +17,22 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Retries around throttled calls, on top of the SDK's own: 100 ms doubling to 5 s, jittered.
+pub const THROTTLE_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+/// How many times a throttled call is retried.
+pub const THROTTLE_RETRIES: u32 = 6;
+
+/// The delays of one throttled call's retries (`backon` takes them as its backoff).
+pub fn throttle_delays() -> Delays {
+    THROTTLE_BACKOFF.delays(THROTTLE_RETRIES, jitter_seed())
+}
+
+/// A fresh seed for jitter, so processes and calls retrying together spread out.
+pub fn jitter_seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
 
 /// The timeouts of every AWS call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

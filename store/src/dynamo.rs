@@ -37,7 +37,7 @@ use aws_sdk_dynamodb::types::{
     KeyType, Put, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use barrage_crds::agent_status::AgentStatus;
 use barrage_crds::items::{
     self, ATTR_DOC, ATTR_EPOCH, ATTR_EXPIRES_AT_MS, ATTR_GENERATION, ATTR_HOLDER, ATTR_PK, ATTR_SK,
@@ -65,7 +65,6 @@ pub struct DynamoStore {
     client: Client,
     sdk_config: SdkConfig,
     table: String,
-    backoff: ExponentialBuilder,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -74,15 +73,6 @@ impl std::fmt::Debug for DynamoStore {
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
-}
-
-/// Backoff around throttled calls, on top of the SDK's own retries: jittered, capped.
-pub(crate) fn throttle_backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(6)
 }
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
@@ -106,7 +96,6 @@ impl DynamoStore {
             client: Client::from_conf(conf),
             sdk_config: sdk_config.clone(),
             table: table.into(),
-            backoff: throttle_backoff(),
         }
     }
 
@@ -228,13 +217,14 @@ impl DynamoStore {
         })
     }
 
-    /// Runs `call`, retrying with a jittered, capped backoff while it is throttled.
+    /// Runs `call`, retrying with the jittered, capped [`crate::aws::THROTTLE_BACKOFF`] while it
+    /// is throttled.
     async fn retrying<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        call.retry(self.backoff)
+        call.retry(crate::aws::throttle_delays())
             .when(|e: &StoreError| matches!(e, StoreError::Throttled { .. }))
             .notify(|e, delay| debug!(error = %e, ?delay, "Throttled; retrying."))
             .await

@@ -22,11 +22,11 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::dynamo::{load_sdk_config, throttle_backoff};
+use crate::dynamo::load_sdk_config;
 use crate::{Blobs, PutOnce, Result, StoreError};
 
 /// Blobs in an S3 bucket, under a key prefix.
@@ -37,7 +37,6 @@ pub struct S3Blobs {
     /// Empty, or ends with `/`.
     prefix: String,
     region: Option<String>,
-    backoff: ExponentialBuilder,
 }
 
 impl std::fmt::Debug for S3Blobs {
@@ -109,7 +108,6 @@ impl S3Blobs {
             bucket: bucket.into(),
             prefix,
             region: sdk_config.region().map(|r| r.to_string()),
-            backoff: throttle_backoff(),
         }
     }
 
@@ -163,7 +161,7 @@ impl S3Blobs {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        call.retry(self.backoff)
+        call.retry(crate::aws::throttle_delays())
             .when(|e: &StoreError| matches!(e, StoreError::Throttled { .. }))
             .notify(|e, delay: Duration| debug!(error = %e, ?delay, "S3 throttled; retrying."))
             .await

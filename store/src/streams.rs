@@ -26,6 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use barrage_crds::backoff::Backoff;
 use tokio::sync::{mpsc, watch as signal};
 use tracing::{debug, info, warn};
 
@@ -538,16 +539,7 @@ impl<A: StreamApi> Watcher<A> {
 /// Pause after `failures` failed rounds in a row: doubling from the poll interval, capped at
 /// 30 s, with jitter so that several controllers do not poll in step.
 fn backoff(base: Duration, failures: u32) -> Duration {
-    let doubled = base.saturating_mul(1u32 << failures.min(6));
-    let capped = doubled.min(Duration::from_secs(30));
-    let jitter = 0.5 + fastrand_f64() * 0.5;
-    capped.mul_f64(jitter)
-}
-
-/// A uniform number in [0, 1) for jitter (uuid's v4 randomness: no extra dependency).
-fn fastrand_f64() -> f64 {
-    let n = u32::try_from(uuid::Uuid::new_v4().as_u128() % 1000).unwrap_or(0);
-    f64::from(n) / 1000.0
+    Backoff::new(base, Duration::from_secs(30)).delay(failures, crate::aws::jitter_seed())
 }
 
 #[cfg(test)]

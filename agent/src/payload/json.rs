@@ -27,6 +27,7 @@
 use std::io::Write as _;
 
 use barrage_crds::spec::JsonValue;
+use barrage_crds::template::{self, Placeholder, Segment};
 use rand::Rng;
 
 pub use super::avro::PayloadError;
@@ -37,18 +38,7 @@ use super::{RecordAt, record_rng, record_uuid};
 pub const SPEC_PATH: &str = "spec.workload.records.value.json.template";
 
 /// The placeholders a template may use, for messages and documentation.
-pub const PLACEHOLDERS: &[&str] = &[
-    "{{seq}}",
-    "{{seq START}}",
-    "{{uuid}}",
-    "{{timestampMillis}}",
-    "{{int MIN MAX}}",
-    "{{uniformInt MIN MAX}}",
-    "{{string LEN}}",
-    "{{string MIN MAX}}",
-    "{{oneOf A B ...}}",
-    "{{bool}}",
-];
+pub use barrage_crds::template::PLACEHOLDERS;
 
 /// What a placeholder renders.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,85 +102,12 @@ pub fn generate_pool(
 }
 
 impl JsonTemplate {
-    /// Parses the template and checks that it renders valid JSON.
+    /// Parses the template (with the one template parser, [`template::parse`]) and checks
+    /// that it renders valid JSON.
     pub fn parse(template: &str) -> Result<Self, PayloadError> {
-        let bytes = template.as_bytes();
-        let mut parts = Vec::new();
-        let mut text = Vec::new();
-        let mut in_string = false;
-        let mut escaped = false;
-        // Last significant byte outside strings, and a placeholder waiting for what follows it.
-        let mut last: Option<u8> = None;
-        let mut pending: Option<(usize, &str)> = None;
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i..].starts_with(b"{{") {
-                let Some(len) = bytes[i + 2..].windows(2).position(|w| w == b"}}") else {
-                    return Err(at(template, i, "an unclosed {{ (placeholders end with }})"));
-                };
-                let inner = template.get(i + 2..i + 2 + len).unwrap_or_default();
-                let quote = !in_string;
-                let fill = parse_fill(inner, quote)
-                    .map_err(|m| at(template, i, &format!("placeholder {{{{{inner}}}}}: {m}")))?;
-                if quote {
-                    if let Some((p, prev)) = pending.take() {
-                        return Err(at(
-                            template,
-                            p,
-                            &format!(
-                                "placeholder {{{{{prev}}}}} must be followed by , ] or }} (or go inside quotes)"
-                            ),
-                        ));
-                    }
-                    if !matches!(last, None | Some(b'[' | b':' | b',')) {
-                        return Err(at(
-                            template,
-                            i,
-                            &format!(
-                                "placeholder {{{{{inner}}}}} stands where a JSON value cannot; put it after :, , or [ or inside quotes"
-                            ),
-                        ));
-                    }
-                    pending = Some((i, inner));
-                    last = Some(b'0');
-                }
-                if !text.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut text)));
-                }
-                parts.push(Part::Fill { fill, quote });
-                i += 2 + len + 2;
-                continue;
-            }
-            let c = bytes[i];
-            text.push(c);
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else if c == b'"' {
-                    in_string = false;
-                }
-            } else if !c.is_ascii_whitespace() {
-                if let Some((p, prev)) = pending.take()
-                    && !matches!(c, b',' | b']' | b'}')
-                {
-                    return Err(at(
-                        template,
-                        p,
-                        &format!(
-                            "placeholder {{{{{prev}}}}} must be followed by , ] or }} (or go inside quotes)"
-                        ),
-                    ));
-                }
-                in_string = c == b'"';
-                last = Some(c);
-            }
-            i += 1;
-        }
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
-        }
+        let segments = template::parse(template)
+            .map_err(|e| PayloadError::invalid(SPEC_PATH, e.to_string()))?;
+        let parts: Vec<Part> = segments.into_iter().map(Part::from).collect();
         let largest: usize = parts
             .iter()
             .map(|p| match p {
@@ -211,8 +128,14 @@ impl JsonTemplate {
             base_millis: DEFAULT_BASE_MILLIS,
             size_hint: 0,
         };
+        t.size_hint = t.check_sample()?;
+        Ok(t)
+    }
+
+    /// Renders record 0 and checks it is JSON; returns a size hint for the record buffers.
+    fn check_sample(&self) -> Result<usize, PayloadError> {
         let mut sample = Vec::new();
-        t.render(0, RecordAt::nth(0, t.base_millis), &mut sample);
+        self.render(0, RecordAt::nth(0, self.base_millis), &mut sample);
         if let Err(e) = serde_json::from_slice::<serde_json::Value>(&sample) {
             let shown: String = String::from_utf8_lossy(&sample).chars().take(200).collect();
             return Err(PayloadError::invalid(
@@ -220,8 +143,7 @@ impl JsonTemplate {
                 format!("is not JSON once placeholders are filled in: {e} (sample: {shown})"),
             ));
         }
-        t.size_hint = sample.len() + sample.len() / 4;
-        Ok(t)
+        Ok(sample.len() + sample.len() / 4)
     }
 
     /// From the LoadTest's `value.json`.
@@ -300,98 +222,53 @@ fn quoted(out: &mut Vec<u8>, quote: bool, text: &[u8]) {
     }
 }
 
-fn parse_fill(inner: &str, quote: bool) -> Result<Fill, String> {
-    let words: Vec<&str> = inner.split_whitespace().collect();
-    let int = |w: &str, what: &str| -> Result<i64, String> {
-        w.parse()
-            .map_err(|_| format!("{what} must be an integer (got {w:?})"))
-    };
-    let len = |w: &str, what: &str| -> Result<usize, String> {
-        let n: usize = w
-            .parse()
-            .map_err(|_| format!("{what} must be a length, 0 or more (got {w:?})"))?;
-        if n > MAX_SIZE {
-            return Err(format!("{what} must be at most {MAX_SIZE} (got {n})"));
-        }
-        Ok(n)
-    };
-    Ok(match words.as_slice() {
-        ["seq"] => Fill::Seq { start: 0 },
-        ["seq", s] => Fill::Seq {
-            start: int(s, "START")?,
-        },
-        ["uuid"] => Fill::Uuid,
-        ["timestampMillis"] => Fill::TimestampMillis,
-        ["bool"] => Fill::Bool,
-        ["int" | "uniformInt", a, b] => {
-            let (min, max) = (int(a, "MIN")?, int(b, "MAX")?);
-            if min > max {
-                return Err(format!(
-                    "min must be at most max (got min {min}, max {max})"
-                ));
+impl From<Segment<'_>> for Part {
+    fn from(segment: Segment<'_>) -> Self {
+        let (placeholder, quote) = match segment {
+            Segment::Text(text) => return Part::Text(text.as_bytes().to_vec()),
+            Segment::Placeholder {
+                placeholder,
+                in_string,
+            } => (placeholder, !in_string),
+        };
+        let fill = match placeholder {
+            Placeholder::Seq { start } => Fill::Seq { start },
+            Placeholder::Uuid => Fill::Uuid,
+            Placeholder::TimestampMillis => Fill::TimestampMillis,
+            Placeholder::Int { min, max } => Fill::Int { min, max },
+            Placeholder::Str { min, max } => Fill::Str {
+                min: min as usize,
+                max: max as usize,
+            },
+            Placeholder::OneOf(words) => {
+                Fill::OneOf(words.iter().map(|w| one_of_word(w, quote)).collect())
             }
-            Fill::Int { min, max }
-        }
-        ["string", n] => {
-            let n = len(n, "LEN")?;
-            Fill::Str { min: n, max: n }
-        }
-        ["string", a, b] => {
-            let (min, max) = (len(a, "MIN")?, len(b, "MAX")?);
-            if min > max {
-                return Err(format!(
-                    "min must be at most max (got min {min}, max {max})"
-                ));
-            }
-            Fill::Str { min, max }
-        }
-        ["oneOf"] => return Err("must list at least one word".to_string()),
-        ["oneOf", choices @ ..] => Fill::OneOf(
-            choices
-                .iter()
-                .map(|w| {
-                    let literal = quote
-                        && matches!(
-                            serde_json::from_str::<serde_json::Value>(w),
-                            Ok(serde_json::Value::Number(_)
-                                | serde_json::Value::Bool(_)
-                                | serde_json::Value::Null)
-                        );
-                    if literal {
-                        return w.as_bytes().to_vec();
-                    }
-                    let json = serde_json::Value::String((*w).to_string()).to_string();
-                    if quote {
-                        json.into_bytes()
-                    } else {
-                        // Drop the quotes: the text goes inside the template's own string.
-                        let inner = json
-                            .get(1..json.len().saturating_sub(1))
-                            .unwrap_or_default();
-                        inner.as_bytes().to_vec()
-                    }
-                })
-                .collect(),
-        ),
-        [] => return Err("is empty".to_string()),
-        _ => {
-            return Err(format!(
-                "is not a placeholder; expected one of {}",
-                PLACEHOLDERS.join(", ")
-            ));
-        }
-    })
+            Placeholder::Bool => Fill::Bool,
+        };
+        Part::Fill { fill, quote }
+    }
 }
 
-/// An error at byte `pos` of the template, with its line and column.
-fn at(template: &str, pos: usize, message: &str) -> PayloadError {
-    let before = template.get(..pos).unwrap_or(template);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    PayloadError::invalid(
-        SPEC_PATH,
-        format!("{message} (at line {line}, column {column})"),
-    )
+/// A `oneOf` word rendered for where it stands: outside a string a JSON number, `true`, `false`
+/// or `null` stays bare and other text is quoted; inside a string the text is escaped.
+fn one_of_word(word: &str, quote: bool) -> Vec<u8> {
+    let literal = quote
+        && matches!(
+            serde_json::from_str::<serde_json::Value>(word),
+            Ok(serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null)
+        );
+    if literal {
+        return word.as_bytes().to_vec();
+    }
+    let json = serde_json::Value::String(word.to_string()).to_string();
+    if quote {
+        return json.into_bytes();
+    }
+    // Drop the quotes: the text goes inside the template's own string.
+    let inner = json
+        .get(1..json.len().saturating_sub(1))
+        .unwrap_or_default();
+    inner.as_bytes().to_vec()
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub fn outcome_of(status: &LoadTestStatus) -> Outcome {
         },
         Phase::Failed => {
             let spec_invalid = status
-                .condition("SpecInvalid")
+                .condition(barrage_crds::names::ConditionType::SpecInvalid)
                 .is_some_and(|c| c.status == barrage_crds::status::ConditionStatus::True);
             if spec_invalid || reason == "SpecInvalid" {
                 Outcome::InvalidInput

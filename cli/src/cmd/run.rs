@@ -101,8 +101,9 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    /// An in-process agent's engine task failed (panicked or was cancelled).
+    #[error("an engine task failed: {0}")]
+    EngineTask(#[source] tokio::task::JoinError),
 }
 
 /// Everything one in-process agent produced.
@@ -286,8 +287,7 @@ async fn run_load_test(lt: &LoadTest, args: &RunArgs) -> Result<Outcome, RunErro
                 first_error.get_or_insert(RunError::Engine(e));
             }
             Err(e) => {
-                first_error
-                    .get_or_insert(RunError::Unsupported(format!("an engine task failed: {e}")));
+                first_error.get_or_insert(RunError::EngineTask(e));
             }
         }
     }

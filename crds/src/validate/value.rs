@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{V, limits};
 use crate::loadtest::join_key;
 use crate::spec::{AvroValue, FieldGenerator, ValueSpec};
+use crate::template::Segment;
 
 /// The record value at `p` (`spec.workload.records.value`): at most 10 MiB, whichever way it is
 /// made.
@@ -279,85 +280,21 @@ fn collect_avro_fields(
 }
 
 /// The placeholders a JSON template may use (the agent's `payload::json` renders them).
-pub const JSON_TEMPLATE_PLACEHOLDERS: &[&str] = &[
-    "{{seq}}",
-    "{{seq START}}",
-    "{{uuid}}",
-    "{{timestampMillis}}",
-    "{{int MIN MAX}}",
-    "{{uniformInt MIN MAX}}",
-    "{{string LEN}}",
-    "{{string MIN MAX}}",
-    "{{oneOf A B ...}}",
-    "{{bool}}",
-];
+pub use crate::template::PLACEHOLDERS as JSON_TEMPLATE_PLACEHOLDERS;
 
-/// Checks one placeholder's words.
-fn check_placeholder(words: &[&str]) -> Result<(), String> {
-    let int = |w: &str, what: &str| -> Result<i64, String> {
-        w.parse()
-            .map_err(|_| format!("{what} must be an integer (got {w:?})"))
-    };
-    let len = |w: &str, what: &str| -> Result<u32, String> {
-        match w.parse::<u32>() {
-            Ok(n) if n <= limits::MAX_RECORD_SIZE => Ok(n),
-            Ok(n) => Err(format!(
-                "{what} must be at most {} (got {n})",
-                limits::MAX_RECORD_SIZE
-            )),
-            Err(_) => Err(format!("{what} must be a length, 0 or more (got {w:?})")),
-        }
-    };
-    match words {
-        ["seq"] | ["uuid"] | ["timestampMillis"] | ["bool"] => Ok(()),
-        ["seq", s] => int(s, "START").map(|_| ()),
-        ["int" | "uniformInt", a, b] => {
-            let (min, max) = (int(a, "MIN")?, int(b, "MAX")?);
-            if min > max {
-                return Err(format!(
-                    "min must be at most max (got min {min}, max {max})"
-                ));
-            }
-            Ok(())
-        }
-        ["string", n] => len(n, "LEN").map(|_| ()),
-        ["string", a, b] => {
-            let (min, max) = (len(a, "MIN")?, len(b, "MAX")?);
-            if min > max {
-                return Err(format!(
-                    "min must be at most max (got min {min}, max {max})"
-                ));
-            }
-            Ok(())
-        }
-        ["oneOf"] => Err("must list at least one word".to_string()),
-        ["oneOf", ..] => Ok(()),
-        _ => Err(format!(
-            "unknown placeholder; expected one of {}",
-            JSON_TEMPLATE_PLACEHOLDERS.join(", ")
-        )),
-    }
-}
-
-/// Checks a JSON template: placeholders are known and well formed, and the text is JSON once
-/// every placeholder is replaced by a value (`0`).
+/// Checks a JSON template with the one template parser ([`crate::template::parse`]): every
+/// placeholder is known, well formed and stands where it can, and the text is JSON once every
+/// placeholder is replaced by a value (`0`).
 pub fn check_json_template(template: &str) -> Result<(), String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err("has an unclosed {{ placeholder".to_string());
-        };
-        let inner = after[..end].trim();
-        let words: Vec<&str> = inner.split_whitespace().collect();
-        check_placeholder(&words).map_err(|e| format!("placeholder {{{{{inner}}}}}: {e}"))?;
-        out.push('0');
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    serde_json::from_str::<Value>(&out)
+    let segments = crate::template::parse(template).map_err(|e| e.to_string())?;
+    let filled: String = segments
+        .iter()
+        .map(|s| match s {
+            Segment::Text(text) => text,
+            Segment::Placeholder { .. } => "0",
+        })
+        .collect();
+    serde_json::from_str::<Value>(&filled)
         .map(|_| ())
         .map_err(|e| format!("must be JSON once placeholders are filled in: {e}"))
 }
@@ -378,7 +315,7 @@ mod tests {
         assert!(
             check_json_template(r#"{"id": {{sequence}}}"#)
                 .unwrap_err()
-                .contains("placeholder {{sequence}}: unknown placeholder")
+                .contains("placeholder {{sequence}}: is not a placeholder")
         );
         assert!(
             check_json_template(

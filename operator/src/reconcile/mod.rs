@@ -98,7 +98,9 @@ use chrono::{DateTime, Utc};
 mod policy;
 mod slots;
 
-pub use policy::{Failure, Retry, client_token, error_policy, jittered_backoff, run_id};
+pub use policy::{
+    Failure, Retry, THROTTLED_BACKOFF, TRANSIENT_BACKOFF, client_token, error_policy, run_id,
+};
 
 #[cfg(test)]
 mod sim;
@@ -127,20 +129,7 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 pub const MIN_REQUEUE: Duration = Duration::from_secs(1);
 
 /// Condition types this core writes.
-pub mod conditions {
-    /// The spec failed validation (True) or passed it (False).
-    pub const SPEC_INVALID: &str = "SpecInvalid";
-    /// Enough agents reported Ready and `startAt` was set.
-    pub const AGENTS_READY: &str = "AgentsReady";
-    /// Some slot exhausted its restarts; the others carry its share.
-    pub const DEGRADED: &str = "Degraded";
-    /// A phase ran past its timeout.
-    pub const TIMED_OUT: &str = "TimedOut";
-    /// The verdict of the final report.
-    pub const THRESHOLDS_MET: &str = "ThresholdsMet";
-    /// A changed spec superseded the run: it was cancelled and the new generation's run started.
-    pub const SUPERSEDED: &str = "Superseded";
-}
+pub use barrage_crds::names::{ConditionType, TransitionReason};
 
 /// What an agent task is doing, parsed once at the launcher boundary
 /// (ECS `lastStatus`/`stopCode`/exit code, or a local process).
@@ -354,7 +343,7 @@ pub fn plan_unreadable(
     let generation = max_generation(st.observed_generation, generation);
     set_condition(
         &mut st,
-        conditions::SPEC_INVALID,
+        ConditionType::SpecInvalid,
         ConditionStatus::True,
         "Unreadable",
         error,
@@ -370,7 +359,7 @@ pub fn plan_unreadable(
             from,
             to: Phase::Failed,
             at: now,
-            reason: "SpecInvalid".into(),
+            reason: TransitionReason::SpecInvalid,
         });
     }
     st.observed_generation = generation;
@@ -449,7 +438,7 @@ fn max_generation(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 /// Sets a condition; `lastTransitionTime` moves only when the status changes.
 pub(crate) fn set_condition(
     st: &mut LoadTestStatus,
-    type_: &str,
+    type_: ConditionType,
     status: ConditionStatus,
     reason: &str,
     message: &str,
@@ -466,7 +455,7 @@ pub(crate) fn set_condition(
         c.observed_generation = generation;
     } else {
         st.conditions.push(Condition {
-            type_: type_.to_string(),
+            type_,
             status,
             reason: reason.to_string(),
             message: message.to_string(),
@@ -494,7 +483,7 @@ pub(crate) struct Cx<'a> {
     pub(crate) hot: bool,
 }
 
-type Step = (Phase, &'static str, String);
+type Step = (Phase, TransitionReason, String);
 
 impl<'a> Cx<'a> {
     fn new(lt: &'a LoadTest, obs: &'a Observed, now: DateTime<Utc>, st: LoadTestStatus) -> Cx<'a> {
@@ -523,15 +512,15 @@ impl<'a> Cx<'a> {
                 Err(errs) => {
                     let msg = errs.to_string();
                     self.condition(
-                        conditions::SPEC_INVALID,
+                        ConditionType::SpecInvalid,
                         ConditionStatus::True,
                         "ValidationFailed",
                         &msg,
                     );
-                    self.transition(Phase::Failed, "SpecInvalid", msg);
+                    self.transition(Phase::Failed, TransitionReason::SpecInvalid, msg);
                 }
                 Ok(()) => self.condition(
-                    conditions::SPEC_INVALID,
+                    ConditionType::SpecInvalid,
                     ConditionStatus::False,
                     "Valid",
                     "The spec passed validation.",
@@ -544,7 +533,7 @@ impl<'a> Cx<'a> {
         {
             self.transition(
                 Phase::Cancelling,
-                "Deleted",
+                TransitionReason::Deleted,
                 "Deletion requested: stopping every agent.".into(),
             );
         }
@@ -570,22 +559,26 @@ impl<'a> Cx<'a> {
         match self.st.phase {
             Phase::Pending if spec.stop => Some((
                 Phase::Cancelling,
-                "StopRequested",
+                TransitionReason::StopRequested,
                 "Stopped before it started.".into(),
             )),
-            Phase::Pending => Some((Phase::Provisioning, "Accepted", "Launching agents.".into())),
+            Phase::Pending => Some((
+                Phase::Provisioning,
+                TransitionReason::Accepted,
+                "Launching agents.".into(),
+            )),
             Phase::Provisioning => {
                 if spec.stop {
                     return Some((
                         Phase::Cancelling,
-                        "StopRequested",
+                        TransitionReason::StopRequested,
                         "Stopped before the load started.".into(),
                     ));
                 }
                 if self.all_slots_failed() {
                     return Some((
                         Phase::Failed,
-                        "AgentsFailed",
+                        TransitionReason::AgentsFailed,
                         "Every agent slot exhausted its restarts.".into(),
                     ));
                 }
@@ -597,7 +590,7 @@ impl<'a> Cx<'a> {
                 if ready >= needed {
                     return Some((
                         Phase::Running,
-                        "AgentsReady",
+                        TransitionReason::AgentsReady,
                         format!("{ready} of {desired} agents ready; the load starts at startAt."),
                     ));
                 }
@@ -606,7 +599,7 @@ impl<'a> Cx<'a> {
                 if now >= provisioned_by && seen < desired {
                     return Some((
                         Phase::Failed,
-                        "ProvisioningTimedOut",
+                        TransitionReason::ProvisioningTimedOut,
                         format!(
                             "Only {seen} of {desired} agent tasks started within {}.",
                             spec.timeouts.provisioning
@@ -620,7 +613,7 @@ impl<'a> Cx<'a> {
                 if now >= ready_by {
                     return Some((
                         Phase::Failed,
-                        "ReadyTimedOut",
+                        TransitionReason::ReadyTimedOut,
                         format!("Only {ready} of {needed} needed agents became Ready in time."),
                     ));
                 }
@@ -631,7 +624,7 @@ impl<'a> Cx<'a> {
                 if spec.stop {
                     return Some((
                         Phase::Draining,
-                        "StopRequested",
+                        TransitionReason::StopRequested,
                         "Stopped early: agents drain and the report covers what was measured."
                             .into(),
                     ));
@@ -639,7 +632,7 @@ impl<'a> Cx<'a> {
                 if self.all_slots_failed() {
                     return Some((
                         Phase::Failed,
-                        "AgentsFailed",
+                        TransitionReason::AgentsFailed,
                         "Every agent slot exhausted its restarts.".into(),
                     ));
                 }
@@ -647,7 +640,7 @@ impl<'a> Cx<'a> {
                 if now >= end {
                     return Some((
                         Phase::Draining,
-                        "LoadComplete",
+                        TransitionReason::LoadComplete,
                         "The load ended; agents flush their last intervals.".into(),
                     ));
                 }
@@ -658,21 +651,21 @@ impl<'a> Cx<'a> {
                 if self.drained() {
                     return Some((
                         Phase::Reporting,
-                        "Drained",
+                        TransitionReason::Drained,
                         "Every agent finished; writing the report.".into(),
                     ));
                 }
                 let deadline = phase_deadline(self.lt, &self.st).unwrap_or(now);
                 if now >= deadline {
                     self.condition(
-                        conditions::TIMED_OUT,
+                        ConditionType::TimedOut,
                         ConditionStatus::True,
                         "DrainTimedOut",
                         "Agents did not finish draining in time; the report covers what was uploaded.",
                     );
                     return Some((
                         Phase::Reporting,
-                        "DrainTimedOut",
+                        TransitionReason::DrainTimedOut,
                         "Draining timed out; stopping the stragglers and writing the report."
                             .into(),
                     ));
@@ -689,28 +682,41 @@ impl<'a> Cx<'a> {
                     self.st.summary = report.summary.clone().or(self.st.summary.take());
                     self.st.reports = report.locations.clone().or(self.st.reports.take());
                     let (to, reason, cond) = match verdict.result {
-                        VerdictResult::Passed => {
-                            (Phase::Succeeded, "ThresholdsMet", ConditionStatus::True)
-                        }
-                        VerdictResult::Failed => {
-                            (Phase::Failed, "ThresholdsFailed", ConditionStatus::False)
-                        }
-                        VerdictResult::Invalid => {
-                            (Phase::Failed, "MeasurementInvalid", ConditionStatus::False)
-                        }
-                        VerdictResult::Incomplete => {
-                            (Phase::Failed, "Incomplete", ConditionStatus::False)
-                        }
+                        VerdictResult::Passed => (
+                            Phase::Succeeded,
+                            TransitionReason::ThresholdsMet,
+                            ConditionStatus::True,
+                        ),
+                        VerdictResult::Failed => (
+                            Phase::Failed,
+                            TransitionReason::ThresholdsFailed,
+                            ConditionStatus::False,
+                        ),
+                        VerdictResult::Invalid => (
+                            Phase::Failed,
+                            TransitionReason::MeasurementInvalid,
+                            ConditionStatus::False,
+                        ),
+                        VerdictResult::Incomplete => (
+                            Phase::Failed,
+                            TransitionReason::Incomplete,
+                            ConditionStatus::False,
+                        ),
                     };
                     let message = verdict.reasons.join("; ");
-                    self.condition(conditions::THRESHOLDS_MET, cond, reason, &message);
+                    self.condition(
+                        ConditionType::ThresholdsMet,
+                        cond,
+                        reason.as_str(),
+                        &message,
+                    );
                     self.st.verdict = Some(verdict);
                     return Some((to, reason, format!("Report written. {message}")));
                 }
                 let deadline = add(since, spec.timeouts.reporting.as_std());
                 if now >= deadline {
                     self.condition(
-                        conditions::TIMED_OUT,
+                        ConditionType::TimedOut,
                         ConditionStatus::True,
                         "ReportTimedOut",
                         "The report was not written in time.",
@@ -718,7 +724,7 @@ impl<'a> Cx<'a> {
                     self.incomplete("the report was not written in time");
                     return Some((
                         Phase::Failed,
-                        "ReportTimedOut",
+                        TransitionReason::ReportTimedOut,
                         "The report was not written in time.".into(),
                     ));
                 }
@@ -732,7 +738,7 @@ impl<'a> Cx<'a> {
                 }
                 if now >= deadline {
                     self.condition(
-                        conditions::TIMED_OUT,
+                        ConditionType::TimedOut,
                         ConditionStatus::True,
                         "CancelTimedOut",
                         "Not every agent stopped in time.",
@@ -740,7 +746,7 @@ impl<'a> Cx<'a> {
                     self.incomplete("cancelled; not every agent stopped in time");
                     return Some((
                         Phase::Cancelled,
-                        "CancelTimedOut",
+                        TransitionReason::CancelTimedOut,
                         "Cancelled; not every agent stopped in time.".into(),
                     ));
                 }
@@ -752,7 +758,11 @@ impl<'a> Cx<'a> {
                 }
                 if quiet && (!measured || self.report(false).is_some()) {
                     self.incomplete("the run was cancelled");
-                    return Some((Phase::Cancelled, "Cancelled", "Every agent stopped.".into()));
+                    return Some((
+                        Phase::Cancelled,
+                        TransitionReason::Cancelled,
+                        "Every agent stopped.".into(),
+                    ));
                 }
                 None
             }
@@ -881,14 +891,14 @@ impl<'a> Cx<'a> {
         let generation = self.generation.unwrap_or(0);
         self.st.superseded = true;
         self.condition(
-            conditions::SUPERSEDED,
+            ConditionType::Superseded,
             ConditionStatus::True,
             "SpecChanged",
             &format!("Generation {generation} changed more than rate, count, pause or stop."),
         );
         self.transition(
             Phase::Cancelling,
-            "Superseded",
+            TransitionReason::Superseded,
             format!(
                 "Generation {generation} supersedes this run: stopping its agents and writing its partial report."
             ),
@@ -904,7 +914,7 @@ impl<'a> Cx<'a> {
         let old = self.st.run_id.clone().unwrap_or_default();
         (
             Phase::Pending,
-            "Superseded",
+            TransitionReason::Superseded,
             format!("Run {old} was superseded; starting the new generation's run."),
         )
     }
@@ -928,12 +938,12 @@ impl<'a> Cx<'a> {
         }
         self.transition(
             Phase::Pending,
-            "Rerun",
+            TransitionReason::Rerun,
             format!("spec.rerun is now {rerun}: running the spec again."),
         );
     }
 
-    fn transition(&mut self, to: Phase, reason: &'static str, message: String) {
+    fn transition(&mut self, to: Phase, reason: TransitionReason, message: String) {
         let from = self.st.phase;
         if from == to {
             return;
@@ -945,7 +955,7 @@ impl<'a> Cx<'a> {
             from,
             to,
             at: self.now,
-            reason: reason.to_string(),
+            reason: reason.clone(),
         });
         match to {
             Phase::Provisioning => {
@@ -976,13 +986,13 @@ impl<'a> Cx<'a> {
                         .spans_after(self.lt.spec.paused, start_at),
                 });
                 self.condition(
-                    conditions::AGENTS_READY,
+                    ConditionType::AgentsReady,
                     ConditionStatus::True,
                     "AgentsReady",
                     "Enough agents reported Ready; startAt is set.",
                 );
             }
-            Phase::Failed if reason != "SpecInvalid" => {
+            Phase::Failed if reason != TransitionReason::SpecInvalid => {
                 self.incomplete(&format!("the run failed: {reason}"));
             }
             _ => {}
@@ -998,7 +1008,13 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+    fn condition(
+        &mut self,
+        type_: ConditionType,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
         set_condition(
             &mut self.st,
             type_,

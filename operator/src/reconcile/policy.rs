@@ -1,8 +1,9 @@
-//! Pure maps the shell consults: the error policy (what to do when an effect fails), jittered
-//! backoff from a seed, and the deterministic names it writes (run id, RunTask client token).
+//! Pure maps the shell consults: the error policy (what to do when an effect fails, with the
+//! shared [`Backoff`] jittered from a seed), and the deterministic names it writes (run id, RunTask client token).
 
 use std::time::Duration;
 
+use barrage_crds::backoff::Backoff;
 use chrono::{DateTime, Utc};
 
 use super::LEASE_RETRY;
@@ -39,40 +40,18 @@ pub fn error_policy(failure: Failure, attempt: u32, seed: u64) -> Retry {
     match failure {
         Failure::SpecInvalid => Retry::Never,
         Failure::Conflict => Retry::Immediately,
-        Failure::Throttled => Retry::After(jittered_backoff(
-            attempt,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            seed,
-        )),
-        Failure::Transient => Retry::After(jittered_backoff(
-            attempt,
-            Duration::from_millis(500),
-            Duration::from_secs(30),
-            seed,
-        )),
+        Failure::Throttled => Retry::After(THROTTLED_BACKOFF.delay(attempt, seed)),
+        Failure::Transient => Retry::After(TRANSIENT_BACKOFF.delay(attempt, seed)),
         Failure::LeaseLost => Retry::After(LEASE_RETRY),
     }
 }
 
-/// Capped exponential backoff with "equal jitter": `d = min(cap, base · 2^attempt)`, then a
-/// delay in `[d/2, d]` chosen by `seed`. Never more than `cap`, never less than `min(cap, base)/2`.
-pub fn jittered_backoff(attempt: u32, base: Duration, cap: Duration, seed: u64) -> Duration {
-    let factor = 1u32 << attempt.min(20);
-    let d = base.saturating_mul(factor).min(cap);
-    let half = d / 2;
-    let spread = u64::try_from((d - half).as_nanos()).unwrap_or(u64::MAX);
-    let r = splitmix64(seed ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    half + Duration::from_nanos(r % spread.saturating_add(1))
-}
-
-/// SplitMix64: a tiny, well-mixed hash for jitter (not for anything secret).
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+/// After throttling: 1 s doubling to 60 s, jittered.
+pub const THROTTLED_BACKOFF: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+/// After a transient failure: 500 ms doubling to 30 s, jittered.
+pub const TRANSIENT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 
 fn fnv1a(s: &str) -> u64 {
     barrage_crds::digest::fnv1a(s.as_bytes())

@@ -5,18 +5,24 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use barrage_crds::backoff::Backoff;
+use barrage_crds::names::ConditionType;
 use barrage_crds::status::{ConditionStatus, FleetAssignment, Phase, SlotState, SlotStatus};
 use chrono::{DateTime, Utc};
 
 use super::{
     Command, Cx, EXPECTATION_TIMEOUT, Launch, LaunchOutcome, MAX_BATCH, MAX_LAUNCH_ATTEMPTS,
-    MISSING_TIMEOUT, ObservedTask, RESPLIT_LEAD, TaskState, add, client_token, conditions,
+    MISSING_TIMEOUT, ObservedTask, RESPLIT_LEAD, TaskState, add, client_token,
 };
 
-/// Backoff of a slot's next launch after `attempt` failed: 2 s, 4 s, 8 s … capped at 60 s.
+/// Backoff of a slot's relaunches: 2 s, 4 s, 8 s … capped at 60 s, exactly (the plan is
+/// deterministic).
+pub const SLOT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_secs(2), Duration::from_secs(60)).without_jitter();
+
+/// Backoff of a slot's next launch after launch `attempt` (1 for the first) failed.
 pub fn slot_backoff(attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(1).min(6);
-    Duration::from_secs(2u64 << exp).min(Duration::from_secs(60))
+    SLOT_BACKOFF.nominal(attempt.saturating_sub(1))
 }
 
 /// True while the last launch of `rec` may still produce a task nobody has seen.
@@ -473,9 +479,9 @@ impl<'a> Cx<'a> {
             .map(|r| r.slot.to_string())
             .collect();
         if failed.is_empty() {
-            if self.st.condition(conditions::DEGRADED).is_some() {
+            if self.st.condition(ConditionType::Degraded).is_some() {
                 self.condition(
-                    conditions::DEGRADED,
+                    ConditionType::Degraded,
                     ConditionStatus::False,
                     "AllSlotsHealthy",
                     "Every agent slot is running or launching.",
@@ -487,7 +493,7 @@ impl<'a> Cx<'a> {
                 failed.join(", ")
             );
             self.condition(
-                conditions::DEGRADED,
+                ConditionType::Degraded,
                 ConditionStatus::True,
                 "AgentsFailed",
                 &msg,

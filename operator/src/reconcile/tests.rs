@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use barrage_crds::agent_status::AgentPhase;
+use barrage_crds::backoff::Backoff;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::TopicCleanup;
 use barrage_crds::status::{ConditionStatus, PausedSpan, Phase, SlotState, VerdictResult};
@@ -78,7 +79,7 @@ fn invalid_spec_fails_with_spec_invalid_and_no_requeue() {
     lt.api_version = "barrage.dev/v0".into();
     let plan = plan(&lt, &Observed::test(), t0());
     assert_eq!(plan.status.phase, Phase::Failed);
-    let c = plan.status.condition(conditions::SPEC_INVALID).unwrap();
+    let c = plan.status.condition(ConditionType::SpecInvalid).unwrap();
     assert_eq!(c.status, ConditionStatus::True);
     assert!(c.message.contains("apiVersion"), "{}", c.message);
     assert_eq!(plan.requeue, None, "a spec error is not retried hot");
@@ -104,7 +105,7 @@ fn unreadable_record_fails_with_spec_invalid_and_no_requeue() {
     assert_eq!(plan.requeue, None);
     assert!(
         plan.status
-            .condition(conditions::SPEC_INVALID)
+            .condition(ConditionType::SpecInvalid)
             .unwrap()
             .message
             .contains("steps")
@@ -308,7 +309,10 @@ fn provisioning_with_enough_ready_agents_sets_start_at_a_little_ahead_and_enters
     assert_eq!(fleet.members, vec![0, 1]);
     assert_eq!(fleet.effective_at, Some(at(35)));
     assert_eq!(
-        p.status.condition(conditions::AGENTS_READY).unwrap().status,
+        p.status
+            .condition(ConditionType::AgentsReady)
+            .unwrap()
+            .status,
         ConditionStatus::True
     );
     assert_eq!(p.status.agents.ready, 2);
@@ -425,7 +429,7 @@ fn agent_beyond_max_restarts_fails_its_slot_and_the_others_take_its_share() {
     assert_eq!(fleet.epoch, 2);
     assert_eq!(fleet.effective_at, Some(at(35)));
     assert_eq!(
-        p.status.condition(conditions::DEGRADED).unwrap().status,
+        p.status.condition(ConditionType::Degraded).unwrap().status,
         ConditionStatus::True
     );
     assert_eq!(p.status.agents.failed, 1);
@@ -641,7 +645,7 @@ fn draining_past_its_timeout_enters_reporting_and_stops_the_stragglers() {
     assert_eq!(p.status.phase, Phase::Reporting);
     assert_eq!(stopped(&p), vec!["task-0"]);
     assert_eq!(
-        p.status.condition(conditions::TIMED_OUT).unwrap().reason,
+        p.status.condition(ConditionType::TimedOut).unwrap().reason,
         "DrainTimedOut"
     );
 }
@@ -670,7 +674,7 @@ fn reporting_with_a_failed_verdict_fails() {
     assert_eq!(p.status.phase, Phase::Failed);
     assert_eq!(
         p.status
-            .condition(conditions::THRESHOLDS_MET)
+            .condition(ConditionType::ThresholdsMet)
             .unwrap()
             .status,
         ConditionStatus::False
@@ -963,12 +967,12 @@ fn error_policy_is_terminal_for_spec_errors_and_jittered_capped_for_throttles() 
         }
     }
     let spread: std::collections::BTreeSet<Duration> = (0..20)
-        .map(|s| jittered_backoff(5, Duration::from_secs(1), Duration::from_secs(60), s))
+        .map(|s| Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).delay(5, s))
         .collect();
     assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
     assert_eq!(
-        jittered_backoff(5, Duration::from_secs(1), Duration::from_secs(60), 7),
-        jittered_backoff(5, Duration::from_secs(1), Duration::from_secs(60), 7)
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).delay(5, 7),
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).delay(5, 7)
     );
 }
 
@@ -1145,7 +1149,7 @@ fn a_spec_change_beyond_rate_count_pause_and_stop_supersedes_a_running_run() {
         stopped(&p),
         vec!["task-0".to_string(), "task-1".to_string()]
     );
-    let c = p.status.condition(conditions::SUPERSEDED).unwrap();
+    let c = p.status.condition(ConditionType::Superseded).unwrap();
     assert_eq!(c.status, ConditionStatus::True);
 }
 

@@ -252,7 +252,7 @@ async fn a_malformed_record_fails_as_spec_invalid_and_the_others_are_still_serve
             .status
             .unwrap();
         let cond = st
-            .condition("SpecInvalid")
+            .condition(barrage_crds::names::ConditionType::SpecInvalid)
             .expect("a SpecInvalid condition");
         assert_eq!(
             cond.status,
