@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_permanent};
 use crate::keys::KeyGen;
 use crate::payload::{RecordAt, Values};
-use crate::recorder::{CounterSnapshot, Histograms, Recorder};
+use crate::recorder::{CounterSnapshot, Counters, Histograms, Recorder};
 use barrage_crds::schedule::{Due, Profile, Schedule, Share};
 
 /// Header names carried by RoundTrip records. Times are nanoseconds since the run's origin on
@@ -364,18 +364,16 @@ async fn run_prepared(
     };
 
     // Roll histograms at every interval boundary until the sender is done.
-    let mut index: u32 = 0;
-    let mut spare = Histograms::default();
-    loop {
-        let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
-        tokio::select! {
-            _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
-                index += 1;
-            }
-            _ = &mut done_rx => break,
-        }
-    }
+    let mut roller = Roller {
+        recorder: &recorder,
+        plan: &plan,
+        out: &intervals,
+        clock,
+        interval,
+        index: 0,
+        spare: Some(Histograms::default()),
+    };
+    let _ = roller.roll_until(&mut done_rx).await;
     let stopped_early = match sender.join() {
         Ok(Ok(stopped_early)) => stopped_early,
         Ok(Err(e)) => return Err(e),
@@ -396,17 +394,7 @@ async fn run_prepared(
             }
         })
     };
-    tokio::pin!(flushing);
-    let unflushed = loop {
-        let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
-        tokio::select! {
-            _ = tokio::time::sleep_until(boundary.into()) => {
-                spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
-                index += 1;
-            }
-            left = &mut flushing => break left.unwrap_or(0),
-        }
-    };
+    let unflushed = roller.roll_until(flushing).await.unwrap_or(0);
     if round_trip {
         // RoundTrip: wait (bounded) for the last records to come back, then count as lost what
         // was acknowledged and never consumed — before the last interval is closed, so the
@@ -421,14 +409,9 @@ async fn run_prepared(
                     .store(c.acked.saturating_sub(c.consumed), Ordering::Relaxed);
                 break;
             }
-            let boundary = clock.at(interval_ns(interval) * u64::from(index + 1));
-            tokio::select! {
-                _ = tokio::time::sleep_until(boundary.into()) => {
-                    spare = roll(&recorder, spare, index, interval, &plan, &intervals).await;
-                    index += 1;
-                }
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
+            roller
+                .roll_until(tokio::time::sleep(Duration::from_millis(20)))
+                .await;
         }
     }
     if unflushed > 0 {
@@ -439,7 +422,8 @@ async fn run_prepared(
     }
     // The last, partial interval.
     let end_ns = clock.now_ns();
-    let histograms = recorder.swap(spare);
+    let Roller { index, spare, .. } = roller;
+    let histograms = recorder.swap(spare.unwrap_or_default());
     let start_ns = interval_ns(interval) * u64::from(index);
     let last = IntervalRecord {
         index,
@@ -578,6 +562,42 @@ impl Planned {
     }
 }
 
+/// Closes an interval at every boundary of the run's clock.
+struct Roller<'a> {
+    recorder: &'a Recorder,
+    plan: &'a Planned,
+    out: &'a mpsc::Sender<IntervalRecord>,
+    clock: Clock,
+    interval: Duration,
+    /// The interval open now.
+    index: u32,
+    /// The histograms the next swap puts in place (taken while a roll is under way).
+    spare: Option<Histograms>,
+}
+
+impl Roller<'_> {
+    /// Rolls intervals at their boundaries until `until` completes; returns its output.
+    async fn roll_until<T>(&mut self, until: impl Future<Output = T>) -> T {
+        tokio::pin!(until);
+        loop {
+            let boundary = self
+                .clock
+                .at(interval_ns(self.interval) * u64::from(self.index + 1));
+            tokio::select! {
+                _ = tokio::time::sleep_until(boundary.into()) => {
+                    let spare = self.spare.take().unwrap_or_default();
+                    let next =
+                        roll(self.recorder, spare, self.index, self.interval, self.plan, self.out)
+                            .await;
+                    self.spare = Some(next);
+                    self.index += 1;
+                }
+                out = &mut until => return out,
+            }
+        }
+    }
+}
+
 async fn roll(
     recorder: &Recorder,
     spare: Histograms,
@@ -626,17 +646,7 @@ fn send_loop(
 ) -> Result<bool, EngineError> {
     let per_tick = job.records_per_transaction.max(1);
     let mut schedule = Schedule::new(job.profile.clone(), job.share);
-    // Sleep until the shared start: the clock reads 0 before it, which would let the first
-    // sends go out early and make the sender spin.
-    loop {
-        let left = clock
-            .origin()
-            .saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || control.is_stopped() {
-            break;
-        }
-        std::thread::sleep(left.min(MAX_SLEEP));
-    }
+    sleep_until_origin(clock, control);
     let stamp = Stamp {
         headers: std::mem::take(&mut job.headers),
         round_trip_agent: job.round_trip_agent.take(),
@@ -657,21 +667,8 @@ fn send_loop(
         if let Some(d) = control.take_stall() {
             std::thread::sleep(d);
         }
-        let changed = control.take_changed();
-        if let Some((profile, at_ns)) = changed.then(|| control.take_profile()).flatten() {
-            let profile = if per_tick > 1 {
-                scale_profile(&profile, 1.0 / f64::from(per_tick))
-            } else {
-                profile
-            };
-            plan.new_profile(profile.clone(), at_ns);
-            schedule.replace_profile(profile, at_ns);
-            info!(at_ns, "Load profile replaced.");
-        }
-        if let Some(r) = changed.then(|| control.take_reassign()).flatten() {
-            plan.new_share(r.slot, r.of, r.at_ns);
-            schedule.reassign(r.at_ns, r.slot, r.of);
-            debug!(slot = r.slot, of = r.of, at_ns = r.at_ns, "Share changed.");
+        if control.take_changed() {
+            follow_control(control, plan, &mut schedule, per_tick);
         }
         let Some(due) = schedule.peek() else {
             schedule.settle();
@@ -743,38 +740,82 @@ fn send_loop(
                 record = record.headers(h);
             }
             recorder.record_send(due.at_ns, sent_ns);
-            let mut pending = record;
-            loop {
-                match producer.send(pending) {
-                    Ok(()) => {
-                        if let Some(t) = txn.as_deref_mut() {
-                            t.sent(meta);
-                        }
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        counters.queue_full.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_micros(200));
-                        pending = back;
-                    }
-                    Err((e, _)) => {
-                        // The record never left: undo the send count, count the error. A
-                        // transaction missing a record is aborted, never committed.
-                        counters.sent.fetch_sub(1, Ordering::Relaxed);
-                        counters.error(&error_kind(&e));
-                        if let Some(t) = txn.as_deref_mut() {
-                            t.failed = true;
-                        }
-                        if !is_permanent(&e) {
-                            debug!(error = %e, "Send failed.");
-                        }
-                        break;
-                    }
+            let sent = offer(producer, record, counters);
+            if let Some(t) = txn.as_deref_mut() {
+                if sent {
+                    t.sent(meta);
+                } else {
+                    // A transaction missing a record is aborted, never committed.
+                    t.failed = true;
                 }
             }
         }
         if let Some(t) = txn.as_deref_mut() {
             t.finish(producer, recorder, clock, job.flush_timeout)?;
+        }
+    }
+}
+
+/// Sleeps until the shared start (or a stop): the clock reads 0 before it, which would let the
+/// first sends go out early and make the sender spin.
+fn sleep_until_origin(clock: Clock, control: &Control) {
+    loop {
+        let left = clock
+            .origin()
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || control.is_stopped() {
+            return;
+        }
+        std::thread::sleep(left.min(MAX_SLEEP));
+    }
+}
+
+/// Takes a new load profile or share from `control` into the schedule (and the plan the
+/// recorder counts against). A profile is per record; with several records per tick the
+/// schedule runs at `1 / per_tick` of it.
+fn follow_control(control: &Control, plan: &Planned, schedule: &mut Schedule, per_tick: u32) {
+    if let Some((profile, at_ns)) = control.take_profile() {
+        let profile = if per_tick > 1 {
+            scale_profile(&profile, 1.0 / f64::from(per_tick))
+        } else {
+            profile
+        };
+        plan.new_profile(profile.clone(), at_ns);
+        schedule.replace_profile(profile, at_ns);
+        info!(at_ns, "Load profile replaced.");
+    }
+    if let Some(r) = control.take_reassign() {
+        plan.new_share(r.slot, r.of, r.at_ns);
+        schedule.reassign(r.at_ns, r.slot, r.of);
+        debug!(slot = r.slot, of = r.of, at_ns = r.at_ns, "Share changed.");
+    }
+}
+
+/// Hands one record to librdkafka, waiting while its queue is full; true if it was taken.
+/// A record that never left has its send count undone and its error counted.
+#[inline]
+fn offer<K, P>(producer: &Client, record: BaseRecord<'_, K, P, usize>, counters: &Counters) -> bool
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    let mut pending = record;
+    loop {
+        match producer.send(pending) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+                pending = back;
+            }
+            Err((e, _)) => {
+                counters.sent.fetch_sub(1, Ordering::Relaxed);
+                counters.error(&error_kind(&e));
+                if !is_permanent(&e) {
+                    debug!(error = %e, "Send failed.");
+                }
+                return false;
+            }
         }
     }
 }

@@ -170,40 +170,10 @@ async fn run_inner(
         .unwrap_or(spec.agents.count.max(1));
     let position = fleet.share_index(a.slot).unwrap_or(a.slot);
 
-    // The topic, as `barrage run` ensures it: created with the spec's partitions when asked
-    // and missing ("already exists" is success: every agent of the fleet asks). RoundTrip's
-    // reader and Consume's group need its partitions before the start.
-    let admin = Admin::new(&base_config(&spec.kafka, sasl.as_ref()))?;
-    let create = spec.topic.create.as_ref().map(TopicCreate::from_spec);
-    let topic = admin
-        .ensure_topic(&spec.topic.name, create.as_ref(), CONNECT_TIMEOUT)
-        .await?;
-    drop(admin);
-    if topic == TopicOutcome::Created {
-        // Told to the controller with the next status write (before Ready), so that it may
-        // delete the topic at the end when the spec asks for it.
-        reporter.status.lock().await.topic_created = true;
-    }
-
+    ensure_topic(spec, sasl.as_ref(), reporter).await?;
     let recorder = Arc::new(Recorder::new());
     let interval = spec.report.interval.as_std();
-    let prepared = consume::prepare(
-        Setup {
-            spec,
-            run_id: &a.run_id,
-            share: Share::new(position, of),
-            // Unique per incarnation: a replacement reads back only its own records.
-            agent_id: agent_name(a),
-            // Consume: every agent of the run in one group, which splits the partitions.
-            group_id: format!("barrage-{}-{}", a.load_test, a.run_id),
-            sasl: sasl.as_ref(),
-            connect_timeout: CONNECT_TIMEOUT,
-            // Let the controller stop us gracefully within the ECS stop timeout.
-            flush_timeout: Some(Duration::from_secs(20)),
-        },
-        recorder.clone(),
-    )
-    .await?;
+    let prepared = prepare(a, spec, sasl.as_ref(), Share::new(position, of), &recorder).await?;
     reporter.phase(AgentPhase::Ready, None).await;
     info!(
         slot = a.slot,
@@ -211,23 +181,8 @@ async fn run_inner(
         "Ready; waiting for startAt."
     );
 
-    // Wait for the shared start.
     let ready_limit = spec.timeouts.ready.as_std() + spec.timeouts.provisioning.as_std();
-    let deadline = Instant::now() + ready_limit;
-    let (start_at, at_start) = loop {
-        let current = load(store.as_ref(), &a.load_test).await?;
-        if let Some(reason) = over(&current) {
-            return Err(AgentError::RunOver(reason));
-        }
-        if let Some(s) = current.status.as_ref().and_then(|s| s.start_at) {
-            break (s, current);
-        }
-        if Instant::now() > deadline {
-            return Err(AgentError::NoStart(ready_limit));
-        }
-        reporter.heartbeat(&recorder).await;
-        tokio::time::sleep(POLL).await;
-    };
+    let (start_at, at_start) = wait_for_start(a, store, reporter, &recorder, ready_limit).await?;
     let origin = instant_of(start_at);
     let clock = Clock::new(origin);
     let control = Control::new();
@@ -249,36 +204,17 @@ async fn run_inner(
             stopped_early: true,
         });
     }
-    let of = u32::try_from(fleet.members.len())
-        .ok()
-        .filter(|&n| n > 0)
-        .unwrap_or(of);
-    let position = fleet.share_index(a.slot).unwrap_or(position);
     let mut prepared = prepared;
-    // The split is the assignment's, the one the other members follow; a replacement only
-    // leaves out what fell due before it joins (a little ahead of now, so that its first send
-    // is not already late).
-    let effective_ns = fleet.effective_at.map_or(0, |t| offset_ns(start_at, t));
-    // At the start everyone follows the assignment from the first send; a replacement joins
-    // ahead of now, and not before its assignment takes effect (until then the survivors send
-    // under the one before).
-    let join_ns = match clock.now_ns() {
-        0 => 0,
-        now_ns => (now_ns + JOIN_LEAD_NS).max(effective_ns),
-    };
-    let mut running_spans = fleet.paused_offsets_ns(start_at);
-    prepared.pause(&running_spans);
-    let share = Share::under_assignment(prepared.profile(), position, of, effective_ns, join_ns);
-    prepared.set_share(share);
-    if join_ns > 0 {
-        info!(
-            offset_ms = join_ns / 1_000_000,
-            from_index = share.from_index + u64::from(share.slot),
-            "Joining the running schedule."
-        );
-    }
-    let mut running_load = at_start.spec.load.clone();
-    let profile = barrage_crds::schedule::profile(&running_load).paused(&running_spans);
+    let of = join(
+        &mut prepared,
+        &fleet,
+        a.slot,
+        start_at,
+        &clock,
+        (position, of),
+    );
+    let running_spans = fleet.paused_offsets_ns(start_at);
+    let profile = barrage_crds::schedule::profile(&at_start.spec.load).paused(&running_spans);
     reporter
         .metrics
         .running(recorder.clone(), profile, of, origin);
@@ -300,67 +236,241 @@ async fn run_inner(
     let engine_task = tokio::spawn(prepared.run(clock, control.clone(), tx));
     tokio::pin!(shutdown);
     let mut engine_task = engine_task;
-    let mut seen_fleet = fleet.epoch;
-    let mut stopped = false;
+    let mut follower = Follower {
+        start_at,
+        seen_fleet: fleet.epoch,
+        load: at_start.spec.load.clone(),
+        spans: running_spans,
+        clock,
+        control,
+        last_beat: Instant::now(),
+        stopped: false,
+    };
     let mut terminated = false;
-    let mut last_beat = Instant::now();
     reporter.phase(AgentPhase::Running, None).await;
     let outcome = loop {
         tokio::select! {
             done = &mut engine_task => break done,
             _ = &mut shutdown, if !terminated => {
                 info!("Stop requested: stopping the load, flushing and uploading.");
-                control.stop();
-                stopped = true;
+                follower.control.stop();
+                follower.stopped = true;
                 terminated = true;
                 let _ = stop_tx.send(true);
             }
-            _ = tokio::time::sleep(POLL) => {
-                if last_beat.elapsed() >= a.heartbeat {
-                    reporter.heartbeat(&recorder).await;
-                    last_beat = Instant::now();
-                }
-                match load(store.as_ref(), &a.load_test).await {
-                    Ok(current) => {
-                        if let Some(reason) = over(&current) {
-                            if !stopped {
-                                info!(reason, "The run is over for this agent: stopping.");
-                                control.stop();
-                                stopped = true;
-                            }
-                        } else if let Some(f) = current.status.as_ref().and_then(|s| s.fleet.as_ref())
-                            && f.epoch != seen_fleet
-                        {
-                            seen_fleet = f.epoch;
-                            let of = u32::try_from(f.members.len()).unwrap_or(1);
-                            let spans = f.paused_offsets_ns(start_at);
-                            let profile = barrage_crds::schedule::profile(&current.spec.load).paused(&spans);
-                            reporter.metrics.follow(profile.clone(), of);
-                            // A new rate (a spec edit) or a pause or resume takes effect with
-                            // the new assignment, on the same clock for every agent.
-                            if current.spec.load != running_load || spans != running_spans {
-                                running_load = current.spec.load.clone();
-                                running_spans = spans;
-                                let at_ns = f
-                                    .effective_at
-                                    .map(|t| offset_ns(start_at, t))
-                                    .unwrap_or_else(|| clock.now_ns());
-                                info!(generation = f.spec_generation, at_ns, paused = f.paused, "Following a new load profile.");
-                                control.replace_profile(profile, at_ns);
-                            }
-                            follow_fleet(f, a.slot, start_at, &clock, &control);
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "Could not read the LoadTest; carrying on."),
-                }
-            }
+            _ = tokio::time::sleep(POLL) => follower.tick(a, store, reporter, &recorder).await,
         }
     };
     let finished = outcome??;
-    let outcome = finished.outcome;
     let delivered = delivered(uploads, shutdown.as_mut(), terminated, &stop_tx).await?;
+    finish(
+        reporter,
+        &recorder,
+        finished.outcome,
+        delivered,
+        follower.stopped,
+    )
+    .await
+}
+
+/// The engine, connected and ready to send (or consume) under `share`.
+async fn prepare(
+    a: &Assignment,
+    spec: &barrage_crds::spec::LoadTestSpec,
+    sasl: Option<&barrage_kafka::config::SaslCredentials>,
+    share: Share,
+    recorder: &Arc<Recorder>,
+) -> Result<consume::Workload, AgentError> {
+    let setup = Setup {
+        spec,
+        run_id: &a.run_id,
+        share,
+        // Unique per incarnation: a replacement reads back only its own records.
+        agent_id: agent_name(a),
+        // Consume: every agent of the run in one group, which splits the partitions.
+        group_id: format!("barrage-{}-{}", a.load_test, a.run_id),
+        sasl,
+        connect_timeout: CONNECT_TIMEOUT,
+        // Let the controller stop us gracefully within the ECS stop timeout.
+        flush_timeout: Some(Duration::from_secs(20)),
+    };
+    Ok(consume::prepare(setup, recorder.clone()).await?)
+}
+
+/// Sets the share this agent sends under the fleet assignment at the start, and its pauses;
+/// returns the fleet's size. The split is the assignment's, the one the other members
+/// follow; a replacement only leaves out what fell due before it joins (a little ahead of
+/// now, so that its first send is not already late). `fallback` is the (position, size)
+/// prepared with, for a run without an assignment.
+fn join(
+    prepared: &mut consume::Workload,
+    fleet: &FleetAssignment,
+    slot: u32,
+    start_at: DateTime<Utc>,
+    clock: &Clock,
+    fallback: (u32, u32),
+) -> u32 {
+    let of = u32::try_from(fleet.members.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(fallback.1);
+    let position = fleet.share_index(slot).unwrap_or(fallback.0);
+    let effective_ns = fleet.effective_at.map_or(0, |t| offset_ns(start_at, t));
+    // At the start everyone follows the assignment from the first send; a replacement joins
+    // ahead of now, and not before its assignment takes effect (until then the survivors send
+    // under the one before).
+    let join_ns = match clock.now_ns() {
+        0 => 0,
+        now_ns => (now_ns + JOIN_LEAD_NS).max(effective_ns),
+    };
+    prepared.pause(&fleet.paused_offsets_ns(start_at));
+    let share = Share::under_assignment(prepared.profile(), position, of, effective_ns, join_ns);
+    prepared.set_share(share);
+    if join_ns > 0 {
+        info!(
+            offset_ms = join_ns / 1_000_000,
+            from_index = share.from_index + u64::from(share.slot),
+            "Joining the running schedule."
+        );
+    }
+    of
+}
+
+/// The topic, as `barrage run` ensures it: created with the spec's partitions when asked and
+/// missing ("already exists" is success: every agent of the fleet asks). RoundTrip's reader
+/// and Consume's group need its partitions before the start.
+async fn ensure_topic(
+    spec: &barrage_crds::spec::LoadTestSpec,
+    sasl: Option<&barrage_kafka::config::SaslCredentials>,
+    reporter: &Reporter,
+) -> Result<(), AgentError> {
+    let admin = Admin::new(&base_config(&spec.kafka, sasl))?;
+    let create = spec.topic.create.as_ref().map(TopicCreate::from_spec);
+    let topic = admin
+        .ensure_topic(&spec.topic.name, create.as_ref(), CONNECT_TIMEOUT)
+        .await?;
+    if topic == TopicOutcome::Created {
+        // Told to the controller with the next status write (before Ready), so that it may
+        // delete the topic at the end when the spec asks for it.
+        reporter.status.lock().await.topic_created = true;
+    }
+    Ok(())
+}
+
+/// Waits for the shared start (`status.startAt`), heartbeating; returns it with the LoadTest
+/// as it was then. Fails when the run is over first or no start comes within `ready_limit`.
+async fn wait_for_start(
+    a: &Assignment,
+    store: &Arc<dyn Store>,
+    reporter: &Reporter,
+    recorder: &Arc<Recorder>,
+    ready_limit: Duration,
+) -> Result<(DateTime<Utc>, LoadTest), AgentError> {
+    let deadline = Instant::now() + ready_limit;
+    loop {
+        let current = load(store.as_ref(), &a.load_test).await?;
+        if let Some(reason) = over(&current) {
+            return Err(AgentError::RunOver(reason));
+        }
+        if let Some(s) = current.status.as_ref().and_then(|s| s.start_at) {
+            return Ok((s, current));
+        }
+        if Instant::now() > deadline {
+            return Err(AgentError::NoStart(ready_limit));
+        }
+        reporter.heartbeat(recorder).await;
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What a running agent follows of the fleet assignment: the load and pauses it runs under.
+struct Follower {
+    start_at: DateTime<Utc>,
+    /// The assignment epoch last followed.
+    seen_fleet: u32,
+    /// The load profile running.
+    load: barrage_crds::spec::LoadSpec,
+    /// The paused spans running, as offsets from the start.
+    spans: Vec<(u64, u64)>,
+    clock: Clock,
+    control: Arc<Control>,
+    last_beat: Instant,
+    /// The load was told to stop (the run is over, or SIGTERM).
+    stopped: bool,
+}
+
+impl Follower {
+    /// One poll: a heartbeat when due, then the LoadTest read again, to stop when the run is
+    /// over for this agent or follow a new assignment.
+    async fn tick(
+        &mut self,
+        a: &Assignment,
+        store: &Arc<dyn Store>,
+        reporter: &Reporter,
+        recorder: &Arc<Recorder>,
+    ) {
+        if self.last_beat.elapsed() >= a.heartbeat {
+            reporter.heartbeat(recorder).await;
+            self.last_beat = Instant::now();
+        }
+        match load(store.as_ref(), &a.load_test).await {
+            Ok(current) => match over(&current) {
+                Some(reason) if !self.stopped => {
+                    info!(reason, "The run is over for this agent: stopping.");
+                    self.control.stop();
+                    self.stopped = true;
+                }
+                Some(_) => {}
+                None => self.follow(&current, a.slot, reporter),
+            },
+            Err(e) => warn!(error = %e, "Could not read the LoadTest; carrying on."),
+        }
+    }
+
+    /// Follows a new fleet assignment in `current`, if there is one: a new rate (a spec edit)
+    /// or a pause or resume takes effect with it, on the same clock for every agent, and so
+    /// does the new split.
+    fn follow(&mut self, current: &LoadTest, slot: u32, reporter: &Reporter) {
+        let Some(f) = current.status.as_ref().and_then(|s| s.fleet.as_ref()) else {
+            return;
+        };
+        if f.epoch == self.seen_fleet {
+            return;
+        }
+        self.seen_fleet = f.epoch;
+        let of = u32::try_from(f.members.len()).unwrap_or(1);
+        let spans = f.paused_offsets_ns(self.start_at);
+        let profile = barrage_crds::schedule::profile(&current.spec.load).paused(&spans);
+        reporter.metrics.follow(profile.clone(), of);
+        if current.spec.load != self.load || spans != self.spans {
+            self.load = current.spec.load.clone();
+            self.spans = spans;
+            let at_ns = f
+                .effective_at
+                .map(|t| offset_ns(self.start_at, t))
+                .unwrap_or_else(|| self.clock.now_ns());
+            info!(
+                generation = f.spec_generation,
+                at_ns,
+                paused = f.paused,
+                "Following a new load profile."
+            );
+            self.control.replace_profile(profile, at_ns);
+        }
+        follow_fleet(f, slot, self.start_at, &self.clock, &self.control);
+    }
+}
+
+/// The last heartbeat with what was delivered; an error when intervals could not be.
+async fn finish(
+    reporter: &Reporter,
+    recorder: &Arc<Recorder>,
+    outcome: engine::Outcome,
+    delivered: Progress,
+    stopped: bool,
+) -> Result<AgentExit, AgentError> {
     reporter.set_delivery(&delivered).await;
-    reporter.heartbeat(&recorder).await;
+    reporter.heartbeat(recorder).await;
     let (lost, lost_records) = delivered.lost();
     info!(
         uploaded = delivered.uploaded,

@@ -26,11 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use barrage_crds::agent_status::{AgentPhase, AgentStatus};
-use barrage_crds::backoff::Backoff;
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
-use barrage_crds::status::{LoadTestStatus, Phase, ReportLocations, VerdictResult, WindowVerdict};
+use barrage_crds::status::{LoadTestStatus, ReportLocations, WindowVerdict};
 use barrage_store::watch::{WatchEvent, WatchHandle};
 use barrage_store::{Blobs, Lease, Store, StoreError, StoredLoadTest};
 use chrono::Utc;
@@ -47,8 +45,8 @@ use crate::reconcile::{
     ReportObservation, Retry,
 };
 use crate::report::ReportContext;
-use crate::report::fetch::{BlobIo, render_from_blobs, window_file_key, write_due_windows};
-use crate::report::window::WindowClock;
+use crate::report::fetch::{BlobIo, render_from_blobs, render_window_from_blobs, window_file_key};
+use crate::topics::{KafkaTopics, Topics};
 
 pub mod config;
 mod queue;
@@ -143,9 +141,8 @@ struct Memory {
     expectations: Vec<Expectation>,
     report: Option<ReportObservation>,
     failures: u32,
-    /// The next soak window to report (windows before it are written); `None` until read
-    /// from the status.
-    next_window: Option<u32>,
+    /// Verdicts of soak windows written that the status did not record yet.
+    windows_written: Vec<WindowVerdict>,
     /// What the last DeleteTopic of this run did.
     topic_delete: Option<reconcile::TopicDeleteResult>,
 }
@@ -157,8 +154,15 @@ impl Memory {
             self.run_id = run.clone();
             self.expectations.clear();
             self.report = None;
-            self.next_window = None;
+            self.windows_written.clear();
             self.topic_delete = None;
+        }
+    }
+
+    /// Forgets the window verdicts `status` records (up to `status.windows.latest`).
+    fn prune_windows(&mut self, status: &LoadTestStatus) {
+        if let Some(latest) = status.windows.as_ref().and_then(|w| w.latest.as_ref()) {
+            self.windows_written.retain(|v| v.index > latest.index);
         }
     }
 }
@@ -169,6 +173,7 @@ struct Shared {
     store: Arc<dyn Store>,
     blobs: Arc<dyn Blobs>,
     launcher: Arc<dyn Launcher>,
+    topics: Arc<dyn Topics>,
     metrics: Arc<Metrics>,
     lease: watch::Receiver<Option<Lease>>,
     memory: Mutex<HashMap<String, Memory>>,
@@ -206,6 +211,7 @@ pub struct Controller {
     store: Arc<dyn Store>,
     blobs: Arc<dyn Blobs>,
     launcher: Arc<dyn Launcher>,
+    topics: Arc<dyn Topics>,
     events: Option<mpsc::Receiver<WatchEvent>>,
     watch_handle: Option<WatchHandle>,
     metrics: Arc<Metrics>,
@@ -224,6 +230,7 @@ impl Controller {
             store,
             blobs,
             launcher,
+            topics: Arc::new(KafkaTopics),
             events: None,
             watch_handle: None,
             metrics: Arc::new(Metrics::new()),
@@ -242,6 +249,12 @@ impl Controller {
         self
     }
 
+    /// The topic port (default: Kafka's admin API with the spec's settings).
+    pub fn with_topics(mut self, topics: Arc<dyn Topics>) -> Controller {
+        self.topics = topics;
+        self
+    }
+
     /// Metrics to update (shared with the metrics server).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Controller {
         self.metrics = metrics;
@@ -256,6 +269,7 @@ impl Controller {
             store,
             blobs,
             launcher,
+            topics,
             mut events,
             watch_handle,
             metrics,
@@ -275,6 +289,7 @@ impl Controller {
             store,
             blobs,
             launcher,
+            topics,
             metrics,
             lease: lease_rx.clone(),
             memory: Mutex::new(HashMap::new()),
@@ -546,6 +561,29 @@ async fn reconcile_inner(
     let Some(lease) = shared.usable_lease() else {
         return Ok(Some(reconcile::LEASE_RETRY));
     };
+    let (lt, version) = match read(shared, name, &lease).await? {
+        Read::LoadTest { lt, version } => (lt, version),
+        Read::Done(requeue) => return Ok(requeue),
+    };
+    let before = lt.status.clone().unwrap_or_default();
+    let now = Utc::now();
+    let observed = observe(shared, name, &before, now).await?;
+    let plan = reconcile::plan(&lt, &observed, now);
+    let version = persist(shared, name, &before, &plan, version, &lease).await?;
+    execute(shared, &lt, &plan, version, &lease).await
+}
+
+/// What reading a record gave.
+enum Read {
+    /// A LoadTest to plan for, its status in `lt.status`, at this record version.
+    LoadTest { lt: Box<LoadTest>, version: u64 },
+    /// Nothing to plan: the record is gone, or cannot be read (then marked Failed).
+    Done(Option<Duration>),
+}
+
+/// Reads the record. One that is gone is forgotten; one whose document is not a LoadTest is
+/// marked Failed (`SpecInvalid`); one whose status does not decode is left alone.
+async fn read(shared: &Shared, name: &str, lease: &Lease) -> Result<Read, RuntimeError> {
     let record = shared
         .store
         .get_load_test(name)
@@ -555,9 +593,8 @@ async fn reconcile_inner(
     let Some(record) = record else {
         shared.memory().remove(name);
         shared.metrics.set_phase(name, None);
-        return Ok(None);
+        return Ok(Read::Done(None));
     };
-    let now = Utc::now();
     let StoredLoadTest {
         version,
         generation,
@@ -573,30 +610,41 @@ async fn reconcile_inner(
             load_test = name,
             "Leaving the record alone: {error}. Fix or remove the status item (sk = status) to go on."
         );
-        return Ok(Some(UNREADABLE_STATUS_RETRY));
+        return Ok(Read::Done(Some(UNREADABLE_STATUS_RETRY)));
     }
-    let before = status.clone().unwrap_or_default();
-    let lt = match doc {
+    match doc {
+        Ok(mut lt) => {
+            lt.status = status;
+            Ok(Read::LoadTest {
+                lt: Box::new(lt),
+                version,
+            })
+        }
         Err(error) => {
-            let plan = reconcile::plan_unreadable(status.as_ref(), Some(generation), &error, now);
-            if plan.status != before {
+            let plan =
+                reconcile::plan_unreadable(status.as_ref(), Some(generation), &error, Utc::now());
+            if Some(&plan.status) != status.as_ref() {
                 warn!(
                     load_test = name,
                     "The record cannot be read as a LoadTest: {error}"
                 );
-                write_status(shared, name, &plan.status, version, &lease).await?;
+                write_status(shared, name, &plan.status, version, lease).await?;
             }
             shared.metrics.set_phase(name, Some(plan.status.phase));
-            return Ok(plan.requeue);
+            Ok(Read::Done(plan.requeue))
         }
-        Ok(mut lt) => {
-            lt.status = status;
-            lt
-        }
-    };
+    }
+}
 
-    let run_id = before.run_id.clone();
-    let agents = match &run_id {
+/// What the core needs to see: the run's agent records, the LoadTest's tasks and what this
+/// controller remembers of the run.
+async fn observe(
+    shared: &Shared,
+    name: &str,
+    before: &LoadTestStatus,
+    now: chrono::DateTime<Utc>,
+) -> Result<Observed, RuntimeError> {
+    let agents = match &before.run_id {
         Some(run) => {
             let agents = shared
                 .store
@@ -617,34 +665,38 @@ async fn reconcile_inner(
             name: name.to_string(),
             source,
         })?;
-    let (expectations, report, topic_delete) = {
-        let mut memory = shared.memory();
-        let m = memory.entry(name.to_string()).or_default();
-        m.follow_run(&run_id);
-        let horizon = chrono::TimeDelta::from_std(EXPECTATION_TIMEOUT * 2)
-            .unwrap_or(chrono::TimeDelta::zero());
-        m.expectations.retain(|e| now - e.at < horizon);
-        (
-            m.expectations.clone(),
-            m.report.clone(),
-            m.topic_delete.clone(),
-        )
-    };
-    let uploaded_through = uploaded_through(&agents);
-    let topic_created = agents.iter().any(|a| a.topic_created);
-    let observed = Observed {
+    let mut memory = shared.memory();
+    let m = memory.entry(name.to_string()).or_default();
+    m.follow_run(&before.run_id);
+    m.prune_windows(before);
+    let horizon =
+        chrono::TimeDelta::from_std(EXPECTATION_TIMEOUT * 2).unwrap_or(chrono::TimeDelta::zero());
+    m.expectations.retain(|e| now - e.at < horizon);
+    Ok(Observed {
         tasks,
+        topic_created: agents.iter().any(|a| a.topic_created),
         agents,
-        expectations,
-        report,
-        topic_created,
-        topic_delete,
+        expectations: m.expectations.clone(),
+        report: m.report.clone(),
+        topic_delete: m.topic_delete.clone(),
+        windows_written: m.windows_written.clone(),
         lease_held: shared.usable_lease().is_some(),
-    };
-    let plan = reconcile::plan(&lt, &observed, now);
+    })
+}
+
+/// Writes the plan's status when it changed (conditionally: record version and lease
+/// epoch); returns the record version the commands then work at.
+async fn persist(
+    shared: &Shared,
+    name: &str,
+    before: &LoadTestStatus,
+    plan: &reconcile::Plan,
+    version: u64,
+    lease: &Lease,
+) -> Result<u64, RuntimeError> {
     let mut version = version;
-    if plan.status != before {
-        version = write_status(shared, name, &plan.status, version, &lease).await?;
+    if plan.status != *before {
+        version = write_status(shared, name, &plan.status, version, lease).await?;
         if plan.status.phase != before.phase {
             info!(
                 load_test = name,
@@ -661,60 +713,44 @@ async fn reconcile_inner(
         }
     }
     shared.metrics.set_phase(name, Some(plan.status.phase));
-    {
-        let mut memory = shared.memory();
-        let m = memory.entry(name.to_string()).or_default();
-        m.follow_run(&plan.status.run_id);
-    }
+    let mut memory = shared.memory();
+    let m = memory.entry(name.to_string()).or_default();
+    m.follow_run(&plan.status.run_id);
+    m.prune_windows(&plan.status);
+    Ok(version)
+}
+
+/// Carries the plan's commands out in order, stopping if the lease is lost; returns when to
+/// reconcile again (the plan's requeue, or sooner as the commands' follow-ups say).
+async fn execute(
+    shared: &Shared,
+    lt: &LoadTest,
+    plan: &reconcile::Plan,
+    version: u64,
+    lease: &Lease,
+) -> Result<Option<Duration>, RuntimeError> {
+    let name = lt.name();
     let mut requeue = plan.requeue;
     for command in &plan.commands {
         // A deposed controller stops between commands.
         if shared.usable_lease().is_none() {
             return Err(RuntimeError::LeaseLost(name.to_string()));
         }
-        match command {
+        let done = match command {
             Command::RunAgents { run_id, launches } => {
-                run_agents(shared, &lt, run_id, launches).await;
-                requeue = shorter(requeue, Duration::from_secs(1));
+                run_agents(shared, lt, run_id, launches).await;
+                true
             }
             Command::StopTasks { task_ids, reason } => {
-                for id in task_ids {
-                    info!(load_test = name, task = %id, reason = %reason, "Stopping an agent task.");
-                    if let Err(e) = shared.launcher.stop_agent(id, reason).await {
-                        shared.metrics.error("launch");
-                        warn!(load_test = name, task = %id, "Stopping the task failed: {e}");
-                        requeue = shorter(requeue, Duration::from_secs(2));
-                    }
-                }
+                stop_tasks(shared, name, task_ids, reason).await
             }
             Command::WriteReport { run_id, final_ } => {
-                if write_report(shared, &lt, run_id, *final_).await {
-                    requeue = shorter(requeue, Duration::from_millis(100));
-                } else {
-                    requeue = shorter(requeue, Duration::from_secs(5));
-                }
+                write_report(shared, lt, run_id, *final_).await
             }
-            Command::DeleteTopic { topic } => {
-                let result = match delete_topic(&lt, topic).await {
-                    Ok(()) => {
-                        info!(load_test = name, topic = %topic, "Deleted the topic this run created.");
-                        reconcile::TopicDeleteResult::Deleted
-                    }
-                    Err(e) => {
-                        shared.metrics.error("kafka");
-                        warn!(
-                            load_test = name,
-                            topic = %topic,
-                            "Could not delete the topic this run created; trying again later: {e}"
-                        );
-                        reconcile::TopicDeleteResult::Failed(e)
-                    }
-                };
-                if let Some(m) = shared.memory().get_mut(name) {
-                    m.topic_delete = Some(result);
-                }
-                requeue = shorter(requeue, Duration::from_secs(1));
+            Command::WriteWindows { run_id, windows } => {
+                write_windows(shared, lt, &plan.status, run_id, windows).await
             }
+            Command::DeleteTopic { topic } => delete_topic(shared, lt, topic).await,
             Command::RemoveRecord => {
                 shared
                     .store
@@ -729,95 +765,67 @@ async fn reconcile_inner(
                 shared.metrics.set_phase(name, None);
                 return Ok(None);
             }
+        };
+        if let Some(after) = command.follow_up(done) {
+            requeue = shorter(requeue, after);
         }
-    }
-    if let Some(after) =
-        write_windows(shared, &lt, &plan.status, uploaded_through, version, &lease).await
-    {
-        requeue = shorter(requeue, after);
     }
     Ok(requeue)
 }
 
-/// Deletes the topic an agent of this run created (`cleanup: DeleteIfCreated`), with the spec's
-/// connection settings and credentials. Up to four attempts (10 s each, jittered backoff of
-/// 0.25–4 s between them, each retry logged); a topic that is already gone counts as deleted.
-/// When every attempt fails the topic is left in place, and the failure is logged and counted
-/// (`barrage_errors_total{kind="kafka"}`).
-async fn delete_topic(lt: &LoadTest, topic: &str) -> Result<(), String> {
-    /// 500 ms doubling to 4 s, jittered.
-    const TOPIC_DELETE_BACKOFF: Backoff =
-        Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
-    use backon::Retryable;
-    use barrage_kafka::admin::Admin;
-    use barrage_kafka::config::base_config;
-    use barrage_kafka::credentials::prepare_security;
-    let kafka = &lt.spec.kafka;
-    let sasl = prepare_security(kafka).await.map_err(|e| e.to_string())?;
-    let admin = Admin::new(&base_config(kafka, sasl.as_ref())).map_err(|e| e.to_string())?;
-    let attempt = || async {
-        admin
-            .delete_topic(topic, Duration::from_secs(10))
-            .await
-            .map_err(|e| e.to_string())
-    };
-    attempt
-        .retry(TOPIC_DELETE_BACKOFF.delays(3, barrage_store::aws::jitter_seed()))
-        .notify(|e: &String, after: Duration| {
-            warn!(
-                load_test = lt.name(),
-                topic,
-                retry_in_ms = after.as_millis(),
-                "Deleting the topic failed; retrying: {e}"
-            );
-        })
-        .await
-}
-
-/// The last interval index every agent of the run has uploaded, when it can be told from the
-/// agents' heartbeats: only first incarnations count from interval 0.
-fn uploaded_through(agents: &[AgentStatus]) -> Option<u32> {
-    let live: Vec<&AgentStatus> = agents
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.phase,
-                AgentPhase::Running | AgentPhase::Draining | AgentPhase::Completed
-            )
-        })
-        .collect();
-    if live.is_empty() || live.iter().any(|a| a.incarnation > 0) {
-        return None;
+/// StopTask on each task; false if any stop failed (it is tried again on a later reconcile).
+async fn stop_tasks(shared: &Shared, name: &str, task_ids: &[String], reason: &str) -> bool {
+    let mut all = true;
+    for id in task_ids {
+        info!(load_test = name, task = %id, reason = %reason, "Stopping an agent task.");
+        if let Err(e) = shared.launcher.stop_agent(id, reason).await {
+            shared.metrics.error("launch");
+            warn!(load_test = name, task = %id, "Stopping the task failed: {e}");
+            all = false;
+        }
     }
-    live.iter()
-        .map(|a| a.intervals_uploaded)
-        .min()
-        .and_then(|n| n.checked_sub(1))
+    all
 }
 
-/// Soaks (`spec.report.window`): writes the report set of every window that is due (its
-/// intervals all uploaded, or its grace period after its end passed, gaps then listed) under
-/// `runs/{lt}/{run}/windows/{w:05}/`, and records the latest window's verdict in
-/// `status.windows`. Remembers only the next window to write. Returns when to look again.
-/// A window is reported on its own once, from the intervals in the store at that moment;
-/// a blob that arrives later counts in the cumulative report only.
+/// Deletes the topic an agent of this run created (`cleanup: DeleteIfCreated`) through the
+/// topic port and remembers the outcome for the core. When it fails the topic is left in
+/// place for now, and the failure is logged and counted (`barrage_errors_total{kind="kafka"}`).
+async fn delete_topic(shared: &Shared, lt: &LoadTest, topic: &str) -> bool {
+    let name = lt.name();
+    let result = match shared.topics.delete(&lt.spec.kafka, topic).await {
+        Ok(()) => {
+            info!(load_test = name, topic = %topic, "Deleted the topic this run created.");
+            reconcile::TopicDeleteResult::Deleted
+        }
+        Err(e) => {
+            shared.metrics.error("kafka");
+            warn!(
+                load_test = name,
+                topic = %topic,
+                "Could not delete the topic this run created; trying again later: {e}"
+            );
+            reconcile::TopicDeleteResult::Failed(e.to_string())
+        }
+    };
+    let done = result == reconcile::TopicDeleteResult::Deleted;
+    if let Some(m) = shared.memory().get_mut(name) {
+        m.topic_delete = Some(result);
+    }
+    done
+}
+
+/// Soaks (`spec.report.window`): writes the report set of each of `windows` of `run_id`, in
+/// order, under `runs/{lt}/{run}/windows/{w:05}/`, and remembers each verdict for the core,
+/// which records it in `status.windows`. Stops at the first failure; returns whether every
+/// window was written. A window is reported on its own once, from the intervals in the store
+/// at that moment; a blob that arrives later counts in the cumulative report only.
 async fn write_windows(
     shared: &Shared,
     lt: &LoadTest,
     status: &LoadTestStatus,
-    uploaded_through: Option<u32>,
-    version: u64,
-    lease: &Lease,
-) -> Option<Duration> {
-    // Ended runs too: the last window is often due only once the agents uploaded its last
-    // interval, when the run may already be over (windows past the run are never due).
-    if !matches!(
-        status.phase,
-        Phase::Running | Phase::Draining | Phase::Reporting | Phase::Succeeded | Phase::Failed
-    ) {
-        return None;
-    }
-    let (run_id, start_at) = (status.run_id.as_deref()?, status.start_at?);
+    run_id: &str,
+    windows: &[u32],
+) -> bool {
     let name = lt.name();
     let mut ctx = ReportContext::for_run(lt, run_id, false);
     // Every agent incarnation that may have uploaded: windows list only theirs, only the
@@ -829,43 +837,21 @@ async fn write_windows(
             .flat_map(|s| (0..=s.incarnation).map(move |i| (s.slot, i)))
             .collect()
     });
-    let k = ctx.window_intervals?;
-    let interval_ms = u64::try_from(lt.spec.report.interval.as_std().as_millis()).ok()?;
-    let elapsed_ms = u64::try_from((Utc::now() - start_at).num_milliseconds()).unwrap_or(0);
-    let clock = WindowClock {
-        elapsed_ms,
-        interval_ms,
-        k,
-        grace_ms: interval_ms.saturating_mul(2).max(5_000),
-        uploaded_through,
-        last_interval: ctx.last_interval,
-    };
-    let mut next = {
-        let memory = shared.memory();
-        memory.get(name).and_then(|m| m.next_window)
-    }
-    .unwrap_or_else(|| {
-        status
-            .windows
-            .as_ref()
-            .and_then(|w| w.latest.as_ref())
-            .map_or(0, |l| l.index.saturating_add(1))
-    });
-    let mut windows = status.windows.clone().unwrap_or_default();
     let io = BlobsIo(shared.blobs.as_ref());
-    // A few windows per reconcile at most, so a controller that was down catches up gradually.
-    let (written, error) = write_due_windows(&io, &ctx, &clock, &mut next, 4).await;
-    if let Some(e) = error {
-        shared.metrics.error("report");
-        warn!(
-            load_test = name,
-            run = run_id,
-            window = next,
-            "Writing a window report failed: {e}"
-        );
-    }
-    let wrote = !written.is_empty();
-    for (w, set) in written {
+    for &w in windows {
+        let set = match render_window_from_blobs(&io, &ctx, w).await {
+            Ok(set) => set,
+            Err(e) => {
+                shared.metrics.error("report");
+                warn!(
+                    load_test = name,
+                    run = run_id,
+                    window = w,
+                    "Writing a window report failed: {e}"
+                );
+                return false;
+            }
+        };
         info!(
             load_test = name,
             run = run_id,
@@ -874,11 +860,7 @@ async fn write_windows(
             acked = set.summary.records_acked,
             "Wrote a window report."
         );
-        windows.reported = windows.reported.saturating_add(1);
-        if set.verdict.result != VerdictResult::Passed {
-            windows.not_passed = windows.not_passed.saturating_add(1);
-        }
-        windows.latest = Some(WindowVerdict {
+        let verdict = WindowVerdict {
             index: w,
             result: set.verdict.result,
             reasons: set.verdict.reasons,
@@ -889,27 +871,14 @@ async fn write_windows(
                     .blobs
                     .uri(&window_file_key(name, run_id, w, ReportFile::Json)),
             ),
-        });
-    }
-    {
+        };
         let mut memory = shared.memory();
         let m = memory.entry(name.to_string()).or_default();
         if m.run_id.as_deref() == Some(run_id) {
-            m.next_window = Some(next);
+            m.windows_written.push(verdict);
         }
     }
-    if wrote {
-        let mut st = status.clone();
-        st.windows = Some(windows);
-        // The windows' files are written whatever happens here; a lost status update only
-        // leaves `status.windows` behind until the next window.
-        if let Err(e) = write_status(shared, name, &st, version, lease).await {
-            debug!(load_test = name, "Recording the window verdict failed: {e}");
-        }
-    }
-    clock
-        .until_due(next)
-        .map(|ms| Duration::from_millis(ms.max(500)))
+    true
 }
 
 fn shorter(a: Option<Duration>, b: Duration) -> Option<Duration> {

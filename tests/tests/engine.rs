@@ -358,13 +358,16 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
         all.e2e.len()
     );
     assert!(e2e >= 1_000_000, "e2e p99.9 {e2e} µs should be >= 1 s");
-    // The sends held back by the stall go out in a burst after it: their service time is
-    // that burst's drain plus the read back, which a loaded machine stretches (803 ms seen
-    // under CI against 305 ms on a quiet one). The stall itself must still be visible as a
-    // gap between the two: at least a quarter of it.
+    // Per record, e2e − e2e service = actual send − intended send: the schedule lag, whatever
+    // the broker and the reader added to both. The 1 400 records due during the 1.4 s stall
+    // left 0.7 s late on average, so over 5 000 records the means differ by at least 196 ms.
+    // (The tails are no gauge: the burst after the stall drains slowly on a loaded machine,
+    // and its read-back delay, in both, reached 1.23 s in a CI run on 2026-12-07.)
+    let gap_us = all.e2e.mean() - all.e2e_service.mean();
+    println!("round-trip stall 1.4 s: mean e2e − mean e2e service = {gap_us:.0} µs");
     assert!(
-        service + 350_000 <= e2e,
-        "e2e p99.9 {e2e} µs should exceed e2e service p99.9 {service} µs by a quarter of the 1.4 s stall"
+        gap_us >= 150_000.0,
+        "the stall's lag should show in e2e and not in its service time: mean gap {gap_us:.0} µs"
     );
 }
 

@@ -858,119 +858,16 @@ impl AvroGenerator {
         j: &serde_json::Value,
         depth: usize,
     ) -> Result<Value, String> {
-        use serde_json::Value as J;
         if depth > MAX_DEPTH {
             return Err("nests too deeply".to_string());
         }
         let (schema, ns) = self.resolve(schema, ns, 0).map_err(|e| e.to_string())?;
-        let int = |lo: i64, hi: i64| -> Result<i64, String> {
-            j.as_i64()
-                .filter(|n| (lo..=hi).contains(n))
-                .ok_or_else(|| format!("expected an integer in {lo}..={hi}, got {j}"))
-        };
-        let i32_range = (i64::from(i32::MIN), i64::from(i32::MAX));
-        let text = || -> Result<&str, String> {
-            j.as_str()
-                .ok_or_else(|| format!("expected a string, got {j}"))
-        };
-        Ok(match schema {
-            Schema::Null => match j {
-                J::Null => Value::Null,
-                _ => return Err(format!("expected null, got {j}")),
-            },
-            Schema::Boolean => Value::Boolean(
-                j.as_bool()
-                    .ok_or_else(|| format!("expected true or false, got {j}"))?,
-            ),
-            Schema::Int => Value::Int(int(i32_range.0, i32_range.1)? as i32),
-            Schema::Long => Value::Long(int(i64::MIN, i64::MAX)?),
-            Schema::Float => Value::Float(
-                j.as_f64()
-                    .ok_or_else(|| format!("expected a number, got {j}"))? as f32,
-            ),
-            Schema::Double => Value::Double(
-                j.as_f64()
-                    .ok_or_else(|| format!("expected a number, got {j}"))?,
-            ),
-            Schema::Bytes => Value::Bytes(text()?.as_bytes().to_vec()),
-            Schema::String => Value::String(text()?.to_string()),
-            Schema::Uuid => Value::Uuid(
-                text()?
-                    .parse()
-                    .map_err(|e| format!("expected a UUID, got {j}: {e}"))?,
-            ),
-            Schema::Date => Value::Date(int(i32_range.0, i32_range.1)? as i32),
-            Schema::TimeMillis => Value::TimeMillis(int(0, DAY_MS - 1)? as i32),
-            Schema::TimeMicros => Value::TimeMicros(int(0, DAY_MS * 1_000 - 1)?),
-            Schema::TimestampMillis => Value::TimestampMillis(int(i64::MIN, i64::MAX)?),
-            Schema::TimestampMicros => Value::TimestampMicros(int(i64::MIN, i64::MAX)?),
-            Schema::TimestampNanos => Value::TimestampNanos(int(i64::MIN, i64::MAX)?),
-            Schema::LocalTimestampMillis => Value::LocalTimestampMillis(int(i64::MIN, i64::MAX)?),
-            Schema::LocalTimestampMicros => Value::LocalTimestampMicros(int(i64::MIN, i64::MAX)?),
-            Schema::LocalTimestampNanos => Value::LocalTimestampNanos(int(i64::MIN, i64::MAX)?),
-            Schema::Enum(e) => {
-                let s = text()?;
-                let i = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
-                    format!(
-                        "{j} is not a symbol of enum {} (symbols: {})",
-                        e.name.name,
-                        e.symbols.join(", ")
-                    )
-                })?;
-                Value::Enum(u32::try_from(i).map_err(|e| e.to_string())?, s.to_string())
-            }
-            Schema::Fixed(f) => {
-                let s = text()?;
-                if s.len() != f.size {
-                    return Err(format!(
-                        "expected a string of exactly {} bytes for fixed {}, got {} bytes",
-                        f.size,
-                        f.name.name,
-                        s.len()
-                    ));
-                }
-                Value::Fixed(f.size, s.as_bytes().to_vec())
-            }
-            Schema::Decimal(d) => {
-                let raw = match j {
-                    J::Number(n) => n.to_string(),
-                    J::String(s) => s.clone(),
-                    _ => return Err(format!("expected a decimal number, got {j}")),
-                };
-                let unscaled = parse_decimal(&raw, d.scale, d.precision)?;
-                Value::Decimal(Decimal::from(decimal_bytes(unscaled, d)?))
-            }
-            Schema::BigDecimal => {
-                let raw = match j {
-                    J::Number(n) => n.to_string(),
-                    J::String(s) => s.clone(),
-                    _ => return Err(format!("expected a decimal number, got {j}")),
-                };
-                Value::BigDecimal(
-                    raw.parse::<BigDecimal>()
-                        .map_err(|e| format!("expected a decimal number, got {j}: {e}"))?,
-                )
-            }
-            Schema::Duration => {
-                let part = |k: &str| -> Result<u32, String> {
-                    j.get(k)
-                        .and_then(J::as_u64)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| {
-                            format!("expected {{months, days, millis}} as unsigned 32-bit integers, got {j}")
-                        })
-                };
-                Value::Duration(Duration::new(
-                    Months::new(part("months")?),
-                    Days::new(part("days")?),
-                    Millis::new(part("millis")?),
-                ))
-            }
+        match schema {
             Schema::Array(a) => {
                 let items = j
                     .as_array()
                     .ok_or_else(|| format!("expected an array, got {j}"))?;
-                Value::Array(
+                Ok(Value::Array(
                     items
                         .iter()
                         .enumerate()
@@ -979,13 +876,13 @@ impl AvroGenerator {
                                 .map_err(|m| format!("[{i}]: {m}"))
                         })
                         .collect::<Result<_, _>>()?,
-                )
+                ))
             }
             Schema::Map(m) => {
                 let entries = j
                     .as_object()
                     .ok_or_else(|| format!("expected an object, got {j}"))?;
-                Value::Map(
+                Ok(Value::Map(
                     entries
                         .iter()
                         .map(|(k, x)| {
@@ -994,46 +891,66 @@ impl AvroGenerator {
                                 .map_err(|e| format!("[{k:?}]: {e}"))
                         })
                         .collect::<Result<_, _>>()?,
-                )
+                ))
             }
-            Schema::Union(u) => {
-                let mut reasons = Vec::new();
-                for (i, v) in u.variants().iter().enumerate() {
-                    match self.json_value(v, &ns, j, depth + 1) {
-                        Ok(value) => {
-                            let i = u32::try_from(i).map_err(|e| e.to_string())?;
-                            return Ok(Value::Union(i, Box::new(value)));
-                        }
-                        Err(m) => reasons.push(m),
-                    }
+            Schema::Union(u) => self.json_union(u, &ns, j, depth),
+            Schema::Record(r) => self.json_record(r, &ns, j, depth),
+            Schema::Ref { .. } => Err("unresolved reference".to_string()),
+            other => json_plain(other, j),
+        }
+    }
+
+    /// The first branch of the union `j` fits.
+    fn json_union(
+        &self,
+        u: &UnionSchema,
+        ns: &Namespace,
+        j: &serde_json::Value,
+        depth: usize,
+    ) -> Result<Value, String> {
+        let mut reasons = Vec::new();
+        for (i, v) in u.variants().iter().enumerate() {
+            match self.json_value(v, ns, j, depth + 1) {
+                Ok(value) => {
+                    let i = u32::try_from(i).map_err(|e| e.to_string())?;
+                    return Ok(Value::Union(i, Box::new(value)));
                 }
-                return Err(format!(
-                    "fits no branch of the union ({})",
-                    reasons.join("; ")
-                ));
+                Err(m) => reasons.push(m),
             }
-            Schema::Record(r) => {
-                let obj = j
-                    .as_object()
-                    .ok_or_else(|| format!("expected an object, got {j}"))?;
-                if let Some(extra) = obj.keys().find(|k| !r.lookup.contains_key(*k)) {
-                    return Err(format!("record {} has no field {extra:?}", r.name.name));
-                }
-                let rns = r.name.fully_qualified_name(&ns).namespace;
-                let mut fields = Vec::with_capacity(r.fields.len());
-                for f in &r.fields {
-                    let given = obj.get(&f.name).or(f.default.as_ref()).ok_or_else(|| {
-                        format!("missing field {:?} of record {}", f.name, r.name.name)
-                    })?;
-                    let v = self
-                        .json_value(&f.schema, &rns, given, depth + 1)
-                        .map_err(|m| format!("{}: {m}", f.name))?;
-                    fields.push((f.name.clone(), v));
-                }
-                Value::Record(fields)
-            }
-            Schema::Ref { .. } => return Err("unresolved reference".to_string()),
-        })
+        }
+        Err(format!(
+            "fits no branch of the union ({})",
+            reasons.join("; ")
+        ))
+    }
+
+    /// A record from a JSON object: every field given or defaulted, no field it lacks.
+    fn json_record(
+        &self,
+        r: &RecordSchema,
+        ns: &Namespace,
+        j: &serde_json::Value,
+        depth: usize,
+    ) -> Result<Value, String> {
+        let obj = j
+            .as_object()
+            .ok_or_else(|| format!("expected an object, got {j}"))?;
+        if let Some(extra) = obj.keys().find(|k| !r.lookup.contains_key(*k)) {
+            return Err(format!("record {} has no field {extra:?}", r.name.name));
+        }
+        let rns = r.name.fully_qualified_name(ns).namespace;
+        let mut fields = Vec::with_capacity(r.fields.len());
+        for f in &r.fields {
+            let given = obj
+                .get(&f.name)
+                .or(f.default.as_ref())
+                .ok_or_else(|| format!("missing field {:?} of record {}", f.name, r.name.name))?;
+            let v = self
+                .json_value(&f.schema, &rns, given, depth + 1)
+                .map_err(|m| format!("{}: {m}", f.name))?;
+            fields.push((f.name.clone(), v));
+        }
+        Ok(Value::Record(fields))
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1067,6 +984,71 @@ impl AvroGenerator {
             ));
         }
         let short = depth >= SOFT_DEPTH || run.parts >= SOFT_PARTS;
+        let rng = &mut run.rng;
+        Ok(match schema {
+            Schema::Array(a) => {
+                let n = if short {
+                    0
+                } else {
+                    rng.random_range(0..=MAX_ITEMS)
+                };
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.random(&a.items, ns, None, depth + 1, run)?);
+                }
+                Value::Array(items)
+            }
+            Schema::Map(m) => {
+                let n = if short {
+                    0
+                } else {
+                    rng.random_range(0..=MAX_ITEMS)
+                };
+                let mut entries = HashMap::with_capacity(n);
+                for _ in 0..n {
+                    let k = alnum(&mut run.rng, 8);
+                    let v = self.random(&m.types, ns, None, depth + 1, run)?;
+                    entries.insert(k, v);
+                }
+                Value::Map(entries)
+            }
+            Schema::Union(u) => {
+                let variants = u.variants();
+                if variants.is_empty() {
+                    return Err(PayloadError::invalid(
+                        format!("{SPEC_PATH}.schema"),
+                        "a union has no branches",
+                    ));
+                }
+                let i = if short {
+                    self.ending_branch(u, ns)
+                } else {
+                    rng.random_range(0..variants.len())
+                };
+                let branch = variants.get(i).unwrap_or(&Schema::Null);
+                let v = self.random(branch, ns, tree, depth + 1, run)?;
+                Value::Union(u32::try_from(i).unwrap_or(0), Box::new(v))
+            }
+            Schema::Record(r) => {
+                let rns = r.name.fully_qualified_name(ns).namespace;
+                let mut fields = Vec::with_capacity(r.fields.len());
+                for f in &r.fields {
+                    let child = tree.and_then(|t| t.children.get(&f.name));
+                    let v = self.random(&f.schema, &rns, child, depth + 1, run)?;
+                    fields.push((f.name.clone(), v));
+                }
+                Value::Record(fields)
+            }
+            Schema::Ref { .. } => {
+                let (target, tns) = self.resolve(schema, ns, 0)?;
+                return self.random(target, &tns, tree, depth + 1, run);
+            }
+            other => return self.random_plain(other, run),
+        })
+    }
+
+    /// A random value of a schema that holds no other schema.
+    fn random_plain(&self, schema: &Schema, run: &mut Run) -> Result<Value, PayloadError> {
         let rng = &mut run.rng;
         Ok(match schema {
             Schema::Null => Value::Null,
@@ -1150,62 +1132,11 @@ impl AvroGenerator {
                 rng.fill_bytes(&mut b);
                 Value::Fixed(f.size, b)
             }
-            Schema::Array(a) => {
-                let n = if short {
-                    0
-                } else {
-                    rng.random_range(0..=MAX_ITEMS)
-                };
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.random(&a.items, ns, None, depth + 1, run)?);
-                }
-                Value::Array(items)
-            }
-            Schema::Map(m) => {
-                let n = if short {
-                    0
-                } else {
-                    rng.random_range(0..=MAX_ITEMS)
-                };
-                let mut entries = HashMap::with_capacity(n);
-                for _ in 0..n {
-                    let k = alnum(&mut run.rng, 8);
-                    let v = self.random(&m.types, ns, None, depth + 1, run)?;
-                    entries.insert(k, v);
-                }
-                Value::Map(entries)
-            }
-            Schema::Union(u) => {
-                let variants = u.variants();
-                if variants.is_empty() {
-                    return Err(PayloadError::invalid(
-                        format!("{SPEC_PATH}.schema"),
-                        "a union has no branches",
-                    ));
-                }
-                let i = if short {
-                    self.ending_branch(u, ns)
-                } else {
-                    rng.random_range(0..variants.len())
-                };
-                let branch = variants.get(i).unwrap_or(&Schema::Null);
-                let v = self.random(branch, ns, tree, depth + 1, run)?;
-                Value::Union(u32::try_from(i).unwrap_or(0), Box::new(v))
-            }
-            Schema::Record(r) => {
-                let rns = r.name.fully_qualified_name(ns).namespace;
-                let mut fields = Vec::with_capacity(r.fields.len());
-                for f in &r.fields {
-                    let child = tree.and_then(|t| t.children.get(&f.name));
-                    let v = self.random(&f.schema, &rns, child, depth + 1, run)?;
-                    fields.push((f.name.clone(), v));
-                }
-                Value::Record(fields)
-            }
-            Schema::Ref { .. } => {
-                let (target, tns) = self.resolve(schema, ns, 0)?;
-                return self.random(target, &tns, tree, depth + 1, run);
+            other => {
+                return Err(PayloadError::invalid(
+                    format!("{SPEC_PATH}.schema"),
+                    format!("no random values for {}", type_name(other)),
+                ));
             }
         })
     }
@@ -1284,6 +1215,130 @@ impl AvroGenerator {
             None => value,
         })
     }
+}
+
+/// A value of a schema that holds no other schema, from JSON.
+fn json_plain(schema: &Schema, j: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    let int = |lo: i64, hi: i64| -> Result<i64, String> {
+        j.as_i64()
+            .filter(|n| (lo..=hi).contains(n))
+            .ok_or_else(|| format!("expected an integer in {lo}..={hi}, got {j}"))
+    };
+    let i32_range = (i64::from(i32::MIN), i64::from(i32::MAX));
+    let text = || -> Result<&str, String> {
+        j.as_str()
+            .ok_or_else(|| format!("expected a string, got {j}"))
+    };
+    Ok(match schema {
+        Schema::Null => match j {
+            J::Null => Value::Null,
+            _ => return Err(format!("expected null, got {j}")),
+        },
+        Schema::Boolean => Value::Boolean(
+            j.as_bool()
+                .ok_or_else(|| format!("expected true or false, got {j}"))?,
+        ),
+        Schema::Int => Value::Int(int(i32_range.0, i32_range.1)? as i32),
+        Schema::Long => Value::Long(int(i64::MIN, i64::MAX)?),
+        Schema::Float => Value::Float(
+            j.as_f64()
+                .ok_or_else(|| format!("expected a number, got {j}"))? as f32,
+        ),
+        Schema::Double => Value::Double(
+            j.as_f64()
+                .ok_or_else(|| format!("expected a number, got {j}"))?,
+        ),
+        Schema::Bytes => Value::Bytes(text()?.as_bytes().to_vec()),
+        Schema::String => Value::String(text()?.to_string()),
+        Schema::Uuid => Value::Uuid(
+            text()?
+                .parse()
+                .map_err(|e| format!("expected a UUID, got {j}: {e}"))?,
+        ),
+        Schema::Date => Value::Date(int(i32_range.0, i32_range.1)? as i32),
+        Schema::TimeMillis => Value::TimeMillis(int(0, DAY_MS - 1)? as i32),
+        Schema::TimeMicros => Value::TimeMicros(int(0, DAY_MS * 1_000 - 1)?),
+        Schema::TimestampMillis => Value::TimestampMillis(int(i64::MIN, i64::MAX)?),
+        Schema::TimestampMicros => Value::TimestampMicros(int(i64::MIN, i64::MAX)?),
+        Schema::TimestampNanos => Value::TimestampNanos(int(i64::MIN, i64::MAX)?),
+        Schema::LocalTimestampMillis => Value::LocalTimestampMillis(int(i64::MIN, i64::MAX)?),
+        Schema::LocalTimestampMicros => Value::LocalTimestampMicros(int(i64::MIN, i64::MAX)?),
+        Schema::LocalTimestampNanos => Value::LocalTimestampNanos(int(i64::MIN, i64::MAX)?),
+        other => return json_named(other, j),
+    })
+}
+
+/// A value of a named or logical schema (enum, fixed, decimal, duration), from JSON.
+fn json_named(schema: &Schema, j: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    let text = || -> Result<&str, String> {
+        j.as_str()
+            .ok_or_else(|| format!("expected a string, got {j}"))
+    };
+    Ok(match schema {
+        Schema::Enum(e) => {
+            let s = text()?;
+            let i = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
+                format!(
+                    "{j} is not a symbol of enum {} (symbols: {})",
+                    e.name.name,
+                    e.symbols.join(", ")
+                )
+            })?;
+            Value::Enum(u32::try_from(i).map_err(|e| e.to_string())?, s.to_string())
+        }
+        Schema::Fixed(f) => {
+            let s = text()?;
+            if s.len() != f.size {
+                return Err(format!(
+                    "expected a string of exactly {} bytes for fixed {}, got {} bytes",
+                    f.size,
+                    f.name.name,
+                    s.len()
+                ));
+            }
+            Value::Fixed(f.size, s.as_bytes().to_vec())
+        }
+        Schema::Decimal(d) => {
+            let raw = match j {
+                J::Number(n) => n.to_string(),
+                J::String(s) => s.clone(),
+                _ => return Err(format!("expected a decimal number, got {j}")),
+            };
+            let unscaled = parse_decimal(&raw, d.scale, d.precision)?;
+            Value::Decimal(Decimal::from(decimal_bytes(unscaled, d)?))
+        }
+        Schema::BigDecimal => {
+            let raw = match j {
+                J::Number(n) => n.to_string(),
+                J::String(s) => s.clone(),
+                _ => return Err(format!("expected a decimal number, got {j}")),
+            };
+            Value::BigDecimal(
+                raw.parse::<BigDecimal>()
+                    .map_err(|e| format!("expected a decimal number, got {j}: {e}"))?,
+            )
+        }
+        Schema::Duration => {
+            let part = |k: &str| -> Result<u32, String> {
+                j.get(k)
+                    .and_then(J::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "expected {{months, days, millis}} as unsigned 32-bit integers, got {j}"
+                        )
+                    })
+            };
+            Value::Duration(Duration::new(
+                Months::new(part("months")?),
+                Days::new(part("days")?),
+                Millis::new(part("millis")?),
+            ))
+        }
+        other => return Err(format!("no JSON form for {}", type_name(other))),
+    })
 }
 
 fn too_large() -> PayloadError {

@@ -38,6 +38,7 @@
 //! | terminal     | tasks still alive                                             | (stays)      | `StopTasks` every one |
 //! | terminal     | no task alive, this run created the topic, `cleanup: DeleteIfCreated` | (stays) | `topicDeleted` (the intent) written, then `DeleteTopic`; again after a restart or a failure until `topicGone` (at most 5 calls) |
 //! | terminal     | deletion requested and no task alive (or cancel timeout over) | (stays)      | `RemoveRecord` |
+//! | Running … Succeeded, Failed | a soak window ended and every agent uploaded it, or its grace (2 intervals, ≥ 5 s) passed | (stays) | `WriteWindows` (≤ 4, in order); the verdicts the shell reports back go into `status.windows` |
 //!
 //! Writing the same desired state again changes nothing, whoever writes it (the store reads a
 //! spec put by hand at the generation whose digest the status recorded). A changed spec
@@ -80,8 +81,11 @@
 //!    and leader epoch). If that write fails, drop the plan: re-read and plan again.
 //! 2. Only then execute `plan.commands`, in order. Report every RunTask outcome per slot back
 //!    as an [`Expectation`] in the next [`Observed`] (losing them in a crash is safe).
-//! 3. Requeue after `plan.requeue` (None: only on the next change). Shell errors go through
-//!    [`error_policy`].
+//! 3. Requeue after `plan.requeue` (None: only on the next change), or sooner as each
+//!    command's [`Command::follow_up`] says. Shell errors go through [`error_policy`].
+//! 4. Report back what the commands did: launch outcomes ([`Observed::expectations`]), the
+//!    report written ([`Observed::report`]), the topic deleted ([`Observed::topic_delete`]),
+//!    the windows written ([`Observed::windows_written`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -91,16 +95,18 @@ use barrage_crds::loadtest::LoadTest;
 use barrage_crds::spec::TopicCleanup;
 use barrage_crds::status::{
     Condition, ConditionStatus, FleetAssignment, LoadTestStatus, Phase, ReportLocations, SlotState,
-    Summary, Transition, Verdict, VerdictResult,
+    Summary, Transition, Verdict, VerdictResult, WindowVerdict,
 };
 use chrono::{DateTime, Utc};
 
 mod policy;
 mod slots;
+mod windows;
 
 pub use policy::{
     Failure, Retry, THROTTLED_BACKOFF, TRANSIENT_BACKOFF, client_token, error_policy, run_id,
 };
+pub use windows::{MAX_WINDOWS_PER_RECONCILE, uploaded_through};
 
 #[cfg(test)]
 mod sim;
@@ -255,6 +261,10 @@ pub struct Observed {
     /// What the last DeleteTopic of this run did, if this controller ran one (lost on a
     /// restart: then the delete is made again, it is idempotent).
     pub topic_delete: Option<TopicDeleteResult>,
+    /// Verdicts of soak windows the shell wrote that the status may not record yet (kept by
+    /// the shell until `status.windows.latest` reaches them; lost on a restart, when those
+    /// windows are written again).
+    pub windows_written: Vec<WindowVerdict>,
     /// This controller holds the leader lease.
     pub lease_held: bool,
 }
@@ -296,6 +306,14 @@ pub enum Command {
         /// False for a partial report of a cancelled run (verdict Incomplete).
         final_: bool,
     },
+    /// Write the report sets of these soak windows, in order, stopping at the first failure;
+    /// each verdict goes back in [`Observed::windows_written`].
+    WriteWindows {
+        /// The run.
+        run_id: String,
+        /// Window indices, ascending.
+        windows: Vec<u32>,
+    },
     /// Delete the topic this run created (`cleanup: DeleteIfCreated`).
     DeleteTopic {
         /// Topic name.
@@ -303,6 +321,26 @@ pub enum Command {
     },
     /// Remove the LoadTest record (the finalizer is done).
     RemoveRecord,
+}
+
+impl Command {
+    /// How soon to reconcile again after the shell carried this command out; `done` tells
+    /// whether it did all it was asked. `None`: the plan's own requeue stands.
+    pub fn follow_up(&self, done: bool) -> Option<Duration> {
+        match self {
+            // The next batch waits for these to be confirmed.
+            Command::RunAgents { .. } => Some(Duration::from_secs(1)),
+            Command::StopTasks { .. } => (!done).then_some(Duration::from_secs(2)),
+            // The status then records the report, or the write is tried again.
+            Command::WriteReport { .. } | Command::WriteWindows { .. } if done => {
+                Some(Duration::from_millis(100))
+            }
+            Command::WriteReport { .. } => Some(Duration::from_secs(5)),
+            Command::WriteWindows { .. } => Some(Duration::from_millis(500)),
+            Command::DeleteTopic { .. } => Some(Duration::from_secs(1)),
+            Command::RemoveRecord => None,
+        }
+    }
 }
 
 /// What to do next.
@@ -549,15 +587,13 @@ impl<'a> Cx<'a> {
             self.transition(to, reason, message);
         }
         self.act();
+        self.windows();
     }
 
     /// The next transition out of the current phase, if one is due.
     fn step(&mut self) -> Option<Step> {
-        let spec = &self.lt.spec;
-        let now = self.now;
-        let since = self.st.phase_since.unwrap_or(now);
         match self.st.phase {
-            Phase::Pending if spec.stop => Some((
+            Phase::Pending if self.lt.spec.stop => Some((
                 Phase::Cancelling,
                 TransitionReason::StopRequested,
                 "Stopped before it started.".into(),
@@ -567,207 +603,232 @@ impl<'a> Cx<'a> {
                 TransitionReason::Accepted,
                 "Launching agents.".into(),
             )),
-            Phase::Provisioning => {
-                if spec.stop {
-                    return Some((
-                        Phase::Cancelling,
-                        TransitionReason::StopRequested,
-                        "Stopped before the load started.".into(),
-                    ));
-                }
-                if self.all_slots_failed() {
-                    return Some((
-                        Phase::Failed,
-                        TransitionReason::AgentsFailed,
-                        "Every agent slot exhausted its restarts.".into(),
-                    ));
-                }
-                let desired = spec.agents.count;
-                let ready = self.ready_count();
-                // Failed slots are out of the fleet: the fraction is of the members.
-                let members = count(self.members().iter());
-                let needed = ready_needed(members, spec.agents.ready_fraction);
-                if ready >= needed {
-                    return Some((
-                        Phase::Running,
-                        TransitionReason::AgentsReady,
-                        format!("{ready} of {desired} agents ready; the load starts at startAt."),
-                    ));
-                }
-                let provisioned_by = add(since, spec.timeouts.provisioning.as_std());
-                let seen = self.slots_with_task(desired);
-                if now >= provisioned_by && seen < desired {
-                    return Some((
-                        Phase::Failed,
-                        TransitionReason::ProvisioningTimedOut,
-                        format!(
-                            "Only {seen} of {desired} agent tasks started within {}.",
-                            spec.timeouts.provisioning
-                        ),
-                    ));
-                }
-                if seen < desired {
-                    self.wakes.push(provisioned_by);
-                }
-                let ready_by = add(provisioned_by, spec.timeouts.ready.as_std());
-                if now >= ready_by {
-                    return Some((
-                        Phase::Failed,
-                        TransitionReason::ReadyTimedOut,
-                        format!("Only {ready} of {needed} needed agents became Ready in time."),
-                    ));
-                }
-                self.wakes.push(ready_by);
-                None
-            }
-            Phase::Running => {
-                if spec.stop {
-                    return Some((
-                        Phase::Draining,
-                        TransitionReason::StopRequested,
-                        "Stopped early: agents drain and the report covers what was measured."
-                            .into(),
-                    ));
-                }
-                if self.all_slots_failed() {
-                    return Some((
-                        Phase::Failed,
-                        TransitionReason::AgentsFailed,
-                        "Every agent slot exhausted its restarts.".into(),
-                    ));
-                }
-                let end = load_end(self.lt, &self.st);
-                if now >= end {
-                    return Some((
-                        Phase::Draining,
-                        TransitionReason::LoadComplete,
-                        "The load ended; agents flush their last intervals.".into(),
-                    ));
-                }
-                self.wakes.push(end);
-                None
-            }
-            Phase::Draining => {
-                if self.drained() {
-                    return Some((
-                        Phase::Reporting,
-                        TransitionReason::Drained,
-                        "Every agent finished; writing the report.".into(),
-                    ));
-                }
-                let deadline = phase_deadline(self.lt, &self.st).unwrap_or(now);
-                if now >= deadline {
-                    self.condition(
-                        ConditionType::TimedOut,
-                        ConditionStatus::True,
-                        "DrainTimedOut",
-                        "Agents did not finish draining in time; the report covers what was uploaded.",
-                    );
-                    return Some((
-                        Phase::Reporting,
-                        TransitionReason::DrainTimedOut,
-                        "Draining timed out; stopping the stragglers and writing the report."
-                            .into(),
-                    ));
-                }
-                self.wakes.push(deadline);
-                None
-            }
-            Phase::Reporting => {
-                if let Some(report) = self.report(true) {
-                    let verdict = report.verdict.clone().unwrap_or(Verdict {
-                        result: VerdictResult::Incomplete,
-                        reasons: vec!["the report carries no verdict".into()],
-                    });
-                    self.st.summary = report.summary.clone().or(self.st.summary.take());
-                    self.st.reports = report.locations.clone().or(self.st.reports.take());
-                    let (to, reason, cond) = match verdict.result {
-                        VerdictResult::Passed => (
-                            Phase::Succeeded,
-                            TransitionReason::ThresholdsMet,
-                            ConditionStatus::True,
-                        ),
-                        VerdictResult::Failed => (
-                            Phase::Failed,
-                            TransitionReason::ThresholdsFailed,
-                            ConditionStatus::False,
-                        ),
-                        VerdictResult::Invalid => (
-                            Phase::Failed,
-                            TransitionReason::MeasurementInvalid,
-                            ConditionStatus::False,
-                        ),
-                        VerdictResult::Incomplete => (
-                            Phase::Failed,
-                            TransitionReason::Incomplete,
-                            ConditionStatus::False,
-                        ),
-                    };
-                    let message = verdict.reasons.join("; ");
-                    self.condition(
-                        ConditionType::ThresholdsMet,
-                        cond,
-                        reason.as_str(),
-                        &message,
-                    );
-                    self.st.verdict = Some(verdict);
-                    return Some((to, reason, format!("Report written. {message}")));
-                }
-                let deadline = add(since, spec.timeouts.reporting.as_std());
-                if now >= deadline {
-                    self.condition(
-                        ConditionType::TimedOut,
-                        ConditionStatus::True,
-                        "ReportTimedOut",
-                        "The report was not written in time.",
-                    );
-                    self.incomplete("the report was not written in time");
-                    return Some((
-                        Phase::Failed,
-                        TransitionReason::ReportTimedOut,
-                        "The report was not written in time.".into(),
-                    ));
-                }
-                self.wakes.push(deadline);
-                None
-            }
-            Phase::Cancelling => {
-                let deadline = add(since, spec.timeouts.cancelling.as_std());
-                if now >= deadline && self.st.superseded {
-                    return Some(self.next_run_after_supersede());
-                }
-                if now >= deadline {
-                    self.condition(
-                        ConditionType::TimedOut,
-                        ConditionStatus::True,
-                        "CancelTimedOut",
-                        "Not every agent stopped in time.",
-                    );
-                    self.incomplete("cancelled; not every agent stopped in time");
-                    return Some((
-                        Phase::Cancelled,
-                        TransitionReason::CancelTimedOut,
-                        "Cancelled; not every agent stopped in time.".into(),
-                    ));
-                }
-                self.wakes.push(deadline);
-                let quiet = !self.tasks.iter().any(|t| t.state.is_live()) && !self.in_flight();
-                let measured = self.st.start_at.is_some_and(|s| s <= now);
-                if quiet && (!measured || self.report(false).is_some()) && self.st.superseded {
-                    return Some(self.next_run_after_supersede());
-                }
-                if quiet && (!measured || self.report(false).is_some()) {
-                    self.incomplete("the run was cancelled");
-                    return Some((
-                        Phase::Cancelled,
-                        TransitionReason::Cancelled,
-                        "Every agent stopped.".into(),
-                    ));
-                }
-                None
-            }
+            Phase::Provisioning => self.step_provisioning(),
+            Phase::Running => self.step_running(),
+            Phase::Draining => self.step_draining(),
+            Phase::Reporting => self.step_reporting(),
+            Phase::Cancelling => self.step_cancelling(),
             Phase::Succeeded | Phase::Failed | Phase::Cancelled => None,
         }
+    }
+
+    /// Provisioning: Running once enough agents are Ready, Failed when the tasks or their readiness are late or every slot failed.
+    fn step_provisioning(&mut self) -> Option<Step> {
+        let spec = &self.lt.spec;
+        let now = self.now;
+        let since = self.st.phase_since.unwrap_or(now);
+        if spec.stop {
+            return Some((
+                Phase::Cancelling,
+                TransitionReason::StopRequested,
+                "Stopped before the load started.".into(),
+            ));
+        }
+        if self.all_slots_failed() {
+            return Some((
+                Phase::Failed,
+                TransitionReason::AgentsFailed,
+                "Every agent slot exhausted its restarts.".into(),
+            ));
+        }
+        let desired = spec.agents.count;
+        let ready = self.ready_count();
+        // Failed slots are out of the fleet: the fraction is of the members.
+        let members = count(self.members().iter());
+        let needed = ready_needed(members, spec.agents.ready_fraction);
+        if ready >= needed {
+            return Some((
+                Phase::Running,
+                TransitionReason::AgentsReady,
+                format!("{ready} of {desired} agents ready; the load starts at startAt."),
+            ));
+        }
+        let provisioned_by = add(since, spec.timeouts.provisioning.as_std());
+        let seen = self.slots_with_task(desired);
+        if now >= provisioned_by && seen < desired {
+            return Some((
+                Phase::Failed,
+                TransitionReason::ProvisioningTimedOut,
+                format!(
+                    "Only {seen} of {desired} agent tasks started within {}.",
+                    spec.timeouts.provisioning
+                ),
+            ));
+        }
+        if seen < desired {
+            self.wakes.push(provisioned_by);
+        }
+        let ready_by = add(provisioned_by, spec.timeouts.ready.as_std());
+        if now >= ready_by {
+            return Some((
+                Phase::Failed,
+                TransitionReason::ReadyTimedOut,
+                format!("Only {ready} of {needed} needed agents became Ready in time."),
+            ));
+        }
+        self.wakes.push(ready_by);
+        None
+    }
+
+    /// Running: Draining when the load ends or is stopped, Failed when every slot failed.
+    fn step_running(&mut self) -> Option<Step> {
+        let spec = &self.lt.spec;
+        let now = self.now;
+        if spec.stop {
+            return Some((
+                Phase::Draining,
+                TransitionReason::StopRequested,
+                "Stopped early: agents drain and the report covers what was measured.".into(),
+            ));
+        }
+        if self.all_slots_failed() {
+            return Some((
+                Phase::Failed,
+                TransitionReason::AgentsFailed,
+                "Every agent slot exhausted its restarts.".into(),
+            ));
+        }
+        let end = load_end(self.lt, &self.st);
+        if now >= end {
+            return Some((
+                Phase::Draining,
+                TransitionReason::LoadComplete,
+                "The load ended; agents flush their last intervals.".into(),
+            ));
+        }
+        self.wakes.push(end);
+        None
+    }
+
+    /// Draining: Reporting once every agent finished, or when draining times out.
+    fn step_draining(&mut self) -> Option<Step> {
+        let now = self.now;
+        if self.drained() {
+            return Some((
+                Phase::Reporting,
+                TransitionReason::Drained,
+                "Every agent finished; writing the report.".into(),
+            ));
+        }
+        let deadline = phase_deadline(self.lt, &self.st).unwrap_or(now);
+        if now >= deadline {
+            self.condition(
+                ConditionType::TimedOut,
+                ConditionStatus::True,
+                "DrainTimedOut",
+                "Agents did not finish draining in time; the report covers what was uploaded.",
+            );
+            return Some((
+                Phase::Reporting,
+                TransitionReason::DrainTimedOut,
+                "Draining timed out; stopping the stragglers and writing the report.".into(),
+            ));
+        }
+        self.wakes.push(deadline);
+        None
+    }
+
+    /// Reporting: the verdict decides the terminal phase once the final report is written; Failed when it is late.
+    fn step_reporting(&mut self) -> Option<Step> {
+        let spec = &self.lt.spec;
+        let now = self.now;
+        let since = self.st.phase_since.unwrap_or(now);
+        if let Some(report) = self.report(true) {
+            let verdict = report.verdict.clone().unwrap_or(Verdict {
+                result: VerdictResult::Incomplete,
+                reasons: vec!["the report carries no verdict".into()],
+            });
+            self.st.summary = report.summary.clone().or(self.st.summary.take());
+            self.st.reports = report.locations.clone().or(self.st.reports.take());
+            let (to, reason, cond) = match verdict.result {
+                VerdictResult::Passed => (
+                    Phase::Succeeded,
+                    TransitionReason::ThresholdsMet,
+                    ConditionStatus::True,
+                ),
+                VerdictResult::Failed => (
+                    Phase::Failed,
+                    TransitionReason::ThresholdsFailed,
+                    ConditionStatus::False,
+                ),
+                VerdictResult::Invalid => (
+                    Phase::Failed,
+                    TransitionReason::MeasurementInvalid,
+                    ConditionStatus::False,
+                ),
+                VerdictResult::Incomplete => (
+                    Phase::Failed,
+                    TransitionReason::Incomplete,
+                    ConditionStatus::False,
+                ),
+            };
+            let message = verdict.reasons.join("; ");
+            self.condition(
+                ConditionType::ThresholdsMet,
+                cond,
+                reason.as_str(),
+                &message,
+            );
+            self.st.verdict = Some(verdict);
+            return Some((to, reason, format!("Report written. {message}")));
+        }
+        let deadline = add(since, spec.timeouts.reporting.as_std());
+        if now >= deadline {
+            self.condition(
+                ConditionType::TimedOut,
+                ConditionStatus::True,
+                "ReportTimedOut",
+                "The report was not written in time.",
+            );
+            self.incomplete("the report was not written in time");
+            return Some((
+                Phase::Failed,
+                TransitionReason::ReportTimedOut,
+                "The report was not written in time.".into(),
+            ));
+        }
+        self.wakes.push(deadline);
+        None
+    }
+
+    /// Cancelling: Cancelled (or the next run after a supersede) once every agent stopped and what was measured is reported, or at the timeout.
+    fn step_cancelling(&mut self) -> Option<Step> {
+        let spec = &self.lt.spec;
+        let now = self.now;
+        let since = self.st.phase_since.unwrap_or(now);
+        let deadline = add(since, spec.timeouts.cancelling.as_std());
+        if now >= deadline && self.st.superseded {
+            return Some(self.next_run_after_supersede());
+        }
+        if now >= deadline {
+            self.condition(
+                ConditionType::TimedOut,
+                ConditionStatus::True,
+                "CancelTimedOut",
+                "Not every agent stopped in time.",
+            );
+            self.incomplete("cancelled; not every agent stopped in time");
+            return Some((
+                Phase::Cancelled,
+                TransitionReason::CancelTimedOut,
+                "Cancelled; not every agent stopped in time.".into(),
+            ));
+        }
+        self.wakes.push(deadline);
+        let quiet = !self.tasks.iter().any(|t| t.state.is_live()) && !self.in_flight();
+        let measured = self.st.start_at.is_some_and(|s| s <= now);
+        if quiet && (!measured || self.report(false).is_some()) && self.st.superseded {
+            return Some(self.next_run_after_supersede());
+        }
+        if quiet && (!measured || self.report(false).is_some()) {
+            self.incomplete("the run was cancelled");
+            return Some((
+                Phase::Cancelled,
+                TransitionReason::Cancelled,
+                "Every agent stopped.".into(),
+            ));
+        }
+        None
     }
 
     /// Side effects for the phase the run ends up in.

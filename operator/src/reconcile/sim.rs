@@ -334,6 +334,7 @@ impl World {
             report: self.report.clone(),
             topic_created: run.is_some_and(|r| self.tasks.iter().any(|t| t.run == r)),
             topic_delete: self.topic_delete.clone(),
+            windows_written: Vec::new(),
             lease_held: self.lease_lost == 0,
         }
     }
@@ -436,6 +437,8 @@ impl World {
                         });
                     }
                 }
+                // The simulated specs have no report window.
+                Command::WriteWindows { .. } => return Err("a window asked for without one".into()),
                 Command::DeleteTopic { .. } => {
                     self.topic_deletes += 1;
                     self.topic_delete = Some(TopicDeleteResult::Deleted);

@@ -1329,3 +1329,153 @@ fn a_failing_topic_delete_is_retried_up_to_five_calls_then_left_in_place_with_a_
         st.message
     );
 }
+
+// ---- Soak windows ---------------------------------------------------------------------------
+
+/// A soak of 60 one-second intervals in windows of 10, Running since t0, `agents` agents.
+fn soak(agents: u32) -> LoadTest {
+    use barrage_crds::duration::HumanDuration;
+    let mut lt = LoadTest::test().agents(agents).load_secs(60);
+    lt.spec.report.interval = HumanDuration::from_secs(1);
+    lt.spec.report.window = Some(HumanDuration::from_secs(10));
+    lt.running(t0())
+}
+
+/// Observed with every slot of `agents` Running and `uploaded` intervals uploaded by each.
+fn uploading(agents: u32, uploaded: u32) -> Observed {
+    let mut obs = Observed::test().running_slots(0..agents);
+    for slot in 0..agents {
+        obs = obs.agent(RUN, slot, 0, AgentPhase::Running);
+    }
+    for a in &mut obs.agents {
+        a.intervals_uploaded = uploaded;
+    }
+    obs
+}
+
+fn windows_asked(plan: &Plan) -> Vec<u32> {
+    plan.commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::WriteWindows { run_id, windows } if run_id == RUN => Some(windows.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn verdict(index: u32, result: VerdictResult) -> barrage_crds::status::WindowVerdict {
+    barrage_crds::status::WindowVerdict {
+        index,
+        result,
+        reasons: Vec::new(),
+        records_acked: 100,
+        produce_p99_us: 900,
+        report: None,
+    }
+}
+
+#[test]
+fn windows_every_agent_uploaded_are_asked_for_in_order_and_the_next_one_wakes_the_core() {
+    let p = plan(&soak(2), &uploading(2, 25), at(25));
+    assert_eq!(windows_asked(&p), [0, 1], "window 2 ends at 30 s");
+    assert_eq!(
+        p.requeue,
+        Some(Duration::from_secs(10)),
+        "window 2 is due 5 s (grace) after its end at 30 s"
+    );
+    let early = plan(&soak(2), &uploading(2, 9), at(12));
+    assert_eq!(
+        windows_asked(&early),
+        Vec::<u32>::new(),
+        "interval 9 not uploaded yet"
+    );
+    let late = plan(&soak(2), &uploading(2, 9), at(15));
+    assert_eq!(
+        windows_asked(&late),
+        [0],
+        "its grace passed: written with its gaps"
+    );
+}
+
+#[test]
+fn a_controller_that_was_down_catches_up_four_windows_per_reconcile() {
+    let p = plan(&soak(1), &uploading(1, 60), at(61));
+    assert_eq!(windows_asked(&p), [0, 1, 2, 3]);
+    let after = soak(1).with_status(|st| {
+        st.windows = Some(barrage_crds::status::WindowsStatus {
+            reported: 4,
+            not_passed: 0,
+            latest: Some(verdict(3, VerdictResult::Passed)),
+        });
+    });
+    let p = plan(&after, &uploading(1, 60), at(61));
+    assert_eq!(
+        windows_asked(&p),
+        [4, 5],
+        "windows past the run are never due"
+    );
+}
+
+#[test]
+fn written_window_verdicts_are_folded_into_the_status_once_and_not_asked_again() {
+    let mut obs = uploading(2, 25);
+    obs.windows_written = vec![
+        verdict(1, VerdictResult::Failed),
+        verdict(0, VerdictResult::Passed),
+    ];
+    let p = plan(&soak(2), &obs, at(25));
+    let w = p.status.windows.clone().unwrap();
+    assert_eq!((w.reported, w.not_passed), (2, 1));
+    assert_eq!(w.latest.map(|l| l.index), Some(1));
+    assert_eq!(windows_asked(&p), Vec::<u32>::new());
+    // Reported again (a plan whose status write was lost), they are not counted twice.
+    let again = plan(&soak(2).apply(&p), &obs, at(26));
+    assert_eq!(again.status.windows, p.status.windows);
+}
+
+#[test]
+fn ended_runs_still_write_their_last_windows_and_runs_without_a_window_never_do() {
+    let ended = soak(1).with_status(|st| st.phase = Phase::Succeeded);
+    assert_eq!(
+        windows_asked(&plan(&ended, &uploading(1, 60), at(70))),
+        [0, 1, 2, 3]
+    );
+    let plain = LoadTest::test().load_secs(60).running(t0());
+    assert!(windows_asked(&plan(&plain, &uploading(1, 60), at(70))).is_empty());
+}
+
+#[test]
+fn uploaded_through_counts_only_first_incarnations_of_live_agents_of_the_run() {
+    use barrage_crds::agent_status::AgentStatus;
+    let agent = |run: &str, slot, incarnation, phase, n| {
+        let mut a = AgentStatus::new("lt", run, slot, incarnation, t0());
+        a.phase = phase;
+        a.intervals_uploaded = n;
+        a
+    };
+    assert_eq!(uploaded_through(&[], "r1"), None);
+    assert_eq!(
+        uploaded_through(
+            &[
+                agent("r1", 0, 0, AgentPhase::Running, 12),
+                agent("r1", 1, 0, AgentPhase::Completed, 15),
+                agent("r1", 2, 0, AgentPhase::Failed, 1),
+                agent("r0", 0, 0, AgentPhase::Running, 2),
+            ],
+            "r1"
+        ),
+        Some(11)
+    );
+    assert_eq!(
+        uploaded_through(
+            &[
+                agent("r1", 0, 0, AgentPhase::Running, 12),
+                agent("r1", 1, 1, AgentPhase::Running, 3),
+            ],
+            "r1"
+        ),
+        None,
+        "a replacement's count does not start at interval 0"
+    );
+}

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use barrage_crds::hlog;
 
+use super::Settings;
 use super::json::{Report, SummaryJson};
 use super::junit::escape;
 use super::merge::Stats;
@@ -622,11 +623,34 @@ fn latency_table(h: &mut String, s: &SummaryJson) {
 
 /// Renders `report.html`.
 pub fn render(r: &Report) -> String {
+    let mut h = String::new();
+    header(&mut h, r);
+    summary(&mut h, r);
+    thresholds(&mut h, r);
+    charts(&mut h, r);
+    latency_table(&mut h, &r.summary);
+    windows(&mut h, r);
+    agents(&mut h, r);
+    gaps(&mut h, r);
+    if let Some(st) = &r.settings {
+        settings(&mut h, st);
+    }
+    let _ = write!(
+        h,
+        "<footer>{} · histograms {} · merged by HdrHistogram addition; percentiles are never averaged.</footer>",
+        escape(&r.schema),
+        escape(&r.coverage.histogram)
+    );
+    h.push_str("</main></body></html>\n");
+    h
+}
+
+/// The page head, the title with the verdict badge, the run line and the verdict's reasons.
+fn header(h: &mut String, r: &Report) {
     let title = match &r.load_test {
         Some(n) => format!("Barrage report — {n}"),
         None => "Barrage report".to_string(),
     };
-    let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     let _ = write!(
@@ -665,38 +689,45 @@ pub fn render(r: &Report) -> String {
         }
         h.push_str("</ul></div>");
     }
+}
 
-    // Summary tiles.
+/// Summary tiles: records, rates, errors, the latency headline.
+fn summary(h: &mut String, r: &Report) {
     let s = &r.summary;
     h.push_str("<div class=\"card\"><h2>Summary</h2><div class=\"tiles\">");
-    tile(&mut h, "records acked", &int(s.records.acked));
-    tile(&mut h, "records sent", &int(s.records.sent));
-    rate_tiles(&mut h, s);
+    tile(h, "records acked", &int(s.records.acked));
+    tile(h, "records sent", &int(s.records.sent));
+    rate_tiles(h, s);
     if let Some(ratio) = s.achieved_ratio {
         tile(
-            &mut h,
+            h,
             "achieved / target",
             &format!("{:.2}%", ratio * 100.0),
         );
     }
-    tile(&mut h, "errors", &int(s.records.errors));
+    tile(h, "errors", &int(s.records.errors));
     if let Some(p) = s.latency.get(hlog::TAG_PRODUCE) {
-        tile(&mut h, "produce p50", &us(p.p50));
-        tile(&mut h, "produce p99", &us(p.p99));
-        tile(&mut h, "produce p99.9", &us(p.p999));
-        tile(&mut h, "produce max", &us(p.max));
+        tile(h, "produce p50", &us(p.p50));
+        tile(h, "produce p99", &us(p.p99));
+        tile(h, "produce p99.9", &us(p.p999));
+        tile(h, "produce max", &us(p.max));
     }
     if let Some(p) = s.latency.get(hlog::TAG_E2E) {
-        tile(&mut h, "end-to-end p99", &us(p.p99));
+        tile(h, "end-to-end p99", &us(p.p99));
     }
     if s.records.lost > 0 || s.records.duplicated > 0 {
-        tile(&mut h, "lost", &int(s.records.lost));
-        tile(&mut h, "duplicated", &int(s.records.duplicated));
+        tile(h, "lost", &int(s.records.lost));
+        tile(h, "duplicated", &int(s.records.duplicated));
     }
     h.push_str("</div></div>");
+}
 
-    // Thresholds.
-    if !r.thresholds.is_empty() {
+/// Each threshold with its observed value and its result.
+fn thresholds(h: &mut String, r: &Report) {
+    if r.thresholds.is_empty() {
+        return;
+    }
+    {
         h.push_str("<div class=\"card\"><h2>Thresholds</h2><table><thead><tr><th>threshold</th><th>scope</th><th>observed (run)</th><th>windows failed</th><th>result</th></tr></thead><tbody>");
         for t in &r.thresholds {
             let failed_windows = t.windows.iter().filter(|c| !c.passed).count();
@@ -717,8 +748,11 @@ pub fn render(r: &Report) -> String {
         }
         h.push_str("</tbody></table></div>");
     }
+}
 
-    // Charts.
+/// Throughput and latency over time, and latency by percentile.
+fn charts(h: &mut String, r: &Report) {
+    let s = &r.summary;
     if let Some(c) = throughput_chart(r) {
         let _ = write!(
             h,
@@ -750,10 +784,10 @@ pub fn render(r: &Report) -> String {
             "<div class=\"card\"><h2>Latency by percentile</h2>{c}<p class=\"note\">The whole run's merged histograms (after the warm-up, when there is one); the x axis is 1/(1−q), so each step right is ten times rarer (the last point is the maximum).</p></div>"
         );
     }
+}
 
-    latency_table(&mut h, s);
-
-    // Windows.
+/// One row per soak window.
+fn windows(h: &mut String, r: &Report) {
     if !r.windows.is_empty() {
         h.push_str("<div class=\"card\"><h2>Windows</h2><div class=\"scroll\"><table><thead><tr><th>window</th><th>intervals</th><th>acked</th><th>errors</th><th>produce p99</th><th>produce max</th><th>result</th></tr></thead><tbody>");
         for w in &r.windows {
@@ -783,8 +817,10 @@ pub fn render(r: &Report) -> String {
         }
         h.push_str("</tbody></table></div></div>");
     }
+}
 
-    // Agents.
+/// One row per agent incarnation.
+fn agents(h: &mut String, r: &Report) {
     h.push_str("<div class=\"card\"><h2>Agents</h2><div class=\"scroll\"><table><thead><tr><th>agent</th><th>intervals</th><th>sent</th><th>acked</th><th>errors</th><th>late</th><th>queue full</th><th>produce p50</th><th>produce p99</th><th>produce max</th><th>lag p99</th></tr></thead><tbody>");
     for a in &r.agents {
         let _ = write!(
@@ -807,8 +843,10 @@ pub fn render(r: &Report) -> String {
         );
     }
     h.push_str("</tbody></table></div></div>");
+}
 
-    // Gaps.
+/// Intervals missing from the report, and why.
+fn gaps(h: &mut String, r: &Report) {
     if !r.gaps.is_empty() {
         h.push_str("<div class=\"card\"><h2>Gaps</h2><div class=\"scroll\"><table><thead><tr><th>agent</th><th>intervals</th><th>cause</th></tr></thead><tbody>");
         for g in &r.gaps {
@@ -824,55 +862,47 @@ pub fn render(r: &Report) -> String {
         }
         h.push_str("</tbody></table></div></div>");
     }
+}
 
-    // Settings.
-    if let Some(st) = &r.settings {
-        h.push_str("<div class=\"card\"><h2>Settings</h2><table><tbody>");
-        let mut row = |k: &str, v: String| {
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
-        };
-        row("workload", st.workload.clone());
-        row("topic", st.topic.clone());
-        if let Some(p) = st.partitions {
-            row("partitions", p.to_string());
-        }
-        row("acks", st.acks.clone());
-        row("linger", st.linger.clone());
-        row("batch size", format!("{} B", st.batch_size));
-        row("compression", st.compression.clone());
-        row("idempotence", st.idempotence.to_string());
-        row("partitioner", st.partitioner.clone());
-        row("max in flight", st.max_in_flight.to_string());
-        row("record size", st.record_size.clone());
-        row("keys", st.keys.clone());
-        row(
-            "records per transaction",
-            st.records_per_transaction.to_string(),
-        );
-        row("transactional", st.transactional.to_string());
-        row("agents", st.agents.to_string());
-        row("peak rate", format!("{}/s", short(st.peak_rate)));
-        row("duration", st.duration.clone());
-        row("interval", st.interval.clone());
-        if let Some(w) = &st.window {
-            row("window", w.clone());
-        }
-        if let Some(w) = &st.warmup {
-            row("warm-up", w.clone());
-        }
-        for (k, v) in &st.producer_properties {
-            row(k, v.clone());
-        }
-        h.push_str("</tbody></table></div>");
+/// The settings that decide what the run measured.
+fn settings(h: &mut String, st: &Settings) {
+    h.push_str("<div class=\"card\"><h2>Settings</h2><table><tbody>");
+    let mut row = |k: &str, v: String| {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
+    };
+    row("workload", st.workload.clone());
+    row("topic", st.topic.clone());
+    if let Some(p) = st.partitions {
+        row("partitions", p.to_string());
     }
-    let _ = write!(
-        h,
-        "<footer>{} · histograms {} · merged by HdrHistogram addition; percentiles are never averaged.</footer>",
-        escape(&r.schema),
-        escape(&r.coverage.histogram)
+    row("acks", st.acks.clone());
+    row("linger", st.linger.clone());
+    row("batch size", format!("{} B", st.batch_size));
+    row("compression", st.compression.clone());
+    row("idempotence", st.idempotence.to_string());
+    row("partitioner", st.partitioner.clone());
+    row("max in flight", st.max_in_flight.to_string());
+    row("record size", st.record_size.clone());
+    row("keys", st.keys.clone());
+    row(
+        "records per transaction",
+        st.records_per_transaction.to_string(),
     );
-    h.push_str("</main></body></html>\n");
-    h
+    row("transactional", st.transactional.to_string());
+    row("agents", st.agents.to_string());
+    row("peak rate", format!("{}/s", short(st.peak_rate)));
+    row("duration", st.duration.clone());
+    row("interval", st.interval.clone());
+    if let Some(w) = &st.window {
+        row("window", w.clone());
+    }
+    if let Some(w) = &st.warmup {
+        row("warm-up", w.clone());
+    }
+    for (k, v) in &st.producer_properties {
+        row(k, v.clone());
+    }
+    h.push_str("</tbody></table></div>");
 }
 
 #[cfg(test)]

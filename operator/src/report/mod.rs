@@ -339,8 +339,7 @@ impl ReportContext {
         let spec = &lt.spec;
         let interval_ms = spec.report.interval.as_std().as_millis();
         let total_ms = spec.load.total_duration().as_millis();
-        let last_interval = (interval_ms > 0 && total_ms > 0)
-            .then(|| u32::try_from(total_ms.div_ceil(interval_ms) - 1).unwrap_or(u32::MAX));
+        let last_interval = window::last_interval(interval_ms, total_ms);
         let window_intervals = spec.report.window.as_ref().and_then(|w| {
             window::intervals_per_window(
                 u64::try_from(interval_ms).unwrap_or(u64::MAX),

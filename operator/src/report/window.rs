@@ -15,6 +15,13 @@ pub fn intervals_per_window(interval_ms: u64, window_ms: u64) -> Option<u32> {
     Some(u32::try_from((window_ms / interval_ms).max(1)).unwrap_or(u32::MAX))
 }
 
+/// The run's last interval index (inclusive) for a load of `total_ms` in intervals of
+/// `interval_ms`; `None` when either is zero.
+pub fn last_interval(interval_ms: u128, total_ms: u128) -> Option<u32> {
+    (interval_ms > 0 && total_ms > 0)
+        .then(|| u32::try_from(total_ms.div_ceil(interval_ms) - 1).unwrap_or(u32::MAX))
+}
+
 /// The window interval `index` belongs to.
 pub fn window_of(index: u32, k: u32) -> u32 {
     index / k.max(1)

@@ -336,6 +336,7 @@ fn backoff_grows_is_capped_and_a_conflict_retries_at_once() {
 async fn shared_with_lease(
     store: &Arc<MemoryStore>,
     blobs: &Arc<MemoryBlobs>,
+    topics: Arc<dyn Topics>,
 ) -> (Arc<Shared>, Lease, watch::Sender<Option<Lease>>) {
     let lease = store
         .acquire_lease("t", Duration::from_secs(60), Utc::now())
@@ -348,6 +349,7 @@ async fn shared_with_lease(
         store: store.clone(),
         blobs: blobs.clone(),
         launcher: FakeLauncher::new(store.clone()),
+        topics,
         metrics: Arc::new(Metrics::new()),
         lease: rx,
         memory: Mutex::new(HashMap::new()),
@@ -372,16 +374,18 @@ async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
     lt.spec.report.interval = barrage_crds::duration::HumanDuration::from_secs(1);
     lt.spec.report.window = Some(barrage_crds::duration::HumanDuration::from_secs(10));
     store.apply(&lt).await.unwrap();
-    let (shared, lease, _tx) = shared_with_lease(&store, &blobs).await;
+    let topics = Arc::new(FakeTopics::failing(0));
+    let (shared, lease, _tx) = shared_with_lease(&store, &blobs, topics).await;
     let start = Utc::now() - chrono::TimeDelta::seconds(25);
+    // Ended: the core asks for windows of ended runs too, and nothing else happens.
     let st = LoadTestStatus {
-        phase: Phase::Running,
+        phase: Phase::Succeeded,
         run_id: Some("r1".into()),
         start_at: Some(start),
         ..LoadTestStatus::default()
     };
     let version = store.get_load_test("soak").await.unwrap().unwrap().version;
-    let version = store
+    store
         .write_status("soak", &st, version, lease.epoch)
         .await
         .unwrap();
@@ -416,15 +420,23 @@ async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
         }
     }
 
-    // Windows 0 and 1 (intervals 0..20) are in; window 2 ends at 30 s.
-    let lt = {
-        let mut lt = lt.clone();
-        lt.status = Some(st.clone());
-        lt
-    };
-    // As a reconcile of this run would have remembered it.
-    shared.memory().entry("soak".into()).or_default().run_id = Some("r1".into());
-    let again = write_windows(&shared, &lt, &st, Some(24), version, &lease).await;
+    // Both agents uploaded intervals 0..=24 (their heartbeats say so).
+    for slot in 0..2 {
+        let mut a = AgentStatus::new("soak", "r1", slot, 0, Utc::now());
+        a.phase = AgentPhase::Completed;
+        a.intervals_uploaded = 25;
+        store.put_agent_status(&a).await.unwrap();
+    }
+
+    // Windows 0 and 1 (intervals 0..20) are in; window 2 ends at 30 s. The first reconcile
+    // writes them, the next records their verdicts in the status.
+    let first = reconcile_inner(&shared, "soak").await.unwrap();
+    assert_eq!(
+        first,
+        Some(Duration::from_millis(100)),
+        "the verdicts are recorded next"
+    );
+    let again = reconcile_inner(&shared, "soak").await.unwrap();
     let again = again.expect("window 2 will be due");
     assert!(
         again <= Duration::from_secs(10) && again > Duration::from_secs(8),
@@ -464,42 +476,112 @@ async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
         u32::from(latest.result != VerdictResult::Passed) * 2
     );
     assert_eq!(
-        shared.memory().get("soak").and_then(|m| m.next_window),
-        Some(2),
-        "only the next window to write is remembered"
+        shared.memory().get("soak").map(|m| m.windows_written.len()),
+        Some(0),
+        "verdicts the status records are not remembered"
     );
 
-    // Nothing more is due: a second call writes nothing and leaves the status alone.
-    let _ = write_windows(&shared, &lt, &status, Some(24), rec.version, &lease).await;
+    // Nothing more is due: another reconcile writes nothing and leaves the status alone.
+    let _ = reconcile_inner(&shared, "soak").await.unwrap();
     assert_eq!(blobs.list("runs/soak/r1/windows/").await.unwrap().len(), 8);
     let after = store.get_load_test("soak").await.unwrap().unwrap();
     assert_eq!(after.version, rec.version);
 }
 
-#[test]
-fn uploaded_through_counts_only_first_incarnations_of_live_agents() {
-    let agent = |slot, incarnation, phase, n| {
-        let mut a = AgentStatus::new("lt", "r1", slot, incarnation, Utc::now());
-        a.phase = phase;
-        a.intervals_uploaded = n;
-        a
+/// The topic port: records each delete and fails the first `fail_first` of them.
+struct FakeTopics {
+    calls: StdMutex<Vec<String>>,
+    fail_first: std::sync::atomic::AtomicU32,
+}
+
+impl FakeTopics {
+    fn failing(fail_first: u32) -> FakeTopics {
+        FakeTopics {
+            calls: StdMutex::new(Vec::new()),
+            fail_first: std::sync::atomic::AtomicU32::new(fail_first),
+        }
+    }
+}
+
+#[async_trait]
+impl Topics for FakeTopics {
+    async fn delete(
+        &self,
+        _kafka: &barrage_crds::spec::KafkaSpec,
+        topic: &str,
+    ) -> Result<(), crate::topics::TopicError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.calls.lock().unwrap().push(topic.to_string());
+        match self
+            .fail_first
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        {
+            Ok(_) => Err(crate::topics::TopicError::Other(
+                "injected: the broker refused".into(),
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// An ended run whose agent created the topic, with `cleanup: DeleteIfCreated`, reconciled
+/// `times` times over a topic port that fails its first `fail_first` deletes. Returns the
+/// deletes made and the final status.
+async fn clean_up_topic(fail_first: u32, times: usize) -> (Vec<String>, LoadTestStatus) {
+    let store = Arc::new(MemoryStore::new());
+    let blobs = Arc::new(MemoryBlobs::new());
+    let mut lt = example("tidy", 1);
+    lt.spec.topic.cleanup = barrage_crds::spec::TopicCleanup::DeleteIfCreated;
+    store.apply(&lt).await.unwrap();
+    let topics = Arc::new(FakeTopics::failing(fail_first));
+    let (shared, lease, _tx) = shared_with_lease(&store, &blobs, topics.clone()).await;
+    let st = LoadTestStatus {
+        phase: Phase::Succeeded,
+        run_id: Some("r1".into()),
+        ..LoadTestStatus::default()
     };
-    assert_eq!(uploaded_through(&[]), None);
+    let version = store.get_load_test("tidy").await.unwrap().unwrap().version;
+    store
+        .write_status("tidy", &st, version, lease.epoch)
+        .await
+        .unwrap();
+    let mut agent = AgentStatus::new("tidy", "r1", 0, 0, Utc::now());
+    agent.phase = AgentPhase::Completed;
+    agent.topic_created = true;
+    store.put_agent_status(&agent).await.unwrap();
+    for _ in 0..times {
+        reconcile_inner(&shared, "tidy").await.unwrap();
+    }
+    let rec = store.get_load_test("tidy").await.unwrap().unwrap();
+    let calls = topics.calls.lock().unwrap().clone();
+    (calls, rec.status.unwrap())
+}
+
+#[tokio::test]
+async fn a_created_topic_is_deleted_through_the_port_again_after_a_failure_and_then_left_alone() {
+    let (calls, st) = clean_up_topic(1, 6).await;
     assert_eq!(
-        uploaded_through(&[
-            agent(0, 0, AgentPhase::Running, 12),
-            agent(1, 0, AgentPhase::Completed, 15),
-            agent(2, 0, AgentPhase::Failed, 1),
-        ]),
-        Some(11)
+        calls,
+        ["t", "t"],
+        "one failed delete, one that worked, none after"
     );
-    assert_eq!(
-        uploaded_through(&[
-            agent(0, 0, AgentPhase::Running, 12),
-            agent(1, 1, AgentPhase::Running, 3),
-        ]),
-        None,
-        "a replacement's count does not start at interval 0"
+    assert!(
+        st.topic_created && st.topic_deleted && st.topic_gone,
+        "{st:?}"
+    );
+    assert_eq!(st.topic_delete_attempts, 2);
+}
+
+#[tokio::test]
+async fn a_topic_that_cannot_be_deleted_is_left_in_place_after_five_attempts() {
+    let (calls, st) = clean_up_topic(u32::MAX, 8).await;
+    assert_eq!(calls.len(), 5, "{calls:?}");
+    assert!(!st.topic_gone);
+    let message = st.message.unwrap_or_default();
+    assert!(
+        message.contains("left in place after 5 attempts")
+            && message.contains("injected: the broker refused"),
+        "{message}"
     );
 }
 
