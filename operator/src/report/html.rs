@@ -699,11 +699,7 @@ fn summary(h: &mut String, r: &Report) {
     tile(h, "records sent", &int(s.records.sent));
     rate_tiles(h, s);
     if let Some(ratio) = s.achieved_ratio {
-        tile(
-            h,
-            "achieved / target",
-            &format!("{:.2}%", ratio * 100.0),
-        );
+        tile(h, "achieved / target", &format!("{:.2}%", ratio * 100.0));
     }
     tile(h, "errors", &int(s.records.errors));
     if let Some(p) = s.latency.get(hlog::TAG_PRODUCE) {
