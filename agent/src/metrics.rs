@@ -102,6 +102,14 @@ impl AgentMetrics {
         });
     }
 
+    /// The counters so far, once the agent runs (`None` before its start).
+    pub fn counters(&self) -> Option<CounterSnapshot> {
+        self.state()
+            .recorder
+            .as_ref()
+            .map(|r| r.counters().snapshot())
+    }
+
     /// A new fleet assignment (re-split or new profile) while running.
     pub fn follow(&self, profile: Profile, of: u32) {
         if let Some(t) = self.state().target.as_mut() {

@@ -50,6 +50,16 @@ pub enum AgentExit {
     Completed { stopped_early: bool },
 }
 
+/// An agent's run with what it measured, for a driver that prints a summary (`barrage run`).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub exit: AgentExit,
+    /// The engine's outcome; `None` when the agent had no share to send.
+    pub outcome: Option<engine::Outcome>,
+    /// Intervals delivered to the blob store.
+    pub uploaded: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("LoadTest {0} not found in the store")]
@@ -127,9 +137,23 @@ pub async fn run_observed(
     metrics: Arc<AgentMetrics>,
     delivery: DeliveryConfig,
 ) -> Result<AgentExit, AgentError> {
+    run_measured(assignment, store, blobs, shutdown, metrics, delivery)
+        .await
+        .map(|f| f.exit)
+}
+
+/// [`run_observed`], returning what the agent measured as well.
+pub async fn run_measured(
+    assignment: Assignment,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn Blobs>,
+    shutdown: impl Future<Output = ()> + Send,
+    metrics: Arc<AgentMetrics>,
+    delivery: DeliveryConfig,
+) -> Result<Finished, AgentError> {
     let reporter = Reporter::new(&assignment, store.clone(), metrics);
     let result = run_inner(&assignment, &store, &blobs, &reporter, &delivery, shutdown).await;
-    match &result {
+    match result.as_ref().map(|f| &f.exit) {
         Ok(AgentExit::Completed { stopped_early }) => {
             reporter
                 .phase(
@@ -154,7 +178,7 @@ async fn run_inner(
     reporter: &Reporter,
     delivery: &DeliveryConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<AgentExit, AgentError> {
+) -> Result<Finished, AgentError> {
     let lt = load(store.as_ref(), &a.load_test).await?;
     let spec = &lt.spec;
     // SASL credentials from the referenced secret (and the MSK IAM token refresher).
@@ -200,8 +224,12 @@ async fn run_inner(
             members = ?fleet.members,
             "This slot is not a member of the fleet at the start: nothing to send."
         );
-        return Ok(AgentExit::Completed {
-            stopped_early: true,
+        return Ok(Finished {
+            exit: AgentExit::Completed {
+                stopped_early: true,
+            },
+            outcome: None,
+            uploaded: 0,
         });
     }
     let mut prepared = prepared;
@@ -468,7 +496,7 @@ async fn finish(
     outcome: engine::Outcome,
     delivered: Progress,
     stopped: bool,
-) -> Result<AgentExit, AgentError> {
+) -> Result<Finished, AgentError> {
     reporter.set_delivery(&delivered).await;
     reporter.heartbeat(recorder).await;
     let (lost, lost_records) = delivered.lost();
@@ -488,8 +516,12 @@ async fn finish(
             ranges: delivered.undelivered,
         });
     }
-    Ok(AgentExit::Completed {
-        stopped_early: outcome.stopped_early || stopped,
+    Ok(Finished {
+        exit: AgentExit::Completed {
+            stopped_early: outcome.stopped_early || stopped,
+        },
+        uploaded: delivered.uploaded,
+        outcome: Some(outcome),
     })
 }
 
@@ -600,7 +632,7 @@ fn offset_ns(start_at: DateTime<Utc>, t: DateTime<Utc>) -> u64 {
 
 /// This interval's counters: the difference between two cumulative snapshots, with `acked`
 /// taken from the histogram itself so it equals the histogram's count exactly.
-pub fn delta(prev: &CounterSnapshot, r: &IntervalRecord) -> IntervalCounters {
+fn delta(prev: &CounterSnapshot, r: &IntervalRecord) -> IntervalCounters {
     let c = &r.counters;
     let d = |a: u64, b: u64| a.saturating_sub(b);
     let mut errors_by_kind = c.errors_by_kind.clone();
@@ -629,7 +661,7 @@ pub fn delta(prev: &CounterSnapshot, r: &IntervalRecord) -> IntervalCounters {
 }
 
 /// The interval as the blob the report reads.
-pub fn interval_blob(
+fn interval_blob(
     slot: u32,
     incarnation: u32,
     start_at: DateTime<Utc>,

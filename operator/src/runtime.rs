@@ -25,7 +25,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use barrage_crds::keys::{self, ReportFile};
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::{LoadTestStatus, ReportLocations, WindowVerdict};
@@ -45,7 +44,7 @@ use crate::reconcile::{
     ReportObservation, Retry,
 };
 use crate::report::ReportContext;
-use crate::report::fetch::{BlobIo, render_from_blobs, render_window_from_blobs, window_file_key};
+use crate::report::fetch::{render_from_blobs, render_window_from_blobs, window_file_key};
 use crate::topics::{KafkaTopics, Topics};
 
 pub mod config;
@@ -837,9 +836,9 @@ async fn write_windows(
             .flat_map(|s| (0..=s.incarnation).map(move |i| (s.slot, i)))
             .collect()
     });
-    let io = BlobsIo(shared.blobs.as_ref());
+    let io = shared.blobs.as_ref();
     for &w in windows {
-        let set = match render_window_from_blobs(&io, &ctx, w).await {
+        let set = match render_window_from_blobs(io, &ctx, w).await {
             Ok(set) => set,
             Err(e) => {
                 shared.metrics.error("report");
@@ -1000,8 +999,8 @@ async fn write_report(shared: &Shared, lt: &LoadTest, run_id: &str, final_: bool
             warn!(load_test = name, error = %e, "Could not read the agents' status for the report.")
         }
     }
-    let io = BlobsIo(shared.blobs.as_ref());
-    match render_from_blobs(&io, &ctx).await {
+    let io = shared.blobs.as_ref();
+    match render_from_blobs(io, &ctx).await {
         Ok(set) => {
             let uri = |f: ReportFile| Some(shared.blobs.uri(&keys::report_key(name, run_id, f)));
             let observation = ReportObservation {
@@ -1037,31 +1036,6 @@ async fn write_report(shared: &Shared, lt: &LoadTest, run_id: &str, final_: bool
             );
             false
         }
-    }
-}
-
-/// The report code's view of the blob store.
-struct BlobsIo<'a>(&'a dyn Blobs);
-
-#[async_trait]
-impl BlobIo for BlobsIo<'_> {
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
-        self.0.list(prefix).await.map_err(|e| e.to_string())
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0
-            .get(key)
-            .await
-            .map(|b| b.map(|b| b.to_vec()))
-            .map_err(|e| e.to_string())
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String> {
-        self.0
-            .put(key, body.into(), content_type)
-            .await
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -12,12 +12,14 @@ use barrage_crds::hlog::{self, DecodeLimits, IntervalEntry};
 use barrage_crds::keys;
 use barrage_crds::spec::Threshold;
 use barrage_crds::status::VerdictResult;
-use barrage_operator::report::fetch::{self, BlobIo};
+use barrage_operator::report::fetch;
 use barrage_operator::report::render::{intervals_from_texts, render_dir, render_dir_with};
 use barrage_operator::report::sample::{SampleRun, sample_run};
 use barrage_operator::report::{
     ReportContext, build_report, encode_interval_blob, merge::merge_all,
 };
+use barrage_store::{Blobs, PutOnce, Result as StoreResult};
+use bytes::Bytes;
 use serde_json::Value;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -305,8 +307,8 @@ fn an_empty_folder_is_an_error_that_names_it() {
 struct MemBlobs(Mutex<BTreeMap<String, Vec<u8>>>, Mutex<Vec<String>>);
 
 #[async_trait]
-impl BlobIo for MemBlobs {
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+impl Blobs for MemBlobs {
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<String>> {
         let m = self.0.lock().unwrap();
         let keys: Vec<String> = m
             .keys()
@@ -316,12 +318,26 @@ impl BlobIo for MemBlobs {
         self.1.lock().unwrap().extend(keys.iter().cloned());
         Ok(keys)
     }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        Ok(self.0.lock().unwrap().get(key).cloned().map(Bytes::from))
     }
-    async fn put(&self, key: &str, body: Vec<u8>, _: &str) -> Result<(), String> {
-        self.0.lock().unwrap().insert(key.to_string(), body);
+    async fn put(&self, key: &str, body: Bytes, _: &str) -> StoreResult<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), body.to_vec());
         Ok(())
+    }
+    async fn put_once(&self, key: &str, body: Bytes, _: &str) -> StoreResult<PutOnce> {
+        let mut m = self.0.lock().unwrap();
+        if m.contains_key(key) {
+            return Ok(PutOnce::AlreadyExists);
+        }
+        m.insert(key.to_string(), body.to_vec());
+        Ok(PutOnce::Created)
+    }
+    fn uri(&self, key: &str) -> String {
+        format!("memory:{key}")
     }
 }
 

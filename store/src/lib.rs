@@ -27,6 +27,7 @@ pub mod aws;
 pub mod dir;
 pub mod dynamo;
 pub mod memory;
+pub mod rebased;
 pub(crate) mod rules;
 pub mod s3;
 pub mod streams;
@@ -106,6 +107,9 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt at {what}: {message}")]
     Corrupt { what: String, message: String },
+    /// A blob key this store cannot hold (outside its root, or not a plain relative path).
+    #[error("blob key {key:?} {rule}")]
+    BadKey { key: String, rule: String },
     #[error("I/O error on {path}")]
     Io {
         path: String,

@@ -2,15 +2,14 @@
 //! interval (so memory holds one interval's histograms at a time, plus the run's totals), and
 //! write the report set back.
 //!
-//! It talks to storage only through [`BlobIo`], a three-method view of the blob store; the
-//! store crate's `Blobs` adapters implement it in one line each:
-//! `list(prefix)`, `get(key)` and `put(key, body, content_type)`.
+//! It talks to storage through the store crate's [`Blobs`] port, whichever adapter holds the
+//! run (S3, a folder, memory), using three of its methods: `list`, `get` and `put`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use async_trait::async_trait;
 use barrage_crds::keys::{self, ReportFile};
+use barrage_store::Blobs;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use barrage_crds::hlog::DecodeLimits;
@@ -22,17 +21,6 @@ pub const READ_CONCURRENCY: usize = 32;
 /// How many blobs are decoded at once (on a few threads) before being added: bounds the
 /// decoded counts held, however many agents a run has.
 pub const DECODE_BATCH: usize = 128;
-
-/// What the report needs from the blob store.
-#[async_trait]
-pub trait BlobIo: Send + Sync {
-    /// Every key under `prefix`, sorted.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, String>;
-    /// The blob at `key`, `None` if absent.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
-    /// Writes (replaces) `key`.
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String>;
-}
 
 /// Interval blob keys of a run, grouped by interval index (sorted), optionally only the
 /// intervals in `only`. Keys that are not interval keys are ignored.
@@ -50,21 +38,18 @@ pub fn group_keys(listed: &[String], only: Option<&Range<u32>>) -> BTreeMap<u32,
     by_interval
 }
 
-async fn list(blobs: &dyn BlobIo, prefix: &str) -> Result<Vec<String>, ReportError> {
-    blobs
-        .list(prefix)
-        .await
-        .map_err(|message| ReportError::Store {
-            operation: "list",
-            key: prefix.to_string(),
-            message,
-        })
+async fn list(blobs: &dyn Blobs, prefix: &str) -> Result<Vec<String>, ReportError> {
+    blobs.list(prefix).await.map_err(|e| ReportError::Store {
+        operation: "list",
+        key: prefix.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The interval keys of `range` of the agents `dirs`, sorted as one listing of the run would
 /// give them: a few listings per agent ([`keys::interval_prefixes`]), however long the run.
 async fn list_range(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     load_test: &str,
     run_id: &str,
     dirs: &[(u32, u32)],
@@ -96,7 +81,7 @@ async fn list_range(
 /// Reads every interval blob of the run `ctx` names (only the intervals in `only`, if given)
 /// and merges them, one interval at a time.
 pub async fn merge_from_blobs(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     load_test: &str,
     run_id: &str,
     ctx: &ReportContext,
@@ -113,14 +98,11 @@ pub async fn merge_from_blobs(
     for (index, keys_of_interval) in group_keys(&listed, only.as_ref()) {
         let mut bodies =
             futures::stream::iter(keys_of_interval.into_iter().map(|key| async move {
-                let body = blobs
-                    .get(&key)
-                    .await
-                    .map_err(|message| ReportError::Store {
-                        operation: "get",
-                        key: key.clone(),
-                        message,
-                    })?;
+                let body = blobs.get(&key).await.map_err(|e| ReportError::Store {
+                    operation: "get",
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
                 Ok::<_, ReportError>((key, body))
             }))
             .buffered(READ_CONCURRENCY);
@@ -128,7 +110,7 @@ pub async fn merge_from_blobs(
         while let Some((key, body)) = bodies.try_next().await? {
             // Listed a moment ago: a blob that vanished since is a gap the merge reports.
             let Some(body) = body else { continue };
-            let text = String::from_utf8(body).map_err(|e| ReportError::Blob {
+            let text = String::from_utf8(body.to_vec()).map_err(|e| ReportError::Blob {
                 what: key.clone(),
                 message: format!("not UTF-8 text: {e}"),
             })?;
@@ -149,7 +131,7 @@ pub async fn merge_from_blobs(
 /// Merges the run's blobs, renders the report set and writes it under
 /// `runs/{lt}/{run}/report/`. Returns the set (verdict and summary included).
 pub async fn render_from_blobs(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     ctx: &ReportContext,
 ) -> Result<ReportSet, ReportError> {
     let (lt, run) = names(ctx)?;
@@ -176,7 +158,7 @@ pub fn window_file_key(load_test: &str, run_id: &str, w: u32, file: ReportFile) 
 /// `report.html`, `merged.hlog`, `junit.xml`). Needs `ctx.window_intervals`. Memory holds one
 /// interval's histograms and the window's totals, whatever the run's length.
 pub async fn render_window_from_blobs(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     ctx: &ReportContext,
     w: u32,
 ) -> Result<ReportSet, ReportError> {
@@ -205,9 +187,9 @@ pub async fn render_window_from_blobs(
 /// which is returned with the windows already written before it.
 ///
 /// The controller calls it on every reconcile of a running soak; `barrage run` can call it
-/// the same way over its run folder (any [`BlobIo`]) to write windows as the run goes.
+/// the same way over its run folder (any [`Blobs`]) to write windows as the run goes.
 pub async fn write_due_windows(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     ctx: &ReportContext,
     clock: &window::WindowClock,
     next: &mut u32,
@@ -237,7 +219,7 @@ fn names(ctx: &ReportContext) -> Result<(&str, &str), ReportError> {
 
 /// Writes the four files of `set`, each at `key_of(file)` with its content type.
 async fn put_set(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     set: &ReportSet,
     key_of: impl Fn(ReportFile) -> String,
 ) -> Result<(), ReportError> {
@@ -248,17 +230,17 @@ async fn put_set(
 }
 
 async fn put(
-    blobs: &dyn BlobIo,
+    blobs: &dyn Blobs,
     key: &str,
     body: &str,
     content_type: &str,
 ) -> Result<(), ReportError> {
     blobs
-        .put(key, body.as_bytes().to_vec(), content_type)
+        .put(key, body.as_bytes().to_vec().into(), content_type)
         .await
-        .map_err(|message| ReportError::Store {
+        .map_err(|e| ReportError::Store {
             operation: "put",
             key: key.to_string(),
-            message,
+            message: e.to_string(),
         })
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Mutex as StdMutex;
 
+use async_trait::async_trait;
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::items::{ATTR_DOC, ATTR_PK, ATTR_SK, Attr, Item, SPEC_SK, load_test_pk};

@@ -1,0 +1,217 @@
+//! The summary `barrage run` prints at the end: the agents' counters, and the report's rates
+//! and latencies (after the warm-up, the warm-up's apart).
+
+use barrage_agent::engine::Outcome as EngineOutcome;
+use barrage_crds::hlog;
+use barrage_crds::loadtest::LoadTest;
+use barrage_crds::spec::WorkloadKind;
+use barrage_operator::report::ReportSet;
+use barrage_operator::report::json::SummaryJson;
+use barrage_operator::report::merge::Stats;
+
+use crate::format::{micros, rate_lines, thousands};
+
+/// What one agent measured.
+pub struct AgentRun {
+    pub slot: u32,
+    pub outcome: EngineOutcome,
+}
+
+pub fn print_summary(lt: &LoadTest, runs: &[AgentRun], planned: u64, report: Option<&SummaryJson>) {
+    if lt.spec.workload.kind == WorkloadKind::Consume {
+        print_consume_summary(lt, runs, report);
+        return;
+    }
+    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
+    println!();
+    println!("Summary of {}", lt.name());
+    println!("  records planned   {}", thousands(planned));
+    println!(
+        "  records sent      {}",
+        thousands(sum(&|o| o.counters.sent))
+    );
+    println!(
+        "  records acked     {}",
+        thousands(sum(&|o| o.counters.acked))
+    );
+    println!(
+        "  records failed    {}",
+        thousands(sum(&|o| o.counters.errors))
+    );
+    println!(
+        "  records dropped   {}",
+        thousands(sum(&|o| o.counters.dropped))
+    );
+    println!(
+        "  sent late (>1ms)  {}",
+        thousands(sum(&|o| o.counters.late))
+    );
+    print_rates(report);
+    println!(
+        "  elapsed           {:.1}s (including flush)",
+        elapsed_secs(runs)
+    );
+    print_latencies(report, lt.spec.workload.kind == WorkloadKind::RoundTrip);
+    for r in runs {
+        let c = &r.outcome.counters;
+        if !c.errors_by_kind.is_empty() {
+            println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
+        }
+        if lt.spec.workload.kind == WorkloadKind::RoundTrip {
+            println!(
+                "  agent {} round trip: consumed {} lost {} duplicated {} reordered {}",
+                r.slot,
+                thousands(c.consumed),
+                thousands(c.lost),
+                thousands(c.duplicated),
+                thousands(c.reordered)
+            );
+        }
+    }
+    print_per_partition(runs);
+}
+
+/// The thresholds, the verdict and where the report set is.
+pub fn print_verdict(set: &ReportSet, out: &std::path::Path) {
+    println!();
+    for t in &set.report.thresholds {
+        let observed = t
+            .run
+            .as_ref()
+            .map(|c| c.observed_display.clone())
+            .unwrap_or_else(|| "n/a".into());
+        println!(
+            "  {} {:<40} observed {}",
+            if t.passed { "PASS" } else { "FAIL" },
+            t.threshold,
+            observed
+        );
+    }
+    println!("Verdict: {:?}", set.verdict.result);
+    for reason in &set.verdict.reasons {
+        println!("  {reason}");
+    }
+    println!(
+        "Report: {} (report.json, report.html, merged.hlog, junit.xml)",
+        out.display()
+    );
+}
+
+fn elapsed_secs(runs: &[AgentRun]) -> f64 {
+    runs.iter()
+        .map(|r| r.outcome.elapsed)
+        .max()
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// The report's rates, or why there are none.
+fn print_rates(report: Option<&SummaryJson>) {
+    match report {
+        Some(s) => rate_lines(s).iter().for_each(|l| println!("{l}")),
+        None => println!("  rates             none: the report could not be built"),
+    }
+}
+
+/// Consume: what the group read, how fast, and how old records were when they arrived.
+fn print_consume_summary(lt: &LoadTest, runs: &[AgentRun], report: Option<&SummaryJson>) {
+    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
+    println!();
+    println!("Summary of {} (Consume)", lt.name());
+    println!(
+        "  records consumed  {}",
+        thousands(sum(&|o| o.counters.consumed))
+    );
+    println!(
+        "  bytes consumed    {}",
+        thousands(sum(&|o| o.counters.bytes))
+    );
+    println!(
+        "  consume errors    {}",
+        thousands(sum(&|o| o.counters.errors))
+    );
+    print_rates(report);
+    println!("  elapsed           {:.1}s", elapsed_secs(runs));
+    let e2e = "end-to-end latency (record timestamp to receipt)";
+    print_latency_lines(report, &[(e2e, hlog::TAG_E2E)]);
+    for r in runs {
+        let c = &r.outcome.counters;
+        println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
+        if !c.errors_by_kind.is_empty() {
+            println!("  agent {} errors by kind: {:?}", r.slot, c.errors_by_kind);
+        }
+    }
+    print_per_partition(runs);
+}
+
+/// Records per partition, summed over the agents (the line is left out when none were counted).
+fn print_per_partition(runs: &[AgentRun]) {
+    let mut per_partition: Vec<u64> = Vec::new();
+    for r in runs {
+        for (p, n) in r.outcome.per_partition.iter().enumerate() {
+            if per_partition.len() <= p {
+                per_partition.resize(p + 1, 0);
+            }
+            per_partition[p] += n;
+        }
+    }
+    if !per_partition.is_empty() {
+        let parts: Vec<String> = per_partition
+            .iter()
+            .enumerate()
+            .map(|(p, n)| format!("{p}:{}", thousands(*n)))
+            .collect();
+        println!("  records per partition  {}", parts.join("  "));
+    }
+}
+
+/// Produce and RoundTrip's latency lines (end-to-end only for RoundTrip).
+fn print_latencies(report: Option<&SummaryJson>, round_trip: bool) {
+    let mut lines = vec![
+        ("produce latency (from intended send)", hlog::TAG_PRODUCE),
+        ("service time (from actual send)", hlog::TAG_SERVICE),
+        ("schedule lag", hlog::TAG_LAG),
+    ];
+    if round_trip {
+        lines.push(("end-to-end latency", hlog::TAG_E2E));
+    }
+    print_latency_lines(report, &lines);
+}
+
+/// The report's latency lines (`(label, tag)`) and the warm-up's, or why there are none.
+fn print_latency_lines(report: Option<&SummaryJson>, lines: &[(&str, &str)]) {
+    let Some(s) = report else {
+        println!("  latency           none: the report could not be built");
+        return;
+    };
+    for (label, tag) in lines {
+        print_latency(label, s.latency.get(*tag));
+    }
+    let Some(w) = s.warmup.as_ref() else {
+        return;
+    };
+    println!(
+        "  warm-up           {:.1} s (intervals {}–{}): counted in the records above, its latency measured apart",
+        w.secs, w.first_interval, w.last_interval
+    );
+    for (label, tag) in lines {
+        if let Some(st) = w.latency.get(*tag) {
+            print_latency(&format!("warm-up {label}"), Some(st));
+        }
+    }
+}
+
+fn print_latency(label: &str, stats: Option<&Stats>) {
+    let Some(st) = stats else {
+        println!("  {label}: no samples");
+        return;
+    };
+    println!(
+        "  {label}: p50 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
+        micros(st.p50),
+        micros(st.p99),
+        micros(st.p999),
+        micros(st.max),
+        thousands(st.count)
+    );
+}
