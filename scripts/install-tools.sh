@@ -52,16 +52,24 @@ esac
 log() { echo "install-tools: $*" >&2; }
 
 mkdir -p "$TOOLS"
+# One install at a time: system tests running in parallel call this script together, and a
+# pip run against a venv another run is still creating fails (seen in CI on 2026-12-07).
+exec 9>"$TOOLS/.install.lock"
+flock 9
 
 # --- Python tools --------------------------------------------------------------------
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
+# A venv is ready once its marker is written (after pip's upgrade): one left half-made by an
+# interrupted run is made again.
 make_venv() {
   local python="${BARRAGE_PYTHON:-python3}"
-  if [[ ! -x "$VENV/bin/python" ]]; then
+  if [[ ! -f "$VENV/.barrage-ready" ]]; then
     log "creating venv $VENV"
+    rm -rf "$VENV"
     "$python" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    touch "$VENV/.barrage-ready"
   fi
 }
 

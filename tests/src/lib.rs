@@ -334,7 +334,13 @@ pub fn temp_file(name: &str, text: &str) -> PathBuf {
 /// readers that are not Barrage's (kafka-python, fastavro); installs them when missing
 /// (idempotent: a second call costs a few version checks). Skips like a missing service
 /// (`None`), unless `BARRAGE_REQUIRE_SERVICES=1`, where a failed install fails the test.
+/// Installed once per test process; the script itself lets one install run at a time.
 pub fn python_readers() -> Option<PathBuf> {
+    static READERS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    READERS.get_or_init(install_python_readers).clone()
+}
+
+fn install_python_readers() -> Option<PathBuf> {
     let out = run_bounded(
         Command::new("bash")
             .arg(root().join("scripts/install-tools.sh"))
