@@ -216,21 +216,8 @@ async fn run_inner(
         .as_ref()
         .and_then(|s| s.fleet.clone())
         .unwrap_or(fleet);
-    // A slot left out of the fleet while it prepared (scaled down, or failed and dropped)
-    // has no share: sending with its slot number as position would duplicate a member's.
-    if !fleet.members.is_empty() && fleet.share_index(a.slot).is_none() {
-        info!(
-            slot = a.slot,
-            members = ?fleet.members,
-            "This slot is not a member of the fleet at the start: nothing to send."
-        );
-        return Ok(Finished {
-            exit: AgentExit::Completed {
-                stopped_early: true,
-            },
-            outcome: None,
-            uploaded: 0,
-        });
+    if let Some(nothing) = outside(&fleet, a.slot) {
+        return Ok(nothing);
     }
     let mut prepared = prepared;
     let of = join(
@@ -299,6 +286,27 @@ async fn run_inner(
         follower.stopped,
     )
     .await
+}
+
+/// A slot left out of the fleet while it prepared (scaled down, or failed and dropped) has
+/// no share: sending with its slot number as position would duplicate a member's. It ends
+/// at once, with nothing sent.
+fn outside(fleet: &FleetAssignment, slot: u32) -> Option<Finished> {
+    if fleet.members.is_empty() || fleet.share_index(slot).is_some() {
+        return None;
+    }
+    info!(
+        slot,
+        members = ?fleet.members,
+        "This slot is not a member of the fleet at the start: nothing to send."
+    );
+    Some(Finished {
+        exit: AgentExit::Completed {
+            stopped_early: true,
+        },
+        outcome: None,
+        uploaded: 0,
+    })
 }
 
 /// The engine, connected and ready to send (or consume) under `share`.
@@ -681,7 +689,7 @@ fn interval_blob(
         .tagged()
         .into_iter()
         .filter(|(_, h)| !h.is_empty())
-        .map(|(tag, h)| (tag.to_string(), h.clone()))
+        .map(|(tag, h)| (tag, h.clone()))
         .collect();
     AgentInterval {
         slot,

@@ -11,6 +11,7 @@
 //! Histograms are swapped out every interval and the spare set is reset and reused: memory
 //! does not grow with the length of the run.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,14 +62,13 @@ impl Histograms {
     }
 
     /// The histograms with their log tags, in a fixed order.
-    pub fn tagged(&self) -> [(&'static str, &Histogram<u64>); 5] {
-        use barrage_crds::hlog::{TAG_E2E, TAG_E2E_SERVICE, TAG_LAG, TAG_PRODUCE, TAG_SERVICE};
+    pub fn tagged(&self) -> [(HistogramTag, &Histogram<u64>); 5] {
         [
-            (TAG_PRODUCE, &self.produce),
-            (TAG_SERVICE, &self.service),
-            (TAG_LAG, &self.lag),
-            (TAG_E2E, &self.e2e),
-            (TAG_E2E_SERVICE, &self.e2e_service),
+            (HistogramTag::Produce, &self.produce),
+            (HistogramTag::Service, &self.service),
+            (HistogramTag::Lag, &self.lag),
+            (HistogramTag::E2e, &self.e2e),
+            (HistogramTag::E2eService, &self.e2e_service),
         ]
     }
 }

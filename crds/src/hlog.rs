@@ -72,20 +72,6 @@ pub const LEGEND: &str =
 /// printed as milliseconds.
 pub const MAX_VALUE_UNIT_RATIO: f64 = 1000.0;
 
-/// Tag of the produce latency histogram: intended send time to acknowledgement
-/// (coordinated-omission free).
-pub const TAG_PRODUCE: &str = "produce";
-/// Tag of the service latency histogram: actual send time to acknowledgement.
-pub const TAG_SERVICE: &str = "service";
-/// Tag of the schedule lag histogram: how late sends left compared to the schedule.
-pub const TAG_LAG: &str = "lag";
-/// Tag of the end-to-end latency histogram (RoundTrip workloads): intended send time to
-/// consume (coordinated-omission free, like `produce`).
-pub const TAG_E2E: &str = "e2e";
-/// Tag of the end-to-end service time histogram (RoundTrip workloads): actual send time to
-/// consume.
-pub const TAG_E2E_SERVICE: &str = "e2eService";
-
 /// The range and precision of a histogram: what decides its bucket layout.
 ///
 /// Two histograms with the same `lowest` and `sigfig` have the same buckets (a larger `highest`

@@ -23,6 +23,7 @@
 //!
 //! HdrHistogram's own tools skip the comment lines, so they read these blobs unchanged.
 
+use crate::names::HistogramTag;
 use std::collections::BTreeMap;
 
 use crate::hlog::{self, DecodeLimits, IntervalEntry};
@@ -120,7 +121,7 @@ pub struct AgentInterval {
     /// Length of the interval, milliseconds.
     pub length_ms: u64,
     /// Histograms by tag (`produce`, `service`, `lag`, `e2e`), values in microseconds.
-    pub histograms: BTreeMap<String, Histogram<u64>>,
+    pub histograms: BTreeMap<HistogramTag, Histogram<u64>>,
     /// The agent's counters for this interval; `None` for logs written by other tools, in which
     /// case `acked` and `sent` are taken to be the `produce` histogram's count.
     pub counters: Option<IntervalCounters>,
@@ -134,7 +135,7 @@ impl AgentInterval {
             None => {
                 let n = self
                     .histograms
-                    .get(hlog::TAG_PRODUCE)
+                    .get(&HistogramTag::Produce)
                     .map_or(0, Histogram::len);
                 IntervalCounters {
                     sent: n,
@@ -186,7 +187,7 @@ pub fn encode_interval_blob(interval: &AgentInterval) -> Result<String, Interval
         .histograms
         .iter()
         .map(|(tag, h)| IntervalEntry {
-            tag: Some(tag.clone()),
+            tag: Some(tag.to_string()),
             start_secs: 0.0,
             length_secs,
             histogram: h.clone(),
@@ -274,9 +275,9 @@ pub fn decode_interval_blob_with(
         what: what.clone(),
         source,
     })?;
-    let mut histograms: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut histograms: BTreeMap<HistogramTag, Histogram<u64>> = BTreeMap::new();
     for entry in entries {
-        let tag = entry.tag.unwrap_or_else(|| hlog::TAG_PRODUCE.to_string());
+        let tag = entry.tag.map_or(HistogramTag::Produce, HistogramTag::from);
         match histograms.get_mut(&tag) {
             Some(h) => {
                 hlog::merge_into(h, &entry.histogram).map_err(|source| IntervalError::Hlog {
@@ -319,8 +320,8 @@ mod tests {
             start_ms: 1_732_567_270_000,
             length_ms: 10_000,
             histograms: BTreeMap::from([
-                ("lag".to_string(), lag),
-                ("produce".to_string(), produce),
+                (HistogramTag::Lag, lag),
+                (HistogramTag::Produce, produce),
             ]),
             counters: Some(IntervalCounters {
                 scheduled: 5,

@@ -12,7 +12,8 @@
 //! - [`backoff`]: the one backoff (capped exponential, equal jitter from a seed).
 //! - [`digest`]: the one hash helper (FNV-1a), for ids and spec digests.
 //! - [`duration`]: human durations (`250ms`, `10s`, `1h30m`) used across the spec.
-//! - [`names`]: condition types and transition reasons, as enums that keep unknown names.
+//! - [`names`]: condition types, transition reasons and histogram tags, as enums that keep
+//!   unknown names.
 //! - [`spec`], [`status`], [`loadtest`]: the resource (defaults in one place, [`spec::defaults`]).
 //! - [`schedule`]: when each record of the load profile is due, fleet-wide and per agent
 //!   (what agents send and what reports count as the target).

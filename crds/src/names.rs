@@ -1,4 +1,5 @@
-//! The names status carries: condition types and transition reasons, as enums.
+//! The names records carry: condition types and transition reasons (status), histogram tags
+//! (interval logs and reports), as enums.
 //!
 //! Each is a closed set this version writes, plus `Other` for a name it does not know (a
 //! record written by a newer version or by another client): read, kept and written back as
@@ -9,7 +10,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Defines a name enum: its variants and their strings, `Other` for any other string, and
-/// the conversions, comparisons and serde/schema impls of a plain string.
+/// the conversions, comparisons and serde/schema impls of a plain string. Names order as
+/// their strings do, so maps keyed by them keep the order (and the bytes) of string keys.
 macro_rules! names {
     (
         $(#[$meta:meta])*
@@ -18,7 +20,7 @@ macro_rules! names {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(from = "String", into = "String")]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
@@ -76,6 +78,18 @@ macro_rules! names {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
             }
         }
 
@@ -172,6 +186,24 @@ names! {
     }
 }
 
+names! {
+    /// Which histogram an interval log entry holds (its `Tag=`), and the key of a report's
+    /// latency statistics.
+    HistogramTag {
+        /// End-to-end latency (RoundTrip and Consume): intended send time (Consume: the
+        /// record's timestamp) to consume; coordinated-omission free, like `produce`.
+        E2e = "e2e",
+        /// End-to-end service time (RoundTrip): actual send time to consume.
+        E2eService = "e2eService",
+        /// Schedule lag: how late sends left compared to the schedule.
+        Lag = "lag",
+        /// Produce latency: intended send time to acknowledgement (coordinated-omission free).
+        Produce = "produce",
+        /// Service time: actual send time to acknowledgement.
+        Service = "service",
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -195,5 +227,42 @@ mod tests {
         assert_eq!(read, TransitionReason::Other("NewerReason".into()));
         assert_eq!(serde_json::to_string(&read).unwrap(), "\"NewerReason\"");
         assert_eq!(ConditionType::from("AgentsReady"), "AgentsReady");
+    }
+
+    #[test]
+    fn names_order_as_their_strings_so_maps_keep_the_order_of_string_keys() {
+        let mut tags: Vec<HistogramTag> = ["service", "zeta", "e2eService", "abc", "lag"]
+            .into_iter()
+            .map(HistogramTag::from)
+            .chain(HistogramTag::KNOWN.iter().cloned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let mut strings: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        let sorted = {
+            let mut s = strings.clone();
+            s.sort();
+            s
+        };
+        assert_eq!(strings, sorted);
+        strings.dedup();
+        assert_eq!(
+            strings,
+            [
+                "abc",
+                "e2e",
+                "e2eService",
+                "lag",
+                "produce",
+                "service",
+                "zeta"
+            ]
+        );
+        let map: std::collections::BTreeMap<HistogramTag, u32> =
+            tags.into_iter().zip(0..).collect();
+        assert_eq!(
+            serde_json::to_string(&map).unwrap(),
+            r#"{"abc":0,"e2e":1,"e2eService":2,"lag":3,"produce":4,"service":5,"zeta":6}"#
+        );
     }
 }

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::HumanDuration;
+use crate::names::HistogramTag;
 
 /// Every default value of the spec, in one place.
 pub mod defaults {
@@ -1356,12 +1357,12 @@ impl Metric {
     }
 
     /// The histogram tag the metric is computed from (`produce`, `service`, `e2e`, `lag`).
-    pub fn histogram_tag(&self) -> Option<&'static str> {
+    pub fn histogram_tag(&self) -> Option<HistogramTag> {
         let name = self.as_str();
         if self.kind() != MetricKind::Latency {
             return None;
         }
-        name.split('.').next()
+        name.split('.').next().map(HistogramTag::from)
     }
 
     /// True for metrics only a RoundTrip workload measures.

@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use barrage_crds::hlog::{
-    DecodeLimits, HistogramConfig, HistogramLog, HlogError, IntervalEntry, LEGEND, TAG_E2E,
-    TAG_LAG, TAG_PRODUCE, TAG_SERVICE, decode_v2_compressed, encode_v2_compressed,
-    histogram_config_of, merge_into, new_histogram, parse_log, write_log,
+    DecodeLimits, HistogramConfig, HistogramLog, HlogError, IntervalEntry, LEGEND,
+    decode_v2_compressed, encode_v2_compressed, histogram_config_of, merge_into, new_histogram,
+    parse_log, write_log,
 };
 use base64::Engine as _;
 use hdrhistogram::Histogram;
@@ -159,7 +159,7 @@ fn write_log_writes_the_java_layout() {
         1_732_567_200.0,
         &[
             IntervalEntry {
-                tag: Some(TAG_PRODUCE.to_string()),
+                tag: Some("produce".to_string()),
                 start_secs: 0.0,
                 length_secs: 10.0,
                 histogram: h.clone(),
@@ -426,7 +426,7 @@ proptest! {
         start_ms in 0..=4_102_444_800_000_u64,
         entries in prop::collection::vec(
             (
-                prop::option::of(prop_oneof![Just(TAG_PRODUCE), Just(TAG_SERVICE), Just(TAG_LAG), Just(TAG_E2E), Just("custom-tag_1")]),
+                prop::option::of(prop_oneof![Just("produce"), Just("service"), Just("lag"), Just("e2e"), Just("custom-tag_1")]),
                 0..=10_000_000_u64,
                 0..=600_000_u64,
                 values(),

@@ -16,10 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use barrage_crds::hlog::{
-    DecodeLimits, HistogramLog, IntervalEntry, TAG_E2E, TAG_LAG, TAG_PRODUCE, TAG_SERVICE,
-    new_histogram, write_log,
-};
+use barrage_crds::hlog::{DecodeLimits, HistogramLog, IntervalEntry, new_histogram, write_log};
 use hdrhistogram::Histogram;
 
 /// One line per interval, as `HlogDump.java` prints what Java's `HistogramLogReader` returns
@@ -91,7 +88,7 @@ fn our_log() -> (f64, Vec<IntervalEntry>) {
     };
     let mut entries = Vec::new();
     for i in 0..4_u32 {
-        for tag in [TAG_PRODUCE, TAG_SERVICE, TAG_LAG, TAG_E2E] {
+        for tag in ["produce", "service", "lag", "e2e"] {
             let mut h = new_histogram();
             for _ in 0..2_000 {
                 let v = 1 + next(1_000) * next(100_000);
@@ -176,7 +173,7 @@ fn java_reads_our_logs_as_we_do() {
             "-i",
             file.to_str().unwrap(),
             "-tag",
-            TAG_PRODUCE,
+            "produce",
             "-outputValueUnitRatio",
             "1",
         ],
@@ -194,7 +191,7 @@ fn java_reads_our_logs_as_we_do() {
     };
     let produce: Vec<&IntervalEntry> = entries
         .iter()
-        .filter(|e| e.tag.as_deref() == Some(TAG_PRODUCE))
+        .filter(|e| e.tag.as_deref() == Some("produce"))
         .collect();
     let total: u64 = produce.iter().map(|e| e.histogram.len()).sum();
     let max = produce.iter().map(|e| e.histogram.max()).max().unwrap();

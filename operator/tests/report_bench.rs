@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use barrage_crds::names::HistogramTag;
 use std::time::Instant;
 
 use barrage_crds::hlog::DecodeLimits;
@@ -95,11 +96,14 @@ fn merge_1000_agents_by_360_intervals() {
 
     assert_eq!(merged.blobs, u64::from(agents) * u64::from(intervals));
     assert_eq!(set.summary.records_acked, acked);
-    assert_eq!(set.report.summary.latency["produce"].count, acked);
+    assert_eq!(
+        set.report.summary.latency[&HistogramTag::Produce].count,
+        acked
+    );
     let distinct: usize = templates
         .iter()
         .map(|t| {
-            decode_interval_blob(t).unwrap().histograms["produce"]
+            decode_interval_blob(t).unwrap().histograms[&HistogramTag::Produce]
                 .iter_recorded()
                 .count()
         })

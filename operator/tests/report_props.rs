@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 
-use barrage_crds::hlog::{DecodeLimits, HistogramConfig, TAG_PRODUCE};
+use barrage_crds::hlog::{DecodeLimits, HistogramConfig};
 use barrage_operator::report::blob::{AgentInterval, IntervalCounters};
 use barrage_operator::report::counts::decode_parallel;
 use barrage_operator::report::merge::{
@@ -65,7 +66,7 @@ fn to_intervals(blobs: &[(u32, u32, Vec<u64>)]) -> Vec<AgentInterval> {
             index: *index,
             start_ms: 1_000 + u64::from(*index) * 1_000,
             length_ms: 1_000,
-            histograms: BTreeMap::from([(TAG_PRODUCE.to_string(), histogram(values))]),
+            histograms: BTreeMap::from([(HistogramTag::Produce, histogram(values))]),
             counters: Some(IntervalCounters {
                 sent: values.len() as u64,
                 acked: values.len() as u64,
@@ -85,7 +86,7 @@ fn fast() -> MergeOptions {
 
 fn acc(values: &[u64]) -> Accumulator {
     Accumulator {
-        histograms: BTreeMap::from([(TAG_PRODUCE.to_string(), histogram(values))]),
+        histograms: BTreeMap::from([(HistogramTag::Produce, histogram(values))]),
         counters: IntervalCounters {
             acked: values.len() as u64,
             ..IntervalCounters::default()
@@ -95,7 +96,7 @@ fn acc(values: &[u64]) -> Accumulator {
 
 fn acc_recorded(a: &Accumulator) -> Vec<(u64, u64)> {
     a.histograms
-        .get(TAG_PRODUCE)
+        .get(&HistogramTag::Produce)
         .map(recorded)
         .unwrap_or_default()
 }
@@ -108,16 +109,16 @@ proptest! {
         let merged = merge_all(&to_intervals(&b), fast()).unwrap();
         let all: Vec<u64> = b.iter().flat_map(|(_, _, v)| v.iter().copied()).collect();
         let union = histogram(&all);
-        let total = merged.total.histograms.get(TAG_PRODUCE).map(recorded).unwrap_or_default();
+        let total = merged.total.histograms.get(&HistogramTag::Produce).map(recorded).unwrap_or_default();
         prop_assert_eq!(total, recorded(&union));
-        let stats = merged.total.histograms.get(TAG_PRODUCE).and_then(Stats::of);
+        let stats = merged.total.histograms.get(&HistogramTag::Produce).and_then(Stats::of);
         prop_assert_eq!(stats, Stats::of(&union));
         // The sum of histogram counts is the sum of acked, exactly.
         prop_assert_eq!(merged.total.counters.acked, union.len());
         // Per interval, too.
         for i in &merged.intervals {
             let vals: Vec<u64> = b.iter().filter(|x| x.1 == i.index).flat_map(|x| x.2.iter().copied()).collect();
-            let count = i.stats.get(TAG_PRODUCE).map_or(0, |s| s.count);
+            let count = i.stats.get(&HistogramTag::Produce).map_or(0, |s| s.count);
             prop_assert_eq!(count, vals.len() as u64);
             prop_assert_eq!(i.counters.acked, vals.len() as u64);
         }
@@ -132,8 +133,8 @@ proptest! {
         prop_assert_eq!(&forward.intervals, &backward.intervals);
         prop_assert_eq!(forward.total.stats(), backward.total.stats());
         prop_assert_eq!(
-            forward.total.histograms.get(TAG_PRODUCE).map(recorded),
-            backward.total.histograms.get(TAG_PRODUCE).map(recorded)
+            forward.total.histograms.get(&HistogramTag::Produce).map(recorded),
+            backward.total.histograms.get(&HistogramTag::Produce).map(recorded)
         );
     }
 
@@ -173,10 +174,10 @@ fn blob_texts() -> impl Strategy<Value = Vec<String>> {
             .map(
                 |((slot, incarnation, index), (produce, lag, with_counters))| {
                     let mut histograms =
-                        BTreeMap::from([(TAG_PRODUCE.to_string(), histogram(&produce))]);
+                        BTreeMap::from([(HistogramTag::Produce, histogram(&produce))]);
                     if !lag.is_empty() {
-                        histograms.insert("lag".to_string(), histogram(&lag));
-                        histograms.insert("service".to_string(), histogram(&lag));
+                        histograms.insert(HistogramTag::Lag, histogram(&lag));
+                        histograms.insert(HistogramTag::Service, histogram(&lag));
                     }
                     let interval = AgentInterval {
                         slot,

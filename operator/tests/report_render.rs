@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -214,7 +215,7 @@ fn junit_has_a_test_case_per_threshold_with_the_observed_value() {
     assert_eq!(set.verdict.result, VerdictResult::Failed);
     assert_eq!(set.junit.matches("<testcase ").count(), 4);
     assert_eq!(set.junit.matches("<failure ").count(), 1);
-    let p50 = set.report.summary.latency["produce"].p50;
+    let p50 = set.report.summary.latency[&HistogramTag::Produce].p50;
     let shown = barrage_operator::report::verdict::format_micros(p50 as f64);
     assert!(
         set.junit.contains(&format!(

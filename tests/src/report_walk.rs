@@ -78,7 +78,11 @@ impl Sources {
                 continue;
             }
             for (tag, h) in &blob.histograms {
-                add(&mut agents, (blob.slot, blob.incarnation, tag.clone()), h);
+                add(
+                    &mut agents,
+                    (blob.slot, blob.incarnation, tag.to_string()),
+                    h,
+                );
             }
         }
         assert!(

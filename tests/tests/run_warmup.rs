@@ -3,6 +3,7 @@
 //! percentiles, the agents' and the thresholds (latency and rate) are those of the intervals
 //! after it — re-derived here from `merged.hlog`, which keeps every interval.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ spec:
 fn produce_by_interval(text: &str, interval_secs: f64) -> BTreeMap<u32, Histogram<u64>> {
     let mut by_interval = BTreeMap::new();
     for e in hlog::parse_log(text, &DecodeLimits::default()).expect("merged.hlog parses") {
-        if e.tag.as_deref() == Some(hlog::TAG_PRODUCE) {
+        if e.tag.as_deref() == Some(HistogramTag::Produce.as_str()) {
             let index = (e.start_secs / interval_secs).round() as u32;
             by_interval.insert(index, e.histogram);
         }

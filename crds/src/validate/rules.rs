@@ -2,6 +2,7 @@
 //! its field path. The record value, the client properties and the cost guards have their own
 //! modules.
 
+use crate::names::HistogramTag;
 use std::collections::BTreeMap;
 
 use super::V;
@@ -736,7 +737,7 @@ pub(super) fn check_thresholds(lt: &LoadTest, v: &mut V) {
         }
         let needs_producer = matches!(
             t.metric.histogram_tag(),
-            Some("produce" | "service" | "lag")
+            Some(HistogramTag::Produce | HistogramTag::Service | HistogramTag::Lag)
         ) || t.metric == Metric::RateAchievedRatio;
         if needs_producer && kind == WorkloadKind::Consume {
             v.err(

@@ -13,6 +13,7 @@
 //! batch's order, so the merge stays deterministic.
 
 use barrage_crds::hlog::{self, DecodeLimits, DecodeScratch, HistogramConfig, HlogError};
+use barrage_crds::names::HistogramTag;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
@@ -23,7 +24,7 @@ use super::blob::{AgentInterval, COUNTERS_COMMENT, INTERVAL_COMMENT, IntervalCou
 #[derive(Debug, Clone, Default)]
 pub struct TagCounts {
     /// The tag (`produce` for untagged lines).
-    pub tag: String,
+    pub tag: HistogramTag,
     /// The histogram's configuration (of its first line, when a tag has several).
     pub config: HistogramConfig,
     /// `(index, count)` pairs, indexes in `config`'s counts array.
@@ -78,7 +79,7 @@ impl IntervalCounts {
     pub fn produced(&self) -> u64 {
         self.tags()
             .iter()
-            .find(|t| t.tag == hlog::TAG_PRODUCE)
+            .find(|t| t.tag == HistogramTag::Produce)
             .map_or(0, |t| t.total)
     }
 
@@ -110,8 +111,7 @@ impl IntervalCounts {
             self.tags.push(TagCounts::default());
         }
         let t = &mut self.tags[self.used];
-        t.tag.clear();
-        t.tag.push_str(tag);
+        t.tag = HistogramTag::from(tag);
         t.config = config;
         t.counts.clear();
         t.counts.extend_from_slice(counts);
@@ -237,7 +237,7 @@ impl BlobDecoder {
         out.length_ms = header.length_ms;
         hlog::visit_log_counts(text, limits, &mut self.scratch, &mut self.line, |entry| {
             out.push(
-                entry.tag.unwrap_or(hlog::TAG_PRODUCE),
+                entry.tag.unwrap_or(HistogramTag::Produce.as_str()),
                 entry.config,
                 entry.counts,
             )

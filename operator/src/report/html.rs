@@ -6,9 +6,8 @@
 //! Every number is printed with a fixed number of decimals, so the same report renders to the
 //! same bytes.
 
+use barrage_crds::names::HistogramTag;
 use std::fmt::Write as _;
-
-use barrage_crds::hlog;
 
 use super::Settings;
 use super::json::{Report, SummaryJson};
@@ -384,7 +383,7 @@ fn time_extent(r: &Report) -> f64 {
         .fold(r.summary.span_secs, f64::max)
 }
 
-fn latency_over_time_chart(r: &Report, tag: &str) -> Option<String> {
+fn latency_over_time_chart(r: &Report, tag: &HistogramTag) -> Option<String> {
     let len = r.summary.interval_secs;
     type Pick = fn(&Stats) -> u64;
     let pick: [(&str, Pick); 5] = [
@@ -433,15 +432,15 @@ fn latency_over_time_chart(r: &Report, tag: &str) -> Option<String> {
 
 fn distribution_chart(r: &Report) -> Option<String> {
     let order = [
-        hlog::TAG_PRODUCE,
-        hlog::TAG_SERVICE,
-        hlog::TAG_E2E,
-        hlog::TAG_LAG,
+        HistogramTag::Produce,
+        HistogramTag::Service,
+        HistogramTag::E2e,
+        HistogramTag::Lag,
     ];
     let mut series = Vec::new();
     let mut x_max: f64 = 100.0;
-    let mut tags: Vec<&String> = r.distribution.keys().collect();
-    tags.sort_by_key(|t| order.iter().position(|o| o == t).unwrap_or(order.len()));
+    let mut tags: Vec<&HistogramTag> = r.distribution.keys().collect();
+    tags.sort_by_key(|t| order.iter().position(|o| o == *t).unwrap_or(order.len()));
     for tag in tags {
         let points: Vec<(f64, f64)> = r.distribution[tag]
             .iter()
@@ -464,9 +463,9 @@ fn distribution_chart(r: &Report) -> Option<String> {
         x_max = x_max.max(points.iter().map(|p| p.0).fold(1.0, f64::max));
         if !points.is_empty() {
             series.push(Series {
-                name: tag.clone(),
+                name: tag.to_string(),
                 points,
-                dashed: tag == hlog::TAG_LAG,
+                dashed: *tag == HistogramTag::Lag,
             });
         }
     }
@@ -568,7 +567,7 @@ fn rate_tiles(h: &mut String, s: &SummaryJson) {
         );
     }
     if let Some(w) = &s.warmup {
-        let p99 = w.latency.get(hlog::TAG_PRODUCE).map(|p| p.p99);
+        let p99 = w.latency.get(&HistogramTag::Produce).map(|p| p.p99);
         tile(
             h,
             "warm-up (latency apart)",
@@ -603,7 +602,7 @@ fn latency_table(h: &mut String, s: &SummaryJson) {
     }
     h.push_str("<div class=\"card\"><h2>Latency</h2><table><thead><tr><th>histogram</th><th>count</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th></tr></thead><tbody>");
     for (tag, st) in &s.latency {
-        latency_row(h, tag, st);
+        latency_row(h, tag.as_str(), st);
     }
     for (tag, st) in warmup {
         latency_row(h, &format!("{tag} (warm-up)"), st);
@@ -702,13 +701,13 @@ fn summary(h: &mut String, r: &Report) {
         tile(h, "achieved / target", &format!("{:.2}%", ratio * 100.0));
     }
     tile(h, "errors", &int(s.records.errors));
-    if let Some(p) = s.latency.get(hlog::TAG_PRODUCE) {
+    if let Some(p) = s.latency.get(&HistogramTag::Produce) {
         tile(h, "produce p50", &us(p.p50));
         tile(h, "produce p99", &us(p.p99));
         tile(h, "produce p99.9", &us(p.p999));
         tile(h, "produce max", &us(p.max));
     }
-    if let Some(p) = s.latency.get(hlog::TAG_E2E) {
+    if let Some(p) = s.latency.get(&HistogramTag::E2e) {
         tile(h, "end-to-end p99", &us(p.p99));
     }
     if s.records.lost > 0 || s.records.duplicated > 0 {
@@ -755,9 +754,9 @@ fn charts(h: &mut String, r: &Report) {
             "<div class=\"card\"><h2>Throughput over time</h2>{c}</div>"
         );
     }
-    for tag in [hlog::TAG_PRODUCE, hlog::TAG_E2E] {
-        if let Some(c) = latency_over_time_chart(r, tag) {
-            let what = if tag == hlog::TAG_PRODUCE {
+    for tag in [HistogramTag::Produce, HistogramTag::E2e] {
+        if let Some(c) = latency_over_time_chart(r, &tag) {
+            let what = if tag == HistogramTag::Produce {
                 "Produce latency over time"
             } else {
                 "End-to-end latency over time"
@@ -787,7 +786,7 @@ fn windows(h: &mut String, r: &Report) {
     if !r.windows.is_empty() {
         h.push_str("<div class=\"card\"><h2>Windows</h2><div class=\"scroll\"><table><thead><tr><th>window</th><th>intervals</th><th>acked</th><th>errors</th><th>produce p99</th><th>produce max</th><th>result</th></tr></thead><tbody>");
         for w in &r.windows {
-            let p = w.latency.get(hlog::TAG_PRODUCE);
+            let p = w.latency.get(&HistogramTag::Produce);
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}–{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",

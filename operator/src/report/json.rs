@@ -8,9 +8,9 @@
 //! rates are per second of load, `durationSecs` became `spanSecs` beside `loadSecs`, every
 //! histogram has its mean and its true minimum, an agent's empty histogram is `null`).
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 
-use barrage_crds::hlog;
 use barrage_crds::status::{Summary, Verdict};
 use serde::Serialize;
 
@@ -52,7 +52,7 @@ pub struct Report {
     pub coverage: Coverage,
     /// Percentile distributions by tag: `[percentile, microseconds]` points spaced evenly on
     /// a `1/(1-q)` log axis, ending at the maximum.
-    pub distribution: BTreeMap<String, Vec<(f64, u64)>>,
+    pub distribution: BTreeMap<HistogramTag, Vec<(f64, u64)>>,
 }
 
 /// The verdict.
@@ -102,7 +102,7 @@ pub struct SummaryJson {
     pub achieved_ratio: Option<f64>,
     /// Latency statistics by tag (`e2e`, `lag`, `produce`, `service`), microseconds; after
     /// the warm-up, when there is one (the warm-up's own are in `warmup`).
-    pub latency: BTreeMap<String, Stats>,
+    pub latency: BTreeMap<HistogramTag, Stats>,
     /// The warm-up (`spec.load.warmup`) inside the report's intervals: its records are in
     /// `records` and every rate, its latency only here. Absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +130,7 @@ pub struct WarmupJson {
     pub records: IntervalCounters,
     /// Latency statistics by tag over its intervals, microseconds (not in the summary's
     /// `latency`, the windows', the agents', the thresholds or the schedule-lag check).
-    pub latency: BTreeMap<String, Stats>,
+    pub latency: BTreeMap<HistogramTag, Stats>,
 }
 
 impl WarmupJson {
@@ -174,7 +174,7 @@ pub struct IntervalJson {
     /// Sent records per second.
     pub sent_rate: f64,
     /// Latency statistics by tag, microseconds.
-    pub latency: BTreeMap<String, Stats>,
+    pub latency: BTreeMap<HistogramTag, Stats>,
     /// Part of the warm-up: counted in the summary's records, its latency only in
     /// `summary.warmup` (absent when false).
     #[serde(skip_serializing_if = "is_false")]
@@ -204,7 +204,7 @@ pub struct WindowJson {
     /// Counters over the window.
     pub records: IntervalCounters,
     /// Latency statistics by tag over the window (after the warm-up).
-    pub latency: BTreeMap<String, Stats>,
+    pub latency: BTreeMap<HistogramTag, Stats>,
     /// Whether every window-scoped threshold held in this window.
     pub passed: bool,
     /// Failed thresholds in this window.
@@ -468,7 +468,7 @@ impl Report {
     /// The summary the LoadTest's status carries.
     pub fn status_summary(&self) -> Summary {
         let s = &self.summary;
-        let produce = s.latency.get(hlog::TAG_PRODUCE);
+        let produce = s.latency.get(&HistogramTag::Produce);
         let produce_us = |f: fn(&Stats) -> u64| produce.map_or(0, f);
         Summary {
             records_sent: s.records.sent,
@@ -481,7 +481,7 @@ impl Report {
             produce_p50_us: produce_us(|p| p.p50),
             produce_p99_us: produce_us(|p| p.p99),
             produce_max_us: produce_us(|p| p.max),
-            e2e_p99_us: s.latency.get(hlog::TAG_E2E).map(|e| e.p99),
+            e2e_p99_us: s.latency.get(&HistogramTag::E2e).map(|e| e.p99),
             lost: s.records.lost,
             duplicated: s.records.duplicated,
         }
@@ -496,6 +496,7 @@ mod tests {
 
     use super::super::{AgentInterval, build_report, merge::merge_all};
     use super::*;
+    use barrage_crds::hlog;
 
     /// One agent's 1 s intervals from `first` on, `acked[i]` records in the `i`th, each with a
     /// latency.
@@ -511,7 +512,7 @@ mod tests {
                     index,
                     start_ms: 1_000_000 + u64::from(index) * 1_000,
                     length_ms: 1_000,
-                    histograms: BTreeMap::from([(hlog::TAG_PRODUCE.to_string(), h)]),
+                    histograms: BTreeMap::from([(HistogramTag::Produce, h)]),
                     counters: Some(IntervalCounters {
                         sent: n,
                         acked: n,
@@ -676,10 +677,7 @@ mod tests {
                 let (mut p, mut l) = (hlog::new_histogram(), hlog::new_histogram());
                 p.record_n(produce, 100).unwrap();
                 l.record_n(lag, 100).unwrap();
-                i.histograms = BTreeMap::from([
-                    (hlog::TAG_PRODUCE.to_string(), p),
-                    (hlog::TAG_LAG.to_string(), l),
-                ]);
+                i.histograms = BTreeMap::from([(HistogramTag::Produce, p), (HistogramTag::Lag, l)]);
                 if let Some(c) = i.counters.as_mut() {
                     c.scheduled = 100;
                 }
@@ -700,12 +698,12 @@ mod tests {
         let w = s.warmup.as_ref().unwrap();
         assert_eq!((w.secs, w.first_interval, w.last_interval), (1.0, 0, 0));
         assert_eq!(w.records.acked, 100);
-        assert_eq!(w.latency[hlog::TAG_PRODUCE].p99, 74_047);
-        assert_eq!(w.latency[hlog::TAG_LAG].p99, 200_063);
+        assert_eq!(w.latency[&HistogramTag::Produce].p99, 74_047);
+        assert_eq!(w.latency[&HistogramTag::Lag].p99, 200_063);
         // Every record counts; the percentiles are the three intervals after the warm-up.
         assert_eq!(s.records.acked, 400);
         assert_eq!(s.achieved_ratio, Some(1.0));
-        let p = s.latency[hlog::TAG_PRODUCE];
+        let p = s.latency[&HistogramTag::Produce];
         assert_eq!((p.count, p.p99), (300, 7_003));
         let observed = r.thresholds[0].run.as_ref().unwrap().observed;
         assert_eq!(observed, Some(7_003.0));
@@ -741,7 +739,7 @@ mod tests {
         assert!(!r.thresholds[0].passed);
         assert!(r.summary.warmup.is_none());
         assert!(!set.json.contains("\"warmup\": {"));
-        assert_eq!(r.summary.latency[hlog::TAG_PRODUCE].count, 400);
+        assert_eq!(r.summary.latency[&HistogramTag::Produce].count, 400);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! Everything that ends up in a report is kept in ordered maps and sorted vectors, so the same
 //! blobs in any order give byte-identical output.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::{BTreeMap, BTreeSet};
 
 use barrage_crds::hlog::{self, HistogramConfig};
@@ -159,7 +160,7 @@ pub fn add_into_both(
 #[derive(Debug, Clone, Default)]
 pub struct Accumulator {
     /// Histograms by tag.
-    pub histograms: BTreeMap<String, Histogram<u64>>,
+    pub histograms: BTreeMap<HistogramTag, Histogram<u64>>,
     /// Counters.
     pub counters: IntervalCounters,
 }
@@ -168,7 +169,7 @@ impl Accumulator {
     fn add_histogram(
         &mut self,
         config: HistogramConfig,
-        tag: &str,
+        tag: &HistogramTag,
         h: &Histogram<u64>,
     ) -> Result<(), ReportError> {
         if h.is_empty() {
@@ -178,7 +179,7 @@ impl Accumulator {
             Some(d) => d,
             None => self
                 .histograms
-                .entry(tag.to_string())
+                .entry(tag.clone())
                 .or_insert(empty_histogram(config)?),
         };
         add_into(dst, h)
@@ -210,7 +211,7 @@ impl Accumulator {
     }
 
     /// Statistics by tag (tags whose histogram is empty are left out).
-    pub fn stats(&self) -> BTreeMap<String, Stats> {
+    pub fn stats(&self) -> BTreeMap<HistogramTag, Stats> {
         self.histograms
             .iter()
             .filter_map(|(t, h)| Some((t.clone(), Stats::of(h)?)))
@@ -232,9 +233,9 @@ pub struct IntervalSummary {
     /// Counters summed over agents.
     pub counters: IntervalCounters,
     /// Statistics of the merged histograms, by tag.
-    pub stats: BTreeMap<String, Stats>,
+    pub stats: BTreeMap<HistogramTag, Stats>,
     /// The merged histograms, V2-compressed base64 with their max, by tag (for merged.hlog).
-    pub encoded: BTreeMap<String, String>,
+    pub encoded: BTreeMap<HistogramTag, String>,
     /// Part of the warm-up: its latency is in [`Merged::warmup`], not in the run's total.
     pub warmup: bool,
 }
@@ -441,7 +442,7 @@ impl FlatCounts {
 
 #[derive(Debug, Default)]
 struct OpenInterval {
-    histograms: BTreeMap<String, FlatCounts>,
+    histograms: BTreeMap<HistogramTag, FlatCounts>,
     counters: IntervalCounters,
     start_ms: Option<u64>,
     agents: BTreeSet<(u32, u32)>,
@@ -580,10 +581,10 @@ impl Merger {
                 None => open.histograms.entry(t.tag.clone()).or_default(),
             };
             interval_dst.add(&t.counts);
-            let per_agent = match t.tag.as_str() {
+            let per_agent = match &t.tag {
                 _ if warmup => None,
-                hlog::TAG_PRODUCE => Some(&mut agent.produce),
-                hlog::TAG_LAG => Some(&mut agent.lag),
+                HistogramTag::Produce => Some(&mut agent.produce),
+                HistogramTag::Lag => Some(&mut agent.lag),
                 _ => None,
             };
             if let Some(slot) = per_agent {
@@ -840,7 +841,7 @@ mod tests {
             index,
             start_ms: 1_000_000 + u64::from(index) * 10_000,
             length_ms: 10_000,
-            histograms: BTreeMap::from([(hlog::TAG_PRODUCE.to_string(), h)]),
+            histograms: BTreeMap::from([(HistogramTag::Produce, h)]),
             counters: Some(IntervalCounters {
                 sent: values.len() as u64,
                 acked: values.len() as u64,
@@ -855,7 +856,7 @@ mod tests {
         let fast = interval(0, 0, 0, &[100; 99]);
         let slow = interval(1, 0, 0, &[10_000; 1]);
         let m = merge_all([&fast, &slow], MergeOptions::default()).unwrap();
-        let s = m.total.stats()[hlog::TAG_PRODUCE];
+        let s = m.total.stats()[&HistogramTag::Produce];
         assert_eq!(s.count, 100);
         assert_eq!(s.p99, 100);
         assert_eq!(s.max, 10_007);
@@ -869,13 +870,13 @@ mod tests {
         let b = interval(1, 0, 1, &[0, 1_000]);
         let m = merge_all([&a, &b], MergeOptions::default()).unwrap();
         let figures = |s: &Stats| (s.count, s.min, s.mean, s.max);
-        let interval_0 = &m.intervals[0].stats[hlog::TAG_PRODUCE];
-        let interval_1 = &m.intervals[1].stats[hlog::TAG_PRODUCE];
+        let interval_0 = &m.intervals[0].stats[&HistogramTag::Produce];
+        let interval_1 = &m.intervals[1].stats[&HistogramTag::Produce];
         assert_eq!(figures(interval_0), (2, 100, 200.0, 300));
         assert_eq!(figures(interval_1), (2, 0, 500.0, 1_000));
         let agent_1 = m.agents[1].produce.as_ref().unwrap();
         assert_eq!(figures(agent_1), (2, 0, 500.0, 1_000));
-        let total = &m.total.stats()[hlog::TAG_PRODUCE];
+        let total = &m.total.stats()[&HistogramTag::Produce];
         assert_eq!(figures(total), (4, 0, 350.0, 1_000));
     }
 
@@ -943,7 +944,7 @@ mod tests {
         let mut b = interval(1, 0, 0, &[1]);
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).unwrap();
         h.record(5).unwrap();
-        b.histograms.insert(hlog::TAG_PRODUCE.into(), h);
+        b.histograms.insert(HistogramTag::Produce, h);
         let err = merge_all([&a, &b], MergeOptions::default()).unwrap_err();
         assert!(matches!(err, ReportError::ConfigMismatch { .. }), "{err}");
     }
@@ -1041,15 +1042,15 @@ mod tests {
     #[test]
     fn warmup_latency_is_kept_apart_while_its_records_still_count() {
         let m = merge_all(&slow_first_interval(), with_warmup(1, None)).unwrap();
-        let run = m.total.stats()[hlog::TAG_PRODUCE];
+        let run = m.total.stats()[&HistogramTag::Produce];
         assert_eq!((run.count, run.max), (30, 7_003));
-        let warmup = m.warmup.stats()[hlog::TAG_PRODUCE];
+        let warmup = m.warmup.stats()[&HistogramTag::Produce];
         assert_eq!((warmup.count, warmup.min), (10, 73_984));
         assert_eq!((m.total.counters.acked, m.warmup.counters.acked), (40, 10));
         // Each interval keeps its own histograms; the warm-up's is marked.
         let marks: Vec<_> = m.intervals.iter().map(|i| (i.index, i.warmup)).collect();
         assert_eq!(marks, vec![(0, true), (1, false), (2, false), (3, false)]);
-        assert_eq!(m.intervals[0].stats[hlog::TAG_PRODUCE].count, 10);
+        assert_eq!(m.intervals[0].stats[&HistogramTag::Produce].count, 10);
         // An agent's latency is measured after the warm-up too; its records are all counted.
         let agent = &m.agents[0];
         assert_eq!(agent.produce.map(|p| (p.count, p.max)), Some((15, 7_003)));
@@ -1059,7 +1060,7 @@ mod tests {
     #[test]
     fn without_a_warmup_the_first_interval_is_in_the_run() {
         let m = merge_all(&slow_first_interval(), MergeOptions::default()).unwrap();
-        assert_eq!(m.total.stats()[hlog::TAG_PRODUCE].count, 40);
+        assert_eq!(m.total.stats()[&HistogramTag::Produce].count, 40);
         assert!(m.warmup.histograms.is_empty());
         assert!(m.intervals.iter().all(|i| !i.warmup));
     }
@@ -1071,7 +1072,7 @@ mod tests {
             .windows
             .iter()
             .map(|w| {
-                let p = w.acc.stats()[hlog::TAG_PRODUCE];
+                let p = w.acc.stats()[&HistogramTag::Produce];
                 (
                     w.index,
                     w.warmup_intervals,

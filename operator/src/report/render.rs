@@ -8,6 +8,7 @@
 //! - a `merged.hlog` written by Barrage (`#[Barrage-Merged: …]`) is skipped, so rendering into
 //!   the input folder twice does not count anything twice.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -122,7 +123,7 @@ pub fn intervals_from_texts<'a>(
                 histograms: BTreeMap::new(),
                 counters: None,
             });
-            let tag = e.tag.unwrap_or_else(|| hlog::TAG_PRODUCE.to_string());
+            let tag = e.tag.map_or(HistogramTag::Produce, HistogramTag::from);
             match interval.histograms.get_mut(&tag) {
                 Some(h) => {
                     hlog::merge_into(h, &e.histogram).map_err(|source| ReportError::Hlog {

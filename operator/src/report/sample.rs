@@ -2,9 +2,10 @@
 //! with realistic latency shapes (a log-normal-ish body, rare slow outliers, a slow patch in
 //! the middle of the run), a ramp-up, and one replaced agent.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 
-use barrage_crds::hlog::{self, TAG_LAG, TAG_PRODUCE, TAG_SERVICE};
+use barrage_crds::hlog;
 
 use super::blob::{AgentInterval, IntervalCounters};
 
@@ -110,9 +111,9 @@ pub fn sample_interval(run: &SampleRun, slot: u32, incarnation: u32, index: u32)
         start_ms: SAMPLE_START_MS + u64::from(index) * run.length_ms,
         length_ms: run.length_ms,
         histograms: BTreeMap::from([
-            (TAG_LAG.to_string(), lag),
-            (TAG_PRODUCE.to_string(), produce),
-            (TAG_SERVICE.to_string(), service),
+            (HistogramTag::Lag, lag),
+            (HistogramTag::Produce, produce),
+            (HistogramTag::Service, service),
         ]),
         counters: Some(IntervalCounters {
             scheduled: n,

@@ -11,10 +11,10 @@
 //! check is judged after it too; the queue-full and sent checks over every record. A window that
 //! is all warm-up has no latency check, and its counts are nothing to judge.
 
+use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
-use barrage_crds::hlog;
 use barrage_crds::interval::IntervalCounters;
 use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
 use barrage_crds::status::{Verdict, VerdictResult};
@@ -50,14 +50,14 @@ impl Default for ValidityBounds {
 /// rate).
 pub fn observe(
     metric: Metric,
-    histograms: &BTreeMap<String, Histogram<u64>>,
+    histograms: &BTreeMap<HistogramTag, Histogram<u64>>,
     c: &IntervalCounters,
     target: Option<u64>,
 ) -> Option<f64> {
     match metric.kind() {
         MetricKind::Latency => {
             let tag = metric.histogram_tag()?;
-            let h = histograms.get(tag).filter(|h| !h.is_empty())?;
+            let h = histograms.get(&tag).filter(|h| !h.is_empty())?;
             let p = metric.percentile()?;
             Some(if p >= 100.0 {
                 h.max() as f64
@@ -283,7 +283,7 @@ pub fn invalid_reasons(
     if let Some(lag) = merged
         .total
         .histograms
-        .get(hlog::TAG_LAG)
+        .get(&HistogramTag::Lag)
         .filter(|h| !h.is_empty())
     {
         let p99 = lag.value_at_quantile(0.99);
@@ -399,6 +399,7 @@ mod tests {
     use super::*;
     use crate::report::blob::{AgentInterval, IntervalCounters};
     use crate::report::merge::{MergeOptions, merge_all};
+    use barrage_crds::hlog;
 
     fn run(
         latencies: &[u64],
@@ -421,8 +422,8 @@ mod tests {
                     start_ms: u64::from(i) * 1000,
                     length_ms: 1000,
                     histograms: BTreeMap::from([
-                        ("produce".to_string(), p),
-                        ("lag".to_string(), l),
+                        (HistogramTag::Produce, p),
+                        (HistogramTag::Lag, l),
                     ]),
                     counters: Some(IntervalCounters {
                         acked: latencies.len() as u64,
@@ -557,7 +558,7 @@ mod tests {
                     index: i,
                     start_ms: u64::from(i) * 1000,
                     length_ms: 1000,
-                    histograms: BTreeMap::from([("produce".to_string(), p)]),
+                    histograms: BTreeMap::from([(HistogramTag::Produce, p)]),
                     counters: Some(IntervalCounters {
                         acked: 1,
                         errors: if i == 0 { warmup_errors } else { 0 },

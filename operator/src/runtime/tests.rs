@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use barrage_crds::agent_status::{AgentPhase, AgentStatus};
 use barrage_crds::env::{BlobsUrl, StoreUrl};
 use barrage_crds::items::{ATTR_DOC, ATTR_PK, ATTR_SK, Attr, Item, SPEC_SK, load_test_pk};
+use barrage_crds::names::HistogramTag;
 use barrage_crds::status::Phase;
 use barrage_store::memory::{MemoryBlobs, MemoryStore};
 use barrage_store::watch::WatchOptions;
@@ -404,7 +405,7 @@ async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
                 start_ms: u64::try_from(start.timestamp_millis()).unwrap()
                     + u64::from(index) * 1_000,
                 length_ms: 1_000,
-                histograms: [("produce".to_string(), h)].into(),
+                histograms: [(HistogramTag::Produce, h)].into(),
                 counters: Some(IntervalCounters {
                     sent: 10,
                     acked: 10,

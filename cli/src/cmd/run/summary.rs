@@ -2,8 +2,8 @@
 //! and latencies (after the warm-up, the warm-up's apart).
 
 use barrage_agent::engine::Outcome as EngineOutcome;
-use barrage_crds::hlog;
 use barrage_crds::loadtest::LoadTest;
+use barrage_crds::names::HistogramTag;
 use barrage_crds::spec::WorkloadKind;
 use barrage_operator::report::ReportSet;
 use barrage_operator::report::json::SummaryJson;
@@ -133,7 +133,7 @@ fn print_consume_summary(lt: &LoadTest, runs: &[AgentRun], report: Option<&Summa
     print_rates(report);
     println!("  elapsed           {:.1}s", elapsed_secs(runs));
     let e2e = "end-to-end latency (record timestamp to receipt)";
-    print_latency_lines(report, &[(e2e, hlog::TAG_E2E)]);
+    print_latency_lines(report, &[(e2e, HistogramTag::E2e)]);
     for r in runs {
         let c = &r.outcome.counters;
         println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
@@ -168,24 +168,27 @@ fn print_per_partition(runs: &[AgentRun]) {
 /// Produce and RoundTrip's latency lines (end-to-end only for RoundTrip).
 fn print_latencies(report: Option<&SummaryJson>, round_trip: bool) {
     let mut lines = vec![
-        ("produce latency (from intended send)", hlog::TAG_PRODUCE),
-        ("service time (from actual send)", hlog::TAG_SERVICE),
-        ("schedule lag", hlog::TAG_LAG),
+        (
+            "produce latency (from intended send)",
+            HistogramTag::Produce,
+        ),
+        ("service time (from actual send)", HistogramTag::Service),
+        ("schedule lag", HistogramTag::Lag),
     ];
     if round_trip {
-        lines.push(("end-to-end latency", hlog::TAG_E2E));
+        lines.push(("end-to-end latency", HistogramTag::E2e));
     }
     print_latency_lines(report, &lines);
 }
 
 /// The report's latency lines (`(label, tag)`) and the warm-up's, or why there are none.
-fn print_latency_lines(report: Option<&SummaryJson>, lines: &[(&str, &str)]) {
+fn print_latency_lines(report: Option<&SummaryJson>, lines: &[(&str, HistogramTag)]) {
     let Some(s) = report else {
         println!("  latency           none: the report could not be built");
         return;
     };
     for (label, tag) in lines {
-        print_latency(label, s.latency.get(*tag));
+        print_latency(label, s.latency.get(tag));
     }
     let Some(w) = s.warmup.as_ref() else {
         return;
@@ -195,7 +198,7 @@ fn print_latency_lines(report: Option<&SummaryJson>, lines: &[(&str, &str)]) {
         w.secs, w.first_interval, w.last_interval
     );
     for (label, tag) in lines {
-        if let Some(st) = w.latency.get(*tag) {
+        if let Some(st) = w.latency.get(tag) {
             print_latency(&format!("warm-up {label}"), Some(st));
         }
     }
