@@ -381,38 +381,12 @@ async fn run_prepared(
     };
 
     // Wait for outstanding acknowledgements, within the bound, rolling intervals meanwhile.
-    let flushing = {
-        let producer = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            if producer.flush(flush_timeout).is_err() {
-                let left = producer.in_flight_count();
-                producer.purge(PurgeConfig::default().queue().inflight());
-                let _ = producer.flush(Duration::from_secs(5));
-                u64::try_from(left).unwrap_or(0)
-            } else {
-                0
-            }
-        })
-    };
-    let unflushed = roller.roll_until(flushing).await.unwrap_or(0);
+    let unflushed = roller
+        .roll_until(flush(producer.clone(), flush_timeout))
+        .await
+        .unwrap_or(0);
     if round_trip {
-        // RoundTrip: wait (bounded) for the last records to come back, then count as lost what
-        // was acknowledged and never consumed — before the last interval is closed, so the
-        // report carries it.
-        let deadline = clock.now_ns() + interval_ns(ROUND_TRIP_DRAIN);
-        loop {
-            let c = recorder.counters().snapshot();
-            if c.consumed >= c.acked || clock.now_ns() >= deadline {
-                recorder
-                    .counters()
-                    .lost
-                    .store(c.acked.saturating_sub(c.consumed), Ordering::Relaxed);
-                break;
-            }
-            roller
-                .roll_until(tokio::time::sleep(Duration::from_millis(20)))
-                .await;
-        }
+        drain_round_trip(&mut roller, &recorder, clock, interval_ns(ROUND_TRIP_DRAIN)).await;
     }
     if unflushed > 0 {
         warn!(
@@ -446,6 +420,46 @@ async fn run_prepared(
         stopped_early,
         unflushed,
     })
+}
+
+/// Flushes the producer within `timeout`; what is still unacknowledged then is purged and
+/// counted (returned).
+fn flush(producer: Arc<Client>, timeout: Duration) -> tokio::task::JoinHandle<u64> {
+    tokio::task::spawn_blocking(move || {
+        if producer.flush(timeout).is_err() {
+            let left = producer.in_flight_count();
+            producer.purge(PurgeConfig::default().queue().inflight());
+            let _ = producer.flush(Duration::from_secs(5));
+            u64::try_from(left).unwrap_or(0)
+        } else {
+            0
+        }
+    })
+}
+
+/// RoundTrip: waits (at most `drain_ns`) for the last records to come back, then counts as
+/// lost what was acknowledged and never consumed — before the last interval is closed, so
+/// the report carries it.
+async fn drain_round_trip(
+    roller: &mut Roller<'_>,
+    recorder: &Recorder,
+    clock: Clock,
+    drain_ns: u64,
+) {
+    let deadline = clock.now_ns() + drain_ns;
+    loop {
+        let c = recorder.counters().snapshot();
+        if c.consumed >= c.acked || clock.now_ns() >= deadline {
+            recorder
+                .counters()
+                .lost
+                .store(c.acked.saturating_sub(c.consumed), Ordering::Relaxed);
+            return;
+        }
+        roller
+            .roll_until(tokio::time::sleep(Duration::from_millis(20)))
+            .await;
+    }
 }
 
 /// RoundTrip: longest wait after the last ack for records to come back.
