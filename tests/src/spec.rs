@@ -12,6 +12,10 @@ pub struct ProduceSpec {
     secs: u32,
     agents: u32,
     size: u32,
+    /// `report.window`, seconds.
+    window: Option<u32>,
+    /// `topic.cleanup: DeleteIfCreated`.
+    delete_if_created: bool,
     thresholds: Vec<String>,
 }
 
@@ -27,8 +31,22 @@ impl ProduceSpec {
             secs: 10,
             agents: 1,
             size: 100,
+            window: None,
+            delete_if_created: false,
             thresholds: Vec::new(),
         }
+    }
+
+    /// Rolling window reports of `secs` seconds (`report.window`).
+    pub fn window(mut self, secs: u32) -> ProduceSpec {
+        self.window = Some(secs);
+        self
+    }
+
+    /// Deletes the topic at the end when the run created it (`topic.cleanup`).
+    pub fn delete_if_created(mut self) -> ProduceSpec {
+        self.delete_if_created = true;
+        self
     }
 
     pub fn rate(mut self, rate: u32) -> ProduceSpec {
@@ -69,6 +87,15 @@ impl ProduceSpec {
                 .collect();
             format!("  thresholds:\n{items}")
         };
+        let cleanup = if self.delete_if_created {
+            "    cleanup: DeleteIfCreated\n"
+        } else {
+            ""
+        };
+        let window = self
+            .window
+            .map(|w| format!("    window: {w}s\n"))
+            .unwrap_or_default();
         format!(
             "apiVersion: barrage.dev/v1alpha1
 kind: LoadTest
@@ -82,7 +109,7 @@ spec:
     create:
       partitions: {partitions}
       replicationFactor: 1
-  workload:
+{cleanup}  workload:
     kind: Produce
     records:
       value:
@@ -94,7 +121,7 @@ spec:
     count: {agents}
   report:
     interval: 1s
-{thresholds}",
+{window}{thresholds}",
             name = self.name,
             bootstrap = self.bootstrap,
             topic = self.topic,
@@ -119,6 +146,8 @@ mod tests {
             .agents(2)
             .partitions(3)
             .threshold("errors.ratio < 1%")
+            .window(2)
+            .delete_if_created()
             .yaml();
         let lt = barrage_crds::validate::parse_and_validate(&yaml)
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
@@ -126,5 +155,10 @@ mod tests {
         assert_eq!(lt.spec.load.expected_records(), 450);
         assert_eq!(lt.spec.thresholds.len(), 1);
         assert_eq!(lt.spec.topic.name, "topic-t");
+        assert_eq!(lt.spec.report.window.map(|w| w.as_std().as_secs()), Some(2));
+        assert_eq!(
+            lt.spec.topic.cleanup,
+            barrage_crds::spec::TopicCleanup::DeleteIfCreated
+        );
     }
 }

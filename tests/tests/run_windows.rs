@@ -4,44 +4,27 @@
 
 use std::time::Duration;
 
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::{barrage, kafka, temp_file, unique};
 
 const RUN_SECS: u64 = 20;
 const WINDOW_SECS: u64 = 5;
 const RATE: u64 = 500;
 
+fn small(n: u64) -> u32 {
+    u32::try_from(n).expect("a small constant")
+}
+
 fn spec(topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: run-windows
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-    cleanup: DeleteIfCreated
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {RATE}, for: {RUN_SECS}s}}
-  agents:
-    count: 2
-  report:
-    interval: 1s
-    window: {WINDOW_SECS}s
-  thresholds:
-    - \"errors.ratio < 1%\"
-"
-    )
+    ProduceSpec::new("run-windows", topic, bootstrap)
+        .partitions(3)
+        .delete_if_created()
+        .agents(2)
+        .rate(small(RATE))
+        .secs(small(RUN_SECS))
+        .window(small(WINDOW_SECS))
+        .threshold("errors.ratio < 1%")
+        .yaml()
 }
 
 fn json(path: &std::path::Path) -> serde_json::Value {

@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, rt, s3, s3_get, text};
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::{aws_endpoint, kafka, unique};
 
 const RUN_SECS: u32 = 90;
@@ -85,37 +86,15 @@ fn thirds(series: &[u64]) -> (u64, u64) {
 }
 
 fn spec(name: &str, topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {RATE}, for: {RUN_SECS}s}}
-  agents:
-    count: {AGENTS}
-  report:
-    interval: 1s
-    window: {WINDOW_SECS}s
-  thresholds:
-    - \"errors.ratio < 0.1%\"
-    - \"produce.p99 < 5s\"
-"
-    )
+    ProduceSpec::new(name, topic, bootstrap)
+        .partitions(3)
+        .agents(AGENTS)
+        .rate(RATE)
+        .secs(RUN_SECS)
+        .window(WINDOW_SECS)
+        .threshold("errors.ratio < 0.1%")
+        .threshold("produce.p99 < 5s")
+        .yaml()
 }
 
 #[test]

@@ -8,36 +8,16 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::FaultProxy;
 use barrage_system_tests::operator::{Operator, report_json, text, unix_now};
+use barrage_system_tests::spec::ProduceSpec;
 use barrage_system_tests::{aws_endpoint, count_records, kafka, unique};
 
 fn spec(name: &str, topic: &str, bootstrap: &str, agents: u32, rate: u32, secs: u32) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {rate}, for: {secs}s}}
-  agents:
-    count: {agents}
-  report:
-    interval: 1s
-"
-    )
+    ProduceSpec::new(name, topic, bootstrap)
+        .partitions(3)
+        .agents(agents)
+        .rate(rate)
+        .secs(secs)
+        .yaml()
 }
 
 /// An operator whose agents (and controller) reach S3 through `proxy`, retrying for `drain`.
