@@ -2,6 +2,7 @@
 //! and latencies (after the warm-up, the warm-up's apart).
 
 use barrage_agent::engine::Outcome as EngineOutcome;
+use barrage_agent::recorder::CounterSnapshot;
 use barrage_crds::loadtest::LoadTest;
 use barrage_crds::names::HistogramTag;
 use barrage_crds::spec::WorkloadKind;
@@ -22,30 +23,19 @@ pub fn print_summary(lt: &LoadTest, runs: &[AgentRun], planned: u64, report: Opt
         print_consume_summary(lt, runs, report);
         return;
     }
-    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
     println!();
     println!("Summary of {}", lt.name());
-    println!("  records planned   {}", thousands(planned));
-    println!(
-        "  records sent      {}",
-        thousands(sum(&|o| o.counters.sent))
-    );
-    println!(
-        "  records acked     {}",
-        thousands(sum(&|o| o.counters.acked))
-    );
-    println!(
-        "  records failed    {}",
-        thousands(sum(&|o| o.counters.errors))
-    );
-    println!(
-        "  records dropped   {}",
-        thousands(sum(&|o| o.counters.dropped))
-    );
-    println!(
-        "  sent late (>1ms)  {}",
-        thousands(sum(&|o| o.counters.late))
-    );
+    let counted: [(&str, Field); 5] = [
+        ("records sent", |c| c.sent),
+        ("records acked", |c| c.acked),
+        ("records failed", |c| c.errors),
+        ("records dropped", |c| c.dropped),
+        ("sent late (>1ms)", |c| c.late),
+    ];
+    println!("  {:<18}{}", "records planned", thousands(planned));
+    for (label, field) in counted {
+        println!("  {label:<18}{}", thousands(total(runs, field)));
+    }
     print_rates(report);
     println!(
         "  elapsed           {:.1}s (including flush)",
@@ -97,6 +87,14 @@ pub fn print_verdict(set: &ReportSet, out: &std::path::Path) {
     );
 }
 
+/// One of an agent's counters.
+type Field = fn(&CounterSnapshot) -> u64;
+
+/// One counter summed over the agents.
+fn total(runs: &[AgentRun], field: Field) -> u64 {
+    runs.iter().map(|r| field(&r.outcome.counters)).sum()
+}
+
 fn elapsed_secs(runs: &[AgentRun]) -> f64 {
     runs.iter()
         .map(|r| r.outcome.elapsed)
@@ -115,21 +113,16 @@ fn print_rates(report: Option<&SummaryJson>) {
 
 /// Consume: what the group read, how fast, and how old records were when they arrived.
 fn print_consume_summary(lt: &LoadTest, runs: &[AgentRun], report: Option<&SummaryJson>) {
-    let sum = |f: &dyn Fn(&EngineOutcome) -> u64| runs.iter().map(|r| f(&r.outcome)).sum::<u64>();
     println!();
     println!("Summary of {} (Consume)", lt.name());
-    println!(
-        "  records consumed  {}",
-        thousands(sum(&|o| o.counters.consumed))
-    );
-    println!(
-        "  bytes consumed    {}",
-        thousands(sum(&|o| o.counters.bytes))
-    );
-    println!(
-        "  consume errors    {}",
-        thousands(sum(&|o| o.counters.errors))
-    );
+    let counted: [(&str, Field); 3] = [
+        ("records consumed", |c| c.consumed),
+        ("bytes consumed", |c| c.bytes),
+        ("consume errors", |c| c.errors),
+    ];
+    for (label, field) in counted {
+        println!("  {label:<18}{}", thousands(total(runs, field)));
+    }
     print_rates(report);
     println!("  elapsed           {:.1}s", elapsed_secs(runs));
     let e2e = "end-to-end latency (record timestamp to receipt)";
