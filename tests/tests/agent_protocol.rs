@@ -17,6 +17,7 @@ use barrage_crds::loadtest::LoadTest;
 use barrage_crds::status::{FleetAssignment, LoadTestStatus, Phase};
 use barrage_store::memory::{MemoryBlobs, MemoryStore};
 use barrage_store::{Blobs, Store};
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{kafka, unique};
 
 #[test]
@@ -24,22 +25,13 @@ fn a_slot_left_out_of_the_fleet_at_the_start_sends_nothing() {
     let Some(bootstrap) = kafka() else { return };
     let name = unique("fleet");
     let topic = unique("barrage-it-fleet");
-    let lt = LoadTest::from_yaml(&format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: {name}}}
-spec:
-  kafka: {{bootstrapServers: {bootstrap}}}
-  topic:
-    name: {topic}
-    create: {{partitions: 1, replicationFactor: 1}}
-  workload: {{kind: Produce, records: {{value: {{size: 10}}}}}}
-  load:
-    steps: [{{constant: {{rate: 100, for: 2s}}}}]
-  agents: {{count: 3}}
-  report: {{interval: 1s}}
-"
-    ))
+    let lt = LoadTest::from_yaml(
+        &Spec::new(&name, &topic, &bootstrap)
+            .size(10)
+            .secs(2)
+            .agents(3)
+            .yaml(),
+    )
     .expect("a valid spec");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -166,22 +158,13 @@ fn intervals_the_store_never_takes_fail_the_agent_and_are_named_in_its_status() 
     let Some(bootstrap) = kafka() else { return };
     let name = unique("undelivered");
     let topic = unique("barrage-it-undelivered");
-    let lt = LoadTest::from_yaml(&format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: {name}}}
-spec:
-  kafka: {{bootstrapServers: {bootstrap}}}
-  topic:
-    name: {topic}
-    create: {{partitions: 1, replicationFactor: 1}}
-  workload: {{kind: Produce, records: {{value: {{size: 10}}}}}}
-  load:
-    steps: [{{constant: {{rate: 100, for: 3s}}}}]
-  agents: {{count: 1}}
-  report: {{interval: 1s}}
-"
-    ))
+    let lt = LoadTest::from_yaml(
+        &Spec::new(&name, &topic, &bootstrap)
+            .size(10)
+            .secs(3)
+            .agents(1)
+            .yaml(),
+    )
     .expect("a valid spec");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

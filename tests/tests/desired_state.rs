@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, text};
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, kafka, root, run_bounded, unique};
 
 /// Puts the item of docs/DEPLOY.md's `put-item-example` with its name and `doc` replaced:
@@ -73,34 +74,13 @@ fn status_item(op: &Operator, name: &str) -> serde_json::Value {
 }
 
 fn spec(name: &str, topic: &str, bootstrap: &str, size: u32, secs: u32, rerun: u64) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: {size}
-  load:
-    steps:
-      - constant: {{rate: 100, for: {secs}s}}
-  agents:
-    count: 2
-  report:
-    interval: 1s
-  rerun: {rerun}
-"
-    )
+    Spec::new(name, topic, bootstrap)
+        .partitions(3)
+        .size(size)
+        .secs(secs)
+        .agents(2)
+        .rerun(rerun)
+        .yaml()
 }
 
 /// Waits until `pred` holds for the record's status; that status.

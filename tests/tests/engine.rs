@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use barrage_system_tests::spec::{Acks, Spec, Value, Workload};
 use barrage_system_tests::{
     barrage, barrage_run, kafka, read_values, root, summary_count, summary_field,
     summary_per_partition, temp_file, unique,
@@ -107,34 +108,16 @@ fn avro_schema(spec: &str) -> String {
     out
 }
 
-fn round_trip_spec(
-    topic: &str,
-    bootstrap: &str,
-    extra_topic_configs: &str,
-    value: &str,
-    acks: &str,
-) -> String {
-    format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: rt-test}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    producer: {{acks: "{acks}", idempotence: {idem}}}
-  topic:
-    name: {topic}
-    create: {{partitions: 3, replicationFactor: 1{extra_topic_configs}}}
-  workload:
-    kind: RoundTrip
-    records:
-      value: {value}
-  load:
-    steps: [{{constant: {{rate: 500, for: 4s}}}}]
-  report: {{interval: 1s}}
-"#,
-        idem = if acks == "all" { "true" } else { "false" },
-    )
+/// A RoundTrip at 500 records/s for 4 s on 3 partitions, idempotent when `acks` is all.
+fn round_trip_spec(topic: &str, bootstrap: &str, value: Value, acks: Acks) -> Spec {
+    Spec::new("rt-test", topic, bootstrap)
+        .kind(Workload::RoundTrip)
+        .acks(acks)
+        .idempotence(acks == Acks::All)
+        .partitions(3)
+        .value(value)
+        .rate(500)
+        .secs(4)
 }
 
 #[test]
@@ -142,7 +125,7 @@ fn round_trip_on_a_healthy_broker_loses_and_duplicates_nothing() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-rt");
     let stdout = run_measured(
-        &round_trip_spec(&topic, &bootstrap, "", "{size: 200}", "all"),
+        &round_trip_spec(&topic, &bootstrap, Value::Size(200), Acks::All).yaml(),
         "rt.yaml",
     );
     let acked = summary_count(&stdout, "records acked");
@@ -166,11 +149,16 @@ fn round_trip_counts_records_that_go_missing() {
     let spec = round_trip_spec(
         &topic,
         &bootstrap,
-        ", configs: {max.message.bytes: \"1000\"}",
-        "{uniformSize: {min: 300, max: 1500}}",
-        "0",
-    );
-    let spec = spec.replace("acks: \"0\"", "acks: \"0\", linger: 0ms, batchSize: 1");
+        Value::UniformSize {
+            min: 300,
+            max: 1500,
+        },
+        Acks::None,
+    )
+    .linger_ms(0)
+    .batch_size(1)
+    .topic_config("max.message.bytes", "1000")
+    .yaml();
     let stdout = run_measured(&spec, "rt-loss.yaml");
     let acked = summary_count(&stdout, "records acked");
     let consumed = summary_field(&stdout, "round trip:", "consumed");
@@ -371,36 +359,15 @@ async fn an_injected_stall_shows_in_round_trip_e2e_latency_but_not_in_its_servic
     );
 }
 
-/// A Produce spec for `barrage run`: `rate` records/s for `secs` s, 3 partitions, with the
-/// `records` block as given (indented for `workload.records`).
-fn produce_spec(
-    topic: &str,
-    bootstrap: &str,
-    records: &str,
-    rate: u32,
-    secs: u32,
-    topic_configs: &str,
-) -> String {
-    format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: tx-test}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    producer: {{acks: all, idempotence: true}}
-  topic:
-    name: {topic}
-    create: {{partitions: 3, replicationFactor: 1{topic_configs}}}
-  workload:
-    kind: Produce
-    records:
-{records}
-  load:
-    steps: [{{constant: {{rate: {rate}, for: {secs}s}}}}]
-  report: {{interval: 1s}}
-"#
-    )
+/// A Produce spec for `barrage run` of an idempotent producer: `rate` records/s for `secs` s,
+/// 3 partitions.
+fn produce_spec(topic: &str, bootstrap: &str, rate: u32, secs: u32) -> Spec {
+    Spec::new("tx-test", topic, bootstrap)
+        .acks(Acks::All)
+        .idempotence(true)
+        .partitions(3)
+        .rate(rate)
+        .secs(secs)
 }
 
 /// Counts the records of `topic` a reader with `isolation` (`read_committed` or
@@ -438,12 +405,11 @@ fn count_with_isolation(bootstrap: &str, topic: &str, isolation: &str, limit: Du
 fn transactional_runs_commit_exactly_the_records_they_report() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-tx");
-    let records =
-        "      value: {size: 100}\n      recordsPerTransaction: 10\n      transactional: true";
-    let stdout = run_measured(
-        &produce_spec(&topic, &bootstrap, records, 300, 4, ""),
-        "tx.yaml",
-    );
+    let spec = produce_spec(&topic, &bootstrap, 300, 4)
+        .size(100)
+        .records_per_transaction(10)
+        .transactional();
+    let stdout = run_measured(&spec.yaml(), "tx.yaml");
     let acked = summary_count(&stdout, "records acked");
     let failed = summary_count(&stdout, "records failed");
     let committed = count_with_isolation(
@@ -470,10 +436,10 @@ fn an_aborted_transaction_leaves_nothing_visible_and_counts_its_records_as_error
     // The client refuses records over 1 000 bytes (message.max.bytes); with values of 100-1 400
     // bytes most transactions of 5 hold one, after some of their records already went out, so
     // those transactions must abort as a whole.
-    let spec = produce_spec(&topic, &bootstrap, ABORT_RECORDS, 250, 4, "").replace(
-        "producer: {acks: all, idempotence: true}",
-        "producer: {acks: all, idempotence: true, linger: 0ms, properties: {message.max.bytes: \"1000\"}}",
-    );
+    let spec = abort_records(produce_spec(&topic, &bootstrap, 250, 4))
+        .linger_ms(0)
+        .producer_property("message.max.bytes", "1000")
+        .yaml();
     check_aborted_transactions(&bootstrap, &topic, &spec, "client refuses");
 }
 
@@ -484,23 +450,23 @@ fn a_transaction_the_broker_fails_mid_way_is_aborted_without_hanging() {
     // Here the broker refuses records over 1 000 bytes (the topic's max.message.bytes; one
     // record per batch). An idempotent producer holds the rest of the transaction back after a
     // failed batch: the abort used to wait out its timeout and fail the run.
-    let spec = produce_spec(
-        &topic,
-        &bootstrap,
-        ABORT_RECORDS,
-        250,
-        4,
-        ", configs: {max.message.bytes: \"1000\"}",
-    )
-    .replace(
-        "producer: {acks: all, idempotence: true}",
-        "producer: {acks: all, idempotence: true, linger: 0ms, batchSize: 1}",
-    );
+    let spec = abort_records(produce_spec(&topic, &bootstrap, 250, 4))
+        .topic_config("max.message.bytes", "1000")
+        .linger_ms(0)
+        .batch_size(1)
+        .yaml();
     check_aborted_transactions(&bootstrap, &topic, &spec, "broker refuses");
 }
 
 /// Values of 100-1 400 bytes in transactions of 5.
-const ABORT_RECORDS: &str = "      value: {uniformSize: {min: 100, max: 1400}}\n      recordsPerTransaction: 5\n      transactional: true";
+fn abort_records(spec: Spec) -> Spec {
+    spec.value(Value::UniformSize {
+        min: 100,
+        max: 1400,
+    })
+    .records_per_transaction(5)
+    .transactional()
+}
 
 /// Runs `spec` (some transactions fail with MessageSizeTooLarge) and checks that only whole
 /// committed transactions are acked and visible to a `read_committed` reader.
@@ -550,29 +516,21 @@ fn consume_reads_exactly_the_records_in_the_topic_with_their_latency() {
     let topic = unique("barrage-it-consume");
     // K records first, with a plain Produce run.
     let stdout = run_measured(
-        &produce_spec(&topic, &bootstrap, "      value: {size: 150}", 500, 3, ""),
+        &produce_spec(&topic, &bootstrap, 500, 3).size(150).yaml(),
         "consume-produce.yaml",
     );
     let produced = summary_count(&stdout, "records acked");
     assert_eq!(produced, 1_500);
     // Then a Consume run of two agents in one group, from the earliest offset.
-    let spec = format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: consume-test}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    consumer: {{autoOffsetReset: earliest}}
-  topic: {{name: {topic}}}
-  workload: {{kind: Consume}}
-  load:
-    steps: [{{constant: {{rate: 1, for: 8s}}}}]
-  agents: {{count: 2}}
-  report: {{interval: 1s}}
-  thresholds: ["errors.count <= 0"]
-"#
-    );
+    let spec = Spec::new("consume-test", &topic, &bootstrap)
+        .kind(Workload::Consume)
+        .from_earliest()
+        .existing_topic()
+        .rate(1)
+        .secs(8)
+        .agents(2)
+        .threshold("errors.count <= 0")
+        .yaml();
     let file = temp_file("consume.yaml", &spec);
     let out_dir = file.with_file_name("out");
     let out = barrage(

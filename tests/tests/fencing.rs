@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::{Exchange, FaultProxy, Hold};
 use barrage_system_tests::operator::{Operator, succeeded_or_lag_only, text};
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::stream::{Change, changes};
 use barrage_system_tests::{aws_endpoint, kafka, unique};
 
@@ -24,10 +24,7 @@ const STATUS_WRITE: &str = "TransactWriteItems";
 
 /// One agent at `rate` records/s for 30 s.
 fn spec(name: &str, topic: &str, bootstrap: &str, rate: u32) -> String {
-    ProduceSpec::new(name, topic, bootstrap)
-        .rate(rate)
-        .secs(30)
-        .yaml()
+    Spec::new(name, topic, bootstrap).rate(rate).secs(30).yaml()
 }
 
 fn apply(op: &Operator, name: &str, body: &str) {

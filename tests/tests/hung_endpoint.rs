@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::{FaultProxy, Hold};
 use barrage_system_tests::operator::{Operator, succeeded_or_lag_only, text};
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, binary, kafka, run_bounded, unique};
 
 /// Accepts every connection and holds it open, answering nothing.
@@ -70,7 +70,7 @@ fn commands_against_an_endpoint_that_never_answers_fail_within_the_operation_tim
 
 fn apply(op: &Operator, name: &str, secs: u32, bootstrap: &str) {
     let file = op.dir.join(format!("{name}.yaml"));
-    let spec = ProduceSpec::new(name, &unique("barrage-e2e-hung"), bootstrap).secs(secs);
+    let spec = Spec::new(name, &unique("barrage-e2e-hung"), bootstrap).secs(secs);
     std::fs::write(&file, spec.yaml()).unwrap();
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],

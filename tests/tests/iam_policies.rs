@@ -43,6 +43,7 @@ use barrage_system_tests::iam::moto::PrivateMoto;
 use barrage_system_tests::iam::report::{Principal, Tally};
 use barrage_system_tests::iam::{Decision, Policy, Request, StatementId, evaluate};
 use barrage_system_tests::operator::{lag_only, rt, succeeded_or_lag_only, text};
+use barrage_system_tests::spec::{SaslMechanism, Secret, Spec};
 use barrage_system_tests::{
     aws_endpoint, binary, invalid_reasons, kafka, root, run_bounded, unique,
 };
@@ -394,23 +395,17 @@ fn stop(mut child: Child) {
 /// A SASL/SCRAM LoadTest of two agents whose credentials are the secret `secret` and whose
 /// topic the controller deletes after the run.
 fn sasl_spec(name: &str, bootstrap: &str, secret: &str) -> String {
-    format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: {name}}}
-spec:
-  kafka:
-    bootstrapServers: "{bootstrap}"
-    security:
-      protocol: SASL_PLAINTEXT
-      sasl: {{mechanism: SCRAM-SHA-256, credentials: {{secretsManagerArn: "{secret}"}}}}
-  topic: {{name: {name}, create: {{partitions: 2, replicationFactor: 1}}, cleanup: DeleteIfCreated}}
-  workload: {{kind: Produce, records: {{value: {{size: 100}}}}}}
-  load: {{steps: [{{constant: {{rate: 100, for: 5s}}}}]}}
-  agents: {{count: 2}}
-  report: {{interval: 1s}}
-"#
-    )
+    Spec::new(name, name, bootstrap)
+        .sasl(
+            SaslMechanism::ScramSha256,
+            None,
+            Secret::SecretsManagerArn(secret.to_string()),
+        )
+        .partitions(2)
+        .delete_if_created()
+        .secs(5)
+        .agents(2)
+        .yaml()
 }
 
 /// Flow 1: the process launcher, a SASL run to its report through every client command.
@@ -476,9 +471,11 @@ fn sasl_run_to_its_report(w: &World, sasl_bootstrap: &str) {
 fn ecs_tasks_run_and_stopped(w: &World, bootstrap: &str) {
     let controller = w.controller("iam-ecs", &[], &w.setup.controller_env);
     let name = unique("iam-ecs");
-    let spec = format!(
-        "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: {name}}}\nspec:\n  kafka: {{bootstrapServers: \"{bootstrap}\"}}\n  topic: {{name: {name}}}\n  workload: {{kind: Produce, records: {{value: {{size: 100}}}}}}\n  load: {{steps: [{{constant: {{rate: 100, for: 10s}}}}]}}\n  agents: {{count: 2}}\n"
-    );
+    let spec = Spec::new(&name, &name, bootstrap)
+        .existing_topic()
+        .agents(2)
+        .interval(10)
+        .yaml();
     let file = w.dir.join("ecs.yaml");
     std::fs::write(&file, spec).unwrap();
     w.cli_ok(&["apply", "-f", file.to_str().unwrap()]);

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, lag_only, text};
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, invalid_reasons, kafka, root, run_bounded, unique};
 
 /// promtool, unpacked by the project's script (idempotent); `None` (skip) when it cannot be
@@ -154,8 +154,8 @@ fn the_controllers_and_an_agents_metrics_pass_promtool_and_watch_follows_the_run
     op.wait_holder("first", Duration::from_secs(30));
     let name = unique("e2e-metrics");
     let file = op.dir.join("metrics.yaml");
-    let spec = ProduceSpec::new(&name, &unique("barrage-e2e-metrics"), &bootstrap)
-        .threshold("errors.ratio < 1%");
+    let spec =
+        Spec::new(&name, &unique("barrage-e2e-metrics"), &bootstrap).threshold("errors.ratio < 1%");
     std::fs::write(&file, spec.yaml()).unwrap();
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, rt, s3_get, text, unix_now};
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{
     aws_endpoint, count_records, kafka, read_numeric_keys, read_timestamps, unique,
 };
@@ -28,37 +29,26 @@ fn spec(
     secs: u32,
     thresholds: &[&str],
 ) -> String {
-    let thresholds: String = thresholds
-        .iter()
-        .map(|t| format!("    - \"{t}\"\n"))
-        .collect();
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {rate}, for: {secs}s}}
-  agents:
-    count: {agents}
-  report:
-    interval: 1s
-  thresholds:
-{thresholds}"
+    builder(name, topic, bootstrap, agents, rate, secs, thresholds).yaml()
+}
+
+/// [`spec`]'s builder, for the tests that add to it.
+fn builder(
+    name: &str,
+    topic: &str,
+    bootstrap: &str,
+    agents: u32,
+    rate: u32,
+    secs: u32,
+    thresholds: &[&str],
+) -> Spec {
+    thresholds.iter().fold(
+        Spec::new(name, topic, bootstrap)
+            .partitions(3)
+            .agents(agents)
+            .rate(rate)
+            .secs(secs),
+        |spec, t| spec.threshold(t),
     )
 }
 
@@ -332,10 +322,17 @@ fn sigkilled_agents_are_replaced_with_their_own_share_and_only_the_outage_is_mis
     let name = unique("e2e-kill");
     let topic = unique("barrage-e2e-kill");
     // Sequential keys that never wrap: each record's key is its fleet-wide send index.
-    let body = spec(&name, &topic, &bootstrap, 3, 300, 20, &["errors.ratio < 0.1%"]).replace(
-        "    records:\n",
-        "    records:\n      key:\n        distribution: sequential\n        cardinality: 1000000000\n",
-    );
+    let body = builder(
+        &name,
+        &topic,
+        &bootstrap,
+        3,
+        300,
+        20,
+        &["errors.ratio < 0.1%"],
+    )
+    .sequential_keys(1_000_000_000)
+    .yaml();
     let file = write(&op.dir, "kill.yaml", &body);
     let out = op.barrage(
         &["apply", "-f", file.to_str().unwrap()],
@@ -782,8 +779,9 @@ fn a_pause_mid_run_sends_nothing_in_its_span_and_the_load_resumes_at_the_shared_
     let name = unique("e2e-pause");
     let topic = unique("barrage-e2e-pause");
     let thresholds = ["errors.ratio < 0.1%", "rate.achieved_ratio >= 0.97"];
-    let running = spec(&name, &topic, &bootstrap, 2, 200, 24, &thresholds);
-    let paused = format!("{running}  paused: true\n");
+    let running = builder(&name, &topic, &bootstrap, 2, 200, 24, &thresholds);
+    let paused = running.clone().paused().yaml();
+    let running = running.yaml();
     let apply = |file: &str, body: &str| {
         let path = write(&op.dir, file, body);
         let out = op.barrage(

@@ -14,41 +14,24 @@
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, report_json, text};
+use barrage_system_tests::spec::{Spec, Workload};
 use barrage_system_tests::{aws_endpoint, kafka, summary_per_partition, unique};
 
+/// Two RoundTrip agents at 200 records/s of 200 bytes for 5 s on their own topic, deleted at
+/// the end, that must lose and duplicate nothing.
 fn round_trip_spec(name: &str, topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-    cleanup: DeleteIfCreated
-  workload:
-    kind: RoundTrip
-    records:
-      value:
-        size: 200
-  load:
-    steps:
-      - constant: {{rate: 200, for: 5s}}
-  agents:
-    count: 2
-  report:
-    interval: 1s
-  thresholds:
-    - \"records.lost <= 0\"
-    - \"records.duplicated <= 0\"
-    - \"e2e.p99 < 10s\"
-"
-    )
+    Spec::new(name, topic, bootstrap)
+        .kind(Workload::RoundTrip)
+        .partitions(3)
+        .delete_if_created()
+        .size(200)
+        .rate(200)
+        .secs(5)
+        .agents(2)
+        .threshold("records.lost <= 0")
+        .threshold("records.duplicated <= 0")
+        .threshold("e2e.p99 < 10s")
+        .yaml()
 }
 
 #[test]
@@ -154,16 +137,12 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
     let topic = unique("barrage-e2e-consume");
     // 1 200 records first, with `barrage run` (in-process, no operator). The topic must
     // outlive this run: no `cleanup: DeleteIfCreated` here.
-    let produce = round_trip_spec(&name, &topic, &bootstrap)
-        .replace("    cleanup: DeleteIfCreated\n", "")
-        .replace("kind: RoundTrip", "kind: Produce")
-        .replace("rate: 200, for: 5s", "rate: 400, for: 3s")
-        .replace("    count: 2", "    count: 1");
-    let produce = produce
-        .split("  thresholds:")
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let produce = Spec::new(&name, &topic, &bootstrap)
+        .partitions(3)
+        .size(200)
+        .rate(400)
+        .secs(3)
+        .yaml();
     let pfile = op.dir.join("produce.yaml");
     std::fs::write(&pfile, produce).expect("spec file");
     let out = op.barrage(
@@ -184,31 +163,15 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
     let produced_per_partition = summary_per_partition(&String::from_utf8_lossy(&out.stdout));
 
     // Then two Consume agents in one group, from the earliest offset.
-    let consume = format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: {name}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    consumer:
-      autoOffsetReset: earliest
-  topic:
-    name: {topic}
-  workload:
-    kind: Consume
-  load:
-    steps:
-      - constant: {{rate: 1, for: 8s}}
-  agents:
-    count: 2
-  report:
-    interval: 1s
-  thresholds:
-    - \"errors.count <= 0\"
-"
-    );
+    let consume = Spec::new(&name, &topic, &bootstrap)
+        .kind(Workload::Consume)
+        .from_earliest()
+        .existing_topic()
+        .rate(1)
+        .secs(8)
+        .agents(2)
+        .threshold("errors.count <= 0")
+        .yaml();
     let cfile = op.dir.join("consume.yaml");
     std::fs::write(&cfile, consume).expect("spec file");
     op.apply_wait(&cfile, Duration::from_secs(150), 0);
@@ -298,9 +261,15 @@ fn a_controller_killed_between_the_delete_intent_and_the_delete_deletes_the_topi
     let mut op = Operator::start("tkill");
     let name = unique("e2e-tkill");
     let topic = unique("barrage-e2e-tkill");
-    let spec = round_trip_spec(&name, &topic, &gate.addr())
-        .replace("kind: RoundTrip", "kind: Produce")
-        .replace("    - \"records.lost <= 0\"\n    - \"records.duplicated <= 0\"\n    - \"e2e.p99 < 10s\"\n", "    - \"errors.count <= 0\"\n");
+    let spec = Spec::new(&name, &topic, &gate.addr())
+        .partitions(3)
+        .delete_if_created()
+        .size(200)
+        .rate(200)
+        .secs(5)
+        .agents(2)
+        .threshold("errors.count <= 0")
+        .yaml();
     assert!(spec.contains("cleanup: DeleteIfCreated") && spec.contains("errors.count"));
     let file = op.dir.join("tkill.yaml");
     std::fs::write(&file, spec).expect("spec file");

@@ -7,49 +7,38 @@
 use std::time::Duration;
 
 use barrage_system_tests::report_walk::check_report_histograms;
+use barrage_system_tests::spec::{Spec, Step};
 use barrage_system_tests::{barrage, kafka, temp_file, unique};
 use serde_json::Value;
 
 /// 400/s for 2 s, 400→800/s over 2 s, then stairs of 200, 400 and 600/s of 1 s each:
 /// 800 + 1200 + 1200 = 3200 records over 7 s.
-const LOAD: &str = "
-      - constant: {rate: 400, for: 2s}
-      - ramp: {from: 400, to: 800, over: 2s}
-      - staircase: {start: 200, step: 200, every: 1s, until: 600}";
+const LOAD: [Step; 3] = [
+    Step::Constant { rate: 400, secs: 2 },
+    Step::Ramp {
+        from: 400,
+        to: 800,
+        secs: 2,
+    },
+    Step::Staircase {
+        start: 200,
+        step: 200,
+        every_secs: 1,
+        until: 600,
+    },
+];
 const LOAD_SECS: f64 = 7.0;
 const TARGET_RECORDS: u64 = 3_200;
 
 fn spec(topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: run-report
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-    cleanup: DeleteIfCreated
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:{LOAD}
-  agents:
-    count: 2
-  report:
-    interval: 1s
-    window: 2s
-  thresholds:
-    - \"errors.ratio < 1%\"
-"
-    )
+    Spec::new("run-report", topic, bootstrap)
+        .partitions(3)
+        .delete_if_created()
+        .steps(LOAD)
+        .agents(2)
+        .window(2)
+        .threshold("errors.ratio < 1%")
+        .yaml()
 }
 
 fn round3(x: f64) -> f64 {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use barrage_crds::hlog::{self, DecodeLimits};
 use barrage_system_tests::operator::lag_only;
 use barrage_system_tests::report_walk::check_report_histograms;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{barrage_run, invalid_reasons, kafka, temp_file, unique};
 use hdrhistogram::Histogram;
 use serde_json::Value;
@@ -18,39 +19,17 @@ const RATE: u64 = 200;
 const LOAD_SECS: u64 = 4;
 
 fn spec(topic: &str, bootstrap: &str) -> String {
-    format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata:
-  name: run-warmup
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create:
-      partitions: 3
-      replicationFactor: 1
-    cleanup: DeleteIfCreated
-  workload:
-    kind: Produce
-    records:
-      value:
-        size: 100
-  load:
-    steps:
-      - constant: {{rate: {RATE}, for: {LOAD_SECS}s}}
-    warmup: 1s
-  agents:
-    count: 1
-  report:
-    interval: 1s
-  thresholds:
-    - \"produce.p99 < 500ms\"
-    - \"errors.ratio < 1%\"
-    - \"rate.achieved_ratio >= 0.9\"
-"
-    )
+    Spec::new("run-warmup", topic, bootstrap)
+        .partitions(3)
+        .delete_if_created()
+        .rate(RATE as u32)
+        .secs(LOAD_SECS as u32)
+        .warmup(1)
+        .agents(1)
+        .threshold("produce.p99 < 500ms")
+        .threshold("errors.ratio < 1%")
+        .threshold("rate.achieved_ratio >= 0.9")
+        .yaml()
 }
 
 /// `merged.hlog`'s produce histograms by interval index.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{barrage, kafka, temp_file, unique};
 
 const RUN_SECS: u64 = 20;
@@ -16,7 +16,7 @@ fn small(n: u64) -> u32 {
 }
 
 fn spec(topic: &str, bootstrap: &str) -> String {
-    ProduceSpec::new("run-windows", topic, bootstrap)
+    Spec::new("run-windows", topic, bootstrap)
         .partitions(3)
         .delete_if_created()
         .agents(2)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use barrage_crds::spec::{SaslMechanism, SaslSpec, SecretRef};
 use barrage_kafka::credentials::{self, CredentialsError};
+use barrage_system_tests::spec::{Secret, Spec};
 use barrage_system_tests::{aws_endpoint, barrage_run, summary_count, temp_file, unique};
 
 /// The SASL listener and its test users, as `scripts/services.sh env` exports them.
@@ -83,39 +84,20 @@ async fn put_parameter(value: &str) -> String {
     name
 }
 
+/// 200 records/s for 2 s over the SASL listener, logging in with `mechanism`.
 fn spec(
     sasl: &Sasl,
     topic: &str,
-    mechanism: &str,
+    mechanism: SaslMechanism,
     username: Option<&str>,
-    credentials: &str,
+    credentials: Secret,
 ) -> String {
-    let username = username.map_or(String::new(), |u| format!("\n        username: {u}"));
-    format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: sasl-test}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    security:
-      protocol: SASL_PLAINTEXT
-      sasl:
-        mechanism: {mechanism}{username}
-        credentials: {credentials}
-  topic:
-    name: {topic}
-    create: {{partitions: 2, replicationFactor: 1}}
-  workload:
-    kind: Produce
-    records:
-      value: {{size: 100}}
-  load:
-    steps: [{{constant: {{rate: 200, for: 2s}}}}]
-  report: {{interval: 1s}}
-"#,
-        bootstrap = sasl.bootstrap,
-    )
+    Spec::new("sasl-test", topic, &sasl.bootstrap)
+        .sasl(mechanism, username, credentials)
+        .partitions(2)
+        .rate(200)
+        .secs(2)
+        .yaml()
 }
 
 /// Runs `barrage run` on `spec_text`; returns (exit code, stdout, stderr).
@@ -204,9 +186,9 @@ async fn scram_sha_256_with_a_secrets_manager_secret_acks_every_record() {
     let text = spec(
         &sasl,
         &topic,
-        "SCRAM-SHA-256",
+        SaslMechanism::ScramSha256,
         None,
-        &format!("{{secretsManagerArn: \"{arn}\"}}"),
+        Secret::SecretsManagerArn(arn.clone()),
     );
     let (code, out, err) = tokio::task::spawn_blocking(move || run(&text))
         .await
@@ -224,9 +206,9 @@ async fn plain_with_an_ssm_secure_string_acks_every_record() {
     let text = spec(
         &sasl,
         &topic,
-        "PLAIN",
+        SaslMechanism::Plain,
         Some(&sasl.plain.0),
-        &format!("{{ssmParameter: \"{name}\"}}"),
+        Secret::SsmParameter(name),
     );
     let (code, out, err) = tokio::task::spawn_blocking(move || run(&text))
         .await
@@ -247,9 +229,9 @@ async fn a_wrong_password_is_an_authentication_error_that_never_shows_the_passwo
     let text = spec(
         &sasl,
         &unique("barrage-sasl-wrong"),
-        "SCRAM-SHA-256",
+        SaslMechanism::ScramSha256,
         None,
-        &format!("{{secretsManagerArn: \"{arn}\"}}"),
+        Secret::SecretsManagerArn(arn.clone()),
     );
     let started = Instant::now();
     let (code, out, err) = tokio::task::spawn_blocking(move || run(&text))
@@ -281,9 +263,9 @@ async fn a_missing_secret_is_a_run_error_that_names_the_arn() {
     let text = spec(
         &sasl,
         &unique("barrage-sasl-missing"),
-        "SCRAM-SHA-256",
+        SaslMechanism::ScramSha256,
         None,
-        &format!("{{secretsManagerArn: \"{arn}\"}}"),
+        Secret::SecretsManagerArn(arn.clone()),
     );
     let (code, out, err) = tokio::task::spawn_blocking(move || run(&text))
         .await

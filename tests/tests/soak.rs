@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, rt, s3, s3_get, text};
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, kafka, unique};
 
 const RUN_SECS: u32 = 90;
@@ -86,7 +86,7 @@ fn thirds(series: &[u64]) -> (u64, u64) {
 }
 
 fn spec(name: &str, topic: &str, bootstrap: &str) -> String {
-    ProduceSpec::new(name, topic, bootstrap)
+    Spec::new(name, topic, bootstrap)
         .partitions(3)
         .agents(AGENTS)
         .rate(RATE)

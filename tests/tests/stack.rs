@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use barrage_crds::env::Assignment;
 use barrage_system_tests::fault::FaultProxy;
 use barrage_system_tests::operator::{rt, text};
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, binary, root, run_bounded, unique};
 
 /// What the deploy script printed.
@@ -191,9 +192,11 @@ fn the_stack_deploys_and_the_controller_on_its_environment_launches_agents_as_it
     let mut controller =
         start_controller(&controller_env, &proxy.url(), &dir.join("controller.log"));
     let lt = unique("e2e-stack");
-    let spec = format!(
-        "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: {lt}}}\nspec:\n  kafka: {{bootstrapServers: \"{bootstrap}\"}}\n  topic: {{name: {lt}}}\n  workload: {{kind: Produce, records: {{value: {{size: 100}}}}}}\n  load: {{steps: [{{constant: {{rate: 100, for: 10s}}}}]}}\n  agents: {{count: 2}}\n"
-    );
+    let spec = Spec::new(&lt, &lt, &bootstrap)
+        .existing_topic()
+        .agents(2)
+        .interval(10)
+        .yaml();
     let file = dir.join("lt.yaml");
     std::fs::write(&file, spec).unwrap();
     let mut apply = Command::new(binary("barrage"));

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use barrage_system_tests::operator::{Operator, lag_only, text};
+use barrage_system_tests::spec::{SaslMechanism, Secret, Spec};
 use barrage_system_tests::{
     aws_endpoint, barrage_run, invalid_reasons, kafka, summary_count, temp_file, unique,
 };
@@ -54,36 +55,12 @@ fn tls() -> Option<Tls> {
     found
 }
 
-/// A LoadTest of 200 records/s for 2 s to `bootstrap` with `security` (YAML, indented).
-fn spec(name: &str, bootstrap: &str, topic: &str, security: &str) -> String {
-    format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: {name}}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    security:
-{security}
-  topic:
-    name: {topic}
-    create: {{partitions: 2, replicationFactor: 1}}
-  workload:
-    kind: Produce
-    records:
-      value: {{size: 100}}
-  load:
-    steps: [{{constant: {{rate: 200, for: 2s}}}}]
-  agents: {{count: 1}}
-  report: {{interval: 1s}}
-"#
-    )
-}
-
-fn ssl(ca: &str, verify_host: bool) -> String {
-    format!(
-        "      protocol: SSL\n      ssl: {{caLocation: \"{ca}\", endpointIdentification: {verify_host}}}"
-    )
+/// A LoadTest of 200 records/s for 2 s to `bootstrap`, its security still to add.
+fn spec(name: &str, bootstrap: &str, topic: &str) -> Spec {
+    Spec::new(name, topic, bootstrap)
+        .partitions(2)
+        .rate(200)
+        .secs(2)
 }
 
 /// `barrage run` of `spec_text`: exit code, stdout, stderr and how long it took.
@@ -154,7 +131,7 @@ fn assert_all_acked_and_read_back(topic: &str, code: Option<i32>, out: &str, err
 fn ssl_with_the_test_ca_acks_every_record_and_they_read_back() {
     let Some(tls) = tls() else { return };
     let topic = unique("barrage-tls-ssl");
-    let (code, out, err, took) = run(&spec("tls-ssl", &tls.ssl, &topic, &ssl(&tls.ca, true)));
+    let (code, out, err, took) = run(&spec("tls-ssl", &tls.ssl, &topic).ssl(&tls.ca, true).yaml());
     let read = assert_all_acked_and_read_back(&topic, code, &out, &err);
     println!(
         "tls: SSL to {} with caLocation: exit {code:?} in {took:?}, 400 acked, {read} read back",
@@ -186,12 +163,15 @@ async fn sasl_ssl_with_scram_credentials_from_secrets_manager_acks_every_record(
         .arn()
         .expect("an ARN")
         .to_string();
-    let security = format!(
-        "      protocol: SASL_SSL\n      ssl: {{caLocation: \"{}\"}}\n      sasl:\n        mechanism: SCRAM-SHA-256\n        credentials: {{secretsManagerArn: \"{arn}\"}}",
-        tls.ca
-    );
     let topic = unique("barrage-tls-sasl-ssl");
-    let text = spec("tls-sasl-ssl", &tls.sasl_ssl, &topic, &security);
+    let text = spec("tls-sasl-ssl", &tls.sasl_ssl, &topic)
+        .ssl(&tls.ca, true)
+        .sasl(
+            SaslMechanism::ScramSha256,
+            None,
+            Secret::SecretsManagerArn(arn),
+        )
+        .yaml();
     let (code, out, err, took) = tokio::task::spawn_blocking(move || run(&text))
         .await
         .expect("the run");
@@ -240,7 +220,7 @@ fn an_unknown_ca_a_host_name_mismatch_and_an_expired_certificate_each_fail_at_on
     ];
     for (what, bootstrap, ca, cause, hint) in cases {
         let topic = unique("barrage-tls-bad");
-        let (code, out, err, took) = run(&spec("tls-bad", bootstrap, &topic, &ssl(ca, true)));
+        let (code, out, err, took) = run(&spec("tls-bad", bootstrap, &topic).ssl(ca, true).yaml());
         let line = err
             .lines()
             .rfind(|l| l.starts_with("error:"))
@@ -260,12 +240,9 @@ fn an_unknown_ca_a_host_name_mismatch_and_an_expired_certificate_each_fail_at_on
     }
     // The mismatch is the host-name check only: without it the same listener is accepted.
     let topic = unique("barrage-tls-nohostcheck");
-    let (code, out, err, _) = run(&spec(
-        "tls-nocheck",
-        &tls.wrong_host,
-        &topic,
-        &ssl(&tls.ca, false),
-    ));
+    let (code, out, err, _) = run(&spec("tls-nocheck", &tls.wrong_host, &topic)
+        .ssl(&tls.ca, false)
+        .yaml());
     let read = assert_all_acked_and_read_back(&topic, code, &out, &err);
     println!(
         "tls: the wrong-host listener with endpointIdentification: false: exit {code:?}, {read} read back"
@@ -281,7 +258,11 @@ fn the_operator_runs_a_load_test_over_ssl() {
     let name = unique("e2e-tls");
     let topic = unique("barrage-e2e-tls");
     let file = op.dir.join("tls.yaml");
-    std::fs::write(&file, spec(&name, &tls.ssl, &topic, &ssl(&tls.ca, true))).unwrap();
+    std::fs::write(
+        &file,
+        spec(&name, &tls.ssl, &topic).ssl(&tls.ca, true).yaml(),
+    )
+    .unwrap();
     let out = op.apply_wait(&file, Duration::from_secs(120), 0);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let status = op.get(&name)["status"].clone();

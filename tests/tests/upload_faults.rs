@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use barrage_system_tests::fault::FaultProxy;
 use barrage_system_tests::operator::{Operator, report_json, text, unix_now};
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{aws_endpoint, count_records, kafka, unique};
 
 fn spec(name: &str, topic: &str, bootstrap: &str, agents: u32, rate: u32, secs: u32) -> String {
-    ProduceSpec::new(name, topic, bootstrap)
+    Spec::new(name, topic, bootstrap)
         .partitions(3)
         .agents(agents)
         .rate(rate)

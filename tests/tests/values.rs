@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use barrage_system_tests::spec::{Spec, Value};
 use barrage_system_tests::{
     barrage, kafka, python_readers, read_back_with_python, root, summary_count, temp_file, unique,
 };
@@ -189,28 +190,16 @@ fn json_values_read_back_with_kafka_python_are_unique_fleet_wide_and_carry_their
     };
     let topic = unique("barrage-it-values-json");
     // The template of the SASL example, two agents, five records per intended send time.
-    let text = format!(
-        r#"apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: values-json}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-  topic:
-    name: {topic}
-    create: {{partitions: 3, replicationFactor: 1}}
-  workload:
-    kind: Produce
-    records:
-      recordsPerTransaction: 5
-      value:
-        json:
-          template: '{{"id": {{{{seq}}}}, "user": "{{{{uuid}}}}", "score": {{{{int 0 100}}}}, "comment": "{{{{string 10 40}}}}", "at": {{{{timestampMillis}}}}}}'
-  load:
-    steps: [{{constant: {{rate: 2000, for: 4s}}}}]
-  agents: {{count: 2}}
-"#
-    );
+    let template = r#"{"id": {{seq}}, "user": "{{uuid}}", "score": {{int 0 100}}, "comment": "{{string 10 40}}", "at": {{timestampMillis}}}"#;
+    let text = Spec::new("values-json", &topic, &bootstrap)
+        .partitions(3)
+        .records_per_transaction(5)
+        .value(Value::Json(template.to_string()))
+        .rate(2000)
+        .secs(4)
+        .agents(2)
+        .interval(10)
+        .yaml();
     let (stdout, lag) = run_sending_every_record(&text, "values-json.yaml");
     let acked = summary_count(&stdout, "records acked");
     assert_eq!(acked, 8_000);
