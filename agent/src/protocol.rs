@@ -65,7 +65,10 @@ pub enum AgentError {
     #[error("LoadTest {0} not found in the store")]
     NotFound(String),
     #[error("LoadTest {name} cannot be used: {reason}")]
-    Invalid { name: String, reason: String },
+    Invalid {
+        name: String,
+        reason: barrage_store::DocError,
+    },
     #[error("no startAt within {0:?}: the controller never started the run")]
     NoStart(Duration),
     #[error("the run ended before this agent could start ({0})")]

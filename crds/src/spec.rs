@@ -1445,54 +1445,73 @@ pub struct ThresholdValue {
     value: f64,
 }
 
+/// Why a threshold's text does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// Not of the form `<metric> <op> <value>`.
+    #[error(
+        "expected \"<metric> <op> <value>\" such as \"produce.p99 < 50ms\" or \"errors.ratio < 0.1%\" (got {0:?})"
+    )]
+    Usage(String),
+    /// The metric is not one Barrage reports.
+    #[error("unknown metric {0:?} (expected one of {names})", names = metric_names())]
+    UnknownMetric(String),
+    /// The value does not suit the metric's kind.
+    #[error("{metric} is {}: {} (got {text:?})", kind_rule(.kind).0, kind_rule(.kind).1)]
+    Value {
+        /// The metric's name.
+        metric: String,
+        /// The metric's kind, which decides the value's form.
+        kind: MetricKind,
+        /// The value as written (trimmed).
+        text: String,
+    },
+}
+
+fn metric_names() -> String {
+    let names: Vec<&str> = Metric::ALL.iter().map(Metric::as_str).collect();
+    names.join(", ")
+}
+
+/// The article-and-noun and the rule for a kind's values.
+fn kind_rule(kind: &MetricKind) -> (&'static str, &'static str) {
+    match kind {
+        MetricKind::Latency => (
+            "a latency",
+            "the value needs a time unit such as 50ms, 250us or 1.5s",
+        ),
+        MetricKind::Ratio => (
+            "a ratio",
+            "expected a non-negative number or percentage such as 0.001 or 0.1%",
+        ),
+        MetricKind::Count => ("a count", "expected a non-negative integer"),
+    }
+}
+
 impl ThresholdValue {
     /// Parses `raw` for a metric of `kind`.
-    pub fn parse(kind: MetricKind, metric: &str, raw: &str) -> Result<ThresholdValue, String> {
+    pub fn parse(
+        kind: MetricKind,
+        metric: &str,
+        raw: &str,
+    ) -> Result<ThresholdValue, ThresholdError> {
         let text = raw.trim();
         let value = match kind {
-            MetricKind::Latency => {
-                let has_unit = text.chars().any(|c| c.is_ascii_alphabetic() || c == 'µ');
-                let d = if has_unit {
-                    HumanDuration::parse(text).ok()
-                } else {
-                    None
-                };
-                match d {
-                    Some(d) => d.as_nanos_u64() as f64 / 1000.0,
-                    None => {
-                        return Err(format!(
-                            "{metric} is a latency: the value needs a time unit such as 50ms, 250us or 1.5s (got {text:?})"
-                        ));
-                    }
-                }
-            }
-            MetricKind::Ratio => {
-                let (num, scale) = match text.strip_suffix('%') {
-                    Some(n) => (n.trim(), 0.01),
-                    None => (text, 1.0),
-                };
-                match num.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 && !num.is_empty() => v * scale,
-                    _ => {
-                        return Err(format!(
-                            "{metric} is a ratio: expected a non-negative number or percentage such as 0.001 or 0.1% (got {text:?})"
-                        ));
-                    }
-                }
-            }
-            MetricKind::Count => match text.parse::<u64>() {
-                Ok(v) => v as f64,
-                Err(_) => {
-                    return Err(format!(
-                        "{metric} is a count: expected a non-negative integer (got {text:?})"
-                    ));
-                }
-            },
+            MetricKind::Latency => parse_latency_us(text),
+            MetricKind::Ratio => parse_ratio(text),
+            MetricKind::Count => text.parse::<u64>().ok().map(|v| v as f64),
         };
-        Ok(ThresholdValue {
-            raw: text.to_string(),
-            value,
-        })
+        match value {
+            Some(value) => Ok(ThresholdValue {
+                raw: text.to_string(),
+                value,
+            }),
+            None => Err(ThresholdError::Value {
+                metric: metric.to_string(),
+                kind,
+                text: text.to_string(),
+            }),
+        }
     }
 
     /// The text as written.
@@ -1503,6 +1522,28 @@ impl ThresholdValue {
     /// The value in the metric's unit: microseconds, a fraction, or a count.
     pub fn value(&self) -> f64 {
         self.value
+    }
+}
+
+/// A latency with a time unit, in microseconds.
+fn parse_latency_us(text: &str) -> Option<f64> {
+    let has_unit = text.chars().any(|c| c.is_ascii_alphabetic() || c == 'µ');
+    if !has_unit {
+        return None;
+    }
+    let d = HumanDuration::parse(text).ok()?;
+    Some(d.as_nanos_u64() as f64 / 1000.0)
+}
+
+/// A non-negative fraction, or a percentage with `%`.
+fn parse_ratio(text: &str) -> Option<f64> {
+    let (num, scale) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), 0.01),
+        None => (text, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && !num.is_empty() => Some(v * scale),
+        _ => None,
     }
 }
 
@@ -1530,12 +1571,8 @@ pub struct Threshold {
 
 impl Threshold {
     /// Parses `"produce.p99 < 50ms"`.
-    pub fn parse(text: &str) -> Result<Threshold, String> {
-        let usage = || {
-            format!(
-                "expected \"<metric> <op> <value>\" such as \"produce.p99 < 50ms\" or \"errors.ratio < 0.1%\" (got {text:?})"
-            )
-        };
+    pub fn parse(text: &str) -> Result<Threshold, ThresholdError> {
+        let usage = || ThresholdError::Usage(text.to_string());
         let pos = text.find(['<', '>']).ok_or_else(usage)?;
         let metric_name = text[..pos].trim();
         let rest = &text[pos..];
@@ -1553,7 +1590,8 @@ impl Threshold {
         if metric_name.is_empty() || value.trim().is_empty() {
             return Err(usage());
         }
-        let metric = Metric::from_name(metric_name).ok_or_else(|| unknown_metric(metric_name))?;
+        let metric = Metric::from_name(metric_name)
+            .ok_or_else(|| ThresholdError::UnknownMetric(metric_name.to_string()))?;
         let value = ThresholdValue::parse(metric.kind(), metric.as_str(), value)?;
         Ok(Threshold {
             metric,
@@ -1567,14 +1605,6 @@ impl Threshold {
     pub fn holds(&self, observed: f64) -> bool {
         self.op.holds(observed, self.value.value())
     }
-}
-
-fn unknown_metric(name: &str) -> String {
-    let names: Vec<&str> = Metric::ALL.iter().map(Metric::as_str).collect();
-    format!(
-        "unknown metric {name:?} (expected one of {})",
-        names.join(", ")
-    )
 }
 
 impl fmt::Display for Threshold {
