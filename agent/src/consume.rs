@@ -34,12 +34,14 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{self, Control, EngineError, IntervalRecord, Outcome};
 use crate::job;
-use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use crate::kafka::consumer::{
+    LagContext, SeqTracker, read_own_records, round_trip_consumer, sample_lag,
+};
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
 use barrage_crds::schedule::{Profile, Share};
 use barrage_kafka::config::{SaslCredentials, consumer_config};
-use barrage_kafka::msk_iam::{SecurityContext, oauth_token};
+use rdkafka::statistics::Statistics;
 
 /// How often a consumer holding its partitions polls the group (rebalances are served in
 /// polls) and looks for the start.
@@ -67,10 +69,11 @@ struct Membership {
     partitions: AtomicU64,
 }
 
-/// The Consume group's client context: MSK IAM tokens like [`SecurityContext`], and the
-/// partitions of every assignment paused while the agent waits for the start.
+/// The Consume group's client context: MSK IAM tokens and the lag like [`LagContext`], and
+/// the partitions of every assignment paused while the agent waits for the start.
 struct GroupContext {
     membership: Arc<Membership>,
+    lag: LagContext,
 }
 
 impl ClientContext for GroupContext {
@@ -78,9 +81,13 @@ impl ClientContext for GroupContext {
 
     fn generate_oauth_token(
         &self,
-        _oauthbearer_config: Option<&str>,
+        oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
+        self.lag.generate_oauth_token(oauthbearer_config)
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.lag.stats(statistics);
     }
 }
 
@@ -134,8 +141,10 @@ pub async fn prepare_consume(
     });
     let context = GroupContext {
         membership: membership.clone(),
+        lag: LagContext::new(recorder.clone(), &job.topic),
     };
-    let config = job.client.clone();
+    let mut config = job.client.clone();
+    sample_lag(&mut config);
     let topic = job.topic.clone();
     let consumer =
         tokio::task::spawn_blocking(move || -> Result<BaseConsumer<GroupContext>, EngineError> {
@@ -267,6 +276,7 @@ impl PreparedConsume {
             histograms,
             counters: recorder.counters().snapshot(),
             scheduled: 0,
+            consumer_lag: recorder.consumer_lag(),
         };
         let _ = intervals.send(last).await;
         let counters = recorder.counters().snapshot();
@@ -308,6 +318,7 @@ async fn roll(
         histograms,
         counters: recorder.counters().snapshot(),
         scheduled: 0,
+        consumer_lag: recorder.consumer_lag(),
     };
     // A full queue waits for the uploader (bounded memory, nothing dropped).
     match out.send(record).await {
@@ -399,14 +410,13 @@ fn consume_loop(
     let counters = recorder.counters();
     let mut per_partition: Vec<u64> = Vec::new();
     loop {
-        if control.is_stopped() {
-            return (per_partition, true);
+        let stopped = control.is_stopped();
+        let left = end_ns.saturating_sub(clock.now_ns());
+        if stopped || left == 0 {
+            consumer.context().lag.finish(consumer);
+            return (per_partition, stopped);
         }
-        let now = clock.now_ns();
-        if now >= end_ns {
-            return (per_partition, false);
-        }
-        let wait = Duration::from_nanos(end_ns - now).min(Duration::from_millis(50));
+        let wait = Duration::from_nanos(left).min(Duration::from_millis(50));
         match consumer.poll(wait) {
             None => {}
             Some(Err(e)) => counters.error(&error_kind(&e)),
@@ -438,7 +448,7 @@ fn consume_loop(
 /// RoundTrip's reader: a consumer positioned at the end of every partition before the first
 /// send, so every record this agent sends can come back.
 pub struct RoundTripReader {
-    consumer: BaseConsumer<SecurityContext>,
+    consumer: BaseConsumer<LagContext>,
     agent: String,
     recorder: Arc<Recorder>,
 }
@@ -453,8 +463,9 @@ impl RoundTripReader {
         timeout: Duration,
     ) -> Result<Self, EngineError> {
         let topic = topic.to_string();
+        let lag = recorder.clone();
         let consumer =
-            tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
+            tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, lag, timeout))
                 .await
                 .map_err(|e| EngineError::Sender(e.to_string()))?
                 .map_err(EngineError::Consumer)?;

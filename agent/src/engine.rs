@@ -24,6 +24,7 @@ use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_p
 use crate::keys::KeyGen;
 use crate::payload::{RecordAt, Values};
 use crate::recorder::{CounterSnapshot, Counters, Histograms, Recorder};
+use barrage_crds::interval::ConsumerLag;
 use barrage_crds::schedule::{Due, Profile, Schedule, Share};
 
 /// Header names carried by RoundTrip records. Times are nanoseconds since the run's origin on
@@ -170,6 +171,8 @@ pub struct IntervalRecord {
     pub counters: CounterSnapshot,
     /// Records of this agent's share whose intended send time fell in this interval.
     pub scheduled: u64,
+    /// The consumer's latest lag sample at the interval's end (RoundTrip, Consume).
+    pub consumer_lag: ConsumerLag,
 }
 
 /// How the run ended.
@@ -405,6 +408,7 @@ async fn run_prepared(
         end_ns: end_ns.max(start_ns),
         histograms,
         counters: recorder.counters().snapshot(),
+        consumer_lag: recorder.consumer_lag(),
         // The last interval closes at the stop: only what was due before it was scheduled.
         scheduled: plan.scheduled(
             start_ns,
@@ -630,6 +634,7 @@ async fn roll(
         histograms,
         counters: recorder.counters().snapshot(),
         scheduled: plan.scheduled(start_ns, start_ns + len),
+        consumer_lag: recorder.consumer_lag(),
     };
     // A full queue waits for the uploader (bounded memory, nothing dropped).
     match out.send(record).await {

@@ -702,6 +702,7 @@ fn interval_blob(
         length_ms,
         histograms,
         counters: Some(counters),
+        consumer_lag: record.consumer_lag.clone(),
     }
 }
 

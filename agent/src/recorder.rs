@@ -11,6 +11,7 @@
 //! Histograms are swapped out every interval and the spare set is reset and reused: memory
 //! does not grow with the length of the run.
 
+use barrage_crds::interval::ConsumerLag;
 use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -193,6 +194,9 @@ pub struct Recorder {
     acks: Mutex<AckSide>,
     lag: Mutex<Histogram<u64>>,
     counters: Counters,
+    /// The consumer's latest lag sample by partition (Consume and RoundTrip), and whether it
+    /// is the last one.
+    consumer_lag: Mutex<(ConsumerLag, bool)>,
     /// The last closed interval's figures, and when it closed.
     last: Mutex<(LastInterval, Option<std::time::Instant>)>,
 }
@@ -222,6 +226,7 @@ impl Default for Recorder {
             }),
             lag: Mutex::new(h.lag),
             counters: Counters::default(),
+            consumer_lag: Mutex::default(),
             last: Mutex::default(),
         }
     }
@@ -238,6 +243,24 @@ impl Recorder {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Keeps the consumer's latest lag sample (unless the last one was taken).
+    pub fn set_consumer_lag(&self, lag: ConsumerLag) {
+        let mut kept = lock(&self.consumer_lag);
+        if !kept.1 {
+            kept.0 = lag;
+        }
+    }
+
+    /// Keeps the consumer's last lag sample: later ones change nothing.
+    pub fn finish_consumer_lag(&self, lag: ConsumerLag) {
+        *lock(&self.consumer_lag) = (lag, true);
+    }
+
+    /// The consumer's latest lag sample (empty if it consumes nothing).
+    pub fn consumer_lag(&self) -> ConsumerLag {
+        lock(&self.consumer_lag).0.clone()
     }
 
     /// A record was acknowledged at `acked_ns`; all times are nanoseconds on one clock.

@@ -19,6 +19,10 @@
 //! - `Barrage-Counters` is a one-line JSON object of [`IntervalCounters`]: what happened
 //!   **during this interval only** (deltas, not running totals). `acked` must equal the number
 //!   of values in the `produce` histogram of the same blob: the report checks it.
+//! - `Barrage-ConsumerLag` (Consume and RoundTrip agents only, left out when empty) is a one-line
+//!   JSON object from partition number to the consumer's lag on it, in records, sampled at the
+//!   interval's end: the partition's high watermark minus the consumer's position. Only the
+//!   partitions the agent held (and had a position on) are listed.
 //! - One line per tag, tags in lexicographic order; empty histograms may be left out.
 //!
 //! HdrHistogram's own tools skip the comment lines, so they read these blobs unchanged.
@@ -34,6 +38,11 @@ use serde::{Deserialize, Serialize};
 pub const INTERVAL_COMMENT: &str = "#[Barrage-Interval: ";
 /// Prefix of the comment line carrying the interval's counters.
 pub const COUNTERS_COMMENT: &str = "#[Barrage-Counters: ";
+/// Prefix of the comment line carrying the consumer's lag per partition.
+pub const CONSUMER_LAG_COMMENT: &str = "#[Barrage-ConsumerLag: ";
+
+/// Consumer lag in records by partition, sampled at an interval's end.
+pub type ConsumerLag = BTreeMap<u32, u64>;
 
 /// What an agent counted during one interval (deltas for that interval, not running totals).
 ///
@@ -125,6 +134,9 @@ pub struct AgentInterval {
     /// The agent's counters for this interval; `None` for logs written by other tools, in which
     /// case `acked` and `sent` are taken to be the `produce` histogram's count.
     pub counters: Option<IntervalCounters>,
+    /// The consumer's lag by partition at the interval's end (empty when the agent consumes
+    /// nothing, or for logs written by other tools).
+    pub consumer_lag: ConsumerLag,
 }
 
 impl AgentInterval {
@@ -216,6 +228,13 @@ pub fn encode_interval_blob(interval: &AgentInterval) -> Result<String, Interval
             serde_json::to_string(c).map_err(|e| blob_err(&what, e.to_string()))?
         ));
     }
+    if !interval.consumer_lag.is_empty() {
+        comments.push_str(&format!(
+            "{CONSUMER_LAG_COMMENT}{}]\n",
+            serde_json::to_string(&interval.consumer_lag)
+                .map_err(|e| blob_err(&what, e.to_string()))?
+        ));
+    }
     // Put the Barrage comments after the header lines, before the legend.
     let at = log
         .find(hlog::LEGEND)
@@ -234,6 +253,16 @@ fn comment_json<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
             .strip_prefix(prefix)
             .and_then(|rest| rest.strip_suffix(']'))
     })
+}
+
+/// The `Barrage-ConsumerLag` line of a blob (empty when it has none); `what` names the blob in
+/// the error.
+pub fn decode_consumer_lag(text: &str, what: &str) -> Result<ConsumerLag, IntervalError> {
+    match comment_json(text, CONSUMER_LAG_COMMENT) {
+        Some(json) => serde_json::from_str::<ConsumerLag>(json)
+            .map_err(|e| blob_err(what, format!("Barrage-ConsumerLag: {e}"))),
+        None => Ok(ConsumerLag::new()),
+    }
 }
 
 /// Whether `text` carries a `Barrage-Interval` comment (a blob written by a Barrage agent).
@@ -268,6 +297,7 @@ pub fn decode_interval_blob_with(
         ),
         None => None,
     };
+    let consumer_lag = decode_consumer_lag(text, &what)?;
     if header.length_ms == 0 {
         return Err(blob_err(&what, "interval length is 0 ms"));
     }
@@ -298,6 +328,7 @@ pub fn decode_interval_blob_with(
         length_ms: header.length_ms,
         histograms,
         counters,
+        consumer_lag,
     })
 }
 
@@ -331,6 +362,7 @@ mod tests {
                 errors_by_kind: BTreeMap::from([("MessageSizeTooLarge".to_string(), 1)]),
                 ..IntervalCounters::default()
             }),
+            consumer_lag: ConsumerLag::new(),
         }
     }
 
@@ -340,6 +372,23 @@ mod tests {
         assert!(blob.contains("#[Barrage-Interval: {\"slot\":3,\"incarnation\":1,\"index\":7,"));
         assert!(blob.contains("#[Barrage-Counters: {\"scheduled\":5,\"sent\":5,\"acked\":4,"));
         assert_eq!(decode_interval_blob(&blob).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_consumer_lag_line_round_trips_and_is_left_out_when_empty() {
+        let plain = encode_interval_blob(&sample()).unwrap();
+        assert!(!plain.contains("Barrage-ConsumerLag"), "{plain}");
+        let mut consuming = sample();
+        consuming.consumer_lag = ConsumerLag::from([(0, 12), (3, 0)]);
+        let blob = encode_interval_blob(&consuming).unwrap();
+        assert!(
+            blob.contains("#[Barrage-ConsumerLag: {\"0\":12,\"3\":0}]\n"),
+            "{blob}"
+        );
+        assert_eq!(decode_interval_blob(&blob).unwrap(), consuming);
+        let broken = blob.replace("\"3\":0", "\"3\":-1");
+        let err = decode_interval_blob(&broken).unwrap_err();
+        assert!(err.to_string().contains("Barrage-ConsumerLag"), "{err}");
     }
 
     #[test]

@@ -1266,6 +1266,12 @@ pub enum Metric {
     /// Schedule lag p99: how late sends left compared with their intended time.
     #[serde(rename = "lag.p99")]
     LagP99,
+    /// Consumer lag maximum, records (Consume, RoundTrip): the highest at an interval's end.
+    #[serde(rename = "consumer_lag.max")]
+    ConsumerLagMax,
+    /// Consumer lag p99, records (Consume, RoundTrip), over the intervals' lags.
+    #[serde(rename = "consumer_lag.p99")]
+    ConsumerLagP99,
 }
 
 /// What kind of value a metric has.
@@ -1301,6 +1307,8 @@ impl Metric {
         Metric::RecordsLost,
         Metric::RecordsDuplicated,
         Metric::LagP99,
+        Metric::ConsumerLagMax,
+        Metric::ConsumerLagP99,
     ];
 
     /// The name as written in thresholds.
@@ -1325,6 +1333,8 @@ impl Metric {
             Metric::RecordsLost => "records.lost",
             Metric::RecordsDuplicated => "records.duplicated",
             Metric::LagP99 => "lag.p99",
+            Metric::ConsumerLagMax => "consumer_lag.max",
+            Metric::ConsumerLagP99 => "consumer_lag.p99",
         }
     }
 
@@ -1337,21 +1347,29 @@ impl Metric {
     pub fn kind(&self) -> MetricKind {
         match self {
             Metric::ErrorsRatio | Metric::RateAchievedRatio => MetricKind::Ratio,
-            Metric::ErrorsCount | Metric::RecordsLost | Metric::RecordsDuplicated => {
-                MetricKind::Count
-            }
+            Metric::ErrorsCount
+            | Metric::RecordsLost
+            | Metric::RecordsDuplicated
+            | Metric::ConsumerLagMax
+            | Metric::ConsumerLagP99 => MetricKind::Count,
             _ => MetricKind::Latency,
         }
     }
 
-    /// The percentile (0–100) for latency metrics; 100 for `max`.
+    /// The percentile (0–100) for latency and consumer-lag metrics; 100 for `max`.
     pub fn percentile(&self) -> Option<f64> {
         match self {
             Metric::ProduceP50 | Metric::ServiceP50 | Metric::E2eP50 => Some(50.0),
             Metric::ProduceP90 => Some(90.0),
-            Metric::ProduceP99 | Metric::ServiceP99 | Metric::E2eP99 | Metric::LagP99 => Some(99.0),
+            Metric::ProduceP99
+            | Metric::ServiceP99
+            | Metric::E2eP99
+            | Metric::LagP99
+            | Metric::ConsumerLagP99 => Some(99.0),
             Metric::ProduceP999 | Metric::ServiceP999 | Metric::E2eP999 => Some(99.9),
-            Metric::ProduceMax | Metric::ServiceMax | Metric::E2eMax => Some(100.0),
+            Metric::ProduceMax | Metric::ServiceMax | Metric::E2eMax | Metric::ConsumerLagMax => {
+                Some(100.0)
+            }
             _ => None,
         }
     }
@@ -1363,6 +1381,11 @@ impl Metric {
             return None;
         }
         name.split('.').next().map(HistogramTag::from)
+    }
+
+    /// True for metrics only workloads that consume (Consume, RoundTrip) measure.
+    pub fn needs_consumer(&self) -> bool {
+        matches!(self, Metric::ConsumerLagMax | Metric::ConsumerLagP99)
     }
 
     /// True for metrics only a RoundTrip workload measures.

@@ -1102,6 +1102,31 @@ fn producer_metrics_are_not_measured_by_consume() {
 }
 
 #[test]
+fn consumer_lag_needs_a_workload_that_consumes() {
+    let mut lt = base();
+    lt.spec.thresholds = vec![th("consumer_lag.max < 10000"), th("consumer_lag.p99 < 10")];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "consumer_lag.max is only measured by workloads that consume (Consume, RoundTrip; workload.kind is Produce)",
+    );
+    expect(
+        &lt,
+        "spec.thresholds[1]",
+        "consumer_lag.p99 is only measured by workloads that consume",
+    );
+    for kind in [WorkloadKind::Consume, WorkloadKind::RoundTrip] {
+        lt.spec.workload.kind = kind;
+        assert!(errors(&lt).is_empty(), "{kind:?}: {:?}", errors(&lt));
+    }
+    let err = Threshold::parse("consumer_lag.max < 5ms").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "consumer_lag.max is a count: expected a non-negative integer (got \"5ms\")"
+    );
+}
+
+#[test]
 fn window_scope_needs_a_report_window() {
     let mut lt = base();
     let mut t = th("produce.p99 < 1s");

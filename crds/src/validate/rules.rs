@@ -735,6 +735,15 @@ pub(super) fn check_thresholds(lt: &LoadTest, v: &mut V) {
                 ),
             );
         }
+        if t.metric.needs_consumer() && kind == WorkloadKind::Produce {
+            v.err(
+                &p,
+                format!(
+                    "{} is only measured by workloads that consume (Consume, RoundTrip; workload.kind is Produce)",
+                    t.metric
+                ),
+            );
+        }
         let needs_producer = matches!(
             t.metric.histogram_tag(),
             Some(HistogramTag::Produce | HistogramTag::Service | HistogramTag::Lag)

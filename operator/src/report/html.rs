@@ -373,6 +373,55 @@ fn throughput_chart(r: &Report) -> Option<String> {
     }))
 }
 
+/// The consumer group's lag at each interval's end; `None` when none was sampled.
+fn consumer_lag_chart(r: &Report) -> Option<String> {
+    let len = r.summary.interval_secs;
+    let points: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .filter_map(|i| Some((i.offset_secs + len, i.consumer_lag? as f64)))
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let ymax = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let (y, ticks) = linear_axis(ymax * 1.05);
+    let (x, x_ticks) = time_ticks(time_extent(r));
+    Some(chart(&Chart {
+        title: "Consumer lag over time",
+        x,
+        x_ticks,
+        x_label: "time since start",
+        y,
+        y_ticks: ticks.into_iter().map(|t| (t, short(t))).collect(),
+        y_label: "records behind",
+        series: vec![Series {
+            name: "lag (all partitions)".into(),
+            points,
+            dashed: false,
+        }],
+    }))
+}
+
+/// The consumer lag section: the chart over time and where each partition stood at the end.
+fn consumer_lag(h: &mut String, r: &Report) {
+    let (Some(lag), Some(c)) = (&r.summary.consumer_lag, consumer_lag_chart(r)) else {
+        return;
+    };
+    let _ = write!(
+        h,
+        "<div class=\"card\"><h2>Consumer lag</h2>{c}<p class=\"note\">Records the consumers were behind at each interval's end, summed over partitions (high watermark − position). Max {}, p99 {} over {} intervals.</p><div class=\"scroll\"><table><thead><tr><th>partition</th><th>lag at interval {}</th></tr></thead><tbody>",
+        int(lag.max),
+        int(lag.p99),
+        lag.intervals,
+        lag.last_interval
+    );
+    for (partition, records) in &lag.last_by_partition {
+        let _ = write!(h, "<tr><td>{partition}</td><td>{}</td></tr>", int(*records));
+    }
+    h.push_str("</tbody></table></div></div>");
+}
+
 /// Seconds from the run's start to the end of the report's last interval: the x axis of the
 /// charts over time (a window's report starts later than the run).
 fn time_extent(r: &Report) -> f64 {
@@ -627,6 +676,7 @@ pub fn render(r: &Report) -> String {
     summary(&mut h, r);
     thresholds(&mut h, r);
     charts(&mut h, r);
+    consumer_lag(&mut h, r);
     latency_table(&mut h, &r.summary);
     windows(&mut h, r);
     agents(&mut h, r);

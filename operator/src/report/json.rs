@@ -18,6 +18,7 @@ use super::blob::IntervalCounters;
 use super::merge::{Gap, Merged, Stats, round3};
 use super::verdict::{Check, ThresholdResult};
 use super::{ReportContext, ReportError, Settings};
+use barrage_crds::interval::ConsumerLag;
 
 /// The schema identifier of `report.json`.
 pub const SCHEMA: &str = "barrage.dev/report/v2";
@@ -114,6 +115,45 @@ pub struct SummaryJson {
     /// The paused spans, seconds from the run's start, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paused: Vec<PausedJson>,
+    /// The consumer group's lag (Consume, RoundTrip; absent when none was sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag: Option<ConsumerLagJson>,
+}
+
+/// The consumer group's lag over the run, in records: at each interval's end, the sum over
+/// partitions of high watermark − position (a partition two agents reported counts with the
+/// higher lag). After the warm-up, when there is one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLagJson {
+    /// The highest interval lag (`consumer_lag.max`).
+    pub max: u64,
+    /// The 99th percentile of the interval lags, nearest rank (`consumer_lag.p99`).
+    pub p99: u64,
+    /// Intervals that sampled a lag.
+    pub intervals: u32,
+    /// The last interval that sampled one.
+    pub last_interval: u32,
+    /// Its lag by partition: where the consumers stood at the end.
+    pub last_by_partition: ConsumerLag,
+}
+
+impl ConsumerLagJson {
+    fn build(merged: &Merged) -> Option<ConsumerLagJson> {
+        let acc = &merged.total;
+        let last = merged
+            .intervals
+            .iter()
+            .rev()
+            .find(|i| !i.warmup && !i.consumer_lag.is_empty())?;
+        Some(ConsumerLagJson {
+            max: acc.consumer_lag_at(100.0)?,
+            p99: acc.consumer_lag_at(99.0)?,
+            intervals: u32::try_from(acc.consumer_lag.len()).unwrap_or(u32::MAX),
+            last_interval: last.index,
+            last_by_partition: last.consumer_lag.clone(),
+        })
+    }
 }
 
 /// The warm-up's intervals, measured apart.
@@ -179,6 +219,10 @@ pub struct IntervalJson {
     /// `summary.warmup` (absent when false).
     #[serde(skip_serializing_if = "is_false")]
     pub warmup: bool,
+    /// The consumer group's lag at the interval's end, records summed over partitions (absent
+    /// when none was sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -205,6 +249,10 @@ pub struct WindowJson {
     pub records: IntervalCounters,
     /// Latency statistics by tag over the window (after the warm-up).
     pub latency: BTreeMap<HistogramTag, Stats>,
+    /// The highest consumer lag at an interval's end in the window (absent when none was
+    /// sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag_max: Option<u64>,
     /// Whether every window-scoped threshold held in this window.
     pub passed: bool,
     /// Failed thresholds in this window.
@@ -341,6 +389,7 @@ impl SummaryJson {
                     until_secs: round3(until as f64 / 1000.0),
                 })
                 .collect(),
+            consumer_lag: ConsumerLagJson::build(merged),
         }
     }
 }
@@ -373,6 +422,11 @@ impl Report {
                 sent_rate: per_sec(i.counters.sent, length_secs),
                 latency: i.stats.clone(),
                 warmup: i.warmup,
+                consumer_lag: (!i.consumer_lag.is_empty()).then(|| {
+                    i.consumer_lag
+                        .values()
+                        .fold(0u64, |t, l| t.saturating_add(*l))
+                }),
             })
             .collect();
         let windows = merged
@@ -398,6 +452,7 @@ impl Report {
                     warmup_intervals: w.warmup_intervals,
                     records: w.acc.counters.clone(),
                     latency: w.acc.stats(),
+                    consumer_lag_max: w.acc.consumer_lag_at(100.0),
                     passed: failures.is_empty(),
                     failures,
                 }
@@ -518,6 +573,7 @@ mod tests {
                         acked: n,
                         ..IntervalCounters::default()
                     }),
+                    consumer_lag: Default::default(),
                 }
             })
             .collect()

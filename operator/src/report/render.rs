@@ -122,6 +122,7 @@ pub fn intervals_from_texts<'a>(
                 length_ms,
                 histograms: BTreeMap::new(),
                 counters: None,
+                consumer_lag: Default::default(),
             });
             let tag = e.tag.map_or(HistogramTag::Produce, HistogramTag::from);
             match interval.histograms.get_mut(&tag) {

@@ -12,13 +12,11 @@
 //! is all warm-up has no latency check, and its counts are nothing to judge.
 
 use barrage_crds::names::HistogramTag;
-use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use barrage_crds::interval::IntervalCounters;
 use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
 use barrage_crds::status::{Verdict, VerdictResult};
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::merge::{Accumulator, Merged};
@@ -45,19 +43,19 @@ impl Default for ValidityBounds {
     }
 }
 
-/// The observed value of `metric` over `histograms` and `counters`, in the metric's unit (µs,
-/// fraction, count); `None` when it was not measured (no such histogram, or no target for a
-/// rate).
+/// The observed value of `metric` over `acc`'s histograms and consumer lags and over
+/// `counters`, in the metric's unit (µs, fraction, count); `None` when it was not measured (no
+/// such histogram, no lag sampled, or no target for a rate).
 pub fn observe(
     metric: Metric,
-    histograms: &BTreeMap<HistogramTag, Histogram<u64>>,
+    acc: &Accumulator,
     c: &IntervalCounters,
     target: Option<u64>,
 ) -> Option<f64> {
     match metric.kind() {
         MetricKind::Latency => {
             let tag = metric.histogram_tag()?;
-            let h = histograms.get(&tag).filter(|h| !h.is_empty())?;
+            let h = acc.histograms.get(&tag).filter(|h| !h.is_empty())?;
             let p = metric.percentile()?;
             Some(if p >= 100.0 {
                 h.max() as f64
@@ -84,6 +82,9 @@ pub fn observe(
             Metric::ErrorsCount => Some(c.errors as f64),
             Metric::RecordsLost => Some(c.lost as f64),
             Metric::RecordsDuplicated => Some(c.duplicated as f64),
+            Metric::ConsumerLagMax | Metric::ConsumerLagP99 => {
+                Some(acc.consumer_lag_at(metric.percentile()?)? as f64)
+            }
             _ => None,
         },
     }
@@ -182,7 +183,7 @@ fn check(
     counters: &IntervalCounters,
     target: Option<u64>,
 ) -> Check {
-    let observed = observe(t.metric, &acc.histograms, counters, target).map(super::merge::round3);
+    let observed = observe(t.metric, acc, counters, target).map(super::merge::round3);
     let passed = observed.is_some_and(|o| t.holds(o));
     Check {
         scope,
@@ -400,6 +401,7 @@ mod tests {
     use crate::report::blob::{AgentInterval, IntervalCounters};
     use crate::report::merge::{MergeOptions, merge_all};
     use barrage_crds::hlog;
+    use std::collections::BTreeMap;
 
     fn run(
         latencies: &[u64],
@@ -429,6 +431,7 @@ mod tests {
                         acked: latencies.len() as u64,
                         ..counters.clone()
                     }),
+                    consumer_lag: Default::default(),
                 }
             })
             .collect();
@@ -538,11 +541,26 @@ mod tests {
         let mut c = counters(1000);
         c.errors = 2;
         let m = run(&[1_000], 10, c, None);
-        let (h, c) = (&m.total.histograms, &m.total.counters);
+        let (h, c) = (&m.total, &m.total.counters);
         assert_eq!(observe(Metric::ErrorsRatio, h, c, None), Some(0.002));
         assert_eq!(observe(Metric::ErrorsCount, h, c, None), Some(8.0));
         assert_eq!(observe(Metric::RateAchievedRatio, h, c, Some(8)), Some(0.5));
         assert_eq!(observe(Metric::RateAchievedRatio, h, c, None), None);
+        assert_eq!(observe(Metric::ConsumerLagMax, h, c, None), None);
+    }
+
+    #[test]
+    fn consumer_lag_is_observed_over_the_intervals_lags() {
+        let mut acc = Accumulator {
+            consumer_lag: vec![40, 0, 7, 100],
+            ..Accumulator::default()
+        };
+        let c = IntervalCounters::default();
+        assert_eq!(observe(Metric::ConsumerLagMax, &acc, &c, None), Some(100.0));
+        assert_eq!(observe(Metric::ConsumerLagP99, &acc, &c, None), Some(100.0));
+        acc.consumer_lag = (1..=200).collect();
+        assert_eq!(observe(Metric::ConsumerLagP99, &acc, &c, None), Some(198.0));
+        assert_eq!(acc.consumer_lag_at(50.0), Some(100));
     }
 
     /// Four intervals of one record each; interval 0 carries `warmup_errors` errors and a
@@ -564,6 +582,7 @@ mod tests {
                         errors: if i == 0 { warmup_errors } else { 0 },
                         ..counters(1 + if i == 0 { warmup_errors } else { 0 })
                     }),
+                    consumer_lag: Default::default(),
                 }
             })
             .collect();

@@ -1,0 +1,204 @@
+//! Consumer lag (issue 15.3) against the real broker: a Consume run over a backlog it cannot
+//! drain, held back by a broker quota Barrage cannot see, reports the group's lag per interval
+//! and per partition at the end, and the partitions' lag is what Kafka's own
+//! `kafka-consumer-groups` tool reads for the group once the run is over.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::{barrage_run, kafka, root, run_bounded, temp_file, unique};
+
+/// Records in the backlog, and the bytes per second the quota lets the consumer read: about
+/// 22 s of draining, far longer than the Consume run.
+const BACKLOG_RATE: u32 = 4_000;
+const BACKLOG_SECS: u32 = 3;
+const QUOTA_BYTES_PER_SEC: u32 = 20_000;
+
+/// The classpath of the project's Kafka jars (`scripts/services.sh classpath`).
+fn kafka_classpath() -> String {
+    let out = run_bounded(
+        Command::new(root().join("scripts/services.sh")).arg("classpath"),
+        Duration::from_secs(300),
+    );
+    assert!(out.status.success(), "services.sh classpath: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs one of Kafka's command-line tools and returns its stdout.
+fn kafka_tool(classpath: &str, class: &str, args: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new("java")
+            .args(["-Xmx256m", "-cp", classpath, class])
+            .args(args),
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{class} {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The group's lag per partition as `kafka-consumer-groups --describe` prints it (columns
+/// GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG …); partitions without a committed
+/// offset (`-`) are left out.
+fn group_lag(classpath: &str, bootstrap: &str, group: &str) -> BTreeMap<u32, u64> {
+    let text = kafka_tool(
+        classpath,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--group",
+            group,
+        ],
+    );
+    text.lines()
+        .filter(|l| l.starts_with(group))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            Some((cols.get(2)?.parse().ok()?, cols.get(5)?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn consume_spec(bootstrap: &str, topic: &str, group: &str, client: &str) -> String {
+    format!(
+        r#"apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: lag-test}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer:
+      autoOffsetReset: earliest
+      groupId: {group}
+      properties: {{client.id: {client}}}
+  topic: {{name: {topic}}}
+  workload: {{kind: Consume}}
+  load:
+    steps: [{{constant: {{rate: 1, for: 6s}}}}]
+  report: {{interval: 1s}}
+  thresholds: ["consumer_lag.max > 0"]
+"#
+    )
+}
+
+fn read_report(out_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).expect("report.json"))
+        .expect("report.json is JSON")
+}
+
+#[test]
+fn a_throttled_consumer_reports_the_lag_kafka_sees() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-lag");
+    let backlog = ProduceSpec::new("lag-backlog", &topic, &bootstrap)
+        .rate(BACKLOG_RATE)
+        .secs(BACKLOG_SECS)
+        .partitions(3)
+        .yaml();
+    let (out, backlog_dir) = barrage_run(
+        &temp_file("backlog.yaml", &backlog),
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "the backlog run: {out:?}"
+    );
+    let backlog = read_report(&backlog_dir)["summary"]["records"]["acked"]
+        .as_u64()
+        .expect("acked");
+
+    let classpath = kafka_classpath();
+    let client = unique("barrage-lag-client");
+    let quota = format!("consumer_byte_rate={QUOTA_BYTES_PER_SEC}");
+    kafka_tool(
+        &classpath,
+        "org.apache.kafka.tools.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--alter",
+            "--add-config",
+            &quota,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            &client,
+        ],
+    );
+
+    let group = unique("barrage-lag-group");
+    let spec = temp_file(
+        "lag.yaml",
+        &consume_spec(&bootstrap, &topic, &group, &client),
+    );
+    let (out, out_dir) = barrage_run(&spec, &[], Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_report(&out_dir);
+    let lag = &report["summary"]["consumerLag"];
+    let consumed = report["summary"]["records"]["consumed"]
+        .as_u64()
+        .expect("consumed");
+    println!("consumed {consumed} of {backlog}; consumerLag {lag}");
+    assert!(
+        consumed > 0 && consumed < backlog,
+        "the quota held the consumer back"
+    );
+
+    // Where the group stood at the end, read by Kafka's own tool from the committed offsets.
+    let kafka_lag = group_lag(&classpath, &bootstrap, &group);
+    let reported: BTreeMap<u32, u64> =
+        serde_json::from_value(lag["lastByPartition"].clone()).expect("lastByPartition");
+    println!("kafka-consumer-groups lag {kafka_lag:?}, reported {reported:?}");
+    assert!(!kafka_lag.is_empty(), "the group committed its positions");
+    for (partition, records) in &kafka_lag {
+        assert_eq!(
+            reported.get(partition),
+            Some(records),
+            "partition {partition}: reported {reported:?}, Kafka {kafka_lag:?}"
+        );
+    }
+    // The lag left is the backlog less what was consumed (partitions Kafka lists).
+    let left: u64 = kafka_lag.values().sum();
+    assert!(left > 0, "{kafka_lag:?}");
+    let max = lag["max"].as_u64().expect("max");
+    assert!(max >= left && max <= backlog, "max {max}, left {left}");
+    // Nothing was produced meanwhile: every record not consumed is behind, partition by
+    // partition, and the lags add up to exactly that.
+    assert_eq!(
+        reported.values().sum::<u64>(),
+        backlog - consumed,
+        "{reported:?}"
+    );
+    assert!(lag["intervals"].as_u64().expect("intervals") >= 3, "{lag}");
+    let series: Vec<u64> = report["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .filter_map(|i| i["consumerLag"].as_u64())
+        .collect();
+    assert_eq!(series.iter().max(), Some(&max), "{series:?}");
+    // The threshold was judged on the same figure.
+    let check = &report["thresholds"][0]["run"];
+    assert_eq!(check["observed"].as_f64(), Some(max as f64), "{check}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("<h2>Consumer lag</h2>"),
+        "the report shows it"
+    );
+}
