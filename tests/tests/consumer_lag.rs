@@ -149,6 +149,7 @@ fn a_throttled_consumer_reports_the_lag_kafka_sees() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains("  consumer lag      max "), "{stdout}");
     let report = read_report(&out_dir);
     let lag = &report["summary"]["consumerLag"];
     let consumed = report["summary"]["records"]["consumed"]

@@ -184,6 +184,9 @@ struct Chart<'a> {
     y_ticks: Vec<(f64, String)>,
     y_label: &'a str,
     series: Vec<Series>,
+    /// The palette index of the first series (the consumer lag chart is green, so a
+    /// screenshot tells it from the others).
+    first_color: usize,
 }
 
 fn px(v: f64) -> String {
@@ -251,7 +254,7 @@ fn chart(c: &Chart) -> String {
         escape(c.y_label)
     );
     for (i, series) in c.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = COLORS[(c.first_color + i) % COLORS.len()];
         let dash = if series.dashed {
             " stroke-dasharray=\"6 4\""
         } else {
@@ -285,7 +288,7 @@ fn chart(c: &Chart) -> String {
         let _ = write!(
             s,
             "<span style=\"--c:{}\">{}</span>",
-            COLORS[i % COLORS.len()],
+            COLORS[(c.first_color + i) % COLORS.len()],
             escape(&series.name)
         );
     }
@@ -355,6 +358,19 @@ fn throughput_chart(r: &Report) -> Option<String> {
             dashed: true,
         });
     }
+    let consumed: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .filter(|_| len > 0.0)
+        .map(|i| (mid(i.offset_secs), i.records.consumed as f64 / len))
+        .collect();
+    if consumed.iter().any(|p| p.1 > 0.0) {
+        series.push(Series {
+            name: "consumed / s".into(),
+            points: consumed,
+            dashed: false,
+        });
+    }
     let ymax = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -370,6 +386,7 @@ fn throughput_chart(r: &Report) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, short(t))).collect(),
         y_label: "records per second",
         series,
+        first_color: 0,
     }))
 }
 
@@ -400,6 +417,7 @@ fn consumer_lag_chart(r: &Report) -> Option<String> {
             points,
             dashed: false,
         }],
+        first_color: 2,
     }))
 }
 
@@ -476,6 +494,7 @@ fn latency_over_time_chart(r: &Report, tag: &HistogramTag) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, ms_label(t))).collect(),
         y_label: "latency (log scale)",
         series,
+        first_color: 0,
     }))
 }
 
@@ -557,6 +576,7 @@ fn distribution_chart(r: &Report) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, ms_label(t))).collect(),
         y_label: "latency",
         series,
+        first_color: 0,
     }))
 }
 
@@ -763,6 +783,12 @@ fn summary(h: &mut String, r: &Report) {
     if s.records.lost > 0 || s.records.duplicated > 0 {
         tile(h, "lost", &int(s.records.lost));
         tile(h, "duplicated", &int(s.records.duplicated));
+    }
+    if s.records.consumed > 0 {
+        tile(h, "records consumed", &int(s.records.consumed));
+    }
+    if let Some(lag) = &s.consumer_lag {
+        tile(h, "consumer lag max", &int(lag.max));
     }
     h.push_str("</div></div>");
 }

@@ -15,7 +15,7 @@ use barrage_crds::status::{Summary, Verdict};
 use serde::Serialize;
 
 use super::blob::IntervalCounters;
-use super::merge::{Gap, Merged, Stats, round3};
+use super::merge::{Gap, Merged, Stats, WindowSummary, round3};
 use super::verdict::{Check, ThresholdResult};
 use super::{ReportContext, ReportError, Settings};
 use barrage_crds::interval::ConsumerLag;
@@ -259,6 +259,33 @@ pub struct WindowJson {
     pub failures: Vec<String>,
 }
 
+impl WindowJson {
+    /// A window with the window-scoped thresholds it failed.
+    fn build(w: &WindowSummary, results: &[ThresholdResult]) -> WindowJson {
+        let failures: Vec<String> = results
+            .iter()
+            .flat_map(|r| {
+                r.windows
+                    .iter()
+                    .filter(|c: &&Check| c.window == Some(w.index) && !c.passed)
+                    .map(move |c| format!("{}: observed {}", r.threshold, c.observed_display))
+            })
+            .collect();
+        WindowJson {
+            index: w.index,
+            first_interval: w.first_interval,
+            last_interval: w.last_interval,
+            intervals_with_data: w.intervals_with_data,
+            warmup_intervals: w.warmup_intervals,
+            records: w.acc.counters.clone(),
+            latency: w.acc.stats(),
+            consumer_lag_max: w.acc.consumer_lag_at(100.0),
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
+}
+
 /// One agent incarnation.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -432,31 +459,7 @@ impl Report {
         let windows = merged
             .windows
             .iter()
-            .map(|w| {
-                let failures: Vec<String> = results
-                    .iter()
-                    .flat_map(|r| {
-                        r.windows
-                            .iter()
-                            .filter(|c: &&Check| c.window == Some(w.index) && !c.passed)
-                            .map(move |c| {
-                                format!("{}: observed {}", r.threshold, c.observed_display)
-                            })
-                    })
-                    .collect();
-                WindowJson {
-                    index: w.index,
-                    first_interval: w.first_interval,
-                    last_interval: w.last_interval,
-                    intervals_with_data: w.intervals_with_data,
-                    warmup_intervals: w.warmup_intervals,
-                    records: w.acc.counters.clone(),
-                    latency: w.acc.stats(),
-                    consumer_lag_max: w.acc.consumer_lag_at(100.0),
-                    passed: failures.is_empty(),
-                    failures,
-                }
-            })
+            .map(|w| WindowJson::build(w, results))
             .collect();
         let agents = merged
             .agents
