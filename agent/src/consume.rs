@@ -40,7 +40,8 @@ use crate::kafka::consumer::{
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
 use barrage_crds::schedule::{Profile, Share};
-use barrage_kafka::config::{SaslCredentials, consumer_config};
+use barrage_kafka::admin::{Admin, GroupDeletion};
+use barrage_kafka::config::{SaslCredentials, base_config, consumer_config};
 use rdkafka::statistics::Statistics;
 
 /// How often a consumer holding its partitions polls the group (rebalances are served in
@@ -56,6 +57,44 @@ pub struct ConsumeJob {
     pub duration: Duration,
     /// Interval histogram length.
     pub interval: Duration,
+    /// The group the run named after itself (`spec.kafka.consumer.groupId` unset), deleted at
+    /// the end, with the admin client's settings; `None` for a group the spec names.
+    pub run_group: Option<RunGroup>,
+}
+
+/// A consumer group named after the run: every agent deletes it once it has left, and the
+/// last to leave succeeds (Kafka refuses while members remain), so no group outlives its run.
+pub struct RunGroup {
+    pub admin: ClientConfig,
+    pub group: String,
+}
+
+/// How long deleting the run's group may take.
+const GROUP_DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RunGroup {
+    /// Deletes the group, if no member is left; never fails the run (a group left behind
+    /// only holds offsets), but says so.
+    async fn delete(&self) {
+        let outcome = match Admin::new(&self.admin) {
+            Ok(admin) => admin.delete_group(&self.group, GROUP_DELETE_TIMEOUT).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(GroupDeletion::Deleted) => {
+                info!(group = %self.group, "Deleted the run's consumer group.")
+            }
+            Ok(GroupDeletion::Gone) => {
+                debug!(group = %self.group, "The run's consumer group is gone already.")
+            }
+            Ok(GroupDeletion::InUse) => {
+                debug!(group = %self.group, "Other members are still in the run's consumer group; the last one deletes it.")
+            }
+            Err(e) => {
+                warn!(group = %self.group, error = %e, "Could not delete the run's consumer group; it keeps the run's offsets until deleted.")
+            }
+        }
+    }
 }
 
 /// This agent's place in the group, shared by the consumer context and the agent.
@@ -125,6 +164,7 @@ pub struct PreparedConsume {
     start: std_mpsc::Sender<Start>,
     done: tokio::sync::oneshot::Receiver<()>,
     thread: std::thread::JoinHandle<(Vec<u64>, bool)>,
+    run_group: Option<RunGroup>,
 }
 
 /// Creates the consumer, checks the topic exists, subscribes, and waits (up to `timeout`)
@@ -222,6 +262,7 @@ pub async fn prepare_consume(
         start: start_tx,
         done: done_rx,
         thread,
+        run_group: job.run_group,
     })
 }
 
@@ -240,6 +281,7 @@ impl PreparedConsume {
             start,
             mut done,
             thread,
+            run_group,
             ..
         } = self;
         let len = ns(interval.max(Duration::from_millis(10)));
@@ -267,6 +309,9 @@ impl PreparedConsume {
             .await
             .map_err(|e| EngineError::Sender(e.to_string()))?
             .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
+        if let Some(group) = &run_group {
+            group.delete().await;
+        }
         let start_ns = len * u64::from(index);
         let histograms = recorder.swap(spare);
         let last = IntervalRecord {
@@ -559,6 +604,10 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
                 topic: spec.topic.name.clone(),
                 duration: spec.load.total_duration(),
                 interval: spec.report.interval.as_std(),
+                run_group: spec.kafka.consumer.group_id.is_none().then(|| RunGroup {
+                    admin: base_config(&spec.kafka, setup.sasl),
+                    group: setup.group_id.clone(),
+                }),
             };
             Ok(Workload::Consume(
                 prepare_consume(job, recorder, setup.connect_timeout).await?,

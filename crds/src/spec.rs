@@ -563,7 +563,7 @@ impl Partitioner {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConsumerSpec {
-    /// Consumer group id of Consume; default `barrage-{name}-{runId}` (one group per run, shared by its agents).
+    /// Consumer group id of Consume; default `barrage-{name}-{runId}` (one group per run, shared by its agents, deleted when its last agent leaves at the end; a group named here is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Where a new group starts: earliest or latest (default latest).

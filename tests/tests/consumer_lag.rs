@@ -203,3 +203,91 @@ fn a_throttled_consumer_reports_the_lag_kafka_sees() {
         "the report shows it"
     );
 }
+
+fn run_id(out_dir: &Path) -> String {
+    read_report(out_dir)["runId"]
+        .as_str()
+        .expect("runId")
+        .to_string()
+}
+
+/// Every consumer group the broker lists.
+fn groups(classpath: &str, bootstrap: &str) -> Vec<String> {
+    kafka_tool(
+        classpath,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &["--bootstrap-server", bootstrap, "--list"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn no_consumer_group_outlives_its_run() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-groups");
+    let backlog = ProduceSpec::new("groups-backlog", &topic, &bootstrap)
+        .rate(500)
+        .secs(2)
+        .partitions(3)
+        .yaml();
+    let (out, _) = barrage_run(
+        &temp_file("backlog.yaml", &backlog),
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1 | 3)), "{out:?}");
+    // A Consume run of two agents in the group named after the run (no groupId), and a
+    // RoundTrip run whose readers place themselves.
+    let consume = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: groups-consume}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer: {{autoOffsetReset: earliest}}
+  topic: {{name: {topic}}}
+  workload: {{kind: Consume}}
+  load: {{steps: [{{constant: {{rate: 1, for: 4s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+"
+    );
+    let round_trip = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: groups-round-trip}}
+spec:
+  kafka: {{bootstrapServers: {bootstrap}}}
+  topic: {{name: {topic}}}
+  workload: {{kind: RoundTrip}}
+  load: {{steps: [{{constant: {{rate: 100, for: 2s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+"
+    );
+    let mut runs = Vec::new();
+    for (file, text) in [("consume.yaml", consume), ("round-trip.yaml", round_trip)] {
+        let (out, dir) = barrage_run(&temp_file(file, &text), &[], Duration::from_secs(120));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1 | 3)),
+            "{file}: {out:?}"
+        );
+        let report = read_report(&dir);
+        assert!(
+            report["summary"]["records"]["consumed"].as_u64() > Some(0),
+            "{file}: {}",
+            report["summary"]["records"]
+        );
+        runs.push(run_id(&dir));
+    }
+    let classpath = kafka_classpath();
+    let left: Vec<String> = groups(&classpath, &bootstrap)
+        .into_iter()
+        .filter(|g| runs.iter().any(|r| g.contains(r.as_str())))
+        .collect();
+    println!("runs {runs:?}: groups left {left:?}");
+    assert!(left.is_empty(), "groups outlived their runs: {left:?}");
+}

@@ -152,6 +152,9 @@ pub fn round_trip_consumer(
 ) -> Result<BaseConsumer<LagContext>, KafkaError> {
     let mut config = config.clone();
     sample_lag(&mut config);
+    // The reader places itself (at the end of every partition) and stores nothing: with no
+    // commit, no consumer group is left on the broker after the run.
+    config.set("enable.auto.commit", "false");
     let consumer: BaseConsumer<LagContext> =
         config.create_with_context(LagContext::new(recorder, topic))?;
     let deadline = Instant::now() + timeout;
