@@ -208,6 +208,25 @@ pub enum EngineError {
     Job(#[from] crate::job::JobError),
 }
 
+/// Why the producer was not ready for the start: what it last saw of the topic before the
+/// limit. Logged, not fatal (the first records then wait for the metadata).
+#[derive(Debug, thiserror::Error)]
+pub enum WarmUpError {
+    /// No metadata of the topic came back at all.
+    #[error("no metadata for topic {topic} within {limit:?}")]
+    NoMetadata { topic: String, limit: Duration },
+    /// The last metadata request failed (shown in full: it is the whole story).
+    #[error("fetching the metadata of topic {topic} failed: {error}")]
+    Metadata { topic: String, error: KafkaError },
+    /// The topic was known, but not every partition had a leader.
+    #[error("{partitions} partition(s) of topic {topic}, some without a leader, after {limit:?}")]
+    NoLeaders {
+        topic: String,
+        partitions: usize,
+        limit: Duration,
+    },
+}
+
 type Client = ThreadedProducer<DeliveryRecorder>;
 
 /// A producer connected, warmed up and ready for the start signal (the agent's `Ready`).
@@ -473,9 +492,12 @@ const ROUND_TRIP_DRAIN: Duration = Duration::from_secs(15);
 const WARM_UP_LIMIT: Duration = Duration::from_secs(15);
 
 /// Waits until the producer knows a leader for every partition of `topic`.
-fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, String> {
+fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, WarmUpError> {
     let deadline = std::time::Instant::now() + limit;
-    let mut last = String::from("no metadata yet");
+    let mut last = WarmUpError::NoMetadata {
+        topic: topic.to_string(),
+        limit,
+    };
     while std::time::Instant::now() < deadline {
         match producer
             .client()
@@ -490,10 +512,19 @@ fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, Str
                     {
                         return Ok(parts.len());
                     }
-                    last = format!("{} partition(s), some without a leader", parts.len());
+                    last = WarmUpError::NoLeaders {
+                        topic: topic.to_string(),
+                        partitions: parts.len(),
+                        limit,
+                    };
                 }
             }
-            Err(e) => last = e.to_string(),
+            Err(error) => {
+                last = WarmUpError::Metadata {
+                    topic: topic.to_string(),
+                    error,
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
