@@ -79,6 +79,8 @@ pub enum AgentError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Job(#[from] job::JobError),
+    #[error("writing the backlog: {0}")]
+    Backlog(Box<crate::backlog::BacklogError>),
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error(transparent)]
@@ -333,7 +335,18 @@ async fn prepare(
         // Let the controller stop us gracefully within the ECS stop timeout.
         flush_timeout: Some(Duration::from_secs(20)),
     };
-    Ok(consume::prepare(setup, recorder.clone()).await?)
+    let workload = consume::prepare(setup, recorder.clone()).await?;
+    // The group holds its partitions (paused) meanwhile. A replacement agent does not write
+    // its slot's share again.
+    if spec.workload.backlog.is_some() && a.incarnation == 0 {
+        let (spec, run_id, sasl) = (spec.clone(), a.run_id.clone(), sasl.cloned());
+        tokio::task::spawn_blocking(move || {
+            crate::backlog::write(&spec, &run_id, share, sasl.as_ref())
+        })
+        .await?
+        .map_err(|e| AgentError::Backlog(Box::new(e)))?;
+    }
+    Ok(workload)
 }
 
 /// Sets the share this agent sends under the fleet assignment at the start, and its pauses;

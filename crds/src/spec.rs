@@ -647,6 +647,20 @@ pub struct WorkloadSpec {
     /// Record values, keys, headers and transactions.
     #[serde(default)]
     pub records: RecordsSpec,
+    /// Consume only: records the agents write before the start, while the group's consumers
+    /// hold their partitions, so the run measures how fast the group drains them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<BacklogSpec>,
+}
+
+/// A backlog for a Consume run to drain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BacklogSpec {
+    /// Records written before the start, split evenly over the agents (values, keys and headers
+    /// as `records` says, no transactions); every one is acknowledged before an agent reports
+    /// Ready. The report's `summary.drain` says when the group's lag first reached zero.
+    pub records: u64,
 }
 
 /// Workload kind.
@@ -1272,6 +1286,12 @@ pub enum Metric {
     /// Consumer lag p99, records (Consume, RoundTrip), over the intervals' lags.
     #[serde(rename = "consumer_lag.p99")]
     ConsumerLagP99,
+    /// Seconds from the start until the group's lag first reached zero (Consume with a backlog), to the report interval.
+    #[serde(rename = "drain.seconds")]
+    DrainSeconds,
+    /// Records consumed per second: over the drain with a backlog, over the load otherwise.
+    #[serde(rename = "consume.rate")]
+    ConsumeRate,
 }
 
 /// What kind of value a metric has.
@@ -1283,6 +1303,8 @@ pub enum MetricKind {
     Ratio,
     /// A count; a non-negative integer.
     Count,
+    /// A plain number (seconds, records per second); non-negative, decimals allowed.
+    Number,
 }
 
 impl Metric {
@@ -1309,6 +1331,8 @@ impl Metric {
         Metric::LagP99,
         Metric::ConsumerLagMax,
         Metric::ConsumerLagP99,
+        Metric::DrainSeconds,
+        Metric::ConsumeRate,
     ];
 
     /// The name as written in thresholds.
@@ -1335,6 +1359,8 @@ impl Metric {
             Metric::LagP99 => "lag.p99",
             Metric::ConsumerLagMax => "consumer_lag.max",
             Metric::ConsumerLagP99 => "consumer_lag.p99",
+            Metric::DrainSeconds => "drain.seconds",
+            Metric::ConsumeRate => "consume.rate",
         }
     }
 
@@ -1352,6 +1378,7 @@ impl Metric {
             | Metric::RecordsDuplicated
             | Metric::ConsumerLagMax
             | Metric::ConsumerLagP99 => MetricKind::Count,
+            Metric::DrainSeconds | Metric::ConsumeRate => MetricKind::Number,
             _ => MetricKind::Latency,
         }
     }
@@ -1385,7 +1412,15 @@ impl Metric {
 
     /// True for metrics only workloads that consume (Consume, RoundTrip) measure.
     pub fn needs_consumer(&self) -> bool {
-        matches!(self, Metric::ConsumerLagMax | Metric::ConsumerLagP99)
+        matches!(
+            self,
+            Metric::ConsumerLagMax | Metric::ConsumerLagP99 | Metric::ConsumeRate
+        )
+    }
+
+    /// True for figures of the whole run, judged over the run only (never per window).
+    pub fn is_run_only(&self) -> bool {
+        matches!(self, Metric::DrainSeconds | Metric::ConsumeRate)
     }
 
     /// True for metrics only a RoundTrip workload measures.
@@ -1508,6 +1543,10 @@ fn kind_rule(kind: &MetricKind) -> (&'static str, &'static str) {
             "expected a non-negative number or percentage such as 0.001 or 0.1%",
         ),
         MetricKind::Count => ("a count", "expected a non-negative integer"),
+        MetricKind::Number => (
+            "a number",
+            "expected a non-negative number such as 120 or 2.5",
+        ),
     }
 }
 
@@ -1523,6 +1562,10 @@ impl ThresholdValue {
             MetricKind::Latency => parse_latency_us(text),
             MetricKind::Ratio => parse_ratio(text),
             MetricKind::Count => text.parse::<u64>().ok().map(|v| v as f64),
+            MetricKind::Number => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0),
         };
         match value {
             Some(value) => Ok(ThresholdValue {

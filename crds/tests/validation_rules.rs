@@ -1127,6 +1127,76 @@ fn consumer_lag_needs_a_workload_that_consumes() {
 }
 
 #[test]
+fn a_backlog_is_for_consume_within_the_cost_guard() {
+    let mut lt = base();
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 1_000 });
+    expect(
+        &lt,
+        "spec.workload.backlog",
+        "is only for Consume workloads (workload.kind is Produce)",
+    );
+    lt.spec.workload.kind = WorkloadKind::Consume;
+    expect(
+        &lt,
+        "spec.kafka.consumer.autoOffsetReset",
+        "must be earliest with a backlog: the group's new consumers would start past it (got latest)",
+    );
+    lt.spec.kafka.consumer.auto_offset_reset = barrage_crds::spec::OffsetReset::Earliest;
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    lt.spec.agents.count = 2;
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 40_000_001,
+    });
+    expect(
+        &lt,
+        "spec.workload.backlog.records",
+        "must be at most 20000000 records per agent, 40000000 for 2 agent(s): the cost guard (got 40000001; raise spec.agents.count or write less)",
+    );
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 0 });
+    expect(
+        &lt,
+        "spec.workload.backlog.records",
+        "must be at least 1 (got 0)",
+    );
+}
+
+#[test]
+fn drain_figures_need_a_backlog_and_are_judged_over_the_run() {
+    let mut lt = base();
+    lt.spec.workload.kind = WorkloadKind::Consume;
+    lt.spec.thresholds = vec![th("drain.seconds < 120"), th("consume.rate > 50000")];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "drain.seconds needs a backlog to drain (spec.workload.backlog)",
+    );
+    assert_eq!(
+        errors(&lt).len(),
+        1,
+        "consume.rate needs none: {:?}",
+        errors(&lt)
+    );
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 10 });
+    lt.spec.kafka.consumer.auto_offset_reset = barrage_crds::spec::OffsetReset::Earliest;
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    let mut windowed = th("consume.rate > 1");
+    windowed.scope = ThresholdScope::Window;
+    lt.spec.report.window = Some(barrage_crds::duration::HumanDuration::from_secs(10));
+    lt.spec.thresholds = vec![windowed];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "consume.rate is a figure of the whole run: its scope is run (got window)",
+    );
+    assert_eq!(
+        Threshold::parse("drain.seconds < 2m")
+            .unwrap_err()
+            .to_string(),
+        "drain.seconds is a number: expected a non-negative number such as 120 or 2.5 (got \"2m\")"
+    );
+}
+
+#[test]
 fn window_scope_needs_a_report_window() {
     let mut lt = base();
     let mut t = th("produce.p99 < 1s");

@@ -291,3 +291,85 @@ spec:
     println!("runs {runs:?}: groups left {left:?}");
     assert!(left.is_empty(), "groups outlived their runs: {left:?}");
 }
+
+/// Issue 15.2: a backlog written before the start, drained by a group of two agents.
+#[test]
+fn a_backlog_is_written_before_the_start_and_its_drain_is_timed() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-backlog");
+    let backlog: u64 = 30_001;
+    let spec = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: backlog-drain}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer: {{autoOffsetReset: earliest}}
+  topic: {{name: {topic}, create: {{partitions: 3, replicationFactor: 1}}}}
+  workload:
+    kind: Consume
+    records: {{value: {{size: 120}}}}
+    backlog: {{records: {backlog}}}
+  load: {{steps: [{{constant: {{rate: 1, for: 8s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+  thresholds: [\"drain.seconds < 8\", \"consume.rate > 0\", \"consumer_lag.max <= {backlog}\"]
+"
+    );
+    let (out, dir) = barrage_run(
+        &temp_file("backlog.yaml", &spec),
+        &[],
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // From outside: the topic holds exactly the backlog, and the group read all of it.
+    let stored =
+        barrage_system_tests::count_records(&bootstrap, &topic, backlog, Duration::from_secs(60));
+    let report = read_report(&dir);
+    let drain = &report["summary"]["drain"];
+    println!(
+        "stored {stored}; drain {drain}; lag {}",
+        report["summary"]["consumerLag"]
+    );
+    assert_eq!(
+        stored, backlog,
+        "the agents wrote their shares exactly once"
+    );
+    assert_eq!(
+        report["summary"]["records"]["consumed"].as_u64(),
+        Some(backlog)
+    );
+    assert_eq!(drain["backlogRecords"].as_u64(), Some(backlog));
+    assert_eq!(drain["consumedRecords"].as_u64(), Some(backlog), "{drain}");
+    let seconds = drain["seconds"].as_f64().expect("it drained");
+    let interval = drain["drainedInterval"].as_u64().expect("drainedInterval");
+    assert_eq!(seconds, (interval + 1) as f64, "1 s intervals: {drain}");
+    let rate = drain["rate"].as_f64().expect("rate");
+    assert!((rate - backlog as f64 / seconds).abs() < 0.01, "{drain}");
+    // Before the drain the lag was the backlog less what was read; at the end, nothing.
+    let series: Vec<u64> = report["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .filter_map(|i| i["consumerLag"].as_u64())
+        .collect();
+    assert_eq!(series.get(interval as usize), Some(&0), "{series:?}");
+    assert!(
+        stdout.contains("  backlog drain     30,001 records drained in"),
+        "{stdout}"
+    );
+    let observed: Vec<f64> = report["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .filter_map(|t| t["run"]["observed"].as_f64())
+        .collect();
+    assert_eq!(observed.first(), Some(&seconds), "{}", report["thresholds"]);
+}

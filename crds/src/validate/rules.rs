@@ -416,6 +416,42 @@ pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
     check_value(v, &format!("{RECORDS}.value"), &r.value);
     check_key(&r.key, v);
     check_headers(&r.headers, v);
+    check_backlog(lt, v);
+}
+
+/// A backlog is for Consume, and within the cost guard.
+fn check_backlog(lt: &LoadTest, v: &mut V) {
+    let Some(b) = &lt.spec.workload.backlog else {
+        return;
+    };
+    let p = "spec.workload.backlog.records";
+    let kind = lt.spec.workload.kind;
+    if kind != WorkloadKind::Consume {
+        v.err(
+            "spec.workload.backlog",
+            format!("is only for Consume workloads (workload.kind is {kind:?})"),
+        );
+    }
+    if lt.spec.kafka.consumer.auto_offset_reset != crate::spec::OffsetReset::Earliest {
+        v.err(
+            "spec.kafka.consumer.autoOffsetReset",
+            "must be earliest with a backlog: the group's new consumers would start past it (got latest)",
+        );
+    }
+    let agents = u64::from(lt.spec.agents.count.max(1));
+    let max = limits::MAX_BACKLOG_PER_AGENT.saturating_mul(agents);
+    if b.records == 0 {
+        v.err(p, "must be at least 1 (got 0)");
+    } else if b.records > max {
+        v.err(
+            p,
+            format!(
+                "must be at most {} records per agent, {max} for {agents} agent(s): the cost guard (got {}; raise spec.agents.count or write less)",
+                limits::MAX_BACKLOG_PER_AGENT,
+                b.records
+            ),
+        );
+    }
 }
 
 fn check_transactions(lt: &LoadTest, v: &mut V) {
@@ -740,6 +776,21 @@ pub(super) fn check_thresholds(lt: &LoadTest, v: &mut V) {
                 &p,
                 format!(
                     "{} is only measured by workloads that consume (Consume, RoundTrip; workload.kind is Produce)",
+                    t.metric
+                ),
+            );
+        }
+        if t.metric == Metric::DrainSeconds && lt.spec.workload.backlog.is_none() {
+            v.err(
+                &p,
+                "drain.seconds needs a backlog to drain (spec.workload.backlog)",
+            );
+        }
+        if t.metric.is_run_only() && t.scope == ThresholdScope::Window {
+            v.err(
+                &p,
+                format!(
+                    "{} is a figure of the whole run: its scope is run (got window)",
                     t.metric
                 ),
             );

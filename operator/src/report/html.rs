@@ -790,6 +790,15 @@ fn summary(h: &mut String, r: &Report) {
     if let Some(lag) = &s.consumer_lag {
         tile(h, "consumer lag max", &int(lag.max));
     }
+    if let Some(d) = &s.drain {
+        let seconds = d
+            .seconds
+            .map_or("not drained".to_string(), |x| format!("{} s", short(x)));
+        tile(h, "backlog drained in", &seconds);
+        if let Some(rate) = d.rate {
+            tile(h, "consumed / s (drain)", &int(rate.round() as u64));
+        }
+    }
     h.push_str("</div></div>");
 }
 

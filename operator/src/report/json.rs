@@ -15,6 +15,7 @@ use barrage_crds::status::{Summary, Verdict};
 use serde::Serialize;
 
 use super::blob::IntervalCounters;
+use super::drain::Drain;
 use super::merge::{Gap, Merged, Stats, WindowSummary, round3};
 use super::verdict::{Check, ThresholdResult};
 use super::{ReportContext, ReportError, Settings};
@@ -118,6 +119,9 @@ pub struct SummaryJson {
     /// The consumer group's lag (Consume, RoundTrip; absent when none was sampled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer_lag: Option<ConsumerLagJson>,
+    /// How the group drained the backlog (Consume with `workload.backlog`; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
 }
 
 /// The consumer group's lag over the run, in records: at each interval's end, the sum over
@@ -417,6 +421,7 @@ impl SummaryJson {
                 })
                 .collect(),
             consumer_lag: ConsumerLagJson::build(merged),
+            drain: ctx.drain(merged),
         }
     }
 }

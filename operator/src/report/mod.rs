@@ -34,6 +34,7 @@ use serde::Serialize;
 
 pub mod blob;
 pub mod counts;
+pub mod drain;
 pub mod fetch;
 pub mod hlogout;
 pub mod html;
@@ -178,6 +179,9 @@ pub struct Settings {
     pub warmup: Option<String>,
     /// Extra librdkafka producer properties.
     pub producer_properties: std::collections::BTreeMap<String, String>,
+    /// Records written before the start for the group to drain (`workload.backlog`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_records: Option<u64>,
 }
 
 impl Settings {
@@ -227,6 +231,7 @@ impl Settings {
             window: spec.report.window.as_ref().map(ToString::to_string),
             warmup: spec.load.warmup.as_ref().map(ToString::to_string),
             producer_properties: p.properties.clone(),
+            backlog_records: spec.workload.backlog.as_ref().map(|b| b.records),
         }
     }
 }
@@ -326,6 +331,28 @@ fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 
 }
 
 impl ReportContext {
+    /// The backlog's drain, when the run had one.
+    pub fn drain(&self, merged: &Merged) -> Option<drain::Drain> {
+        let backlog = self.settings.as_ref()?.backlog_records?;
+        Some(drain::drain(merged, backlog))
+    }
+
+    /// The figures of the whole run thresholds judge (`drain.seconds`, `consume.rate`).
+    pub fn run_figures(&self, merged: &Merged) -> drain::RunFigures {
+        match self.drain(merged) {
+            Some(d) => drain::RunFigures {
+                drain_seconds: d.seconds,
+                consume_rate: d.rate,
+            },
+            None => drain::RunFigures {
+                drain_seconds: None,
+                consume_rate: self.load_ms.filter(|ms| *ms > 0).map(|ms| {
+                    merge::round3(merged.total.counters.consumed as f64 * 1000.0 / ms as f64)
+                }),
+            },
+        }
+    }
+
     /// For rendering files with nothing else known: no thresholds, no target, complete.
     pub fn offline() -> ReportContext {
         ReportContext {
@@ -463,7 +490,9 @@ pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, R
             (after > 0).then_some(after)
         }
     };
-    let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, judged_target);
+    let figures = ctx.run_figures(merged);
+    let results =
+        verdict::evaluate_thresholds_with(&ctx.thresholds, merged, judged_target, &figures);
     let invalid = verdict::invalid_reasons(merged, generator_target, &ctx.bounds);
     let mut incomplete = verdict::incomplete_reasons(merged, ctx.complete);
     if let Some(why) = &ctx.cut_short {

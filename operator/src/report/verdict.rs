@@ -19,6 +19,7 @@ use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
 use barrage_crds::status::{Verdict, VerdictResult};
 use serde::Serialize;
 
+use super::drain::RunFigures;
 use super::merge::{Accumulator, Merged};
 
 /// Bounds past which the load generator, not the system under test, was the bottleneck.
@@ -87,6 +88,8 @@ pub fn observe(
             }
             _ => None,
         },
+        // Figures of the whole run: see [`RunFigures`].
+        MetricKind::Number => None,
     }
 }
 
@@ -96,6 +99,10 @@ pub fn format_value(kind: MetricKind, value: f64) -> String {
         MetricKind::Latency => format_micros(value),
         MetricKind::Ratio => format!("{:.4} ({:.2}%)", value, value * 100.0),
         MetricKind::Count => format!("{value:.0}"),
+        MetricKind::Number => {
+            let text = format!("{value:.3}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
     }
 }
 
@@ -175,15 +182,22 @@ pub fn counters_after_warmup(merged: &Merged, range: RangeInclusive<u32>) -> Int
     c
 }
 
-fn check(
-    t: &Threshold,
-    scope: String,
-    window: Option<u32>,
-    acc: &Accumulator,
-    counters: &IntervalCounters,
+/// What a check looks at: the intervals' histograms and counters, and (for the run's own
+/// check) the figures of the whole run.
+struct Scope<'a> {
+    acc: &'a Accumulator,
+    counters: &'a IntervalCounters,
     target: Option<u64>,
-) -> Check {
-    let observed = observe(t.metric, acc, counters, target).map(super::merge::round3);
+    run: Option<&'a RunFigures>,
+}
+
+fn check(t: &Threshold, scope: String, window: Option<u32>, over: &Scope<'_>) -> Check {
+    let observed = match (t.metric, over.run) {
+        (Metric::DrainSeconds, Some(run)) => run.drain_seconds,
+        (Metric::ConsumeRate, Some(run)) => run.consume_rate,
+        (metric, _) => observe(metric, over.acc, over.counters, over.target),
+    }
+    .map(super::merge::round3);
     let passed = observed.is_some_and(|o| t.holds(o));
     Check {
         scope,
@@ -208,6 +222,17 @@ pub fn evaluate_thresholds(
     merged: &Merged,
     target: Option<u64>,
 ) -> Vec<ThresholdResult> {
+    evaluate_thresholds_with(thresholds, merged, target, &RunFigures::default())
+}
+
+/// [`evaluate_thresholds`] with the figures of the whole run (`drain.seconds`,
+/// `consume.rate`), which are judged over the run only.
+pub fn evaluate_thresholds_with(
+    thresholds: &[Threshold],
+    merged: &Merged,
+    target: Option<u64>,
+    figures: &RunFigures,
+) -> Vec<ThresholdResult> {
     let run_counters = if merged.warmup_intervals == 0 {
         merged.total.counters.clone()
     } else {
@@ -221,12 +246,17 @@ pub fn evaluate_thresholds(
     thresholds
         .iter()
         .map(|t| {
-            let has_windows = !merged.windows.is_empty();
+            let has_windows = !merged.windows.is_empty() && !t.metric.is_run_only();
             let run_scope = t.scope != ThresholdScope::Window || !has_windows;
             let window_scope = t.scope != ThresholdScope::Run && has_windows;
             let run = run_scope.then(|| {
-                let scope = "run".to_string();
-                check(t, scope, None, &merged.total, &run_counters, target)
+                let over = Scope {
+                    acc: &merged.total,
+                    counters: &run_counters,
+                    target,
+                    run: Some(figures),
+                };
+                check(t, "run".to_string(), None, &over)
             });
             let windows: Vec<Check> = if window_scope {
                 merged
@@ -236,14 +266,13 @@ pub fn evaluate_thresholds(
                     .filter(|(w, _)| !w.is_warmup_only())
                     .map(|(w, counters)| {
                         let scheduled = counters.scheduled;
-                        check(
-                            t,
-                            format!("window {}", w.index),
-                            Some(w.index),
-                            &w.acc,
+                        let over = Scope {
+                            acc: &w.acc,
                             counters,
-                            (scheduled > 0).then_some(scheduled),
-                        )
+                            target: (scheduled > 0).then_some(scheduled),
+                            run: None,
+                        };
+                        check(t, format!("window {}", w.index), Some(w.index), &over)
                     })
                     .collect()
             } else {

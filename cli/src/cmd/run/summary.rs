@@ -156,6 +156,20 @@ fn print_consumer_lag(report: Option<&SummaryJson>) {
         thousands(lag.p99),
         end.join("  ")
     );
+    let Some(d) = report.and_then(|s| s.drain.as_ref()) else {
+        return;
+    };
+    let rate = d.rate.map_or("-".to_string(), |r| format!("{r:.0}"));
+    match d.seconds {
+        Some(secs) => println!(
+            "  backlog drain     {} records drained in {secs} s ({rate} consumed/s)",
+            thousands(d.backlog_records)
+        ),
+        None => println!(
+            "  backlog drain     {} records not drained by the end ({rate} consumed/s)",
+            thousands(d.backlog_records)
+        ),
+    }
 }
 
 /// Records per partition, summed over the agents (the line is left out when none were counted).
