@@ -502,10 +502,17 @@ fn consume_sample_report_for_the_browser_check() {
         std::fs::write(path, encode_interval_blob(&i).unwrap()).unwrap();
     }
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sample-consume");
+    let mut lt = barrage_crds::loadtest::LoadTest::example("drain", "127.0.0.1:9092", "t");
+    lt.spec.workload.kind = barrage_crds::spec::WorkloadKind::Consume;
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 120_000 });
     let ctx = ReportContext {
         load_test: Some("drain".into()),
         run_id: Some("r1".into()),
-        thresholds: vec![Threshold::parse("consumer_lag.max < 150000").unwrap()],
+        thresholds: vec![
+            Threshold::parse("consumer_lag.max < 150000").unwrap(),
+            Threshold::parse("consume.rate > 100").unwrap(),
+        ],
+        settings: Some(barrage_operator::report::Settings::from_spec(&lt.spec)),
         ..ReportContext::offline()
     };
     let set = render_dir_with(&input, &out, &ctx).unwrap();
@@ -520,7 +527,17 @@ fn consume_sample_report_for_the_browser_check() {
         report["thresholds"][0]["run"]["observed"].as_f64(),
         lag["max"].as_f64()
     );
-    assert!(read(&out, "report.html").contains("<h2>Consumer lag</h2>"));
+    let html = read(&out, "report.html");
+    assert!(html.contains("<h2>Consumer lag</h2>"));
+    // Partitions 0–3 reach zero at interval 26 (2 × 750 a interval from 20 000); 4 and 5 never
+    // do: the backlog is not drained, and the rate is over every interval.
+    let drain = &report["summary"]["drain"];
+    assert_eq!(drain["backlogRecords"], 120_000);
+    assert!(drain["seconds"].is_null(), "{drain}");
+    assert_eq!(drain["consumedRecords"], 30 * (1_500 + 1_500 + 900));
+    assert_eq!(drain["rate"].as_f64(), Some(390.0));
+    assert_eq!(report["thresholds"][1]["run"]["observed"].as_f64(), Some(390.0));
+    assert!(html.contains("backlog drained in") && html.contains("not drained"));
     assert_eq!(
         set.verdict.result,
         VerdictResult::Passed,
