@@ -167,6 +167,29 @@ pub struct PreparedConsume {
     run_group: Option<RunGroup>,
 }
 
+/// The consumer thread at work.
+pub struct Consuming {
+    done: tokio::sync::oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<(Vec<u64>, bool)>,
+    run_group: Option<RunGroup>,
+}
+
+impl Consuming {
+    /// Waits for the thread, which leaves the group before it ends, then deletes the run's
+    /// group; returns the records consumed per partition and whether it stopped early.
+    pub async fn finish(self) -> Result<(Vec<u64>, bool), EngineError> {
+        let thread = self.thread;
+        let result = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| EngineError::Sender(e.to_string()))?
+            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
+        if let Some(group) = &self.run_group {
+            group.delete().await;
+        }
+        Ok(result)
+    }
+}
+
 /// Creates the consumer, checks the topic exists, subscribes, and waits (up to `timeout`)
 /// until the group assigned this agent its partitions, which it then holds until the start.
 pub async fn prepare_consume(
@@ -267,6 +290,19 @@ pub async fn prepare_consume(
 }
 
 impl PreparedConsume {
+    /// Starts the consumer thread on `clock`: it consumes until the duration is over or
+    /// `control.stop()`. Under load the producer engine rolls the intervals meanwhile.
+    pub fn start(self, clock: Clock, control: Arc<Control>) -> Result<Consuming, EngineError> {
+        self.start
+            .send(Start { clock, control })
+            .map_err(|_| EngineError::Group("the consumer thread ended before the start".into()))?;
+        Ok(Consuming {
+            done: self.done,
+            thread: self.thread,
+            run_group: self.run_group,
+        })
+    }
+
     /// Consumes from the start of `clock` until the duration is over or `control.stop()`,
     /// sending every closed interval to `intervals`.
     pub async fn run(
@@ -275,22 +311,9 @@ impl PreparedConsume {
         control: Arc<Control>,
         intervals: mpsc::Sender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
-        let PreparedConsume {
-            interval,
-            recorder,
-            start,
-            mut done,
-            thread,
-            run_group,
-            ..
-        } = self;
+        let (interval, recorder) = (self.interval, self.recorder.clone());
+        let mut consuming = self.start(clock, control)?;
         let len = ns(interval.max(Duration::from_millis(10)));
-        start
-            .send(Start {
-                clock,
-                control: control.clone(),
-            })
-            .map_err(|_| EngineError::Group("the consumer thread ended before the start".into()))?;
         let mut index: u32 = 0;
         let mut spare = Histograms::default();
         loop {
@@ -300,18 +323,11 @@ impl PreparedConsume {
                     spare = roll(&recorder, spare, index, len, len * u64::from(index + 1), &intervals).await;
                     index += 1;
                 }
-                _ = &mut done => break,
+                _ = &mut consuming.done => break,
             }
         }
         let end = clock.now_ns();
-        // The thread leaves the group before it returns.
-        let (per_partition, stopped_early) = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| EngineError::Sender(e.to_string()))?
-            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
-        if let Some(group) = &run_group {
-            group.delete().await;
-        }
+        let (per_partition, stopped_early) = consuming.finish().await?;
         let start_ns = len * u64::from(index);
         let histograms = recorder.swap(spare);
         let last = IntervalRecord {
@@ -567,6 +583,9 @@ pub enum Workload {
     Produce(engine::Prepared),
     RoundTrip(engine::Prepared, RoundTripReader),
     Consume(PreparedConsume),
+    /// Consume with `backlog.underLoad`: the group drains while the producer writes at the
+    /// load's rate.
+    Drain(PreparedConsume, engine::Prepared),
 }
 
 /// How a workload ended.
@@ -609,24 +628,17 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
                     group: setup.group_id.clone(),
                 }),
             };
-            Ok(Workload::Consume(
-                prepare_consume(job, recorder, setup.connect_timeout).await?,
-            ))
+            let consume = prepare_consume(job, recorder.clone(), setup.connect_timeout).await?;
+            let under_load = spec.workload.backlog.as_ref().is_some_and(|b| b.under_load);
+            if under_load {
+                let producer = engine::prepare(produce_job(&setup, false)?, recorder).await?;
+                return Ok(Workload::Drain(consume, producer));
+            }
+            Ok(Workload::Consume(consume))
         }
         kind @ (WorkloadKind::Produce | WorkloadKind::RoundTrip) => {
             let round_trip = kind == WorkloadKind::RoundTrip;
-            let values = job::values(spec, setup.run_id)?;
-            let mut produce = job::produce_job(
-                spec,
-                setup.run_id,
-                setup.share,
-                values,
-                setup.sasl,
-                round_trip.then(|| setup.agent_id.clone()),
-            );
-            if let Some(t) = setup.flush_timeout {
-                produce.flush_timeout = t;
-            }
+            let produce = produce_job(&setup, round_trip)?;
             // The reader is positioned before the producer exists: nothing sent is missed.
             let reader = if round_trip {
                 let config = consumer_config(
@@ -656,11 +668,28 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
     }
 }
 
+/// The producer's job of `setup` (RoundTrip's records carry the agent's id).
+fn produce_job(setup: &Setup<'_>, round_trip: bool) -> Result<engine::ProduceJob, EngineError> {
+    let values = job::values(setup.spec, setup.run_id)?;
+    let mut produce = job::produce_job(
+        setup.spec,
+        setup.run_id,
+        setup.share,
+        values,
+        setup.sasl,
+        round_trip.then(|| setup.agent_id.clone()),
+    );
+    if let Some(t) = setup.flush_timeout {
+        produce.flush_timeout = t;
+    }
+    Ok(produce)
+}
+
 impl Workload {
     /// The fleet-wide schedule in ticks (empty for Consume, which is not paced).
     pub fn profile(&self) -> &Profile {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.profile(),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => p.profile(),
             Workload::Consume(c) => &c.profile,
         }
     }
@@ -668,7 +697,9 @@ impl Workload {
     /// Changes the producer's share before the start (Consume: the group splits partitions).
     pub fn set_share(&mut self, share: Share) {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.set_share(share),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => {
+                p.set_share(share)
+            }
             Workload::Consume(_) => {}
         }
     }
@@ -678,7 +709,9 @@ impl Workload {
     /// schedule (Consume is not paced and keeps reading).
     pub fn pause(&mut self, spans: &[(u64, u64)]) {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.pause(spans),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => {
+                p.pause(spans)
+            }
             Workload::Consume(_) => {}
         }
     }
@@ -699,6 +732,21 @@ impl Workload {
                 outcome: c.run(clock, control, intervals).await?,
                 tracker: None,
             }),
+            Workload::Drain(c, p) => {
+                // The producer rolls the intervals; the group reads beside it, into the same
+                // recorder.
+                let consuming = c.start(clock, control.clone())?;
+                let result = p.run(clock, control, intervals).await;
+                let (consumed, _) = consuming.finish().await?;
+                let mut outcome = result?;
+                if outcome.per_partition.is_empty() {
+                    outcome.per_partition = consumed;
+                }
+                Ok(Finished {
+                    outcome,
+                    tracker: None,
+                })
+            }
             Workload::RoundTrip(p, reader) => {
                 let reading = reader.start(clock)?;
                 // The engine waits (bounded) for its records to come back and counts the

@@ -654,13 +654,22 @@ pub struct WorkloadSpec {
 }
 
 /// A backlog for a Consume run to drain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BacklogSpec {
     /// Records written before the start, split evenly over the agents (values, keys and headers
     /// as `records` says, no transactions); every one is acknowledged before an agent reports
-    /// Ready. The report's `summary.drain` says when the group's lag first reached zero.
+    /// Ready. The report's `summary.drain` says when the group's lag first reached
+    /// `caughtUp`.
     pub records: u64,
+    /// While the group drains, the agents also produce at the load's rate (`spec.load`), as a
+    /// Produce run would: the drain under load. Default false: Consume is not paced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub under_load: bool,
+    /// The group's lag (records, over all partitions) at or below which the backlog counts as
+    /// drained (default 0; under load, what the producers add in an interval is a fair value).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub caught_up: u64,
 }
 
 /// Workload kind.

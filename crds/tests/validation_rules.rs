@@ -1129,7 +1129,10 @@ fn consumer_lag_needs_a_workload_that_consumes() {
 #[test]
 fn a_backlog_is_for_consume_within_the_cost_guard() {
     let mut lt = base();
-    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 1_000 });
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 1_000,
+        ..Default::default()
+    });
     expect(
         &lt,
         "spec.workload.backlog",
@@ -1146,13 +1149,17 @@ fn a_backlog_is_for_consume_within_the_cost_guard() {
     lt.spec.agents.count = 2;
     lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
         records: 40_000_001,
+        ..Default::default()
     });
     expect(
         &lt,
         "spec.workload.backlog.records",
         "must be at most 20000000 records per agent, 40000000 for 2 agent(s): the cost guard (got 40000001; raise spec.agents.count or write less)",
     );
-    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 0 });
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 0,
+        ..Default::default()
+    });
     expect(
         &lt,
         "spec.workload.backlog.records",
@@ -1176,7 +1183,10 @@ fn drain_figures_need_a_backlog_and_are_judged_over_the_run() {
         "consume.rate needs none: {:?}",
         errors(&lt)
     );
-    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 10 });
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 10,
+        ..Default::default()
+    });
     lt.spec.kafka.consumer.auto_offset_reset = barrage_crds::spec::OffsetReset::Earliest;
     assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
     let mut windowed = th("consume.rate > 1");

@@ -504,7 +504,10 @@ fn consume_sample_report_for_the_browser_check() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sample-consume");
     let mut lt = barrage_crds::loadtest::LoadTest::example("drain", "127.0.0.1:9092", "t");
     lt.spec.workload.kind = barrage_crds::spec::WorkloadKind::Consume;
-    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec { records: 120_000 });
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 120_000,
+        ..Default::default()
+    });
     let ctx = ReportContext {
         load_test: Some("drain".into()),
         run_id: Some("r1".into()),
@@ -536,7 +539,10 @@ fn consume_sample_report_for_the_browser_check() {
     assert!(drain["seconds"].is_null(), "{drain}");
     assert_eq!(drain["consumedRecords"], 30 * (1_500 + 1_500 + 900));
     assert_eq!(drain["rate"].as_f64(), Some(390.0));
-    assert_eq!(report["thresholds"][1]["run"]["observed"].as_f64(), Some(390.0));
+    assert_eq!(
+        report["thresholds"][1]["run"]["observed"].as_f64(),
+        Some(390.0)
+    );
     assert!(html.contains("backlog drained in") && html.contains("not drained"));
     assert_eq!(
         set.verdict.result,

@@ -373,3 +373,68 @@ spec:
         .collect();
     assert_eq!(observed.first(), Some(&seconds), "{}", report["thresholds"]);
 }
+
+/// Issue 15.2, under load: the agents keep producing at the load's rate while the group
+/// drains the backlog, and the drain counts once the lag is at most `caughtUp`.
+#[test]
+fn a_backlog_drains_under_load() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-backlog-load");
+    let backlog: u64 = 20_000;
+    let spec = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: backlog-load}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer: {{autoOffsetReset: earliest}}
+  topic: {{name: {topic}, create: {{partitions: 3, replicationFactor: 1}}}}
+  workload:
+    kind: Consume
+    records: {{value: {{size: 100}}}}
+    backlog: {{records: {backlog}, underLoad: true, caughtUp: 2000}}
+  load: {{steps: [{{constant: {{rate: 1000, for: 6s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+  thresholds: [\"drain.seconds < 6\", \"produce.p99 < 2s\", \"consume.rate > 0\"]
+"
+    );
+    let (out, dir) = barrage_run(
+        &temp_file("load.yaml", &spec),
+        &[],
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_report(&dir);
+    let records = &report["summary"]["records"];
+    let acked = records["acked"].as_u64().expect("acked");
+    let consumed = records["consumed"].as_u64().expect("consumed");
+    let stored = barrage_system_tests::count_records(
+        &bootstrap,
+        &topic,
+        backlog + acked,
+        Duration::from_secs(60),
+    );
+    let drain = &report["summary"]["drain"];
+    println!("acked {acked}, consumed {consumed}, stored {stored}; drain {drain}");
+    assert_eq!(
+        stored,
+        backlog + acked,
+        "the backlog and every acked record, once"
+    );
+    assert!(
+        acked >= 5_000,
+        "the producers wrote at the load's rate meanwhile: {acked}"
+    );
+    assert!(consumed >= backlog && consumed <= stored, "{records}");
+    assert!(drain["seconds"].as_f64().is_some(), "it caught up: {drain}");
+    assert_eq!(drain["caughtUp"].as_u64(), Some(2_000));
+    assert!(report["summary"]["latency"]["produce"]["count"].as_u64() >= Some(5_000));
+    assert_eq!(report["settings"]["backlogUnderLoad"], true);
+}

@@ -799,10 +799,20 @@ pub(super) fn check_thresholds(lt: &LoadTest, v: &mut V) {
             t.metric.histogram_tag(),
             Some(HistogramTag::Produce | HistogramTag::Service | HistogramTag::Lag)
         ) || t.metric == Metric::RateAchievedRatio;
-        if needs_producer && kind == WorkloadKind::Consume {
+        let produces = kind != WorkloadKind::Consume
+            || lt
+                .spec
+                .workload
+                .backlog
+                .as_ref()
+                .is_some_and(|b| b.under_load);
+        if needs_producer && !produces {
             v.err(
                 &p,
-                format!("{} is not measured by Consume workloads", t.metric),
+                format!(
+                    "{} is not measured by Consume workloads (unless workload.backlog.underLoad)",
+                    t.metric
+                ),
             );
         }
         if t.scope == ThresholdScope::Window && lt.spec.report.window.is_none() {

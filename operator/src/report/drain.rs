@@ -14,6 +14,8 @@ use super::merge::{Merged, round3};
 pub struct Drain {
     /// Records written before the start.
     pub backlog_records: u64,
+    /// The lag at or below which it counts as drained.
+    pub caught_up: u64,
     /// The first interval that ended with no partition behind; `None` if the run ended first.
     pub drained_interval: Option<u32>,
     /// Seconds from the start to that interval's end (`drain.seconds`), to the report
@@ -27,18 +29,20 @@ pub struct Drain {
 
 /// The drain of `backlog` records in `merged`. Partitions report a lag once their consumer
 /// has a position, so an interval counts as drained only when it lists every partition any
-/// interval listed, each at zero.
-pub fn drain(merged: &Merged, backlog: u64) -> Drain {
+/// interval listed, their lags adding up to at most `caught_up`.
+pub fn drain(merged: &Merged, backlog: u64, caught_up: u64) -> Drain {
     let partitions: BTreeSet<u32> = merged
         .intervals
         .iter()
         .flat_map(|i| i.consumer_lag.keys().copied())
         .collect();
     let drained = merged.intervals.iter().find(|i| {
-        !partitions.is_empty()
-            && partitions
-                .iter()
-                .all(|p| i.consumer_lag.get(p).is_some_and(|l| *l == 0))
+        let listed = partitions.iter().all(|p| i.consumer_lag.contains_key(p));
+        let lag = i
+            .consumer_lag
+            .values()
+            .fold(0u64, |t, l| t.saturating_add(*l));
+        !partitions.is_empty() && listed && lag <= caught_up
     });
     let through = drained.map_or(u32::MAX, |i| i.index);
     let consumed = merged
@@ -56,6 +60,7 @@ pub fn drain(merged: &Merged, backlog: u64) -> Drain {
     };
     Drain {
         backlog_records: backlog,
+        caught_up,
         drained_interval: drained.map(|i| i.index),
         seconds: drained.map(|_| round3(span_secs)),
         consumed_records: consumed,
@@ -110,8 +115,13 @@ mod tests {
             interval(0, 3, 0, &[(0, 0)]),
         ];
         let m = merge_all(&blobs, MergeOptions::default()).unwrap();
-        let d = drain(&m, 1_600);
+        let d = drain(&m, 1_600, 0);
         assert_eq!(d.drained_interval, Some(2));
+        assert_eq!(
+            drain(&m, 1_600, 300).drained_interval,
+            Some(1),
+            "300 behind in interval 1"
+        );
         assert_eq!(d.seconds, Some(6.0));
         assert_eq!(d.consumed_records, 1_600);
         assert_eq!(d.rate, Some(266.667));
@@ -124,7 +134,12 @@ mod tests {
             interval(0, 1, 10, &[(0, 80)]),
         ];
         let m = merge_all(&blobs, MergeOptions::default()).unwrap();
-        let d = drain(&m, 100);
+        let d = drain(&m, 100, 0);
+        assert_eq!(
+            drain(&m, 100, 80).drained_interval,
+            Some(1),
+            "80 behind counts as caught up"
+        );
         assert_eq!((d.drained_interval, d.seconds), (None, None));
         assert_eq!((d.consumed_records, d.rate), (20, Some(5.0)));
     }

@@ -182,6 +182,12 @@ pub struct Settings {
     /// Records written before the start for the group to drain (`workload.backlog`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog_records: Option<u64>,
+    /// The lag at or below which the backlog counts as drained (`backlog.caughtUp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_caught_up: Option<u64>,
+    /// The agents also produced at the load's rate while the group drained.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backlog_under_load: bool,
 }
 
 impl Settings {
@@ -232,6 +238,8 @@ impl Settings {
             warmup: spec.load.warmup.as_ref().map(ToString::to_string),
             producer_properties: p.properties.clone(),
             backlog_records: spec.workload.backlog.as_ref().map(|b| b.records),
+            backlog_caught_up: spec.workload.backlog.as_ref().map(|b| b.caught_up),
+            backlog_under_load: spec.workload.backlog.as_ref().is_some_and(|b| b.under_load),
         }
     }
 }
@@ -333,8 +341,10 @@ fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 
 impl ReportContext {
     /// The backlog's drain, when the run had one.
     pub fn drain(&self, merged: &Merged) -> Option<drain::Drain> {
-        let backlog = self.settings.as_ref()?.backlog_records?;
-        Some(drain::drain(merged, backlog))
+        let settings = self.settings.as_ref()?;
+        let backlog = settings.backlog_records?;
+        let caught_up = settings.backlog_caught_up.unwrap_or(0);
+        Some(drain::drain(merged, backlog, caught_up))
     }
 
     /// The figures of the whole run thresholds judge (`drain.seconds`, `consume.rate`).
