@@ -438,3 +438,53 @@ spec:
     assert!(report["summary"]["latency"]["produce"]["count"].as_u64() >= Some(5_000));
     assert_eq!(report["settings"]["backlogUnderLoad"], true);
 }
+
+/// Issue 15.2 under the local operator: the controller's agents write the backlog before
+/// Ready and the merged report times the drain.
+#[test]
+fn a_backlog_drains_under_the_controller() {
+    let (Some(bootstrap), Some(_)) = (kafka(), barrage_system_tests::aws_endpoint()) else {
+        return;
+    };
+    let op = barrage_system_tests::operator::Operator::start("backlog");
+    let name = unique("e2e-backlog");
+    let topic = unique("barrage-e2e-backlog");
+    let backlog: u64 = 9_001;
+    let spec = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: {name}}}
+spec:
+  kafka:
+    bootstrapServers: {bootstrap}
+    consumer: {{autoOffsetReset: earliest}}
+  topic: {{name: {topic}, create: {{partitions: 3, replicationFactor: 1}}, cleanup: DeleteIfCreated}}
+  workload:
+    kind: Consume
+    backlog: {{records: {backlog}}}
+  load: {{steps: [{{constant: {{rate: 1, for: 6s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+  thresholds: [\"drain.seconds < 6\"]
+"
+    );
+    let file = op.dir.join("backlog.yaml");
+    std::fs::write(&file, spec).expect("spec file");
+    op.apply_wait(&file, Duration::from_secs(150), 0);
+    let status = op.wait_terminal(&name, Duration::from_secs(30));
+    let run = status["runId"].as_str().expect("a run id").to_string();
+    let report = barrage_system_tests::operator::report_json(&op, &name, &run);
+    let drain = &report["summary"]["drain"];
+    println!(
+        "operator backlog: drain {drain}; records {}",
+        report["summary"]["records"]
+    );
+    assert_eq!(
+        report["summary"]["records"]["consumed"].as_u64(),
+        Some(backlog)
+    );
+    assert_eq!(drain["backlogRecords"].as_u64(), Some(backlog));
+    assert_eq!(drain["consumedRecords"].as_u64(), Some(backlog));
+    assert!(drain["seconds"].as_f64().is_some(), "{drain}");
+    assert_eq!(status["verdict"]["result"], "Passed", "{status}");
+}
