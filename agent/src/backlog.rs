@@ -110,7 +110,10 @@ pub fn write(
     let Some(backlog) = &spec.workload.backlog else {
         return Ok(0);
     };
-    let (first, count) = share_of(backlog.records, share);
+    let total = backlog
+        .record_count(&spec.workload.records.value)
+        .unwrap_or(backlog.records);
+    let (first, count) = share_of(total, share);
     let acks = Arc::new(Acks::default());
     let producer: BaseProducer<BacklogContext> =
         producer_config(&spec.kafka, sasl).create_with_context(BacklogContext(acks.clone()))?;

@@ -653,7 +653,7 @@ pub struct WorkloadSpec {
     pub backlog: Option<BacklogSpec>,
 }
 
-/// A backlog for a Consume run to drain.
+/// A backlog for a Consume run to drain: `records`, or `bytes` of fixed-size values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BacklogSpec {
@@ -661,7 +661,12 @@ pub struct BacklogSpec {
     /// as `records` says, no transactions); every one is acknowledged before an agent reports
     /// Ready. The report's `summary.drain` says when the group's lag first reached
     /// `caughtUp`.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub records: u64,
+    /// Instead of `records`: the bytes of values to write, with `records.value.size` (a fixed
+    /// size): that many records, rounded up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
     /// While the group drains, the agents also produce at the load's rate (`spec.load`), as a
     /// Produce run would: the drain under load. Default false: Consume is not paced.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -1556,6 +1561,18 @@ fn kind_rule(kind: &MetricKind) -> (&'static str, &'static str) {
             "a number",
             "expected a non-negative number such as 120 or 2.5",
         ),
+    }
+}
+
+impl BacklogSpec {
+    /// The records to write: `records`, or `bytes` over the fixed value size (rounded up);
+    /// `None` for `bytes` without a fixed size (validation refuses it).
+    pub fn record_count(&self, value: &ValueSpec) -> Option<u64> {
+        match (self.records, value) {
+            (0, ValueSpec::Size(size)) if *size > 0 => Some(self.bytes.div_ceil(u64::from(*size))),
+            (0, _) if self.bytes > 0 => None,
+            (records, _) => Some(records),
+        }
     }
 }
 

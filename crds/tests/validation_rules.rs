@@ -1154,16 +1154,34 @@ fn a_backlog_is_for_consume_within_the_cost_guard() {
     expect(
         &lt,
         "spec.workload.backlog.records",
-        "must be at most 20000000 records per agent, 40000000 for 2 agent(s): the cost guard (got 40000001; raise spec.agents.count or write less)",
+        "must be at most 20000000 records per agent, 40000000 for 2 agent(s): the cost guard (got 40000001 records; raise spec.agents.count or write less)",
     );
-    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
-        records: 0,
-        ..Default::default()
-    });
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec::default());
     expect(
         &lt,
-        "spec.workload.backlog.records",
-        "must be at least 1 (got 0)",
+        "spec.workload.backlog",
+        "must set records or bytes (got neither)",
+    );
+    // Bytes of 100-byte values (base()'s): 1 MB and 1 byte is 10 001 records.
+    let by_bytes = barrage_crds::spec::BacklogSpec {
+        bytes: 1_000_001,
+        ..Default::default()
+    };
+    assert_eq!(
+        by_bytes.record_count(&lt.spec.workload.records.value),
+        Some(10_001)
+    );
+    lt.spec.workload.backlog = Some(by_bytes);
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    lt.spec.workload.records.value =
+        barrage_crds::spec::ValueSpec::UniformSize(barrage_crds::spec::SizeRange {
+            min: 10,
+            max: 20,
+        });
+    expect(
+        &lt,
+        "spec.workload.backlog.bytes",
+        "needs records.value.size (a fixed size) to count its records; use backlog.records",
     );
 }
 

@@ -440,17 +440,28 @@ fn check_backlog(lt: &LoadTest, v: &mut V) {
     }
     let agents = u64::from(lt.spec.agents.count.max(1));
     let max = limits::MAX_BACKLOG_PER_AGENT.saturating_mul(agents);
-    if b.records == 0 {
-        v.err(p, "must be at least 1 (got 0)");
-    } else if b.records > max {
-        v.err(
-            p,
+    let value = &lt.spec.workload.records.value;
+    match (b.records, b.bytes, b.record_count(value)) {
+        (0, 0, _) => v.err(
+            "spec.workload.backlog",
+            "must set records or bytes (got neither)",
+        ),
+        (r, by, _) if r > 0 && by > 0 => v.err(
+            "spec.workload.backlog",
+            "must set records or bytes, not both",
+        ),
+        (_, _, None) => v.err(
+            "spec.workload.backlog.bytes",
+            "needs records.value.size (a fixed size) to count its records; use backlog.records",
+        ),
+        (_, _, Some(n)) if n > max => v.err(
+            if b.records > 0 { p } else { "spec.workload.backlog.bytes" },
             format!(
-                "must be at most {} records per agent, {max} for {agents} agent(s): the cost guard (got {}; raise spec.agents.count or write less)",
-                limits::MAX_BACKLOG_PER_AGENT,
-                b.records
+                "must be at most {} records per agent, {max} for {agents} agent(s): the cost guard (got {n} records; raise spec.agents.count or write less)",
+                limits::MAX_BACKLOG_PER_AGENT
             ),
-        );
+        ),
+        _ => {}
     }
 }
 

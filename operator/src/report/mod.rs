@@ -237,7 +237,11 @@ impl Settings {
             window: spec.report.window.as_ref().map(ToString::to_string),
             warmup: spec.load.warmup.as_ref().map(ToString::to_string),
             producer_properties: p.properties.clone(),
-            backlog_records: spec.workload.backlog.as_ref().map(|b| b.records),
+            backlog_records: spec
+                .workload
+                .backlog
+                .as_ref()
+                .and_then(|b| b.record_count(&r.value)),
             backlog_caught_up: spec.workload.backlog.as_ref().map(|b| b.caught_up),
             backlog_under_load: spec.workload.backlog.as_ref().is_some_and(|b| b.under_load),
         }
