@@ -716,6 +716,7 @@ fn interval_blob(
         histograms,
         counters: Some(counters),
         consumer_lag: record.consumer_lag.clone(),
+        partitions: record.histograms.partition_totals(),
     }
 }
 

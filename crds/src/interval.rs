@@ -23,6 +23,10 @@
 //!   JSON object from partition number to the consumer's lag on it, in records, sampled at the
 //!   interval's end: the partition's high watermark minus the consumer's position. Only the
 //!   partitions the agent held (and had a position on) are listed.
+//! - `Barrage-Partitions` (producing agents only, left out when empty) is a one-line JSON
+//!   object from partition number to `{"records":N,"bytes":B}`: the records acknowledged on
+//!   that partition during the interval (from the delivery reports) and their value and key
+//!   bytes.
 //! - One line per tag, tags in lexicographic order; empty histograms may be left out.
 //!
 //! HdrHistogram's own tools skip the comment lines, so they read these blobs unchanged.
@@ -43,6 +47,30 @@ pub const CONSUMER_LAG_COMMENT: &str = "#[Barrage-ConsumerLag: ";
 
 /// Consumer lag in records by partition, sampled at an interval's end.
 pub type ConsumerLag = BTreeMap<u32, u64>;
+
+/// Prefix of the comment line carrying the records acknowledged per partition.
+pub const PARTITIONS_COMMENT: &str = "#[Barrage-Partitions: ";
+
+/// What was acknowledged on one partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PartitionCounts {
+    /// Records acknowledged.
+    pub records: u64,
+    /// Their value and key bytes.
+    pub bytes: u64,
+}
+
+impl PartitionCounts {
+    /// Adds another partition's counts.
+    pub fn add(&mut self, other: &PartitionCounts) {
+        self.records = self.records.saturating_add(other.records);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// Acknowledged records by partition.
+pub type PartitionTotals = BTreeMap<u32, PartitionCounts>;
 
 /// What an agent counted during one interval (deltas for that interval, not running totals).
 ///
@@ -137,6 +165,9 @@ pub struct AgentInterval {
     /// The consumer's lag by partition at the interval's end (empty when the agent consumes
     /// nothing, or for logs written by other tools).
     pub consumer_lag: ConsumerLag,
+    /// Records acknowledged by partition during the interval (empty when the agent produces
+    /// nothing, or for logs written by other tools).
+    pub partitions: PartitionTotals,
 }
 
 impl AgentInterval {
@@ -235,6 +266,13 @@ pub fn encode_interval_blob(interval: &AgentInterval) -> Result<String, Interval
                 .map_err(|e| blob_err(&what, e.to_string()))?
         ));
     }
+    if !interval.partitions.is_empty() {
+        comments.push_str(&format!(
+            "{PARTITIONS_COMMENT}{}]\n",
+            serde_json::to_string(&interval.partitions)
+                .map_err(|e| blob_err(&what, e.to_string()))?
+        ));
+    }
     // Put the Barrage comments after the header lines, before the legend.
     let at = log
         .find(hlog::LEGEND)
@@ -262,6 +300,16 @@ pub fn decode_consumer_lag(text: &str, what: &str) -> Result<ConsumerLag, Interv
         Some(json) => serde_json::from_str::<ConsumerLag>(json)
             .map_err(|e| blob_err(what, format!("Barrage-ConsumerLag: {e}"))),
         None => Ok(ConsumerLag::new()),
+    }
+}
+
+/// The `Barrage-Partitions` line of a blob (empty when it has none); `what` names the blob in
+/// the error.
+pub fn decode_partitions(text: &str, what: &str) -> Result<PartitionTotals, IntervalError> {
+    match comment_json(text, PARTITIONS_COMMENT) {
+        Some(json) => serde_json::from_str::<PartitionTotals>(json)
+            .map_err(|e| blob_err(what, format!("Barrage-Partitions: {e}"))),
+        None => Ok(PartitionTotals::new()),
     }
 }
 
@@ -298,6 +346,7 @@ pub fn decode_interval_blob_with(
         None => None,
     };
     let consumer_lag = decode_consumer_lag(text, &what)?;
+    let partitions = decode_partitions(text, &what)?;
     if header.length_ms == 0 {
         return Err(blob_err(&what, "interval length is 0 ms"));
     }
@@ -329,6 +378,7 @@ pub fn decode_interval_blob_with(
         histograms,
         counters,
         consumer_lag,
+        partitions,
     })
 }
 
@@ -363,6 +413,7 @@ mod tests {
                 ..IntervalCounters::default()
             }),
             consumer_lag: ConsumerLag::new(),
+            partitions: PartitionTotals::new(),
         }
     }
 
@@ -389,6 +440,38 @@ mod tests {
         let broken = blob.replace("\"3\":0", "\"3\":-1");
         let err = decode_interval_blob(&broken).unwrap_err();
         assert!(err.to_string().contains("Barrage-ConsumerLag"), "{err}");
+    }
+
+    #[test]
+    fn the_partitions_line_round_trips_and_is_left_out_when_empty() {
+        assert!(
+            !encode_interval_blob(&sample())
+                .unwrap()
+                .contains("Barrage-Partitions")
+        );
+        let mut producing = sample();
+        producing.partitions = PartitionTotals::from([
+            (
+                0,
+                PartitionCounts {
+                    records: 3,
+                    bytes: 300,
+                },
+            ),
+            (
+                2,
+                PartitionCounts {
+                    records: 1,
+                    bytes: 90,
+                },
+            ),
+        ]);
+        let blob = encode_interval_blob(&producing).unwrap();
+        assert!(
+            blob.contains("#[Barrage-Partitions: {\"0\":{\"records\":3,\"bytes\":300},\"2\":{\"records\":1,\"bytes\":90}}]\n"),
+            "{blob}"
+        );
+        assert_eq!(decode_interval_blob(&blob).unwrap(), producing);
     }
 
     #[test]

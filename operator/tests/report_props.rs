@@ -73,6 +73,7 @@ fn to_intervals(blobs: &[(u32, u32, Vec<u64>)]) -> Vec<AgentInterval> {
                 ..IntervalCounters::default()
             }),
             consumer_lag: Default::default(),
+            partitions: Default::default(),
         })
         .collect()
 }
@@ -201,6 +202,15 @@ fn blob_texts() -> impl Strategy<Value = Vec<String>> {
                             .zip(slot..)
                             .map(|(l, p)| (p, *l))
                             .collect(),
+                        // Records by partition (agents share partitions).
+                        partitions: [(
+                            slot % 2,
+                            barrage_crds::interval::PartitionCounts {
+                                records: produce.len() as u64,
+                                bytes: 100 * produce.len() as u64,
+                            },
+                        )]
+                        .into(),
                     };
                     encode_interval_blob(&interval).unwrap()
                 },

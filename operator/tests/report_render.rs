@@ -486,6 +486,7 @@ fn consume_sample() -> Vec<barrage_crds::interval::AgentInterval> {
                     ..Default::default()
                 }),
                 consumer_lag: [lag_of(slot * 2), lag_of(slot * 2 + 1)].into(),
+                partitions: Default::default(),
             });
         }
     }

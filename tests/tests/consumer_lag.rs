@@ -1,7 +1,9 @@
 //! Consumer lag (issue 15.3) against the real broker: a Consume run over a backlog it cannot
 //! drain, held back by a broker quota Barrage cannot see, reports the group's lag per interval
 //! and per partition at the end, and the partitions' lag is what Kafka's own
-//! `kafka-consumer-groups` tool reads for the group once the run is over.
+//! `kafka-consumer-groups` tool reads for the group once the run is over. Also the backlog
+//! and its drain (issue 15.2), run-scoped groups (16.3) and records per partition (16.3), each
+//! checked with Kafka's own tools or a reader of the topic.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -487,4 +489,86 @@ spec:
     assert_eq!(drain["consumedRecords"].as_u64(), Some(backlog));
     assert!(drain["seconds"].as_f64().is_some(), "{drain}");
     assert_eq!(status["verdict"]["result"], "Passed", "{status}");
+}
+
+/// Issue 16.3: records per partition in the report are what each partition of a fresh topic
+/// holds, as Kafka's `GetOffsetShell` reads its end offsets; zipf keys make them uneven.
+#[test]
+fn records_per_partition_are_what_each_partition_holds() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-partitions");
+    let spec = format!(
+        "apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: partitions}}
+spec:
+  kafka: {{bootstrapServers: {bootstrap}}}
+  topic: {{name: {topic}, create: {{partitions: 6, replicationFactor: 1}}}}
+  workload:
+    kind: Produce
+    records:
+      value: {{size: 50}}
+      key: {{distribution: zipf, cardinality: 50, exponent: 1.5}}
+  load: {{steps: [{{constant: {{rate: 1000, for: 3s}}}}]}}
+  agents: {{count: 2}}
+  report: {{interval: 1s}}
+"
+    );
+    let (out, dir) = barrage_run(
+        &temp_file("partitions.yaml", &spec),
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+    let report = read_report(&dir);
+    let parts = &report["summary"]["partitions"];
+    let reported: BTreeMap<u64, u64> = parts["byPartition"]
+        .as_array()
+        .expect("byPartition")
+        .iter()
+        .filter_map(|p| Some((p["partition"].as_u64()?, p["records"].as_u64()?)))
+        .collect();
+    let text = kafka_tool(
+        &kafka_classpath(),
+        "org.apache.kafka.tools.GetOffsetShell",
+        &["--bootstrap-server", &bootstrap, "--topic", &topic],
+    );
+    // Lines "topic:partition:end-offset"; a fresh topic's end offset is its record count.
+    let stored: BTreeMap<u64, u64> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.rsplitn(3, ':');
+            let end = f.next()?.parse().ok()?;
+            let partition = f.next()?.parse().ok()?;
+            Some((partition, end))
+        })
+        .filter(|(_, end)| *end > 0)
+        .collect();
+    println!(
+        "reported {reported:?}; GetOffsetShell {stored:?}; skew {}",
+        parts["skew"]
+    );
+    assert_eq!(reported, stored);
+    let acked = report["summary"]["records"]["acked"]
+        .as_u64()
+        .expect("acked");
+    assert_eq!(reported.values().sum::<u64>(), acked);
+    assert!(
+        parts["skew"].as_f64() > Some(1.2),
+        "zipf keys are uneven: {parts}"
+    );
+    let bytes: u64 = parts["byPartition"]
+        .as_array()
+        .expect("byPartition")
+        .iter()
+        .filter_map(|p| p["bytes"].as_u64())
+        .sum();
+    assert_eq!(
+        bytes,
+        report["summary"]["records"]["bytes"]
+            .as_u64()
+            .expect("bytes")
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(html.contains("<h2>Partitions</h2>"));
 }

@@ -98,6 +98,7 @@ mod tests {
                 ..IntervalCounters::default()
             }),
             consumer_lag: lag.iter().copied().collect(),
+            partitions: Default::default(),
         }
     }
 

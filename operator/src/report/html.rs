@@ -421,6 +421,38 @@ fn consumer_lag_chart(r: &Report) -> Option<String> {
     }))
 }
 
+/// Records per partition, each with a bar of its share of the busiest partition's.
+fn partitions(h: &mut String, r: &Report) {
+    let Some(p) = &r.summary.partitions else {
+        return;
+    };
+    let most = p
+        .by_partition
+        .iter()
+        .map(|x| x.records)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let _ = write!(
+        h,
+        "<div class=\"card\"><h2>Partitions</h2><p class=\"note\">Records acknowledged per partition, from the delivery reports. Skew (busiest ÷ mean): {}.</p><div class=\"scroll\"><table><thead><tr><th>partition</th><th>records</th><th>bytes</th><th>share</th><th></th></tr></thead><tbody>",
+        short(p.skew)
+    );
+    for x in &p.by_partition {
+        let width = (x.records as f64 / most as f64 * 100.0).round();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td style=\"width:40%\"><div style=\"background:{};height:10px;width:{width}%\"></div></td></tr>",
+            x.partition,
+            int(x.records),
+            int(x.bytes),
+            x.share * 100.0,
+            COLORS[0]
+        );
+    }
+    h.push_str("</tbody></table></div></div>");
+}
+
 /// The consumer lag section: the chart over time and where each partition stood at the end.
 fn consumer_lag(h: &mut String, r: &Report) {
     let (Some(lag), Some(c)) = (&r.summary.consumer_lag, consumer_lag_chart(r)) else {
@@ -697,6 +729,7 @@ pub fn render(r: &Report) -> String {
     thresholds(&mut h, r);
     charts(&mut h, r);
     consumer_lag(&mut h, r);
+    partitions(&mut h, r);
     latency_table(&mut h, &r.summary);
     windows(&mut h, r);
     agents(&mut h, r);

@@ -122,6 +122,63 @@ pub struct SummaryJson {
     /// How the group drained the backlog (Consume with `workload.backlog`; absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<Drain>,
+    /// Records acknowledged per partition, from the delivery reports (absent when nothing was
+    /// produced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsJson>,
+}
+
+/// Records acknowledged per partition: the skew keyed records show.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionsJson {
+    /// The busiest partition's records over the mean of the partitions listed (1 when even).
+    pub skew: f64,
+    /// Each partition that acknowledged a record, by number.
+    pub by_partition: Vec<PartitionJson>,
+}
+
+/// One partition's records.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionJson {
+    /// Partition number.
+    pub partition: u32,
+    /// Records acknowledged.
+    pub records: u64,
+    /// Their value and key bytes.
+    pub bytes: u64,
+    /// Its share of the records acknowledged.
+    pub share: f64,
+}
+
+impl PartitionsJson {
+    fn build(merged: &Merged) -> Option<PartitionsJson> {
+        let total: u64 = merged.partitions.values().map(|c| c.records).sum();
+        if total == 0 {
+            return None;
+        }
+        let most = merged
+            .partitions
+            .values()
+            .map(|c| c.records)
+            .max()
+            .unwrap_or(0);
+        let mean = total as f64 / merged.partitions.len() as f64;
+        Some(PartitionsJson {
+            skew: round3(most as f64 / mean),
+            by_partition: merged
+                .partitions
+                .iter()
+                .map(|(p, c)| PartitionJson {
+                    partition: *p,
+                    records: c.records,
+                    bytes: c.bytes,
+                    share: round3(c.records as f64 / total as f64),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// The consumer group's lag over the run, in records: at each interval's end, the sum over
@@ -422,6 +479,7 @@ impl SummaryJson {
                 .collect(),
             consumer_lag: ConsumerLagJson::build(merged),
             drain: ctx.drain(merged),
+            partitions: PartitionsJson::build(merged),
         }
     }
 }
@@ -582,6 +640,7 @@ mod tests {
                         ..IntervalCounters::default()
                     }),
                     consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect()

@@ -17,7 +17,7 @@
 //! Everything that ends up in a report is kept in ordered maps and sorted vectors, so the same
 //! blobs in any order give byte-identical output.
 
-use barrage_crds::interval::ConsumerLag;
+use barrage_crds::interval::{ConsumerLag, PartitionTotals};
 use barrage_crds::names::HistogramTag;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -418,6 +418,9 @@ pub struct Merged {
     pub warmup_intervals: u32,
     /// Intervals without data, by slot and interval.
     pub gaps: Vec<Gap>,
+    /// Records acknowledged by partition over the whole run (warm-up included, like the
+    /// summary's records).
+    pub partitions: PartitionTotals,
     /// Agent interval blobs merged.
     pub blobs: u64,
     /// Inconsistencies found in the data (they make the run invalid).
@@ -491,6 +494,7 @@ pub struct Merger {
     agents: BTreeMap<(u32, u32), AgentAcc>,
     total: Accumulator,
     warmup: Accumulator,
+    partitions: PartitionTotals,
     blobs: u64,
     problems: Vec<String>,
 }
@@ -593,6 +597,9 @@ impl Merger {
         agent.intervals.push(interval.index);
         agent.counters.add(&counters);
         open.counters.add(&counters);
+        for (partition, counts) in &interval.partitions {
+            self.partitions.entry(*partition).or_default().add(counts);
+        }
         for (partition, lag) in &interval.consumer_lag {
             let highest = open.consumer_lag.entry(*partition).or_default();
             *highest = (*highest).max(*lag);
@@ -750,6 +757,7 @@ impl Merger {
             warmup: self.warmup,
             warmup_intervals: warmup_end,
             gaps,
+            partitions: std::mem::take(&mut self.partitions),
             blobs: self.blobs,
             problems: self.problems,
         })
@@ -881,6 +889,7 @@ mod tests {
                 ..IntervalCounters::default()
             }),
             consumer_lag: Default::default(),
+            partitions: Default::default(),
         }
     }
 
@@ -889,6 +898,31 @@ mod tests {
             consumer_lag: lag.iter().copied().collect(),
             ..interval(slot, 0, index, &[])
         }
+    }
+
+    #[test]
+    fn records_per_partition_add_up_over_agents_and_intervals() {
+        let counts = |records, bytes| barrage_crds::interval::PartitionCounts { records, bytes };
+        let with = |slot, index, parts: &[(u32, u64)]| AgentInterval {
+            partitions: parts
+                .iter()
+                .map(|(p, n)| (*p, counts(*n, *n * 10)))
+                .collect(),
+            ..interval(slot, 0, index, &[])
+        };
+        let m = merge_all(
+            &[
+                with(0, 0, &[(0, 5), (1, 2)]),
+                with(1, 0, &[(1, 3)]),
+                with(0, 1, &[(2, 1)]),
+            ],
+            MergeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.partitions,
+            PartitionTotals::from([(0, counts(5, 50)), (1, counts(5, 50)), (2, counts(1, 10))])
+        );
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn intervals_from_texts<'a>(
                 histograms: BTreeMap::new(),
                 counters: None,
                 consumer_lag: Default::default(),
+                partitions: Default::default(),
             });
             let tag = e.tag.map_or(HistogramTag::Produce, HistogramTag::from);
             match interval.histograms.get_mut(&tag) {

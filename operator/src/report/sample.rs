@@ -124,6 +124,7 @@ pub fn sample_interval(run: &SampleRun, slot: u32, incarnation: u32, index: u32)
             ..IntervalCounters::default()
         }),
         consumer_lag: Default::default(),
+        partitions: Default::default(),
     }
 }
 

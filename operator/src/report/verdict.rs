@@ -461,6 +461,7 @@ mod tests {
                         ..counters.clone()
                     }),
                     consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect();
@@ -612,6 +613,7 @@ mod tests {
                         ..counters(1 + if i == 0 { warmup_errors } else { 0 })
                     }),
                     consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect();
