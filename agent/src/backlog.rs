@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use barrage_crds::schedule::Share;
 use barrage_crds::spec::LoadTestSpec;
 use barrage_kafka::config::{SaslCredentials, producer_config};
-use barrage_kafka::msk_iam::oauth_token;
 use rdkafka::ClientContext;
-use rdkafka::client::OAuthToken;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -71,14 +69,7 @@ struct Acks {
 struct BacklogContext(Arc<Acks>);
 
 impl ClientContext for BacklogContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
-    }
+    barrage_kafka::msk_iam_tokens!();
 }
 
 impl ProducerContext for BacklogContext {

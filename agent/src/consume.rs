@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use barrage_crds::spec::{LoadTestSpec, WorkloadKind};
 use rdkafka::ClientConfig;
-use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -116,14 +116,7 @@ struct GroupContext {
 }
 
 impl ClientContext for GroupContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        self.lag.generate_oauth_token(oauthbearer_config)
-    }
+    barrage_kafka::msk_iam_tokens!();
 
     fn stats(&self, statistics: Statistics) {
         self.lag.stats(statistics);

@@ -76,14 +76,7 @@ pub fn oauth_token() -> Result<OAuthToken, Box<dyn std::error::Error>> {
 pub struct SecurityContext;
 
 impl ClientContext for SecurityContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
-    }
+    crate::msk_iam_tokens!();
 }
 
 impl ConsumerContext for SecurityContext {}

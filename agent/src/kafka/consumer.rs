@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::statistics::Statistics;
 
-use barrage_kafka::msk_iam::oauth_token;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
@@ -327,14 +326,7 @@ impl LagContext {
 }
 
 impl ClientContext for LagContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
-    }
+    barrage_kafka::msk_iam_tokens!();
 
     fn stats(&self, statistics: Statistics) {
         let offsets = partition_offsets(&statistics, &self.topic);
