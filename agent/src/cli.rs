@@ -37,10 +37,20 @@ pub struct Flags {
     pub overrides: Vec<(&'static str, String)>,
 }
 
+/// Why the arguments were refused (the usage is printed after the message).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlagsError {
+    /// Neither a known flag nor `--help`.
+    #[error("unknown argument {arg:?}")]
+    Unknown { arg: String },
+    /// A flag last on the line, without its value.
+    #[error("{flag} needs a value")]
+    MissingValue { flag: String },
+}
+
 impl Flags {
-    /// Parses the arguments after the program name. `Err` carries the message to print
-    /// (`Ok(None)`: help was asked for).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Flags>, String> {
+    /// Parses the arguments after the program name (`Ok(None)`: help was asked for).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Flags>, FlagsError> {
         let mut flags = Flags::default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -52,11 +62,11 @@ impl Flags {
                 "-h" | "--help" => return Ok(None),
                 "--log-format" => BARRAGE_LOG_FORMAT,
                 "--metrics-addr" => BARRAGE_METRICS_ADDR,
-                _ => return Err(format!("unknown argument {arg:?}\n{USAGE}")),
+                _ => return Err(FlagsError::Unknown { arg }),
             };
             let value = match inline.or_else(|| args.next()) {
                 Some(v) => v,
-                None => return Err(format!("{name} needs a value\n{USAGE}")),
+                None => return Err(FlagsError::MissingValue { flag: name }),
             };
             flags.overrides.push((var, value));
         }
@@ -89,8 +99,8 @@ pub fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Err(message) => {
-            eprintln!("barrage-agent: {message}");
+        Err(e) => {
+            eprintln!("barrage-agent: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -276,8 +286,18 @@ mod tests {
         assert_eq!(f.get(BARRAGE_LOG_FORMAT).as_deref(), Some("text"));
         assert_eq!(f.get(BARRAGE_METRICS_ADDR).as_deref(), Some("127.0.0.1:0"));
         assert_eq!(Flags::parse(args(&["--help"])).unwrap(), None);
-        assert!(Flags::parse(args(&["--log-format"])).is_err());
-        assert!(Flags::parse(args(&["--verbose"])).is_err());
+        assert_eq!(
+            Flags::parse(args(&["--log-format"])),
+            Err(FlagsError::MissingValue {
+                flag: "--log-format".into()
+            })
+        );
+        assert_eq!(
+            Flags::parse(args(&["--verbose"])),
+            Err(FlagsError::Unknown {
+                arg: "--verbose".into()
+            })
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use barrage_crds::spec::{LoadTestSpec, WorkloadKind};
 use rdkafka::ClientConfig;
-use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -34,12 +34,15 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{self, Control, EngineError, IntervalRecord, Outcome};
 use crate::job;
-use crate::kafka::consumer::{SeqTracker, read_own_records, round_trip_consumer};
+use crate::kafka::consumer::{
+    LagContext, SeqTracker, read_own_records, round_trip_consumer, sample_lag,
+};
 use crate::kafka::producer::{Clock, error_kind};
 use crate::recorder::{Histograms, Recorder};
 use barrage_crds::schedule::{Profile, Share};
-use barrage_kafka::config::{SaslCredentials, consumer_config};
-use barrage_kafka::msk_iam::{SecurityContext, oauth_token};
+use barrage_kafka::admin::{Admin, GroupDeletion};
+use barrage_kafka::config::{SaslCredentials, base_config, consumer_config};
+use rdkafka::statistics::Statistics;
 
 /// How often a consumer holding its partitions polls the group (rebalances are served in
 /// polls) and looks for the start.
@@ -54,6 +57,44 @@ pub struct ConsumeJob {
     pub duration: Duration,
     /// Interval histogram length.
     pub interval: Duration,
+    /// The group the run named after itself (`spec.kafka.consumer.groupId` unset), deleted at
+    /// the end, with the admin client's settings; `None` for a group the spec names.
+    pub run_group: Option<RunGroup>,
+}
+
+/// A consumer group named after the run: every agent deletes it once it has left, and the
+/// last to leave succeeds (Kafka refuses while members remain), so no group outlives its run.
+pub struct RunGroup {
+    pub admin: ClientConfig,
+    pub group: String,
+}
+
+/// How long deleting the run's group may take.
+const GROUP_DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RunGroup {
+    /// Deletes the group, if no member is left; never fails the run (a group left behind
+    /// only holds offsets), but says so.
+    async fn delete(&self) {
+        let outcome = match Admin::new(&self.admin) {
+            Ok(admin) => admin.delete_group(&self.group, GROUP_DELETE_TIMEOUT).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(GroupDeletion::Deleted) => {
+                info!(group = %self.group, "Deleted the run's consumer group.")
+            }
+            Ok(GroupDeletion::Gone) => {
+                debug!(group = %self.group, "The run's consumer group is gone already.")
+            }
+            Ok(GroupDeletion::InUse) => {
+                debug!(group = %self.group, "Other members are still in the run's consumer group; the last one deletes it.")
+            }
+            Err(e) => {
+                warn!(group = %self.group, error = %e, "Could not delete the run's consumer group; it keeps the run's offsets until deleted.")
+            }
+        }
+    }
 }
 
 /// This agent's place in the group, shared by the consumer context and the agent.
@@ -67,20 +108,18 @@ struct Membership {
     partitions: AtomicU64,
 }
 
-/// The Consume group's client context: MSK IAM tokens like [`SecurityContext`], and the
-/// partitions of every assignment paused while the agent waits for the start.
+/// The Consume group's client context: MSK IAM tokens and the lag like [`LagContext`], and
+/// the partitions of every assignment paused while the agent waits for the start.
 struct GroupContext {
     membership: Arc<Membership>,
+    lag: LagContext,
 }
 
 impl ClientContext for GroupContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    barrage_kafka::msk_iam_tokens!();
 
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
+    fn stats(&self, statistics: Statistics) {
+        self.lag.stats(statistics);
     }
 }
 
@@ -118,6 +157,30 @@ pub struct PreparedConsume {
     start: std_mpsc::Sender<Start>,
     done: tokio::sync::oneshot::Receiver<()>,
     thread: std::thread::JoinHandle<(Vec<u64>, bool)>,
+    run_group: Option<RunGroup>,
+}
+
+/// The consumer thread at work.
+pub struct Consuming {
+    done: tokio::sync::oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<(Vec<u64>, bool)>,
+    run_group: Option<RunGroup>,
+}
+
+impl Consuming {
+    /// Waits for the thread, which leaves the group before it ends, then deletes the run's
+    /// group; returns the records consumed per partition and whether it stopped early.
+    pub async fn finish(self) -> Result<(Vec<u64>, bool), EngineError> {
+        let thread = self.thread;
+        let result = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| EngineError::Sender(e.to_string()))?
+            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
+        if let Some(group) = &self.run_group {
+            group.delete().await;
+        }
+        Ok(result)
+    }
 }
 
 /// Creates the consumer, checks the topic exists, subscribes, and waits (up to `timeout`)
@@ -134,8 +197,10 @@ pub async fn prepare_consume(
     });
     let context = GroupContext {
         membership: membership.clone(),
+        lag: LagContext::new(recorder.clone(), &job.topic),
     };
-    let config = job.client.clone();
+    let mut config = job.client.clone();
+    sample_lag(&mut config);
     let topic = job.topic.clone();
     let consumer =
         tokio::task::spawn_blocking(move || -> Result<BaseConsumer<GroupContext>, EngineError> {
@@ -213,10 +278,24 @@ pub async fn prepare_consume(
         start: start_tx,
         done: done_rx,
         thread,
+        run_group: job.run_group,
     })
 }
 
 impl PreparedConsume {
+    /// Starts the consumer thread on `clock`: it consumes until the duration is over or
+    /// `control.stop()`. Under load the producer engine rolls the intervals meanwhile.
+    pub fn start(self, clock: Clock, control: Arc<Control>) -> Result<Consuming, EngineError> {
+        self.start
+            .send(Start { clock, control })
+            .map_err(|_| EngineError::Group("the consumer thread ended before the start".into()))?;
+        Ok(Consuming {
+            done: self.done,
+            thread: self.thread,
+            run_group: self.run_group,
+        })
+    }
+
     /// Consumes from the start of `clock` until the duration is over or `control.stop()`,
     /// sending every closed interval to `intervals`.
     pub async fn run(
@@ -225,21 +304,9 @@ impl PreparedConsume {
         control: Arc<Control>,
         intervals: mpsc::Sender<IntervalRecord>,
     ) -> Result<Outcome, EngineError> {
-        let PreparedConsume {
-            interval,
-            recorder,
-            start,
-            mut done,
-            thread,
-            ..
-        } = self;
+        let (interval, recorder) = (self.interval, self.recorder.clone());
+        let mut consuming = self.start(clock, control)?;
         let len = ns(interval.max(Duration::from_millis(10)));
-        start
-            .send(Start {
-                clock,
-                control: control.clone(),
-            })
-            .map_err(|_| EngineError::Group("the consumer thread ended before the start".into()))?;
         let mut index: u32 = 0;
         let mut spare = Histograms::default();
         loop {
@@ -249,15 +316,11 @@ impl PreparedConsume {
                     spare = roll(&recorder, spare, index, len, len * u64::from(index + 1), &intervals).await;
                     index += 1;
                 }
-                _ = &mut done => break,
+                _ = &mut consuming.done => break,
             }
         }
         let end = clock.now_ns();
-        // The thread leaves the group before it returns.
-        let (per_partition, stopped_early) = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| EngineError::Sender(e.to_string()))?
-            .map_err(|_| EngineError::Sender("the consumer thread panicked".into()))?;
+        let (per_partition, stopped_early) = consuming.finish().await?;
         let start_ns = len * u64::from(index);
         let histograms = recorder.swap(spare);
         let last = IntervalRecord {
@@ -267,6 +330,7 @@ impl PreparedConsume {
             histograms,
             counters: recorder.counters().snapshot(),
             scheduled: 0,
+            consumer_lag: recorder.consumer_lag(),
         };
         let _ = intervals.send(last).await;
         let counters = recorder.counters().snapshot();
@@ -308,6 +372,7 @@ async fn roll(
         histograms,
         counters: recorder.counters().snapshot(),
         scheduled: 0,
+        consumer_lag: recorder.consumer_lag(),
     };
     // A full queue waits for the uploader (bounded memory, nothing dropped).
     match out.send(record).await {
@@ -399,14 +464,13 @@ fn consume_loop(
     let counters = recorder.counters();
     let mut per_partition: Vec<u64> = Vec::new();
     loop {
-        if control.is_stopped() {
-            return (per_partition, true);
+        let stopped = control.is_stopped();
+        let left = end_ns.saturating_sub(clock.now_ns());
+        if stopped || left == 0 {
+            consumer.context().lag.finish(consumer);
+            return (per_partition, stopped);
         }
-        let now = clock.now_ns();
-        if now >= end_ns {
-            return (per_partition, false);
-        }
-        let wait = Duration::from_nanos(end_ns - now).min(Duration::from_millis(50));
+        let wait = Duration::from_nanos(left).min(Duration::from_millis(50));
         match consumer.poll(wait) {
             None => {}
             Some(Err(e)) => counters.error(&error_kind(&e)),
@@ -438,7 +502,7 @@ fn consume_loop(
 /// RoundTrip's reader: a consumer positioned at the end of every partition before the first
 /// send, so every record this agent sends can come back.
 pub struct RoundTripReader {
-    consumer: BaseConsumer<SecurityContext>,
+    consumer: BaseConsumer<LagContext>,
     agent: String,
     recorder: Arc<Recorder>,
 }
@@ -453,8 +517,9 @@ impl RoundTripReader {
         timeout: Duration,
     ) -> Result<Self, EngineError> {
         let topic = topic.to_string();
+        let lag = recorder.clone();
         let consumer =
-            tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, timeout))
+            tokio::task::spawn_blocking(move || round_trip_consumer(&config, &topic, lag, timeout))
                 .await
                 .map_err(|e| EngineError::Sender(e.to_string()))?
                 .map_err(EngineError::Consumer)?;
@@ -511,6 +576,9 @@ pub enum Workload {
     Produce(engine::Prepared),
     RoundTrip(engine::Prepared, RoundTripReader),
     Consume(PreparedConsume),
+    /// Consume with `backlog.underLoad`: the group drains while the producer writes at the
+    /// load's rate.
+    Drain(PreparedConsume, engine::Prepared),
 }
 
 /// How a workload ended.
@@ -548,25 +616,22 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
                 topic: spec.topic.name.clone(),
                 duration: spec.load.total_duration(),
                 interval: spec.report.interval.as_std(),
+                run_group: spec.kafka.consumer.group_id.is_none().then(|| RunGroup {
+                    admin: base_config(&spec.kafka, setup.sasl),
+                    group: setup.group_id.clone(),
+                }),
             };
-            Ok(Workload::Consume(
-                prepare_consume(job, recorder, setup.connect_timeout).await?,
-            ))
+            let consume = prepare_consume(job, recorder.clone(), setup.connect_timeout).await?;
+            let under_load = spec.workload.backlog.as_ref().is_some_and(|b| b.under_load);
+            if under_load {
+                let producer = engine::prepare(produce_job(&setup, false)?, recorder).await?;
+                return Ok(Workload::Drain(consume, producer));
+            }
+            Ok(Workload::Consume(consume))
         }
         kind @ (WorkloadKind::Produce | WorkloadKind::RoundTrip) => {
             let round_trip = kind == WorkloadKind::RoundTrip;
-            let values = job::values(spec, setup.run_id)?;
-            let mut produce = job::produce_job(
-                spec,
-                setup.run_id,
-                setup.share,
-                values,
-                setup.sasl,
-                round_trip.then(|| setup.agent_id.clone()),
-            );
-            if let Some(t) = setup.flush_timeout {
-                produce.flush_timeout = t;
-            }
+            let produce = produce_job(&setup, round_trip)?;
             // The reader is positioned before the producer exists: nothing sent is missed.
             let reader = if round_trip {
                 let config = consumer_config(
@@ -596,11 +661,28 @@ pub async fn prepare(setup: Setup<'_>, recorder: Arc<Recorder>) -> Result<Worklo
     }
 }
 
+/// The producer's job of `setup` (RoundTrip's records carry the agent's id).
+fn produce_job(setup: &Setup<'_>, round_trip: bool) -> Result<engine::ProduceJob, EngineError> {
+    let values = job::values(setup.spec, setup.run_id)?;
+    let mut produce = job::produce_job(
+        setup.spec,
+        setup.run_id,
+        setup.share,
+        values,
+        setup.sasl,
+        round_trip.then(|| setup.agent_id.clone()),
+    );
+    if let Some(t) = setup.flush_timeout {
+        produce.flush_timeout = t;
+    }
+    Ok(produce)
+}
+
 impl Workload {
     /// The fleet-wide schedule in ticks (empty for Consume, which is not paced).
     pub fn profile(&self) -> &Profile {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.profile(),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => p.profile(),
             Workload::Consume(c) => &c.profile,
         }
     }
@@ -608,7 +690,9 @@ impl Workload {
     /// Changes the producer's share before the start (Consume: the group splits partitions).
     pub fn set_share(&mut self, share: Share) {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.set_share(share),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => {
+                p.set_share(share)
+            }
             Workload::Consume(_) => {}
         }
     }
@@ -618,7 +702,9 @@ impl Workload {
     /// schedule (Consume is not paced and keeps reading).
     pub fn pause(&mut self, spans: &[(u64, u64)]) {
         match self {
-            Workload::Produce(p) | Workload::RoundTrip(p, _) => p.pause(spans),
+            Workload::Produce(p) | Workload::RoundTrip(p, _) | Workload::Drain(_, p) => {
+                p.pause(spans)
+            }
             Workload::Consume(_) => {}
         }
     }
@@ -639,6 +725,21 @@ impl Workload {
                 outcome: c.run(clock, control, intervals).await?,
                 tracker: None,
             }),
+            Workload::Drain(c, p) => {
+                // The producer rolls the intervals; the group reads beside it, into the same
+                // recorder.
+                let consuming = c.start(clock, control.clone())?;
+                let result = p.run(clock, control, intervals).await;
+                let (consumed, _) = consuming.finish().await?;
+                let mut outcome = result?;
+                if outcome.per_partition.is_empty() {
+                    outcome.per_partition = consumed;
+                }
+                Ok(Finished {
+                    outcome,
+                    tracker: None,
+                })
+            }
             Workload::RoundTrip(p, reader) => {
                 let reading = reader.start(clock)?;
                 // The engine waits (bounded) for its records to come back and counts the

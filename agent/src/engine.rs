@@ -24,6 +24,7 @@ use crate::kafka::producer::{Clock, DeliveryRecorder, SendMeta, error_kind, is_p
 use crate::keys::KeyGen;
 use crate::payload::{RecordAt, Values};
 use crate::recorder::{CounterSnapshot, Counters, Histograms, Recorder};
+use barrage_crds::interval::ConsumerLag;
 use barrage_crds::schedule::{Due, Profile, Schedule, Share};
 
 /// Header names carried by RoundTrip records. Times are nanoseconds since the run's origin on
@@ -170,6 +171,8 @@ pub struct IntervalRecord {
     pub counters: CounterSnapshot,
     /// Records of this agent's share whose intended send time fell in this interval.
     pub scheduled: u64,
+    /// The consumer's latest lag sample at the interval's end (RoundTrip, Consume).
+    pub consumer_lag: ConsumerLag,
 }
 
 /// How the run ended.
@@ -203,6 +206,25 @@ pub enum EngineError {
     Group(String),
     #[error(transparent)]
     Job(#[from] crate::job::JobError),
+}
+
+/// Why the producer was not ready for the start: what it last saw of the topic before the
+/// limit. Logged, not fatal (the first records then wait for the metadata).
+#[derive(Debug, thiserror::Error)]
+pub enum WarmUpError {
+    /// No metadata of the topic came back at all.
+    #[error("no metadata for topic {topic} within {limit:?}")]
+    NoMetadata { topic: String, limit: Duration },
+    /// The last metadata request failed (shown in full: it is the whole story).
+    #[error("fetching the metadata of topic {topic} failed: {error}")]
+    Metadata { topic: String, error: KafkaError },
+    /// The topic was known, but not every partition had a leader.
+    #[error("{partitions} partition(s) of topic {topic}, some without a leader, after {limit:?}")]
+    NoLeaders {
+        topic: String,
+        partitions: usize,
+        limit: Duration,
+    },
 }
 
 type Client = ThreadedProducer<DeliveryRecorder>;
@@ -405,6 +427,7 @@ async fn run_prepared(
         end_ns: end_ns.max(start_ns),
         histograms,
         counters: recorder.counters().snapshot(),
+        consumer_lag: recorder.consumer_lag(),
         // The last interval closes at the stop: only what was due before it was scheduled.
         scheduled: plan.scheduled(
             start_ns,
@@ -469,9 +492,12 @@ const ROUND_TRIP_DRAIN: Duration = Duration::from_secs(15);
 const WARM_UP_LIMIT: Duration = Duration::from_secs(15);
 
 /// Waits until the producer knows a leader for every partition of `topic`.
-fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, String> {
+fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, WarmUpError> {
     let deadline = std::time::Instant::now() + limit;
-    let mut last = String::from("no metadata yet");
+    let mut last = WarmUpError::NoMetadata {
+        topic: topic.to_string(),
+        limit,
+    };
     while std::time::Instant::now() < deadline {
         match producer
             .client()
@@ -486,10 +512,19 @@ fn warm_up(producer: &Client, topic: &str, limit: Duration) -> Result<usize, Str
                     {
                         return Ok(parts.len());
                     }
-                    last = format!("{} partition(s), some without a leader", parts.len());
+                    last = WarmUpError::NoLeaders {
+                        topic: topic.to_string(),
+                        partitions: parts.len(),
+                        limit,
+                    };
                 }
             }
-            Err(e) => last = e.to_string(),
+            Err(error) => {
+                last = WarmUpError::Metadata {
+                    topic: topic.to_string(),
+                    error,
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -630,6 +665,7 @@ async fn roll(
         histograms,
         counters: recorder.counters().snapshot(),
         scheduled: plan.scheduled(start_ns, start_ns + len),
+        consumer_lag: recorder.consumer_lag(),
     };
     // A full queue waits for the uploader (bounded memory, nothing dropped).
     match out.send(record).await {

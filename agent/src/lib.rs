@@ -12,10 +12,12 @@
 //! - [`engine`]: one agent's run, from warm-up to the last flushed interval.
 //! - [`metrics`]: the agent's own `/metrics` and `/healthz` for live scraping.
 //! - [`spool`]: the interval uploader and its bounded local spool (nothing lost silently).
+//! - [`backlog`]: Consume's backlog, written before the start.
 //! - [`consume`]: the Consume workload, RoundTrip's reader, and [`consume::Workload`] (any kind).
 //!
 //! Nothing here logs per record: counts and latencies go to histograms.
 
+pub mod backlog;
 pub mod cli;
 pub mod consume;
 pub mod engine;

@@ -65,7 +65,10 @@ pub enum AgentError {
     #[error("LoadTest {0} not found in the store")]
     NotFound(String),
     #[error("LoadTest {name} cannot be used: {reason}")]
-    Invalid { name: String, reason: String },
+    Invalid {
+        name: String,
+        reason: barrage_store::DocError,
+    },
     #[error("no startAt within {0:?}: the controller never started the run")]
     NoStart(Duration),
     #[error("the run ended before this agent could start ({0})")]
@@ -76,6 +79,8 @@ pub enum AgentError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Job(#[from] job::JobError),
+    #[error("writing the backlog: {0}")]
+    Backlog(Box<crate::backlog::BacklogError>),
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error(transparent)]
@@ -330,7 +335,18 @@ async fn prepare(
         // Let the controller stop us gracefully within the ECS stop timeout.
         flush_timeout: Some(Duration::from_secs(20)),
     };
-    Ok(consume::prepare(setup, recorder.clone()).await?)
+    let workload = consume::prepare(setup, recorder.clone()).await?;
+    // The group holds its partitions (paused) meanwhile. A replacement agent does not write
+    // its slot's share again.
+    if spec.workload.backlog.is_some() && a.incarnation == 0 {
+        let (spec, run_id, sasl) = (spec.clone(), a.run_id.clone(), sasl.cloned());
+        tokio::task::spawn_blocking(move || {
+            crate::backlog::write(&spec, &run_id, share, sasl.as_ref())
+        })
+        .await?
+        .map_err(|e| AgentError::Backlog(Box::new(e)))?;
+    }
+    Ok(workload)
 }
 
 /// Sets the share this agent sends under the fleet assignment at the start, and its pauses;
@@ -699,6 +715,8 @@ fn interval_blob(
         length_ms,
         histograms,
         counters: Some(counters),
+        consumer_lag: record.consumer_lag.clone(),
+        partitions: record.histograms.partition_totals(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! Histograms are swapped out every interval and the spare set is reset and reused: memory
 //! does not grow with the length of the run.
 
+use barrage_crds::interval::{ConsumerLag, PartitionCounts, PartitionTotals};
 use barrage_crds::names::HistogramTag;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -37,6 +38,8 @@ pub struct Histograms {
     pub e2e: Histogram<u64>,
     /// RoundTrip: actual send time → consumed by the same agent.
     pub e2e_service: Histogram<u64>,
+    /// Records and bytes acknowledged per partition (index = partition).
+    pub partitions: Vec<PartitionCounts>,
 }
 
 impl Default for Histograms {
@@ -47,6 +50,7 @@ impl Default for Histograms {
             lag: new_histogram(),
             e2e: new_histogram(),
             e2e_service: new_histogram(),
+            partitions: Vec::new(),
         }
     }
 }
@@ -59,6 +63,19 @@ impl Histograms {
         self.lag.reset();
         self.e2e.reset();
         self.e2e_service.reset();
+        self.partitions
+            .iter_mut()
+            .for_each(|p| *p = PartitionCounts::default());
+    }
+
+    /// The partitions that acknowledged anything, by number.
+    pub fn partition_totals(&self) -> PartitionTotals {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.records > 0)
+            .filter_map(|(p, c)| Some((u32::try_from(p).ok()?, *c)))
+            .collect()
     }
 
     /// The histograms with their log tags, in a fixed order.
@@ -193,6 +210,9 @@ pub struct Recorder {
     acks: Mutex<AckSide>,
     lag: Mutex<Histogram<u64>>,
     counters: Counters,
+    /// The consumer's latest lag sample by partition (Consume and RoundTrip), and whether it
+    /// is the last one.
+    consumer_lag: Mutex<(ConsumerLag, bool)>,
     /// The last closed interval's figures, and when it closed.
     last: Mutex<(LastInterval, Option<std::time::Instant>)>,
 }
@@ -207,6 +227,8 @@ struct AckSide {
     /// Records acknowledged per partition (index = partition), for the run's summary; never
     /// reset.
     partitions: Vec<u64>,
+    /// Records and bytes acknowledged per partition in the current interval.
+    interval_partitions: Vec<PartitionCounts>,
 }
 
 impl Default for Recorder {
@@ -219,9 +241,11 @@ impl Default for Recorder {
                 e2e: h.e2e,
                 e2e_service: h.e2e_service,
                 partitions: Vec::new(),
+                interval_partitions: h.partitions,
             }),
             lag: Mutex::new(h.lag),
             counters: Counters::default(),
+            consumer_lag: Mutex::default(),
             last: Mutex::default(),
         }
     }
@@ -238,6 +262,24 @@ impl Recorder {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Keeps the consumer's latest lag sample (unless the last one was taken).
+    pub fn set_consumer_lag(&self, lag: ConsumerLag) {
+        let mut kept = lock(&self.consumer_lag);
+        if !kept.1 {
+            kept.0 = lag;
+        }
+    }
+
+    /// Keeps the consumer's last lag sample: later ones change nothing.
+    pub fn finish_consumer_lag(&self, lag: ConsumerLag) {
+        *lock(&self.consumer_lag) = (lag, true);
+    }
+
+    /// The consumer's latest lag sample (empty if it consumes nothing).
+    pub fn consumer_lag(&self) -> ConsumerLag {
+        lock(&self.consumer_lag).0.clone()
     }
 
     /// A record was acknowledged at `acked_ns`; all times are nanoseconds on one clock.
@@ -257,6 +299,13 @@ impl Recorder {
                 a.partitions.resize(p + 1, 0);
             }
             a.partitions[p] += 1;
+            if a.interval_partitions.len() <= p {
+                a.interval_partitions
+                    .resize(p + 1, PartitionCounts::default());
+            }
+            let c = &mut a.interval_partitions[p];
+            c.records += 1;
+            c.bytes += bytes;
         }
         drop(a);
         self.counters.acked.fetch_add(1, Ordering::Relaxed);
@@ -316,6 +365,7 @@ impl Recorder {
         let service = std::mem::replace(&mut a.service, spare.service);
         let e2e = std::mem::replace(&mut a.e2e, spare.e2e);
         let e2e_service = std::mem::replace(&mut a.e2e_service, spare.e2e_service);
+        let partitions = std::mem::replace(&mut a.interval_partitions, spare.partitions);
         drop(a);
         let lag = std::mem::replace(&mut *lock(&self.lag), spare.lag);
         let closed = Histograms {
@@ -324,6 +374,7 @@ impl Recorder {
             lag,
             e2e,
             e2e_service,
+            partitions,
         };
         self.note_interval(&closed);
         closed

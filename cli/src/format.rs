@@ -195,7 +195,7 @@ pub fn table(records: &[StoredLoadTest], wide: bool, now: DateTime<Utc>) -> Stri
                     .unwrap_or_else(|| "-".into()),
             );
             let msg = match &r.doc {
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
                 Ok(_) => st.message.clone().unwrap_or_default(),
             };
             row.push(msg.lines().next().unwrap_or("").to_string());
@@ -518,7 +518,12 @@ mod tests {
             name: "broken".into(),
             version: 1,
             generation: 1,
-            doc: Err("spec: expected a mapping".into()),
+            doc: Err(barrage_store::DocError::Parse(
+                barrage_crds::loadtest::ParseError {
+                    path: "spec".into(),
+                    message: "expected a mapping".into(),
+                },
+            )),
             status: Some(ended(Phase::Failed, "SpecInvalid", None)),
             status_error: None,
             epoch: 1,

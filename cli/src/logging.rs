@@ -2,15 +2,15 @@
 
 use std::io::IsTerminal;
 
-use barrage_crds::env::LogFormat;
+use barrage_crds::env::{LogFormat, LogFormatError};
 use tracing_subscriber::EnvFilter;
 
 /// The variable that chooses the log format (`--log-format` wins over it).
 pub const BARRAGE_LOG_FORMAT: &str = "BARRAGE_LOG_FORMAT";
 
 /// `json`, `text` or `compact` (the same as text), for clap.
-pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    s.trim().parse::<LogFormat>().map_err(|e| e.to_string())
+pub fn parse_log_format(s: &str) -> Result<LogFormat, LogFormatError> {
+    s.trim().parse::<LogFormat>()
 }
 
 /// The log format: the one given (`--log-format` or `BARRAGE_LOG_FORMAT`), otherwise JSON for

@@ -409,7 +409,43 @@ pub struct EnvProblem {
     /// The value found, `None` if the variable is not set (or empty).
     pub value: Option<String>,
     /// The rule broken.
-    pub rule: String,
+    pub rule: EnvRule,
+}
+
+/// The rule an agent variable breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvRule {
+    /// A required variable is unset or empty; carries what the variable means.
+    #[error("is required and not set: {0}")]
+    Required(&'static str),
+    /// `BARRAGE_LOADTEST` is not a LoadTest name.
+    #[error("{LOAD_TEST_NAME_RULE}")]
+    LoadTestName,
+    /// `BARRAGE_RUN_ID` is not a run id.
+    #[error("{RUN_ID_RULE}")]
+    RunId,
+    /// An integer variable is not a number up to `max`.
+    #[error("must be an integer from 0 to {max}")]
+    IntegerUpTo {
+        /// The largest value allowed.
+        max: u32,
+    },
+    /// A store or blobs URL does not parse; carries the URL rule broken.
+    #[error("{0}")]
+    Url(String),
+    /// `BARRAGE_METRICS_ADDR` is neither an address nor `off`.
+    #[error("must be IP:PORT (e.g. 0.0.0.0:9464) or {METRICS_OFF}")]
+    MetricsAddr,
+    /// `BARRAGE_LOG_FORMAT` is not a log format.
+    #[error("{LOG_FORMAT_RULE}")]
+    LogFormat,
+    /// `BARRAGE_HEARTBEAT` is not a duration in the allowed range.
+    #[error(
+        "must be a duration from {} to {} (e.g. 5s, 2500ms)",
+        HumanDuration::from(MIN_HEARTBEAT),
+        HumanDuration::from(MAX_HEARTBEAT)
+    )]
+    Heartbeat,
 }
 
 impl fmt::Display for EnvProblem {
@@ -451,26 +487,22 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         (self.lookup)(name).filter(|v| !v.is_empty())
     }
 
-    fn problem(&mut self, name: &'static str, value: Option<String>, rule: impl Into<String>) {
-        self.problems.push(EnvProblem {
-            name,
-            value,
-            rule: rule.into(),
-        });
+    fn problem(&mut self, name: &'static str, value: Option<String>, rule: EnvRule) {
+        self.problems.push(EnvProblem { name, value, rule });
     }
 
     /// A required variable, parsed by `parse` (which returns the rule on failure).
     fn required<T>(
         &mut self,
         name: &'static str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, EnvRule>,
     ) -> Option<T> {
         let Some(value) = self.get(name) else {
             let meaning = AGENT_ENV
                 .iter()
                 .find(|v| v.name == name)
                 .map_or("", |v| v.meaning);
-            self.problem(name, None, format!("is required and not set: {meaning}"));
+            self.problem(name, None, EnvRule::Required(meaning));
             return None;
         };
         self.parsed(name, value, parse)
@@ -481,7 +513,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         &mut self,
         name: &'static str,
         default: T,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, EnvRule>,
     ) -> Option<T> {
         match self.get(name) {
             None => Some(default),
@@ -493,7 +525,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         &mut self,
         name: &'static str,
         value: String,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, EnvRule>,
     ) -> Option<T> {
         match parse(&value) {
             Ok(v) => Some(v),
@@ -505,34 +537,27 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
-fn bounded_u32(max: u32) -> impl FnOnce(&str) -> Result<u32, String> {
+fn bounded_u32(max: u32) -> impl FnOnce(&str) -> Result<u32, EnvRule> {
     move |s| match s.parse::<u32>() {
         Ok(n) if n <= max => Ok(n),
-        _ => Err(format!("must be an integer from 0 to {max}")),
+        _ => Err(EnvRule::IntegerUpTo { max }),
     }
 }
 
-fn parse_heartbeat(s: &str) -> Result<Duration, String> {
-    let rule = || {
-        format!(
-            "must be a duration from {} to {} (e.g. 5s, 2500ms)",
-            HumanDuration::from(MIN_HEARTBEAT),
-            HumanDuration::from(MAX_HEARTBEAT)
-        )
-    };
+fn parse_heartbeat(s: &str) -> Result<Duration, EnvRule> {
     match s.parse::<HumanDuration>() {
         Ok(d) if (MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&d.as_std()) => Ok(d.as_std()),
-        _ => Err(rule()),
+        _ => Err(EnvRule::Heartbeat),
     }
 }
 
-fn parse_metrics_addr(s: &str) -> Result<Option<String>, String> {
+fn parse_metrics_addr(s: &str) -> Result<Option<String>, EnvRule> {
     if s == METRICS_OFF {
         return Ok(None);
     }
     match s.parse::<std::net::SocketAddr>() {
         Ok(_) => Ok(Some(s.to_string())),
-        Err(_) => Err("must be IP:PORT (e.g. 0.0.0.0:9464) or off".to_string()),
+        Err(_) => Err(EnvRule::MetricsAddr),
     }
 }
 
@@ -554,28 +579,31 @@ impl Assignment {
             if is_valid_load_test_name(s) {
                 Ok(s.to_string())
             } else {
-                Err(LOAD_TEST_NAME_RULE.to_string())
+                Err(EnvRule::LoadTestName)
             }
         });
         let run_id = r.required(BARRAGE_RUN_ID, |s| {
             if is_valid_run_id(s) {
                 Ok(s.to_string())
             } else {
-                Err(RUN_ID_RULE.to_string())
+                Err(EnvRule::RunId)
             }
         });
         let slot = r.required(BARRAGE_SLOT, bounded_u32(MAX_SLOT));
         let incarnation = r.required(BARRAGE_INCARNATION, bounded_u32(MAX_INCARNATION));
-        let store = r.required(BARRAGE_STORE, |s| s.parse::<StoreUrl>().map_err(|e| e.rule));
-        let blobs = r.required(BARRAGE_BLOBS, |s| s.parse::<BlobsUrl>().map_err(|e| e.rule));
+        let store = r.required(BARRAGE_STORE, |s| {
+            s.parse::<StoreUrl>().map_err(|e| EnvRule::Url(e.rule))
+        });
+        let blobs = r.required(BARRAGE_BLOBS, |s| {
+            s.parse::<BlobsUrl>().map_err(|e| EnvRule::Url(e.rule))
+        });
         let metrics_addr = r.optional(
             BARRAGE_METRICS_ADDR,
             Some(DEFAULT_METRICS_ADDR.to_string()),
             parse_metrics_addr,
         );
         let log_format = r.optional(BARRAGE_LOG_FORMAT, LogFormat::Json, |s| {
-            s.parse::<LogFormat>()
-                .map_err(|_| LOG_FORMAT_RULE.to_string())
+            s.parse::<LogFormat>().map_err(|_| EnvRule::LogFormat)
         });
         let heartbeat = r.optional(BARRAGE_HEARTBEAT, DEFAULT_HEARTBEAT, parse_heartbeat);
 

@@ -19,6 +19,14 @@
 //! - `Barrage-Counters` is a one-line JSON object of [`IntervalCounters`]: what happened
 //!   **during this interval only** (deltas, not running totals). `acked` must equal the number
 //!   of values in the `produce` histogram of the same blob: the report checks it.
+//! - `Barrage-ConsumerLag` (Consume and RoundTrip agents only, left out when empty) is a one-line
+//!   JSON object from partition number to the consumer's lag on it, in records, sampled at the
+//!   interval's end: the partition's high watermark minus the consumer's position. Only the
+//!   partitions the agent held (and had a position on) are listed.
+//! - `Barrage-Partitions` (producing agents only, left out when empty) is a one-line JSON
+//!   object from partition number to `{"records":N,"bytes":B}`: the records acknowledged on
+//!   that partition during the interval (from the delivery reports) and their value and key
+//!   bytes.
 //! - One line per tag, tags in lexicographic order; empty histograms may be left out.
 //!
 //! HdrHistogram's own tools skip the comment lines, so they read these blobs unchanged.
@@ -34,6 +42,35 @@ use serde::{Deserialize, Serialize};
 pub const INTERVAL_COMMENT: &str = "#[Barrage-Interval: ";
 /// Prefix of the comment line carrying the interval's counters.
 pub const COUNTERS_COMMENT: &str = "#[Barrage-Counters: ";
+/// Prefix of the comment line carrying the consumer's lag per partition.
+pub const CONSUMER_LAG_COMMENT: &str = "#[Barrage-ConsumerLag: ";
+
+/// Consumer lag in records by partition, sampled at an interval's end.
+pub type ConsumerLag = BTreeMap<u32, u64>;
+
+/// Prefix of the comment line carrying the records acknowledged per partition.
+pub const PARTITIONS_COMMENT: &str = "#[Barrage-Partitions: ";
+
+/// What was acknowledged on one partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PartitionCounts {
+    /// Records acknowledged.
+    pub records: u64,
+    /// Their value and key bytes.
+    pub bytes: u64,
+}
+
+impl PartitionCounts {
+    /// Adds another partition's counts.
+    pub fn add(&mut self, other: &PartitionCounts) {
+        self.records = self.records.saturating_add(other.records);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// Acknowledged records by partition.
+pub type PartitionTotals = BTreeMap<u32, PartitionCounts>;
 
 /// What an agent counted during one interval (deltas for that interval, not running totals).
 ///
@@ -125,6 +162,12 @@ pub struct AgentInterval {
     /// The agent's counters for this interval; `None` for logs written by other tools, in which
     /// case `acked` and `sent` are taken to be the `produce` histogram's count.
     pub counters: Option<IntervalCounters>,
+    /// The consumer's lag by partition at the interval's end (empty when the agent consumes
+    /// nothing, or for logs written by other tools).
+    pub consumer_lag: ConsumerLag,
+    /// Records acknowledged by partition during the interval (empty when the agent produces
+    /// nothing, or for logs written by other tools).
+    pub partitions: PartitionTotals,
 }
 
 impl AgentInterval {
@@ -216,6 +259,20 @@ pub fn encode_interval_blob(interval: &AgentInterval) -> Result<String, Interval
             serde_json::to_string(c).map_err(|e| blob_err(&what, e.to_string()))?
         ));
     }
+    if !interval.consumer_lag.is_empty() {
+        comments.push_str(&format!(
+            "{CONSUMER_LAG_COMMENT}{}]\n",
+            serde_json::to_string(&interval.consumer_lag)
+                .map_err(|e| blob_err(&what, e.to_string()))?
+        ));
+    }
+    if !interval.partitions.is_empty() {
+        comments.push_str(&format!(
+            "{PARTITIONS_COMMENT}{}]\n",
+            serde_json::to_string(&interval.partitions)
+                .map_err(|e| blob_err(&what, e.to_string()))?
+        ));
+    }
     // Put the Barrage comments after the header lines, before the legend.
     let at = log
         .find(hlog::LEGEND)
@@ -234,6 +291,26 @@ fn comment_json<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
             .strip_prefix(prefix)
             .and_then(|rest| rest.strip_suffix(']'))
     })
+}
+
+/// The `Barrage-ConsumerLag` line of a blob (empty when it has none); `what` names the blob in
+/// the error.
+pub fn decode_consumer_lag(text: &str, what: &str) -> Result<ConsumerLag, IntervalError> {
+    match comment_json(text, CONSUMER_LAG_COMMENT) {
+        Some(json) => serde_json::from_str::<ConsumerLag>(json)
+            .map_err(|e| blob_err(what, format!("Barrage-ConsumerLag: {e}"))),
+        None => Ok(ConsumerLag::new()),
+    }
+}
+
+/// The `Barrage-Partitions` line of a blob (empty when it has none); `what` names the blob in
+/// the error.
+pub fn decode_partitions(text: &str, what: &str) -> Result<PartitionTotals, IntervalError> {
+    match comment_json(text, PARTITIONS_COMMENT) {
+        Some(json) => serde_json::from_str::<PartitionTotals>(json)
+            .map_err(|e| blob_err(what, format!("Barrage-Partitions: {e}"))),
+        None => Ok(PartitionTotals::new()),
+    }
 }
 
 /// Whether `text` carries a `Barrage-Interval` comment (a blob written by a Barrage agent).
@@ -268,6 +345,8 @@ pub fn decode_interval_blob_with(
         ),
         None => None,
     };
+    let consumer_lag = decode_consumer_lag(text, &what)?;
+    let partitions = decode_partitions(text, &what)?;
     if header.length_ms == 0 {
         return Err(blob_err(&what, "interval length is 0 ms"));
     }
@@ -298,6 +377,8 @@ pub fn decode_interval_blob_with(
         length_ms: header.length_ms,
         histograms,
         counters,
+        consumer_lag,
+        partitions,
     })
 }
 
@@ -331,6 +412,8 @@ mod tests {
                 errors_by_kind: BTreeMap::from([("MessageSizeTooLarge".to_string(), 1)]),
                 ..IntervalCounters::default()
             }),
+            consumer_lag: ConsumerLag::new(),
+            partitions: PartitionTotals::new(),
         }
     }
 
@@ -340,6 +423,55 @@ mod tests {
         assert!(blob.contains("#[Barrage-Interval: {\"slot\":3,\"incarnation\":1,\"index\":7,"));
         assert!(blob.contains("#[Barrage-Counters: {\"scheduled\":5,\"sent\":5,\"acked\":4,"));
         assert_eq!(decode_interval_blob(&blob).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_consumer_lag_line_round_trips_and_is_left_out_when_empty() {
+        let plain = encode_interval_blob(&sample()).unwrap();
+        assert!(!plain.contains("Barrage-ConsumerLag"), "{plain}");
+        let mut consuming = sample();
+        consuming.consumer_lag = ConsumerLag::from([(0, 12), (3, 0)]);
+        let blob = encode_interval_blob(&consuming).unwrap();
+        assert!(
+            blob.contains("#[Barrage-ConsumerLag: {\"0\":12,\"3\":0}]\n"),
+            "{blob}"
+        );
+        assert_eq!(decode_interval_blob(&blob).unwrap(), consuming);
+        let broken = blob.replace("\"3\":0", "\"3\":-1");
+        let err = decode_interval_blob(&broken).unwrap_err();
+        assert!(err.to_string().contains("Barrage-ConsumerLag"), "{err}");
+    }
+
+    #[test]
+    fn the_partitions_line_round_trips_and_is_left_out_when_empty() {
+        assert!(
+            !encode_interval_blob(&sample())
+                .unwrap()
+                .contains("Barrage-Partitions")
+        );
+        let mut producing = sample();
+        producing.partitions = PartitionTotals::from([
+            (
+                0,
+                PartitionCounts {
+                    records: 3,
+                    bytes: 300,
+                },
+            ),
+            (
+                2,
+                PartitionCounts {
+                    records: 1,
+                    bytes: 90,
+                },
+            ),
+        ]);
+        let blob = encode_interval_blob(&producing).unwrap();
+        assert!(
+            blob.contains("#[Barrage-Partitions: {\"0\":{\"records\":3,\"bytes\":300},\"2\":{\"records\":1,\"bytes\":90}}]\n"),
+            "{blob}"
+        );
+        assert_eq!(decode_interval_blob(&blob).unwrap(), producing);
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl LoadTest {
                         value: ValueSpec::Size(100),
                         ..RecordsSpec::default()
                     },
+                    backlog: None,
                 },
                 load: LoadSpec {
                     steps: vec![LoadStep::Constant(ConstantStep {

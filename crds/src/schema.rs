@@ -367,6 +367,7 @@ pub fn spec_reference_markdown() -> String {
             crate::spec::MetricKind::Latency => "latency with a unit: `50ms`, `250us`, `1.5s`",
             crate::spec::MetricKind::Ratio => "ratio: `0.1%` or `0.001`",
             crate::spec::MetricKind::Count => "count: an integer",
+            crate::spec::MetricKind::Number => "number: `120`, `2.5`",
         };
         md.push_str(&format!("| `{}` | {kind} | {} |\n", m.as_str(), cell(desc)));
     }

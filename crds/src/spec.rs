@@ -563,7 +563,7 @@ impl Partitioner {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConsumerSpec {
-    /// Consumer group id of Consume; default `barrage-{name}-{runId}` (one group per run, shared by its agents).
+    /// Consumer group id of Consume; default `barrage-{name}-{runId}` (one group per run, shared by its agents, deleted when its last agent leaves at the end; a group named here is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Where a new group starts: earliest or latest (default latest).
@@ -647,6 +647,34 @@ pub struct WorkloadSpec {
     /// Record values, keys, headers and transactions.
     #[serde(default)]
     pub records: RecordsSpec,
+    /// Consume only: records the agents write before the start, while the group's consumers
+    /// hold their partitions, so the run measures how fast the group drains them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<BacklogSpec>,
+}
+
+/// A backlog for a Consume run to drain: `records`, or `bytes` of fixed-size values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BacklogSpec {
+    /// Records written before the start, split evenly over the agents (values, keys and headers
+    /// as `records` says, no transactions); every one is acknowledged before an agent reports
+    /// Ready. The report's `summary.drain` says when the group's lag first reached
+    /// `caughtUp`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
+    /// Instead of `records`: the bytes of values to write, with `records.value.size` (a fixed
+    /// size): that many records, rounded up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+    /// While the group drains, the agents also produce at the load's rate (`spec.load`), as a
+    /// Produce run would: the drain under load. Default false: Consume is not paced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub under_load: bool,
+    /// The group's lag (records, over all partitions) at or below which the backlog counts as
+    /// drained (default 0; under load, what the producers add in an interval is a fair value).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub caught_up: u64,
 }
 
 /// Workload kind.
@@ -1266,6 +1294,18 @@ pub enum Metric {
     /// Schedule lag p99: how late sends left compared with their intended time.
     #[serde(rename = "lag.p99")]
     LagP99,
+    /// Consumer lag maximum, records (Consume, RoundTrip): the highest at an interval's end.
+    #[serde(rename = "consumer_lag.max")]
+    ConsumerLagMax,
+    /// Consumer lag p99, records (Consume, RoundTrip), over the intervals' lags.
+    #[serde(rename = "consumer_lag.p99")]
+    ConsumerLagP99,
+    /// Seconds from the start until the group's lag first reached zero (Consume with a backlog), to the report interval.
+    #[serde(rename = "drain.seconds")]
+    DrainSeconds,
+    /// Records consumed per second: over the drain with a backlog, over the load otherwise.
+    #[serde(rename = "consume.rate")]
+    ConsumeRate,
 }
 
 /// What kind of value a metric has.
@@ -1277,6 +1317,8 @@ pub enum MetricKind {
     Ratio,
     /// A count; a non-negative integer.
     Count,
+    /// A plain number (seconds, records per second); non-negative, decimals allowed.
+    Number,
 }
 
 impl Metric {
@@ -1301,6 +1343,10 @@ impl Metric {
         Metric::RecordsLost,
         Metric::RecordsDuplicated,
         Metric::LagP99,
+        Metric::ConsumerLagMax,
+        Metric::ConsumerLagP99,
+        Metric::DrainSeconds,
+        Metric::ConsumeRate,
     ];
 
     /// The name as written in thresholds.
@@ -1325,6 +1371,10 @@ impl Metric {
             Metric::RecordsLost => "records.lost",
             Metric::RecordsDuplicated => "records.duplicated",
             Metric::LagP99 => "lag.p99",
+            Metric::ConsumerLagMax => "consumer_lag.max",
+            Metric::ConsumerLagP99 => "consumer_lag.p99",
+            Metric::DrainSeconds => "drain.seconds",
+            Metric::ConsumeRate => "consume.rate",
         }
     }
 
@@ -1337,21 +1387,30 @@ impl Metric {
     pub fn kind(&self) -> MetricKind {
         match self {
             Metric::ErrorsRatio | Metric::RateAchievedRatio => MetricKind::Ratio,
-            Metric::ErrorsCount | Metric::RecordsLost | Metric::RecordsDuplicated => {
-                MetricKind::Count
-            }
+            Metric::ErrorsCount
+            | Metric::RecordsLost
+            | Metric::RecordsDuplicated
+            | Metric::ConsumerLagMax
+            | Metric::ConsumerLagP99 => MetricKind::Count,
+            Metric::DrainSeconds | Metric::ConsumeRate => MetricKind::Number,
             _ => MetricKind::Latency,
         }
     }
 
-    /// The percentile (0–100) for latency metrics; 100 for `max`.
+    /// The percentile (0–100) for latency and consumer-lag metrics; 100 for `max`.
     pub fn percentile(&self) -> Option<f64> {
         match self {
             Metric::ProduceP50 | Metric::ServiceP50 | Metric::E2eP50 => Some(50.0),
             Metric::ProduceP90 => Some(90.0),
-            Metric::ProduceP99 | Metric::ServiceP99 | Metric::E2eP99 | Metric::LagP99 => Some(99.0),
+            Metric::ProduceP99
+            | Metric::ServiceP99
+            | Metric::E2eP99
+            | Metric::LagP99
+            | Metric::ConsumerLagP99 => Some(99.0),
             Metric::ProduceP999 | Metric::ServiceP999 | Metric::E2eP999 => Some(99.9),
-            Metric::ProduceMax | Metric::ServiceMax | Metric::E2eMax => Some(100.0),
+            Metric::ProduceMax | Metric::ServiceMax | Metric::E2eMax | Metric::ConsumerLagMax => {
+                Some(100.0)
+            }
             _ => None,
         }
     }
@@ -1363,6 +1422,19 @@ impl Metric {
             return None;
         }
         name.split('.').next().map(HistogramTag::from)
+    }
+
+    /// True for metrics only workloads that consume (Consume, RoundTrip) measure.
+    pub fn needs_consumer(&self) -> bool {
+        matches!(
+            self,
+            Metric::ConsumerLagMax | Metric::ConsumerLagP99 | Metric::ConsumeRate
+        )
+    }
+
+    /// True for figures of the whole run, judged over the run only (never per window).
+    pub fn is_run_only(&self) -> bool {
+        matches!(self, Metric::DrainSeconds | Metric::ConsumeRate)
     }
 
     /// True for metrics only a RoundTrip workload measures.
@@ -1445,54 +1517,93 @@ pub struct ThresholdValue {
     value: f64,
 }
 
+/// Why a threshold's text does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// Not of the form `<metric> <op> <value>`.
+    #[error(
+        "expected \"<metric> <op> <value>\" such as \"produce.p99 < 50ms\" or \"errors.ratio < 0.1%\" (got {0:?})"
+    )]
+    Usage(String),
+    /// The metric is not one Barrage reports.
+    #[error("unknown metric {0:?} (expected one of {names})", names = metric_names())]
+    UnknownMetric(String),
+    /// The value does not suit the metric's kind.
+    #[error("{metric} is {}: {} (got {text:?})", kind_rule(.kind).0, kind_rule(.kind).1)]
+    Value {
+        /// The metric's name.
+        metric: String,
+        /// The metric's kind, which decides the value's form.
+        kind: MetricKind,
+        /// The value as written (trimmed).
+        text: String,
+    },
+}
+
+fn metric_names() -> String {
+    let names: Vec<&str> = Metric::ALL.iter().map(Metric::as_str).collect();
+    names.join(", ")
+}
+
+/// The article-and-noun and the rule for a kind's values.
+fn kind_rule(kind: &MetricKind) -> (&'static str, &'static str) {
+    match kind {
+        MetricKind::Latency => (
+            "a latency",
+            "the value needs a time unit such as 50ms, 250us or 1.5s",
+        ),
+        MetricKind::Ratio => (
+            "a ratio",
+            "expected a non-negative number or percentage such as 0.001 or 0.1%",
+        ),
+        MetricKind::Count => ("a count", "expected a non-negative integer"),
+        MetricKind::Number => (
+            "a number",
+            "expected a non-negative number such as 120 or 2.5",
+        ),
+    }
+}
+
+impl BacklogSpec {
+    /// The records to write: `records`, or `bytes` over the fixed value size (rounded up);
+    /// `None` for `bytes` without a fixed size (validation refuses it).
+    pub fn record_count(&self, value: &ValueSpec) -> Option<u64> {
+        match (self.records, value) {
+            (0, ValueSpec::Size(size)) if *size > 0 => Some(self.bytes.div_ceil(u64::from(*size))),
+            (0, _) if self.bytes > 0 => None,
+            (records, _) => Some(records),
+        }
+    }
+}
+
 impl ThresholdValue {
     /// Parses `raw` for a metric of `kind`.
-    pub fn parse(kind: MetricKind, metric: &str, raw: &str) -> Result<ThresholdValue, String> {
+    pub fn parse(
+        kind: MetricKind,
+        metric: &str,
+        raw: &str,
+    ) -> Result<ThresholdValue, ThresholdError> {
         let text = raw.trim();
         let value = match kind {
-            MetricKind::Latency => {
-                let has_unit = text.chars().any(|c| c.is_ascii_alphabetic() || c == 'µ');
-                let d = if has_unit {
-                    HumanDuration::parse(text).ok()
-                } else {
-                    None
-                };
-                match d {
-                    Some(d) => d.as_nanos_u64() as f64 / 1000.0,
-                    None => {
-                        return Err(format!(
-                            "{metric} is a latency: the value needs a time unit such as 50ms, 250us or 1.5s (got {text:?})"
-                        ));
-                    }
-                }
-            }
-            MetricKind::Ratio => {
-                let (num, scale) = match text.strip_suffix('%') {
-                    Some(n) => (n.trim(), 0.01),
-                    None => (text, 1.0),
-                };
-                match num.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 && !num.is_empty() => v * scale,
-                    _ => {
-                        return Err(format!(
-                            "{metric} is a ratio: expected a non-negative number or percentage such as 0.001 or 0.1% (got {text:?})"
-                        ));
-                    }
-                }
-            }
-            MetricKind::Count => match text.parse::<u64>() {
-                Ok(v) => v as f64,
-                Err(_) => {
-                    return Err(format!(
-                        "{metric} is a count: expected a non-negative integer (got {text:?})"
-                    ));
-                }
-            },
+            MetricKind::Latency => parse_latency_us(text),
+            MetricKind::Ratio => parse_ratio(text),
+            MetricKind::Count => text.parse::<u64>().ok().map(|v| v as f64),
+            MetricKind::Number => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0),
         };
-        Ok(ThresholdValue {
-            raw: text.to_string(),
-            value,
-        })
+        match value {
+            Some(value) => Ok(ThresholdValue {
+                raw: text.to_string(),
+                value,
+            }),
+            None => Err(ThresholdError::Value {
+                metric: metric.to_string(),
+                kind,
+                text: text.to_string(),
+            }),
+        }
     }
 
     /// The text as written.
@@ -1503,6 +1614,28 @@ impl ThresholdValue {
     /// The value in the metric's unit: microseconds, a fraction, or a count.
     pub fn value(&self) -> f64 {
         self.value
+    }
+}
+
+/// A latency with a time unit, in microseconds.
+fn parse_latency_us(text: &str) -> Option<f64> {
+    let has_unit = text.chars().any(|c| c.is_ascii_alphabetic() || c == 'µ');
+    if !has_unit {
+        return None;
+    }
+    let d = HumanDuration::parse(text).ok()?;
+    Some(d.as_nanos_u64() as f64 / 1000.0)
+}
+
+/// A non-negative fraction, or a percentage with `%`.
+fn parse_ratio(text: &str) -> Option<f64> {
+    let (num, scale) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), 0.01),
+        None => (text, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && !num.is_empty() => Some(v * scale),
+        _ => None,
     }
 }
 
@@ -1530,12 +1663,8 @@ pub struct Threshold {
 
 impl Threshold {
     /// Parses `"produce.p99 < 50ms"`.
-    pub fn parse(text: &str) -> Result<Threshold, String> {
-        let usage = || {
-            format!(
-                "expected \"<metric> <op> <value>\" such as \"produce.p99 < 50ms\" or \"errors.ratio < 0.1%\" (got {text:?})"
-            )
-        };
+    pub fn parse(text: &str) -> Result<Threshold, ThresholdError> {
+        let usage = || ThresholdError::Usage(text.to_string());
         let pos = text.find(['<', '>']).ok_or_else(usage)?;
         let metric_name = text[..pos].trim();
         let rest = &text[pos..];
@@ -1553,7 +1682,8 @@ impl Threshold {
         if metric_name.is_empty() || value.trim().is_empty() {
             return Err(usage());
         }
-        let metric = Metric::from_name(metric_name).ok_or_else(|| unknown_metric(metric_name))?;
+        let metric = Metric::from_name(metric_name)
+            .ok_or_else(|| ThresholdError::UnknownMetric(metric_name.to_string()))?;
         let value = ThresholdValue::parse(metric.kind(), metric.as_str(), value)?;
         Ok(Threshold {
             metric,
@@ -1567,14 +1697,6 @@ impl Threshold {
     pub fn holds(&self, observed: f64) -> bool {
         self.op.holds(observed, self.value.value())
     }
-}
-
-fn unknown_metric(name: &str) -> String {
-    let names: Vec<&str> = Metric::ALL.iter().map(Metric::as_str).collect();
-    format!(
-        "unknown metric {name:?} (expected one of {})",
-        names.join(", ")
-    )
 }
 
 impl fmt::Display for Threshold {

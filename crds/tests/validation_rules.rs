@@ -1102,6 +1102,129 @@ fn producer_metrics_are_not_measured_by_consume() {
 }
 
 #[test]
+fn consumer_lag_needs_a_workload_that_consumes() {
+    let mut lt = base();
+    lt.spec.thresholds = vec![th("consumer_lag.max < 10000"), th("consumer_lag.p99 < 10")];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "consumer_lag.max is only measured by workloads that consume (Consume, RoundTrip; workload.kind is Produce)",
+    );
+    expect(
+        &lt,
+        "spec.thresholds[1]",
+        "consumer_lag.p99 is only measured by workloads that consume",
+    );
+    for kind in [WorkloadKind::Consume, WorkloadKind::RoundTrip] {
+        lt.spec.workload.kind = kind;
+        assert!(errors(&lt).is_empty(), "{kind:?}: {:?}", errors(&lt));
+    }
+    let err = Threshold::parse("consumer_lag.max < 5ms").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "consumer_lag.max is a count: expected a non-negative integer (got \"5ms\")"
+    );
+}
+
+#[test]
+fn a_backlog_is_for_consume_within_the_cost_guard() {
+    let mut lt = base();
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 1_000,
+        ..Default::default()
+    });
+    expect(
+        &lt,
+        "spec.workload.backlog",
+        "is only for Consume workloads (workload.kind is Produce)",
+    );
+    lt.spec.workload.kind = WorkloadKind::Consume;
+    expect(
+        &lt,
+        "spec.kafka.consumer.autoOffsetReset",
+        "must be earliest with a backlog: the group's new consumers would start past it (got latest)",
+    );
+    lt.spec.kafka.consumer.auto_offset_reset = barrage_crds::spec::OffsetReset::Earliest;
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    lt.spec.agents.count = 2;
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 40_000_001,
+        ..Default::default()
+    });
+    expect(
+        &lt,
+        "spec.workload.backlog.records",
+        "must be at most 20000000 records per agent, 40000000 for 2 agent(s): the cost guard (got 40000001 records; raise spec.agents.count or write less)",
+    );
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec::default());
+    expect(
+        &lt,
+        "spec.workload.backlog",
+        "must set records or bytes (got neither)",
+    );
+    // Bytes of 100-byte values (base()'s): 1 MB and 1 byte is 10 001 records.
+    let by_bytes = barrage_crds::spec::BacklogSpec {
+        bytes: 1_000_001,
+        ..Default::default()
+    };
+    assert_eq!(
+        by_bytes.record_count(&lt.spec.workload.records.value),
+        Some(10_001)
+    );
+    lt.spec.workload.backlog = Some(by_bytes);
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    lt.spec.workload.records.value =
+        barrage_crds::spec::ValueSpec::UniformSize(barrage_crds::spec::SizeRange {
+            min: 10,
+            max: 20,
+        });
+    expect(
+        &lt,
+        "spec.workload.backlog.bytes",
+        "needs records.value.size (a fixed size) to count its records; use backlog.records",
+    );
+}
+
+#[test]
+fn drain_figures_need_a_backlog_and_are_judged_over_the_run() {
+    let mut lt = base();
+    lt.spec.workload.kind = WorkloadKind::Consume;
+    lt.spec.thresholds = vec![th("drain.seconds < 120"), th("consume.rate > 50000")];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "drain.seconds needs a backlog to drain (spec.workload.backlog)",
+    );
+    assert_eq!(
+        errors(&lt).len(),
+        1,
+        "consume.rate needs none: {:?}",
+        errors(&lt)
+    );
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 10,
+        ..Default::default()
+    });
+    lt.spec.kafka.consumer.auto_offset_reset = barrage_crds::spec::OffsetReset::Earliest;
+    assert!(errors(&lt).is_empty(), "{:?}", errors(&lt));
+    let mut windowed = th("consume.rate > 1");
+    windowed.scope = ThresholdScope::Window;
+    lt.spec.report.window = Some(barrage_crds::duration::HumanDuration::from_secs(10));
+    lt.spec.thresholds = vec![windowed];
+    expect(
+        &lt,
+        "spec.thresholds[0]",
+        "consume.rate is a figure of the whole run: its scope is run (got window)",
+    );
+    assert_eq!(
+        Threshold::parse("drain.seconds < 2m")
+            .unwrap_err()
+            .to_string(),
+        "drain.seconds is a number: expected a non-negative number such as 120 or 2.5 (got \"2m\")"
+    );
+}
+
+#[test]
 fn window_scope_needs_a_report_window() {
     let mut lt = base();
     let mut t = th("produce.p99 < 1s");

@@ -78,10 +78,26 @@ pub enum AdminError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    #[error("could not delete consumer group {group}: {code:?}")]
+    DeleteGroup {
+        group: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("Kafka admin request failed")]
     Kafka(#[from] KafkaError),
     #[error("the admin task failed: {0}")]
     Task(String),
+}
+
+/// What deleting a consumer group found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupDeletion {
+    /// Deleted now.
+    Deleted,
+    /// It no longer exists (deleted already, or it never stored anything).
+    Gone,
+    /// Members are still in it: the last one to leave deletes it.
+    InUse,
 }
 
 /// Topic administration through one admin client.
@@ -312,6 +328,26 @@ impl Admin {
         }
         info!(topic, "Deleted the topic this run created.");
         Ok(())
+    }
+
+    /// Deletes the consumer group `group` (its committed offsets). Callers only do this for
+    /// the group a run named after itself. Kafka refuses while members remain: `InUse`.
+    pub async fn delete_group(
+        &self,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<GroupDeletion, AdminError> {
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        let mut outcome = GroupDeletion::Gone;
+        for r in self.client.delete_groups(&[group], &opts).await? {
+            outcome = match r {
+                Ok(_) => GroupDeletion::Deleted,
+                Err((_, RDKafkaErrorCode::GroupIdNotFound)) => GroupDeletion::Gone,
+                Err((_, RDKafkaErrorCode::NonEmptyGroup)) => GroupDeletion::InUse,
+                Err((group, code)) => return Err(AdminError::DeleteGroup { group, code }),
+            };
+        }
+        Ok(outcome)
     }
 }
 

@@ -76,14 +76,7 @@ pub fn oauth_token() -> Result<OAuthToken, Box<dyn std::error::Error>> {
 pub struct SecurityContext;
 
 impl ClientContext for SecurityContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token()
-    }
+    crate::msk_iam_tokens!();
 }
 
 impl ConsumerContext for SecurityContext {}
@@ -212,7 +205,7 @@ fn encode(s: &str) -> String {
 
 /// Something that makes a new token (the MSK signer, or a fake in tests).
 pub trait Mint: Send + 'static {
-    fn mint(&mut self) -> Result<Token, String>;
+    fn mint(&mut self) -> Result<Token, MskIamError>;
 }
 
 /// Mints MSK IAM tokens with credentials from the default chain. Credentials are loaded on
@@ -252,13 +245,13 @@ impl MskSigner {
 }
 
 impl Mint for MskSigner {
-    fn mint(&mut self) -> Result<Token, String> {
+    fn mint(&mut self) -> Result<Token, MskIamError> {
         let provider = self.provider.clone();
         let credentials = self
             .runtime
             .block_on(async move { provider.provide_credentials().await })
-            .map_err(|e| MskIamError::Credentials(e.to_string()).to_string())?;
-        sign_token(&self.region, &credentials, SystemTime::now()).map_err(|e| e.to_string())
+            .map_err(|e| MskIamError::Credentials(e.to_string()))?;
+        sign_token(&self.region, &credentials, SystemTime::now())
     }
 }
 
@@ -287,7 +280,7 @@ impl TokenRefresher {
     /// Mints the first token now (so a client never starts without one, and a bad setup fails
     /// before anything connects), then refreshes on a dedicated thread.
     pub fn start(mut mint: impl Mint) -> Result<Arc<Self>, MskIamError> {
-        let first = mint.mint().map_err(MskIamError::Sign)?;
+        let first = mint.mint()?;
         info!(expires_in = ?first.expires_at.duration_since(SystemTime::now()).unwrap_or_default(),
             "Minted the first MSK IAM token.");
         let current = Arc::new(Mutex::new(first));
@@ -476,10 +469,10 @@ mod tests {
     }
 
     impl Mint for Counting {
-        fn mint(&mut self) -> Result<Token, String> {
+        fn mint(&mut self) -> Result<Token, MskIamError> {
             let n = self.minted.fetch_add(1, Ordering::SeqCst);
             if n >= self.fail_after {
-                return Err("credentials unavailable".into());
+                return Err(MskIamError::Credentials("credentials unavailable".into()));
             }
             Ok(Token {
                 value: format!("token-{n}"),

@@ -620,8 +620,12 @@ async fn read(shared: &Shared, name: &str, lease: &Lease) -> Result<Read, Runtim
             })
         }
         Err(error) => {
-            let plan =
-                reconcile::plan_unreadable(status.as_ref(), Some(generation), &error, Utc::now());
+            let plan = reconcile::plan_unreadable(
+                status.as_ref(),
+                Some(generation),
+                &error.to_string(),
+                Utc::now(),
+            );
             if Some(&plan.status) != status.as_ref() {
                 warn!(
                     load_test = name,

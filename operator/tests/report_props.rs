@@ -72,6 +72,8 @@ fn to_intervals(blobs: &[(u32, u32, Vec<u64>)]) -> Vec<AgentInterval> {
                 acked: values.len() as u64,
                 ..IntervalCounters::default()
             }),
+            consumer_lag: Default::default(),
+            partitions: Default::default(),
         })
         .collect()
 }
@@ -91,6 +93,7 @@ fn acc(values: &[u64]) -> Accumulator {
             acked: values.len() as u64,
             ..IntervalCounters::default()
         },
+        consumer_lag: Vec::new(),
     }
 }
 
@@ -192,6 +195,22 @@ fn blob_texts() -> impl Strategy<Value = Vec<String>> {
                             errors: 1,
                             ..IntervalCounters::default()
                         }),
+                        // Consumer lag on a few partitions (two agents can report the same one).
+                        consumer_lag: lag
+                            .iter()
+                            .take(3)
+                            .zip(slot..)
+                            .map(|(l, p)| (p, *l))
+                            .collect(),
+                        // Records by partition (agents share partitions).
+                        partitions: [(
+                            slot % 2,
+                            barrage_crds::interval::PartitionCounts {
+                                records: produce.len() as u64,
+                                bytes: 100 * produce.len() as u64,
+                            },
+                        )]
+                        .into(),
                     };
                     encode_interval_blob(&interval).unwrap()
                 },

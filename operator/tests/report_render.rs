@@ -461,3 +461,94 @@ fn sample_report_for_the_browser_check() {
         set.verdict.reasons
     );
 }
+
+/// A Consume run draining a backlog: three agents of two partitions each, the third one
+/// slower, no histograms (so its only charts are the throughput and the consumer lag).
+fn consume_sample() -> Vec<barrage_crds::interval::AgentInterval> {
+    let mut out = Vec::new();
+    for slot in 0..3u32 {
+        let per_interval = if slot == 2 { 900 } else { 1_500 };
+        for index in 0..30u32 {
+            let lag_of = |partition: u32| {
+                let drained = u64::from(index + 1) * per_interval / 2;
+                (partition, 20_000u64.saturating_sub(drained))
+            };
+            out.push(barrage_crds::interval::AgentInterval {
+                slot,
+                incarnation: 0,
+                index,
+                start_ms: barrage_operator::report::sample::SAMPLE_START_MS
+                    + u64::from(index) * 10_000,
+                length_ms: 10_000,
+                histograms: BTreeMap::new(),
+                counters: Some(barrage_crds::interval::IntervalCounters {
+                    consumed: per_interval,
+                    ..Default::default()
+                }),
+                consumer_lag: [lag_of(slot * 2), lag_of(slot * 2 + 1)].into(),
+                partitions: Default::default(),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn consume_sample_report_for_the_browser_check() {
+    let input = temp_dir("consume-sample-in");
+    for i in consume_sample() {
+        let key = keys::interval_key("drain", "r1", i.slot, i.incarnation, i.index);
+        let path = input.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, encode_interval_blob(&i).unwrap()).unwrap();
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sample-consume");
+    let mut lt = barrage_crds::loadtest::LoadTest::example("drain", "127.0.0.1:9092", "t");
+    lt.spec.workload.kind = barrage_crds::spec::WorkloadKind::Consume;
+    lt.spec.workload.backlog = Some(barrage_crds::spec::BacklogSpec {
+        records: 120_000,
+        ..Default::default()
+    });
+    let ctx = ReportContext {
+        load_test: Some("drain".into()),
+        run_id: Some("r1".into()),
+        thresholds: vec![
+            Threshold::parse("consumer_lag.max < 150000").unwrap(),
+            Threshold::parse("consume.rate > 100").unwrap(),
+        ],
+        settings: Some(barrage_operator::report::Settings::from_spec(&lt.spec)),
+        ..ReportContext::offline()
+    };
+    let set = render_dir_with(&input, &out, &ctx).unwrap();
+    let report: Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let lag = &report["summary"]["consumerLag"];
+    // 6 partitions at 20 000 less what each drained in the first interval.
+    assert_eq!(lag["max"], 6 * 20_000 - 2 * (2 * 750 + 450), "{lag}");
+    assert_eq!(lag["intervals"], 30);
+    assert_eq!(lag["lastByPartition"]["5"], 20_000 - 30 * 450);
+    assert_eq!(lag["lastByPartition"]["0"], 0);
+    assert_eq!(
+        report["thresholds"][0]["run"]["observed"].as_f64(),
+        lag["max"].as_f64()
+    );
+    let html = read(&out, "report.html");
+    assert!(html.contains("<h2>Consumer lag</h2>"));
+    // Partitions 0–3 reach zero at interval 26 (2 × 750 a interval from 20 000); 4 and 5 never
+    // do: the backlog is not drained, and the rate is over every interval.
+    let drain = &report["summary"]["drain"];
+    assert_eq!(drain["backlogRecords"], 120_000);
+    assert!(drain["seconds"].is_null(), "{drain}");
+    assert_eq!(drain["consumedRecords"], 30 * (1_500 + 1_500 + 900));
+    assert_eq!(drain["rate"].as_f64(), Some(390.0));
+    assert_eq!(
+        report["thresholds"][1]["run"]["observed"].as_f64(),
+        Some(390.0)
+    );
+    assert!(html.contains("backlog drained in") && html.contains("not drained"));
+    assert_eq!(
+        set.verdict.result,
+        VerdictResult::Passed,
+        "{:?}",
+        set.verdict.reasons
+    );
+}

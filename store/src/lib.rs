@@ -33,6 +33,28 @@ pub mod s3;
 pub mod streams;
 pub mod watch;
 
+/// Why a record's document cannot be read as a LoadTest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    /// The item lacks its `doc` (or another attribute the layout needs), or has the wrong type.
+    #[error(transparent)]
+    Item(#[from] barrage_crds::items::ItemError),
+    /// The document's `metadata.name` is not the record's key.
+    #[error("metadata.name: {found:?} does not match the record's key (lt#{key})")]
+    NameMismatch {
+        /// The name in the record's key.
+        key: String,
+        /// The name in the document.
+        found: String,
+    },
+    /// The document does not parse: every problem with its field path.
+    #[error("{}", .0.to_string().trim_end())]
+    Invalid(barrage_crds::validate::ValidationErrors),
+    /// The document does not parse, though validation finds nothing (kept as a fallback).
+    #[error(transparent)]
+    Parse(barrage_crds::loadtest::ParseError),
+}
+
 /// A LoadTest record as kept, with the bookkeeping the controller conditions its writes on.
 #[derive(Debug, Clone)]
 pub struct StoredLoadTest {
@@ -46,7 +68,7 @@ pub struct StoredLoadTest {
     pub generation: i64,
     /// The parsed document (metadata and spec, status attached), or why it could not be
     /// parsed: a malformed record becomes `Failed`/`SpecInvalid`, it never stops the controller.
-    pub doc: Result<LoadTest, String>,
+    pub doc: Result<LoadTest, DocError>,
     /// The status as last written by the controller.
     pub status: Option<LoadTestStatus>,
     /// Set when a status is stored but does not decode (written by another client, or a

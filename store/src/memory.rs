@@ -574,7 +574,11 @@ mod tests {
     #[test]
     fn a_doc_whose_name_is_not_its_key_is_refused() {
         let err = parse_doc("a", &example("b").to_json()).expect_err("mismatch");
-        assert!(err.starts_with("metadata.name:"), "{err}");
+        assert!(
+            matches!(&err, crate::DocError::NameMismatch { key, found } if key == "a" && found == "b"),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("metadata.name:"), "{err}");
         assert!(parse_doc("b", &example("b").to_yaml()).is_ok());
     }
 
@@ -584,7 +588,7 @@ mod tests {
             .to_yaml()
             .replace("bootstrapServers", "bootstrapServer")
             .replace("apiVersion", "apiVersionX");
-        let err = parse_doc("a", &text).expect_err("malformed");
+        let err = parse_doc("a", &text).expect_err("malformed").to_string();
         assert!(err.contains("spec.kafka"), "{err}");
         assert!(err.contains("apiVersion"), "{err}");
         assert!(err.lines().count() >= 2, "one line per problem: {err}");
@@ -612,7 +616,10 @@ mod tests {
             name: "a".into(),
             version: 4,
             generation: 3,
-            doc: Err("spec: broken".into()),
+            doc: Err(crate::DocError::Parse(barrage_crds::loadtest::ParseError {
+                path: "spec".into(),
+                message: "broken".into(),
+            })),
             status: None,
             status_error: None,
             epoch: 0,

@@ -11,7 +11,7 @@ use barrage_crds::status::LoadTestStatus;
 use barrage_crds::validate;
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::{StoreError, StoredLoadTest};
+use crate::{DocError, StoreError, StoredLoadTest};
 
 /// When a delete was requested, epoch milliseconds (N). Kept beside `doc` rather than in
 /// it, so a delete works even on a record whose document does not parse.
@@ -23,16 +23,16 @@ pub const AGENT_STATUS_TTL_SECS: i64 = 30 * 24 * 3600;
 /// Reads a stored document (YAML or JSON). Parsing only: validation is the controller's
 /// (an invalid spec becomes `Failed`/`SpecInvalid` there). When it does not parse, the
 /// message lists every problem with its field path.
-pub fn parse_doc(name: &str, text: &str) -> Result<LoadTest, String> {
+pub fn parse_doc(name: &str, text: &str) -> Result<LoadTest, DocError> {
     match LoadTest::from_text(text) {
         Ok(lt) if lt.metadata.name == name => Ok(lt),
-        Ok(lt) => Err(format!(
-            "metadata.name: {:?} does not match the record's key (lt#{name})",
-            lt.metadata.name
-        )),
+        Ok(lt) => Err(DocError::NameMismatch {
+            key: name.to_string(),
+            found: lt.metadata.name,
+        }),
         Err(first) => match validate::parse_and_validate(text) {
-            Err(all) => Err(all.to_string().trim_end().to_string()),
-            Ok(_) => Err(first.to_string()),
+            Err(all) => Err(DocError::Invalid(all)),
+            Ok(_) => Err(DocError::Parse(first)),
         },
     }
 }
@@ -67,7 +67,7 @@ pub fn stored_from_items(spec: &Item, status: Option<&Item>) -> Option<StoredLoa
         Ok(it) => (it.generation, parse_doc(&name, &it.doc)),
         Err(e) => (
             i64::try_from(n_or(spec, ATTR_GENERATION, 1)).unwrap_or(1),
-            Err(e.to_string()),
+            Err(DocError::Item(e)),
         ),
     };
     let generation = effective_generation(item_generation, &doc, read.status.as_ref());
@@ -148,7 +148,7 @@ fn read_status(name: &str, spec: &Item, status: Option<&Item>) -> ReadStatus {
 /// observed generation, a different one is the next.
 pub fn effective_generation(
     item_generation: i64,
-    doc: &Result<LoadTest, String>,
+    doc: &Result<LoadTest, DocError>,
     status: Option<&LoadTestStatus>,
 ) -> i64 {
     let Some(st) = status else {

@@ -58,6 +58,9 @@ def read_png(path):
 
 def main():
     path = sys.argv[1]
+    # --consumer-lag: a Consume report, whose charts are the throughput (blue) and the consumer
+    # lag (green, drawn by no other chart of it).
+    consumer_lag = "--consumer-lag" in sys.argv[2:]
     width, height, bpp, rows = read_png(path)
     colours = {}
     for row in rows:
@@ -70,17 +73,21 @@ def main():
         n for px, n in colours.items() if all(abs(px[k] - rgb[k]) <= tol for k in range(3))
     )
     blue, orange = near((0x00, 0x72, 0xB2)), near((0xE6, 0x9F, 0x00))
+    green = near((0x00, 0x9E, 0x73))
     print(
         f"{path}: {width}x{height}, {len(colours)} distinct colours, "
         f"{100 * (total - background) / total:.1f}% non-background, "
-        f"chart blue pixels {blue}, chart orange pixels {orange}"
+        f"chart blue pixels {blue}, chart orange pixels {orange}, chart green pixels {green}"
     )
     problems = []
     if len(colours) < 32:
         problems.append(f"only {len(colours)} distinct colours: the page looks blank")
     if total - background < total * 0.02:
         problems.append("less than 2% of the pixels differ from the background")
-    if blue < 500 or orange < 200:
+    if consumer_lag:
+        if blue < 500 or green < 300:
+            problems.append("the throughput (blue) or consumer lag (green) chart is (almost) absent")
+    elif blue < 500 or orange < 200:
         problems.append("the chart series colours are (almost) absent: the SVG charts did not render")
     if problems:
         raise SystemExit("; ".join(problems))

@@ -218,6 +218,15 @@ fn consume_under_the_controller_reads_exactly_the_records_in_the_topic() {
         .unwrap_or_default();
     println!("operator consume: produced per partition {produced_per_partition:?}");
     assert_eq!(consumed_per_agent.len(), 2, "{}", report["agents"]);
+    // The group read the whole topic: at the end no partition it held is behind (the lag the
+    // agents sampled, merged by the controller).
+    let lag = &report["summary"]["consumerLag"];
+    let end = lag["lastByPartition"]
+        .as_object()
+        .expect("consumerLag.lastByPartition");
+    println!("operator consume: consumer lag {lag}");
+    assert!(!end.is_empty(), "{lag}");
+    assert!(end.values().all(|l| l.as_u64() == Some(0)), "{lag}");
     if produced_per_partition.len() == 3 && produced_per_partition.iter().all(|&n| n > 0) {
         assert!(
             consumed_per_agent.iter().all(|&n| n > 0),

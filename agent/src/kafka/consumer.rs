@@ -2,16 +2,18 @@
 //! records, so end-to-end latency is measured on one clock) and the sequence tracker that
 //! counts loss, duplicates and reordering with bounded memory.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
 
-use barrage_kafka::msk_iam::SecurityContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
@@ -144,9 +146,16 @@ pub enum Seen {
 pub fn round_trip_consumer(
     config: &ClientConfig,
     topic: &str,
+    recorder: Arc<Recorder>,
     timeout: Duration,
-) -> Result<BaseConsumer<SecurityContext>, KafkaError> {
-    let consumer: BaseConsumer<SecurityContext> = config.create_with_context(SecurityContext)?;
+) -> Result<BaseConsumer<LagContext>, KafkaError> {
+    let mut config = config.clone();
+    sample_lag(&mut config);
+    // The reader places itself (at the end of every partition) and stores nothing: with no
+    // commit, no consumer group is left on the broker after the run.
+    config.set("enable.auto.commit", "false");
+    let consumer: BaseConsumer<LagContext> =
+        config.create_with_context(LagContext::new(recorder, topic))?;
     let deadline = Instant::now() + timeout;
     let tpl = loop {
         match end_offsets(&consumer, topic, timeout) {
@@ -161,8 +170,8 @@ pub fn round_trip_consumer(
 }
 
 /// Every partition of `topic` at its high watermark.
-fn end_offsets(
-    consumer: &BaseConsumer<SecurityContext>,
+fn end_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicPartitionList, KafkaError> {
@@ -200,7 +209,7 @@ fn is_not_settled(e: &KafkaError) -> bool {
 /// their intended send time, `e2eService` from the actual one.
 /// `consumed` counts distinct records; repeats go to `duplicated`.
 pub fn read_own_records(
-    consumer: &BaseConsumer<SecurityContext>,
+    consumer: &BaseConsumer<LagContext>,
     agent: &str,
     recorder: &Arc<Recorder>,
     clock: Clock,
@@ -254,6 +263,125 @@ pub fn read_own_records(
             }
         }
     }
+    consumer.context().finish(consumer);
+}
+
+/// How often librdkafka reports its statistics, from which a consumer's lag is read.
+pub const LAG_SAMPLE_MS: &str = "500";
+
+/// Asks librdkafka for statistics every [`LAG_SAMPLE_MS`], unless the spec's properties set
+/// their own interval.
+pub fn sample_lag(config: &mut ClientConfig) {
+    if config.get("statistics.interval.ms").is_none() {
+        config.set("statistics.interval.ms", LAG_SAMPLE_MS);
+    }
+}
+
+/// A consumer's client context: MSK IAM tokens like [`SecurityContext`], and librdkafka's
+/// statistics read as the consumer's lag on `topic`, kept in the recorder (each closing
+/// interval carries the latest sample).
+///
+/// [`SecurityContext`]: barrage_kafka::msk_iam::SecurityContext
+pub struct LagContext {
+    recorder: Arc<Recorder>,
+    topic: String,
+    /// The high watermark of each partition as last fetched, for [`LagContext::finish`].
+    highs: Mutex<BTreeMap<u32, i64>>,
+}
+
+impl LagContext {
+    pub fn new(recorder: Arc<Recorder>, topic: &str) -> LagContext {
+        LagContext {
+            recorder,
+            topic: topic.to_string(),
+            highs: Mutex::default(),
+        }
+    }
+
+    /// Takes the last sample, exact for the consumer's position: for every partition it holds
+    /// and has a position on, the last fetched high watermark minus the position now (other
+    /// partitions keep their last sample). Later statistics (while the consumer leaves its
+    /// group) change nothing. Local calls only: nothing is asked of the broker.
+    pub fn finish<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+        let mut lag = self.recorder.consumer_lag();
+        let highs = self.highs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Ok(positions) = consumer.position() {
+            for e in positions
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == self.topic)
+            {
+                let (Offset::Offset(position), Ok(partition)) =
+                    (e.offset(), u32::try_from(e.partition()))
+                else {
+                    continue;
+                };
+                if let Some(high) = highs.get(&partition) {
+                    lag.insert(partition, records_behind(*high, position));
+                }
+            }
+        }
+        self.recorder.finish_consumer_lag(lag);
+    }
+}
+
+impl ClientContext for LagContext {
+    barrage_kafka::msk_iam_tokens!();
+
+    fn stats(&self, statistics: Statistics) {
+        let offsets = partition_offsets(&statistics, &self.topic);
+        *self.highs.lock().unwrap_or_else(PoisonError::into_inner) =
+            offsets.iter().map(|o| (o.partition, o.high)).collect();
+        self.recorder.set_consumer_lag(
+            offsets
+                .iter()
+                .map(|o| (o.partition, records_behind(o.high, o.position)))
+                .collect(),
+        );
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// Where a consumer stands on one partition, from librdkafka's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PartitionOffsets {
+    partition: u32,
+    /// The high watermark as last fetched.
+    high: i64,
+    /// The offset after the last record handed to the application; before the first one, the
+    /// committed offset, else the next offset to fetch less what is prefetched.
+    position: i64,
+}
+
+/// The offsets of every partition of `topic` the client holds; partitions with no known
+/// watermark or position are left out.
+fn partition_offsets(stats: &Statistics, topic: &str) -> Vec<PartitionOffsets> {
+    let Some(t) = stats.topics.get(topic) else {
+        return Vec::new();
+    };
+    t.partitions
+        .values()
+        .filter(|p| p.desired && !p.unknown && p.hi_offset >= 0)
+        .filter_map(|p| {
+            let position = [
+                p.app_offset,
+                p.committed_offset,
+                p.next_offset.saturating_sub(p.fetchq_cnt),
+            ]
+            .into_iter()
+            .find(|o| *o >= 0)?;
+            Some(PartitionOffsets {
+                partition: u32::try_from(p.partition).ok()?,
+                high: p.hi_offset,
+                position,
+            })
+        })
+        .collect()
+}
+
+fn records_behind(high: i64, position: i64) -> u64 {
+    u64::try_from(high.saturating_sub(position)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -103,16 +103,9 @@ pub struct DeliveryRecorder {
     pub clock: Arc<OnceLock<Clock>>,
 }
 
+// MSK IAM: librdkafka asks for a token on its own thread; the refresher thread keeps one.
 impl ClientContext for DeliveryRecorder {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    /// MSK IAM: librdkafka asks for a token on its own thread; the refresher thread keeps one.
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        barrage_kafka::msk_iam::oauth_token()
-    }
+    barrage_kafka::msk_iam_tokens!();
 }
 
 impl ProducerContext for DeliveryRecorder {

@@ -90,6 +90,213 @@ pub enum PayloadError {
     /// Bytes that are not a value of the schema.
     #[error("{path}: {message}")]
     Decode { path: String, message: String },
+    /// A spec value (`oneOf`, `constant`) or a schema's decimal that breaks a rule of its
+    /// field; the path names the spec field, the error the place inside the value.
+    #[error("{path}: {error}")]
+    Value { path: String, error: ValueError },
+    /// A generated value that the writer refused (the value and the schema disagree).
+    #[error("{path}: a generated value did not encode: {error}")]
+    Encode { path: String, error: ValueError },
+}
+
+/// The rule a value broke, converting spec JSON to a value of its field or writing a value.
+///
+/// Displayed in full (the place, then the rule), so the nested error is not also a `source`.
+/// Errors of other libraries are kept as their message: the error stays `Clone` and `Eq`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Inside a record field, an array item or a map entry.
+    #[error("{at}: {error}")]
+    In { at: Step, error: Box<ValueError> },
+    /// Nested deeper than `limit` levels.
+    #[error("nests deeper than {limit} levels")]
+    TooDeep { limit: usize },
+    /// A named type that does not resolve.
+    #[error(transparent)]
+    Schema(Box<PayloadError>),
+    /// JSON of the wrong kind for the field.
+    #[error("expected {expected}, got {got}")]
+    Expected {
+        expected: Expected,
+        got: serde_json::Value,
+    },
+    /// A string that is not a UUID.
+    #[error("expected a UUID, got {got}: {error}")]
+    NotUuid {
+        got: serde_json::Value,
+        error: uuid::Error,
+    },
+    /// A number or string that is not a big-decimal.
+    #[error("expected a decimal number, got {got}: {reason}")]
+    NotBigDecimal {
+        got: serde_json::Value,
+        reason: String,
+    },
+    /// A reference left after resolving.
+    #[error("unresolved reference")]
+    Unresolved,
+    /// No branch of the union takes the JSON; one reason per branch.
+    #[error("fits no branch of the union ({})", joined(.reasons))]
+    NoBranch { reasons: Vec<ValueError> },
+    /// A JSON object with a key that is not a field of the record.
+    #[error("record {record} has no field {field:?}")]
+    UnknownField { record: String, field: String },
+    /// A field neither given nor defaulted.
+    #[error("missing field {field:?} of record {record}")]
+    MissingField { record: String, field: String },
+    /// A string that is not a symbol of the enum.
+    #[error("{got} is not a symbol of enum {name} (symbols: {})", .symbols.join(", "))]
+    NotASymbol {
+        got: serde_json::Value,
+        name: String,
+        symbols: Vec<String>,
+    },
+    /// A string of the wrong length for a fixed.
+    #[error("expected a string of exactly {size} bytes for fixed {name}, got {got} bytes")]
+    FixedSize {
+        name: String,
+        size: usize,
+        got: usize,
+    },
+    /// A position (enum symbol, union branch) past Avro's 32-bit indexes.
+    #[error("position {index} does not fit a 32-bit index")]
+    Index { index: usize },
+    /// A type spec values cannot be given for.
+    #[error("no JSON form for {kind}")]
+    NoJsonForm { kind: String },
+    /// Decimal text that is not plain digits.
+    #[error("expected plain decimal digits like -12.50, got {raw:?}")]
+    DecimalText { raw: String },
+    /// Decimal text with more decimal places than the field's scale.
+    #[error("{raw} has more than the {scale} decimal places of the field")]
+    DecimalPlaces { raw: String, scale: usize },
+    /// Decimal text with more digits than the field's precision.
+    #[error("{raw} has more than the {precision} digits of the field")]
+    DecimalDigits { raw: String, precision: usize },
+    /// An unscaled value past what the decimal (its precision, its fixed size) holds.
+    #[error(
+        "{} does not fit the decimal (precision {precision}, scale {scale})",
+        format_decimal(*.unscaled, *.scale)
+    )]
+    DecimalRange {
+        unscaled: i128,
+        precision: usize,
+        scale: usize,
+    },
+    /// A decimal on a fixed of size 0.
+    #[error("decimal on fixed {fixed} of size 0 cannot hold a value")]
+    DecimalOnEmptyFixed { fixed: String },
+    /// A decimal on something other than bytes or fixed.
+    #[error("decimal must annotate bytes or fixed, not {kind}")]
+    DecimalOn { kind: String },
+    /// A decimal value whose bytes are not its fixed's size (or whose inner type is wrong).
+    #[error("a {len}-byte decimal for a decimal on {kind}")]
+    DecimalWidth { len: usize, kind: String },
+    /// apache-avro could not turn a decimal or big-decimal value into bytes.
+    #[error("{kind}: {reason}")]
+    DecimalBytes { kind: &'static str, reason: String },
+    /// A union value naming a branch the union does not have.
+    #[error("no union branch {index}")]
+    NoUnionBranch { index: u32 },
+    /// A record value without a field of its schema.
+    #[error("no value for field {field:?}")]
+    NoFieldValue { field: String },
+    /// A value of another type than its schema.
+    #[error("a {value:?} value for a {schema} schema")]
+    Mismatch {
+        value: apache_avro::schema::SchemaKind,
+        schema: String,
+    },
+}
+
+/// Where inside a value a [`ValueError`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A record field, by name.
+    Field(String),
+    /// An array item, by position.
+    Item(usize),
+    /// A map entry, by key.
+    Entry(String),
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Field(name) => write!(f, "{name}"),
+            Step::Item(i) => write!(f, "[{i}]"),
+            Step::Entry(key) => write!(f, "[{key:?}]"),
+        }
+    }
+}
+
+/// What JSON a field takes, for [`ValueError::Expected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Null,
+    Boolean,
+    Number,
+    /// An integer within the field's range.
+    Integer {
+        lo: i64,
+        hi: i64,
+    },
+    String,
+    Array,
+    Object,
+    Decimal,
+    Duration,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Null => f.write_str("null"),
+            Expected::Boolean => f.write_str("true or false"),
+            Expected::Number => f.write_str("a number"),
+            Expected::Integer { lo, hi } => write!(f, "an integer in {lo}..={hi}"),
+            Expected::String => f.write_str("a string"),
+            Expected::Array => f.write_str("an array"),
+            Expected::Object => f.write_str("an object"),
+            Expected::Decimal => f.write_str("a decimal number"),
+            Expected::Duration => f.write_str("{months, days, millis} as unsigned 32-bit integers"),
+        }
+    }
+}
+
+impl ValueError {
+    /// This error, found at `at` inside the value.
+    fn at(self, at: Step) -> Self {
+        ValueError::In {
+            at,
+            error: Box::new(self),
+        }
+    }
+
+    fn expected(expected: Expected, got: &serde_json::Value) -> Self {
+        ValueError::Expected {
+            expected,
+            got: got.clone(),
+        }
+    }
+
+    fn index(index: usize) -> Result<u32, Self> {
+        u32::try_from(index).map_err(|_| ValueError::Index { index })
+    }
+}
+
+impl From<PayloadError> for ValueError {
+    fn from(e: PayloadError) -> Self {
+        ValueError::Schema(Box::new(e))
+    }
+}
+
+fn joined(reasons: &[ValueError]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl PayloadError {
@@ -110,7 +317,10 @@ impl PayloadError {
     /// The spec path (or object) the error is about.
     pub fn path(&self) -> &str {
         match self {
-            PayloadError::Invalid { path, .. } | PayloadError::Decode { path, .. } => path,
+            PayloadError::Invalid { path, .. }
+            | PayloadError::Decode { path, .. }
+            | PayloadError::Value { path, .. }
+            | PayloadError::Encode { path, .. } => path,
         }
     }
 }
@@ -490,12 +700,11 @@ impl AvroGenerator {
             out.push(CONFLUENT_MAGIC);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        self.write(&self.schema, &None, value, 0, out).map_err(|m| {
-            PayloadError::invalid(
-                format!("{SPEC_PATH}.schema"),
-                format!("a generated value did not encode: {m}"),
-            )
-        })
+        self.write(&self.schema, &None, value, 0, out)
+            .map_err(|error| PayloadError::Encode {
+                path: format!("{SPEC_PATH}.schema"),
+                error,
+            })
     }
 
     fn write(
@@ -505,13 +714,15 @@ impl AvroGenerator {
         value: &Value,
         depth: usize,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ValueError> {
         if depth > 2 * MAX_DEPTH {
-            return Err("the value nests too deeply".to_string());
+            return Err(ValueError::TooDeep {
+                limit: 2 * MAX_DEPTH,
+            });
         }
         match (schema, value) {
             (Schema::Ref { .. }, _) => {
-                let (s, sns) = self.resolve(schema, ns, 0).map_err(|e| e.to_string())?;
+                let (s, sns) = self.resolve(schema, ns, 0)?;
                 return self.write(s, &sns, value, depth + 1, out);
             }
             (Schema::Null, Value::Null) => {}
@@ -539,33 +750,40 @@ impl AvroGenerator {
             (Schema::Enum(e), Value::Enum(i, _)) if (*i as usize) < e.symbols.len() => {
                 zigzag(i64::from(*i), out)
             }
-            (Schema::Decimal(d), Value::Decimal(x)) => {
-                let b = <Vec<u8>>::try_from(x).map_err(|e| e.to_string())?;
-                match d.inner.as_ref() {
-                    Schema::Fixed(f) if b.len() == f.size => out.extend_from_slice(&b),
-                    Schema::Bytes => length_prefixed(&b, out),
-                    other => {
-                        return Err(format!(
-                            "a {}-byte decimal for a decimal on {}",
-                            b.len(),
-                            type_name(other)
-                        ));
-                    }
-                }
-            }
+            (Schema::Decimal(d), Value::Decimal(x)) => write_decimal(d, x, out)?,
             (Schema::BigDecimal, Value::BigDecimal(_)) => {
-                let b = apache_avro::to_avro_datum(&Schema::BigDecimal, value.clone())
-                    .map_err(|e| e.to_string())?;
+                let b = apache_avro::to_avro_datum(&Schema::BigDecimal, value.clone()).map_err(
+                    |e| ValueError::DecimalBytes {
+                        kind: "big-decimal",
+                        reason: e.to_string(),
+                    },
+                )?;
                 out.extend_from_slice(&b);
             }
             (Schema::Duration, Value::Duration(d)) => {
                 out.extend_from_slice(&<[u8; 12]>::from(*d));
             }
+            _ => return self.write_nested(schema, ns, value, depth, out),
+        }
+        Ok(())
+    }
+
+    /// [`AvroGenerator::write`] for the schemas that hold others: arrays, maps, unions, records.
+    fn write_nested(
+        &self,
+        schema: &Schema,
+        ns: &Namespace,
+        value: &Value,
+        depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ValueError> {
+        match (schema, value) {
             (Schema::Array(a), Value::Array(items)) => {
                 if !items.is_empty() {
                     zigzag(items.len() as i64, out);
-                    for item in items {
-                        self.write(&a.items, ns, item, depth + 1, out)?;
+                    for (i, item) in items.iter().enumerate() {
+                        self.write(&a.items, ns, item, depth + 1, out)
+                            .map_err(|e| e.at(Step::Item(i)))?;
                     }
                 }
                 out.push(0);
@@ -577,7 +795,8 @@ impl AvroGenerator {
                     zigzag(sorted.len() as i64, out);
                     for (k, v) in sorted {
                         length_prefixed(k.as_bytes(), out);
-                        self.write(&m.types, ns, v, depth + 1, out)?;
+                        self.write(&m.types, ns, v, depth + 1, out)
+                            .map_err(|e| e.at(Step::Entry(k.clone())))?;
                     }
                 }
                 out.push(0);
@@ -586,32 +805,46 @@ impl AvroGenerator {
                 let branch = u
                     .variants()
                     .get(*i as usize)
-                    .ok_or_else(|| format!("no union branch {i}"))?;
+                    .ok_or(ValueError::NoUnionBranch { index: *i })?;
                 zigzag(i64::from(*i), out);
                 self.write(branch, ns, v, depth + 1, out)?;
             }
             (Schema::Record(r), Value::Record(fields)) => {
-                let rns = r.name.fully_qualified_name(ns).namespace;
-                for (pos, f) in r.fields.iter().enumerate() {
-                    let v = match fields.get(pos) {
-                        Some((n, v)) if *n == f.name => v,
-                        _ => fields
-                            .iter()
-                            .find(|(n, _)| *n == f.name)
-                            .map(|(_, v)| v)
-                            .ok_or_else(|| format!("no value for field {:?}", f.name))?,
-                    };
-                    self.write(&f.schema, &rns, v, depth + 1, out)
-                        .map_err(|m| format!("{}: {m}", f.name))?;
-                }
+                self.write_record(r, ns, fields, depth, out)?
             }
             _ => {
-                return Err(format!(
-                    "a {:?} value for a {} schema",
-                    apache_avro::schema::SchemaKind::from(value),
-                    type_name(schema)
-                ));
+                return Err(ValueError::Mismatch {
+                    value: apache_avro::schema::SchemaKind::from(value),
+                    schema: type_name(schema),
+                });
             }
+        }
+        Ok(())
+    }
+
+    /// The fields of a record value in the schema's order (found by name when out of place).
+    fn write_record(
+        &self,
+        r: &RecordSchema,
+        ns: &Namespace,
+        fields: &[(String, Value)],
+        depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ValueError> {
+        let rns = r.name.fully_qualified_name(ns).namespace;
+        for (pos, f) in r.fields.iter().enumerate() {
+            let v = match fields.get(pos) {
+                Some((n, v)) if *n == f.name => v,
+                _ => fields
+                    .iter()
+                    .find(|(n, _)| *n == f.name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| ValueError::NoFieldValue {
+                        field: f.name.clone(),
+                    })?,
+            };
+            self.write(&f.schema, &rns, v, depth + 1, out)
+                .map_err(|e| e.at(Step::Field(f.name.clone())))?;
         }
         Ok(())
     }
@@ -783,7 +1016,10 @@ impl AvroGenerator {
                     .enumerate()
                     .map(|(i, j)| {
                         self.json_value(field, ns, j, 0)
-                            .map_err(|m| PayloadError::invalid(format!("{p}[{i}]"), m))
+                            .map_err(|error| PayloadError::Value {
+                                path: format!("{p}[{i}]"),
+                                error,
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 RuleKind::Choice(values)
@@ -791,7 +1027,10 @@ impl AvroGenerator {
             FieldGenerator::Constant(j) => {
                 let v = self
                     .json_value(field, ns, j, 0)
-                    .map_err(|m| PayloadError::invalid(format!("{gp}.constant"), m))?;
+                    .map_err(|error| PayloadError::Value {
+                        path: format!("{gp}.constant"),
+                        error,
+                    })?;
                 RuleKind::Choice(vec![v])
             }
         };
@@ -850,30 +1089,30 @@ impl AvroGenerator {
         Ok(rule)
     }
 
-    /// Converts a JSON value from the spec to a value of `schema`; the error is a message.
+    /// Converts a JSON value from the spec to a value of `schema`.
     fn json_value(
         &self,
         schema: &Schema,
         ns: &Namespace,
         j: &serde_json::Value,
         depth: usize,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ValueError> {
         if depth > MAX_DEPTH {
-            return Err("nests too deeply".to_string());
+            return Err(ValueError::TooDeep { limit: MAX_DEPTH });
         }
-        let (schema, ns) = self.resolve(schema, ns, 0).map_err(|e| e.to_string())?;
+        let (schema, ns) = self.resolve(schema, ns, 0)?;
         match schema {
             Schema::Array(a) => {
                 let items = j
                     .as_array()
-                    .ok_or_else(|| format!("expected an array, got {j}"))?;
+                    .ok_or_else(|| ValueError::expected(Expected::Array, j))?;
                 Ok(Value::Array(
                     items
                         .iter()
                         .enumerate()
                         .map(|(i, x)| {
                             self.json_value(&a.items, &ns, x, depth + 1)
-                                .map_err(|m| format!("[{i}]: {m}"))
+                                .map_err(|e| e.at(Step::Item(i)))
                         })
                         .collect::<Result<_, _>>()?,
                 ))
@@ -881,21 +1120,21 @@ impl AvroGenerator {
             Schema::Map(m) => {
                 let entries = j
                     .as_object()
-                    .ok_or_else(|| format!("expected an object, got {j}"))?;
+                    .ok_or_else(|| ValueError::expected(Expected::Object, j))?;
                 Ok(Value::Map(
                     entries
                         .iter()
                         .map(|(k, x)| {
                             self.json_value(&m.types, &ns, x, depth + 1)
                                 .map(|v| (k.clone(), v))
-                                .map_err(|e| format!("[{k:?}]: {e}"))
+                                .map_err(|e| e.at(Step::Entry(k.clone())))
                         })
                         .collect::<Result<_, _>>()?,
                 ))
             }
             Schema::Union(u) => self.json_union(u, &ns, j, depth),
             Schema::Record(r) => self.json_record(r, &ns, j, depth),
-            Schema::Ref { .. } => Err("unresolved reference".to_string()),
+            Schema::Ref { .. } => Err(ValueError::Unresolved),
             other => json_plain(other, j),
         }
     }
@@ -907,21 +1146,15 @@ impl AvroGenerator {
         ns: &Namespace,
         j: &serde_json::Value,
         depth: usize,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ValueError> {
         let mut reasons = Vec::new();
         for (i, v) in u.variants().iter().enumerate() {
             match self.json_value(v, ns, j, depth + 1) {
-                Ok(value) => {
-                    let i = u32::try_from(i).map_err(|e| e.to_string())?;
-                    return Ok(Value::Union(i, Box::new(value)));
-                }
-                Err(m) => reasons.push(m),
+                Ok(value) => return Ok(Value::Union(ValueError::index(i)?, Box::new(value))),
+                Err(e) => reasons.push(e),
             }
         }
-        Err(format!(
-            "fits no branch of the union ({})",
-            reasons.join("; ")
-        ))
+        Err(ValueError::NoBranch { reasons })
     }
 
     /// A record from a JSON object: every field given or defaulted, no field it lacks.
@@ -931,23 +1164,28 @@ impl AvroGenerator {
         ns: &Namespace,
         j: &serde_json::Value,
         depth: usize,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ValueError> {
         let obj = j
             .as_object()
-            .ok_or_else(|| format!("expected an object, got {j}"))?;
+            .ok_or_else(|| ValueError::expected(Expected::Object, j))?;
         if let Some(extra) = obj.keys().find(|k| !r.lookup.contains_key(*k)) {
-            return Err(format!("record {} has no field {extra:?}", r.name.name));
+            return Err(ValueError::UnknownField {
+                record: r.name.name.clone(),
+                field: extra.clone(),
+            });
         }
         let rns = r.name.fully_qualified_name(ns).namespace;
         let mut fields = Vec::with_capacity(r.fields.len());
         for f in &r.fields {
-            let given = obj
-                .get(&f.name)
-                .or(f.default.as_ref())
-                .ok_or_else(|| format!("missing field {:?} of record {}", f.name, r.name.name))?;
+            let given = obj.get(&f.name).or(f.default.as_ref()).ok_or_else(|| {
+                ValueError::MissingField {
+                    record: r.name.name.clone(),
+                    field: f.name.clone(),
+                }
+            })?;
             let v = self
                 .json_value(&f.schema, &rns, given, depth + 1)
-                .map_err(|m| format!("{}: {m}", f.name))?;
+                .map_err(|e| e.at(Step::Field(f.name.clone())))?;
             fields.push((f.name.clone(), v));
         }
         Ok(Value::Record(fields))
@@ -1095,9 +1333,9 @@ impl AvroGenerator {
             )),
             Schema::Decimal(d) => {
                 let unscaled = random_decimal(d, rng)?;
-                Value::Decimal(Decimal::from(decimal_bytes(unscaled, d).map_err(|m| {
-                    PayloadError::invalid(format!("{SPEC_PATH}.schema"), m)
-                })?))
+                Value::Decimal(Decimal::from(
+                    decimal_bytes(unscaled, d).map_err(schema_value_error)?,
+                ))
             }
             Schema::BigDecimal => {
                 let unscaled: i64 = rng.random_range(-999_999_999..=999_999_999);
@@ -1218,44 +1456,37 @@ impl AvroGenerator {
 }
 
 /// A value of a schema that holds no other schema, from JSON.
-fn json_plain(schema: &Schema, j: &serde_json::Value) -> Result<Value, String> {
+fn json_plain(schema: &Schema, j: &serde_json::Value) -> Result<Value, ValueError> {
     use serde_json::Value as J;
-    let int = |lo: i64, hi: i64| -> Result<i64, String> {
+    let int = |lo: i64, hi: i64| -> Result<i64, ValueError> {
         j.as_i64()
             .filter(|n| (lo..=hi).contains(n))
-            .ok_or_else(|| format!("expected an integer in {lo}..={hi}, got {j}"))
+            .ok_or_else(|| ValueError::expected(Expected::Integer { lo, hi }, j))
+    };
+    let number = || {
+        j.as_f64()
+            .ok_or_else(|| ValueError::expected(Expected::Number, j))
     };
     let i32_range = (i64::from(i32::MIN), i64::from(i32::MAX));
-    let text = || -> Result<&str, String> {
-        j.as_str()
-            .ok_or_else(|| format!("expected a string, got {j}"))
-    };
     Ok(match schema {
         Schema::Null => match j {
             J::Null => Value::Null,
-            _ => return Err(format!("expected null, got {j}")),
+            _ => return Err(ValueError::expected(Expected::Null, j)),
         },
         Schema::Boolean => Value::Boolean(
             j.as_bool()
-                .ok_or_else(|| format!("expected true or false, got {j}"))?,
+                .ok_or_else(|| ValueError::expected(Expected::Boolean, j))?,
         ),
         Schema::Int => Value::Int(int(i32_range.0, i32_range.1)? as i32),
         Schema::Long => Value::Long(int(i64::MIN, i64::MAX)?),
-        Schema::Float => Value::Float(
-            j.as_f64()
-                .ok_or_else(|| format!("expected a number, got {j}"))? as f32,
-        ),
-        Schema::Double => Value::Double(
-            j.as_f64()
-                .ok_or_else(|| format!("expected a number, got {j}"))?,
-        ),
-        Schema::Bytes => Value::Bytes(text()?.as_bytes().to_vec()),
-        Schema::String => Value::String(text()?.to_string()),
-        Schema::Uuid => Value::Uuid(
-            text()?
-                .parse()
-                .map_err(|e| format!("expected a UUID, got {j}: {e}"))?,
-        ),
+        Schema::Float => Value::Float(number()? as f32),
+        Schema::Double => Value::Double(number()?),
+        Schema::Bytes => Value::Bytes(json_str(j)?.as_bytes().to_vec()),
+        Schema::String => Value::String(json_str(j)?.to_string()),
+        Schema::Uuid => Value::Uuid(json_str(j)?.parse().map_err(|error| ValueError::NotUuid {
+            got: j.clone(),
+            error,
+        })?),
         Schema::Date => Value::Date(int(i32_range.0, i32_range.1)? as i32),
         Schema::TimeMillis => Value::TimeMillis(int(0, DAY_MS - 1)? as i32),
         Schema::TimeMicros => Value::TimeMicros(int(0, DAY_MS * 1_000 - 1)?),
@@ -1269,76 +1500,82 @@ fn json_plain(schema: &Schema, j: &serde_json::Value) -> Result<Value, String> {
     })
 }
 
+/// The JSON string, for string, bytes, uuid, enum and fixed fields.
+fn json_str(j: &serde_json::Value) -> Result<&str, ValueError> {
+    j.as_str()
+        .ok_or_else(|| ValueError::expected(Expected::String, j))
+}
+
+/// The text of a JSON number or string, for decimal and big-decimal fields.
+fn json_decimal_text(j: &serde_json::Value) -> Result<String, ValueError> {
+    match j {
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::String(s) => Ok(s.clone()),
+        _ => Err(ValueError::expected(Expected::Decimal, j)),
+    }
+}
+
 /// A value of a named or logical schema (enum, fixed, decimal, duration), from JSON.
-fn json_named(schema: &Schema, j: &serde_json::Value) -> Result<Value, String> {
-    use serde_json::Value as J;
-    let text = || -> Result<&str, String> {
-        j.as_str()
-            .ok_or_else(|| format!("expected a string, got {j}"))
-    };
+fn json_named(schema: &Schema, j: &serde_json::Value) -> Result<Value, ValueError> {
     Ok(match schema {
         Schema::Enum(e) => {
-            let s = text()?;
-            let i = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
-                format!(
-                    "{j} is not a symbol of enum {} (symbols: {})",
-                    e.name.name,
-                    e.symbols.join(", ")
-                )
-            })?;
-            Value::Enum(u32::try_from(i).map_err(|e| e.to_string())?, s.to_string())
+            let s = json_str(j)?;
+            let i =
+                e.symbols
+                    .iter()
+                    .position(|x| x == s)
+                    .ok_or_else(|| ValueError::NotASymbol {
+                        got: j.clone(),
+                        name: e.name.name.clone(),
+                        symbols: e.symbols.clone(),
+                    })?;
+            Value::Enum(ValueError::index(i)?, s.to_string())
         }
         Schema::Fixed(f) => {
-            let s = text()?;
+            let s = json_str(j)?;
             if s.len() != f.size {
-                return Err(format!(
-                    "expected a string of exactly {} bytes for fixed {}, got {} bytes",
-                    f.size,
-                    f.name.name,
-                    s.len()
-                ));
+                return Err(ValueError::FixedSize {
+                    name: f.name.name.clone(),
+                    size: f.size,
+                    got: s.len(),
+                });
             }
             Value::Fixed(f.size, s.as_bytes().to_vec())
         }
         Schema::Decimal(d) => {
-            let raw = match j {
-                J::Number(n) => n.to_string(),
-                J::String(s) => s.clone(),
-                _ => return Err(format!("expected a decimal number, got {j}")),
-            };
-            let unscaled = parse_decimal(&raw, d.scale, d.precision)?;
+            let unscaled = parse_decimal(&json_decimal_text(j)?, d.scale, d.precision)?;
             Value::Decimal(Decimal::from(decimal_bytes(unscaled, d)?))
         }
         Schema::BigDecimal => {
-            let raw = match j {
-                J::Number(n) => n.to_string(),
-                J::String(s) => s.clone(),
-                _ => return Err(format!("expected a decimal number, got {j}")),
-            };
-            Value::BigDecimal(
-                raw.parse::<BigDecimal>()
-                    .map_err(|e| format!("expected a decimal number, got {j}: {e}"))?,
-            )
+            Value::BigDecimal(json_decimal_text(j)?.parse::<BigDecimal>().map_err(|e| {
+                ValueError::NotBigDecimal {
+                    got: j.clone(),
+                    reason: e.to_string(),
+                }
+            })?)
         }
-        Schema::Duration => {
-            let part = |k: &str| -> Result<u32, String> {
-                j.get(k)
-                    .and_then(J::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "expected {{months, days, millis}} as unsigned 32-bit integers, got {j}"
-                        )
-                    })
-            };
-            Value::Duration(Duration::new(
-                Months::new(part("months")?),
-                Days::new(part("days")?),
-                Millis::new(part("millis")?),
-            ))
+        Schema::Duration => json_duration(j)?,
+        other => {
+            return Err(ValueError::NoJsonForm {
+                kind: type_name(other),
+            });
         }
-        other => return Err(format!("no JSON form for {}", type_name(other))),
     })
+}
+
+/// A duration from `{months, days, millis}`, each an unsigned 32-bit integer.
+fn json_duration(j: &serde_json::Value) -> Result<Value, ValueError> {
+    let part = |k: &str| -> Result<u32, ValueError> {
+        j.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| ValueError::expected(Expected::Duration, j))
+    };
+    Ok(Value::Duration(Duration::new(
+        Months::new(part("months")?),
+        Days::new(part("days")?),
+        Millis::new(part("millis")?),
+    )))
 }
 
 fn too_large() -> PayloadError {
@@ -1389,49 +1626,53 @@ pub(crate) fn random_uuid(rng: &mut SmallRng) -> uuid::Uuid {
 
 /// The largest unscaled value the decimal holds: `precision` digits (at most 38) and, on a
 /// fixed, what its size holds in two's complement.
-fn decimal_bound(d: &DecimalSchema) -> Result<i128, String> {
+fn decimal_bound(d: &DecimalSchema) -> Result<i128, ValueError> {
     let digits = u32::try_from(d.precision.min(38)).unwrap_or(38);
     let mut bound = 10i128.pow(digits) - 1;
     match d.inner.as_ref() {
         Schema::Bytes => {}
         Schema::Fixed(f) => {
             if f.size == 0 {
-                return Err(format!(
-                    "decimal on fixed {} of size 0 cannot hold a value",
-                    f.name.name
-                ));
+                return Err(ValueError::DecimalOnEmptyFixed {
+                    fixed: f.name.name.clone(),
+                });
             }
             if f.size < 16 {
                 bound = bound.min((1i128 << (8 * f.size - 1)) - 1);
             }
         }
         other => {
-            return Err(format!(
-                "decimal must annotate bytes or fixed, not {}",
-                type_name(other)
-            ));
+            return Err(ValueError::DecimalOn {
+                kind: type_name(other),
+            });
         }
     }
     Ok(bound)
 }
 
+/// A decimal the schema itself cannot hold.
+fn schema_value_error(error: ValueError) -> PayloadError {
+    PayloadError::Value {
+        path: format!("{SPEC_PATH}.schema"),
+        error,
+    }
+}
+
 fn random_decimal(d: &DecimalSchema, rng: &mut SmallRng) -> Result<i128, PayloadError> {
-    let bound =
-        decimal_bound(d).map_err(|m| PayloadError::invalid(format!("{SPEC_PATH}.schema"), m))?;
+    let bound = decimal_bound(d).map_err(schema_value_error)?;
     Ok(rng.random_range(-bound..=bound))
 }
 
 /// The two's-complement big-endian bytes of an unscaled decimal: minimal for bytes, sign-extended
 /// to the size for fixed.
-fn decimal_bytes(unscaled: i128, d: &DecimalSchema) -> Result<Vec<u8>, String> {
+fn decimal_bytes(unscaled: i128, d: &DecimalSchema) -> Result<Vec<u8>, ValueError> {
     let bound = decimal_bound(d)?;
     if unscaled.unsigned_abs() > bound.unsigned_abs() {
-        return Err(format!(
-            "{} does not fit the decimal (precision {}, scale {})",
-            format_decimal(unscaled, d.scale),
-            d.precision,
-            d.scale
-        ));
+        return Err(ValueError::DecimalRange {
+            unscaled,
+            precision: d.precision,
+            scale: d.scale,
+        });
     }
     let full = unscaled.to_be_bytes();
     let negative = unscaled < 0;
@@ -1455,6 +1696,25 @@ fn decimal_bytes(unscaled: i128, d: &DecimalSchema) -> Result<Vec<u8>, String> {
     })
 }
 
+/// A decimal value's bytes: length-prefixed on bytes, as they are on a fixed of their size.
+fn write_decimal(d: &DecimalSchema, x: &Decimal, out: &mut Vec<u8>) -> Result<(), ValueError> {
+    let b = <Vec<u8>>::try_from(x).map_err(|e| ValueError::DecimalBytes {
+        kind: "decimal",
+        reason: e.to_string(),
+    })?;
+    match d.inner.as_ref() {
+        Schema::Fixed(f) if b.len() == f.size => out.extend_from_slice(&b),
+        Schema::Bytes => length_prefixed(&b, out),
+        other => {
+            return Err(ValueError::DecimalWidth {
+                len: b.len(),
+                kind: type_name(other),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `-12.345` from unscaled `-12345` and scale 3.
 fn format_decimal(unscaled: i128, scale: usize) -> String {
     let digits = unscaled.unsigned_abs().to_string();
@@ -1474,8 +1734,10 @@ fn format_decimal(unscaled: i128, scale: usize) -> String {
 }
 
 /// Parses plain decimal text (`-12.5`) into its unscaled value at `scale`, within `precision`.
-fn parse_decimal(raw: &str, scale: usize, precision: usize) -> Result<i128, String> {
-    let bad = || format!("expected plain decimal digits like -12.50, got {raw:?}");
+fn parse_decimal(raw: &str, scale: usize, precision: usize) -> Result<i128, ValueError> {
+    let bad = || ValueError::DecimalText {
+        raw: raw.to_string(),
+    };
     let (negative, body) = match raw.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, raw),
@@ -1489,16 +1751,18 @@ fn parse_decimal(raw: &str, scale: usize, precision: usize) -> Result<i128, Stri
         return Err(bad());
     }
     if frac.len() > scale {
-        return Err(format!(
-            "{raw} has more than the {scale} decimal places of the field"
-        ));
+        return Err(ValueError::DecimalPlaces {
+            raw: raw.to_string(),
+            scale,
+        });
     }
     let digits = format!("{int}{frac:0<scale$}");
     let digits = digits.trim_start_matches('0');
     if digits.len() > precision.min(38) {
-        return Err(format!(
-            "{raw} has more than the {precision} digits of the field"
-        ));
+        return Err(ValueError::DecimalDigits {
+            raw: raw.to_string(),
+            precision,
+        });
     }
     let magnitude: i128 = if digits.is_empty() {
         0
@@ -1518,10 +1782,50 @@ mod tests {
         assert_eq!(parse_decimal("0.07", 2, 3), Ok(7));
         assert_eq!(format_decimal(-1250, 2), "-12.50");
         assert_eq!(format_decimal(7, 3), "0.007");
-        assert!(parse_decimal("1.234", 2, 10).is_err());
-        assert!(parse_decimal("12345", 0, 4).is_err());
-        assert!(parse_decimal("1e5", 0, 10).is_err());
-        assert!(parse_decimal("-", 0, 10).is_err());
+        assert_eq!(
+            parse_decimal("1.234", 2, 10),
+            Err(ValueError::DecimalPlaces {
+                raw: "1.234".into(),
+                scale: 2
+            })
+        );
+        assert_eq!(
+            parse_decimal("12345", 0, 4),
+            Err(ValueError::DecimalDigits {
+                raw: "12345".into(),
+                precision: 4
+            })
+        );
+        let text = |raw: &str| Err(ValueError::DecimalText { raw: raw.into() });
+        assert_eq!(parse_decimal("1e5", 0, 10), text("1e5"));
+        assert_eq!(parse_decimal("-", 0, 10), text("-"));
+    }
+
+    #[test]
+    fn a_decimal_too_wide_for_its_fixed_says_what_it_holds() {
+        let fixed = |size| DecimalSchema {
+            precision: 10,
+            scale: 2,
+            inner: Box::new(Schema::Fixed(apache_avro::schema::FixedSchema {
+                name: Name::new("Money").unwrap_or_else(|e| panic!("{e}")),
+                aliases: None,
+                doc: None,
+                size,
+                default: None,
+                attributes: BTreeMap::new(),
+            })),
+        };
+        let e = decimal_bytes(40_000, &fixed(2));
+        assert_eq!(
+            e.map_err(|e| e.to_string()),
+            Err("400.00 does not fit the decimal (precision 10, scale 2)".to_string())
+        );
+        assert_eq!(
+            decimal_bytes(1, &fixed(0)),
+            Err(ValueError::DecimalOnEmptyFixed {
+                fixed: "Money".into()
+            })
+        );
     }
 
     #[test]
@@ -1612,6 +1916,63 @@ mod tests {
             )
             .collect();
         assert_eq!(customers.len(), 20_000, "uuids are fresh per record");
+    }
+
+    const TAGGED: &str = r#"{"type": "record", "name": "Tagged", "fields": [
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "size", "type": ["null", "int"]}]}"#;
+
+    fn tagged_error(generator: serde_json::Value) -> PayloadError {
+        let gens: BTreeMap<String, FieldGenerator> =
+            serde_json::from_value(generator).unwrap_or_default();
+        match AvroGenerator::new(TAGGED, &gens, None) {
+            Ok(_) => panic!("the generator is refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_constant_that_breaks_its_field_names_the_place_inside_the_value_and_the_rule() {
+        let e = tagged_error(serde_json::json!({"tags": {"constant": ["a", 5]}}));
+        assert_eq!(
+            e.to_string(),
+            "spec.workload.records.value.avro.generators.tags.constant: [1]: expected a string, got 5"
+        );
+        let PayloadError::Value { error, .. } = e else {
+            panic!("a value error: {e:?}");
+        };
+        assert_eq!(
+            error,
+            ValueError::In {
+                at: Step::Item(1),
+                error: Box::new(ValueError::Expected {
+                    expected: Expected::String,
+                    got: serde_json::json!(5)
+                })
+            }
+        );
+        let e = tagged_error(serde_json::json!({"size": {"constant": "x"}}));
+        assert_eq!(
+            e.to_string(),
+            "spec.workload.records.value.avro.generators.size.constant: fits no branch of the union \
+             (expected null, got \"x\"; expected an integer in -2147483648..=2147483647, got \"x\")"
+        );
+    }
+
+    #[test]
+    fn a_value_that_disagrees_with_the_schema_does_not_encode_and_says_where() {
+        let g = order(0);
+        let Ok(Value::Record(mut fields)) = g.record_value(1, RecordAt::nth(0, 0)) else {
+            panic!("record 0 is made");
+        };
+        fields[1].1 = Value::Int(7);
+        let Err(e) = g.encode(&Value::Record(fields)) else {
+            panic!("an int for a string field does not encode");
+        };
+        assert_eq!(
+            e.to_string(),
+            "spec.workload.records.value.avro.schema: a generated value did not encode: customer: a Int value for a string schema"
+        );
     }
 
     #[test]

@@ -32,12 +32,6 @@ pub fn store_outcome(e: &StoreError) -> Outcome {
     }
 }
 
-pub async fn open_store_url(url: &StoreUrl) -> Result<Arc<dyn Store>, String> {
-    barrage_store::open_store(url)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 /// The URL in the environment variable `name` (`BARRAGE_STORE`, `BARRAGE_BLOBS`).
 pub fn url_from_env<T>(name: &str) -> Result<T, Outcome>
 where
@@ -64,7 +58,7 @@ pub async fn client_store() -> Result<Arc<dyn Store>, Outcome> {
             "BARRAGE_STORE=memory: lives inside one process; the CLI needs a shared store (dynamodb://TABLE)",
         ));
     }
-    open_store_url(&url)
+    barrage_store::open_store(&url)
         .await
         .map_err(|e| die(Outcome::InvalidInput, e))
 }

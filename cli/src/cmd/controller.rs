@@ -3,7 +3,7 @@
 
 use crate::Outcome;
 use crate::cmd::admin::init;
-use crate::cmd::client::{die, open_store_url};
+use crate::cmd::client::die;
 pub use crate::cmd::settings::ControllerArgs;
 use barrage_crds::env::StoreUrl;
 use barrage_operator::launch::Launcher;
@@ -168,7 +168,7 @@ async fn open_store(cfg: &ControllerConfig) -> Result<(Arc<dyn Store>, Option<Wa
             let w = m.watch(options);
             Ok((m, Some(w)))
         }
-        other => match open_store_url(other).await {
+        other => match barrage_store::open_store(other).await {
             Ok(s) => Ok((s, None)),
             Err(e) => Err(die(Outcome::InvalidInput, e)),
         },

@@ -40,7 +40,7 @@ pub fn record_value(r: &StoredLoadTest) -> serde_json::Value {
         }
         Err(e) => serde_json::json!({
             "metadata": {"name": r.name, "generation": r.generation},
-            "error": e,
+            "error": e.to_string(),
             "status": r.status,
         }),
     }

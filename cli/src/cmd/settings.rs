@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use barrage_crds::duration::HumanDuration;
-use barrage_crds::env::{BlobsUrl, MIN_HEARTBEAT, StoreUrl};
+use barrage_crds::duration::{DurationError, HumanDuration};
+use barrage_crds::env::{BlobsUrl, MIN_HEARTBEAT, StoreUrl, UrlError};
 use barrage_operator::launch::ecs::EcsConfig;
 use barrage_operator::runtime::config::{
     self as vars, ConfigError, ControllerConfig, ECS_METRICS_ADDR, LOCAL_METRICS_ADDR, LauncherKind,
@@ -50,60 +50,76 @@ impl Listen {
     }
 }
 
-fn listen(s: &str) -> Result<Listen, String> {
+/// Why a flag's (or its variable's) value is rejected; clap prints it after the flag's name.
+#[derive(Debug, thiserror::Error)]
+enum FlagError {
+    #[error("must be IP:PORT (e.g. 0.0.0.0:9464) or off")]
+    Listen,
+    #[error("must be at least {}", HumanDuration::from(*.0))]
+    TooShort(Duration),
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("must be ENABLED or DISABLED")]
+    PublicIp,
+}
+
+fn listen(s: &str) -> Result<Listen, FlagError> {
     match s.trim() {
         "off" => Ok(Listen::Off),
         text => text
             .parse::<SocketAddr>()
             .map(Listen::At)
-            .map_err(|_| "must be IP:PORT (e.g. 0.0.0.0:9464) or off".to_string()),
+            .map_err(|_| FlagError::Listen),
     }
 }
 
 /// A duration of at least `min`, written as in specs (`500ms`, `30s`, `1m`).
-fn at_least(min: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync {
-    move |s: &str| match s.trim().parse::<HumanDuration>() {
-        Ok(d) if d.as_std() >= min => Ok(d.as_std()),
-        Ok(_) => Err(format!("must be at least {}", HumanDuration::from(min))),
-        Err(e) => Err(e.to_string()),
+fn at_least(min: Duration) -> impl Fn(&str) -> Result<Duration, FlagError> + Clone + Send + Sync {
+    move |s: &str| {
+        let d = s.trim().parse::<HumanDuration>()?.as_std();
+        if d >= min {
+            Ok(d)
+        } else {
+            Err(FlagError::TooShort(min))
+        }
     }
 }
 
-fn resync(s: &str) -> Result<Duration, String> {
+fn resync(s: &str) -> Result<Duration, FlagError> {
     at_least(Duration::from_secs(1))(s)
 }
 
-fn lease(s: &str) -> Result<Duration, String> {
+fn lease(s: &str) -> Result<Duration, FlagError> {
     at_least(Duration::from_secs(3))(s)
 }
 
-fn grace(s: &str) -> Result<Duration, String> {
+fn grace(s: &str) -> Result<Duration, FlagError> {
     at_least(Duration::from_secs(1))(s)
 }
 
-fn poll(s: &str) -> Result<Duration, String> {
+fn poll(s: &str) -> Result<Duration, FlagError> {
     at_least(Duration::from_millis(100))(s)
 }
 
-fn heartbeat(s: &str) -> Result<Duration, String> {
+fn heartbeat(s: &str) -> Result<Duration, FlagError> {
     at_least(MIN_HEARTBEAT)(s)
 }
 
 /// `ENABLED`/`DISABLED` as CloudFormation writes it, or a boolean.
-fn public_ip(s: &str) -> Result<bool, String> {
+fn public_ip(s: &str) -> Result<bool, FlagError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "enabled" | "true" | "yes" | "1" => Ok(true),
         "disabled" | "false" | "no" | "0" => Ok(false),
-        _ => Err("must be ENABLED or DISABLED".to_string()),
+        _ => Err(FlagError::PublicIp),
     }
 }
 
-fn store_url(s: &str) -> Result<StoreUrl, String> {
-    s.trim().parse::<StoreUrl>().map_err(|e| e.to_string())
+fn store_url(s: &str) -> Result<StoreUrl, UrlError> {
+    s.trim().parse::<StoreUrl>()
 }
 
-fn blobs_url(s: &str) -> Result<BlobsUrl, String> {
-    s.trim().parse::<BlobsUrl>().map_err(|e| e.to_string())
+fn blobs_url(s: &str) -> Result<BlobsUrl, UrlError> {
+    s.trim().parse::<BlobsUrl>()
 }
 
 /// `barrage controller`.

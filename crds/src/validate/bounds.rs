@@ -37,6 +37,9 @@ pub mod limits {
     pub const MAX_REPLICATION_FACTOR: i32 = 32;
     /// Largest records per transaction.
     pub const MAX_RECORDS_PER_TRANSACTION: u32 = 10_000;
+    /// Largest backlog per agent (`workload.backlog.records` ÷ `agents.count`): a cost guard
+    /// (a minute or two of writing for one agent).
+    pub const MAX_BACKLOG_PER_AGENT: u64 = 20_000_000;
     /// Largest records in flight per agent.
     pub const MAX_IN_FLIGHT: u32 = 10_000_000;
     /// Largest producer batch size (librdkafka `batch.size` maximum).
@@ -133,6 +136,10 @@ pub const BOUNDS: &[(&str, &str)] = &[
     ("spec.topic.cleanup", "DeleteIfCreated needs create"),
     ("spec.workload.records.recordsPerTransaction", "1–10000"),
     ("spec.workload.records.transactional", "not with Consume"),
+    (
+        "spec.workload.backlog.records",
+        "Consume only; 1 to 20000000 × agents.count",
+    ),
     ("spec.workload.records.value.size", "0–10485760"),
     (
         "spec.workload.records.value.uniformSize",

@@ -40,7 +40,7 @@ mod value;
 
 pub use bounds::{BOUNDS, fargate_memory, limits};
 pub(crate) use properties::is_secret_key;
-pub use value::{JSON_TEMPLATE_PLACEHOLDERS, check_json_template};
+pub use value::{JSON_TEMPLATE_PLACEHOLDERS, JsonTemplateError, check_json_template};
 
 /// One problem: the field path and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -416,6 +416,53 @@ pub(super) fn check_workload(lt: &LoadTest, v: &mut V) {
     check_value(v, &format!("{RECORDS}.value"), &r.value);
     check_key(&r.key, v);
     check_headers(&r.headers, v);
+    check_backlog(lt, v);
+}
+
+/// A backlog is for Consume, and within the cost guard.
+fn check_backlog(lt: &LoadTest, v: &mut V) {
+    let Some(b) = &lt.spec.workload.backlog else {
+        return;
+    };
+    let p = "spec.workload.backlog.records";
+    let kind = lt.spec.workload.kind;
+    if kind != WorkloadKind::Consume {
+        v.err(
+            "spec.workload.backlog",
+            format!("is only for Consume workloads (workload.kind is {kind:?})"),
+        );
+    }
+    if lt.spec.kafka.consumer.auto_offset_reset != crate::spec::OffsetReset::Earliest {
+        v.err(
+            "spec.kafka.consumer.autoOffsetReset",
+            "must be earliest with a backlog: the group's new consumers would start past it (got latest)",
+        );
+    }
+    let agents = u64::from(lt.spec.agents.count.max(1));
+    let max = limits::MAX_BACKLOG_PER_AGENT.saturating_mul(agents);
+    let value = &lt.spec.workload.records.value;
+    match (b.records, b.bytes, b.record_count(value)) {
+        (0, 0, _) => v.err(
+            "spec.workload.backlog",
+            "must set records or bytes (got neither)",
+        ),
+        (r, by, _) if r > 0 && by > 0 => v.err(
+            "spec.workload.backlog",
+            "must set records or bytes, not both",
+        ),
+        (_, _, None) => v.err(
+            "spec.workload.backlog.bytes",
+            "needs records.value.size (a fixed size) to count its records; use backlog.records",
+        ),
+        (_, _, Some(n)) if n > max => v.err(
+            if b.records > 0 { p } else { "spec.workload.backlog.bytes" },
+            format!(
+                "must be at most {} records per agent, {max} for {agents} agent(s): the cost guard (got {n} records; raise spec.agents.count or write less)",
+                limits::MAX_BACKLOG_PER_AGENT
+            ),
+        ),
+        _ => {}
+    }
 }
 
 fn check_transactions(lt: &LoadTest, v: &mut V) {
@@ -735,14 +782,48 @@ pub(super) fn check_thresholds(lt: &LoadTest, v: &mut V) {
                 ),
             );
         }
+        if t.metric.needs_consumer() && kind == WorkloadKind::Produce {
+            v.err(
+                &p,
+                format!(
+                    "{} is only measured by workloads that consume (Consume, RoundTrip; workload.kind is Produce)",
+                    t.metric
+                ),
+            );
+        }
+        if t.metric == Metric::DrainSeconds && lt.spec.workload.backlog.is_none() {
+            v.err(
+                &p,
+                "drain.seconds needs a backlog to drain (spec.workload.backlog)",
+            );
+        }
+        if t.metric.is_run_only() && t.scope == ThresholdScope::Window {
+            v.err(
+                &p,
+                format!(
+                    "{} is a figure of the whole run: its scope is run (got window)",
+                    t.metric
+                ),
+            );
+        }
         let needs_producer = matches!(
             t.metric.histogram_tag(),
             Some(HistogramTag::Produce | HistogramTag::Service | HistogramTag::Lag)
         ) || t.metric == Metric::RateAchievedRatio;
-        if needs_producer && kind == WorkloadKind::Consume {
+        let produces = kind != WorkloadKind::Consume
+            || lt
+                .spec
+                .workload
+                .backlog
+                .as_ref()
+                .is_some_and(|b| b.under_load);
+        if needs_producer && !produces {
             v.err(
                 &p,
-                format!("{} is not measured by Consume workloads", t.metric),
+                format!(
+                    "{} is not measured by Consume workloads (unless workload.backlog.underLoad)",
+                    t.metric
+                ),
             );
         }
         if t.scope == ThresholdScope::Window && lt.spec.report.window.is_none() {

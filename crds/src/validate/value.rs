@@ -55,7 +55,7 @@ pub(super) fn check_value(v: &mut V, p: &str, value: &ValueSpec) {
                     ),
                 );
             } else if let Err(e) = check_json_template(&json.template) {
-                v.err(&p, e);
+                v.err(&p, e.to_string());
             }
         }
     }
@@ -285,8 +285,8 @@ pub use crate::template::PLACEHOLDERS as JSON_TEMPLATE_PLACEHOLDERS;
 /// Checks a JSON template with the one template parser ([`crate::template::parse`]): every
 /// placeholder is known, well formed and stands where it can, and the text is JSON once every
 /// placeholder is replaced by a value (`0`).
-pub fn check_json_template(template: &str) -> Result<(), String> {
-    let segments = crate::template::parse(template).map_err(|e| e.to_string())?;
+pub fn check_json_template(template: &str) -> Result<(), JsonTemplateError> {
+    let segments = crate::template::parse(template)?;
     let filled: String = segments
         .iter()
         .map(|s| match s {
@@ -296,7 +296,19 @@ pub fn check_json_template(template: &str) -> Result<(), String> {
         .collect();
     serde_json::from_str::<Value>(&filled)
         .map(|_| ())
-        .map_err(|e| format!("must be JSON once placeholders are filled in: {e}"))
+        .map_err(|e| JsonTemplateError::NotJson(e.to_string()))
+}
+
+/// Why a JSON template is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonTemplateError {
+    /// A placeholder is unknown, malformed or misplaced.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// The text is not JSON once every placeholder is filled in; carries the JSON parser's
+    /// message.
+    #[error("must be JSON once placeholders are filled in: {0}")]
+    NotJson(String),
 }
 
 #[cfg(test)]
@@ -315,6 +327,7 @@ mod tests {
         assert!(
             check_json_template(r#"{"id": {{sequence}}}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("placeholder {{sequence}}: is not a placeholder")
         );
         assert!(
@@ -326,22 +339,26 @@ mod tests {
         assert!(
             check_json_template(r#"{"a": {{oneOf}}}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("must list at least one word")
         );
         assert!(
             check_json_template(r#"{"a": "{{string 99999999}}"}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("LEN must be at most 10485760")
         );
         assert!(check_json_template(r#"{"id": {{int 9 1}}}"#).is_err());
         assert!(
             check_json_template(r#"{"id": {{seq}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("unclosed")
         );
         assert!(
             check_json_template(r#"{"id": "#)
                 .unwrap_err()
+                .to_string()
                 .contains("must be JSON")
         );
     }

@@ -19,6 +19,9 @@ use serde::Deserialize;
 
 use super::ReportError;
 use super::blob::{AgentInterval, COUNTERS_COMMENT, INTERVAL_COMMENT, IntervalCounters};
+use barrage_crds::interval::{
+    ConsumerLag, PartitionTotals, decode_consumer_lag, decode_partitions,
+};
 
 /// One tag's histogram of a blob, as non-zero counts.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +51,10 @@ pub struct IntervalCounts {
     pub length_ms: u64,
     /// The agent's counters, if the blob carried them.
     pub counters: Option<IntervalCounters>,
+    /// The consumer's lag by partition at the interval's end (empty when none was sampled).
+    pub consumer_lag: ConsumerLag,
+    /// Records acknowledged by partition (empty when the agent produced nothing).
+    pub partitions: PartitionTotals,
     /// Buffers by tag; the first `used` are this blob's, sorted by tag, tags unique.
     tags: Vec<TagCounts>,
     used: usize,
@@ -86,6 +93,8 @@ impl IntervalCounts {
     fn clear(&mut self) {
         self.used = 0;
         self.counters = None;
+        self.consumer_lag.clear();
+        self.partitions.clear();
     }
 
     /// Adds a tag's counts, merging with an earlier line of the same tag.
@@ -133,6 +142,8 @@ impl IntervalCounts {
             start_ms: interval.start_ms,
             length_ms: interval.length_ms,
             counters: interval.counters.clone(),
+            consumer_lag: interval.consumer_lag.clone(),
+            partitions: interval.partitions.clone(),
             tags: Vec::with_capacity(interval.histograms.len()),
             used: 0,
         };
@@ -227,6 +238,8 @@ impl BlobDecoder {
             ),
             None => None,
         };
+        out.consumer_lag = decode_consumer_lag(text, &what())?;
+        out.partitions = decode_partitions(text, &what())?;
         if header.length_ms == 0 {
             return Err(blob_err(&what(), "interval length is 0 ms"));
         }

@@ -184,6 +184,9 @@ struct Chart<'a> {
     y_ticks: Vec<(f64, String)>,
     y_label: &'a str,
     series: Vec<Series>,
+    /// The palette index of the first series (the consumer lag chart is green, so a
+    /// screenshot tells it from the others).
+    first_color: usize,
 }
 
 fn px(v: f64) -> String {
@@ -251,7 +254,7 @@ fn chart(c: &Chart) -> String {
         escape(c.y_label)
     );
     for (i, series) in c.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = COLORS[(c.first_color + i) % COLORS.len()];
         let dash = if series.dashed {
             " stroke-dasharray=\"6 4\""
         } else {
@@ -285,7 +288,7 @@ fn chart(c: &Chart) -> String {
         let _ = write!(
             s,
             "<span style=\"--c:{}\">{}</span>",
-            COLORS[i % COLORS.len()],
+            COLORS[(c.first_color + i) % COLORS.len()],
             escape(&series.name)
         );
     }
@@ -355,6 +358,19 @@ fn throughput_chart(r: &Report) -> Option<String> {
             dashed: true,
         });
     }
+    let consumed: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .filter(|_| len > 0.0)
+        .map(|i| (mid(i.offset_secs), i.records.consumed as f64 / len))
+        .collect();
+    if consumed.iter().any(|p| p.1 > 0.0) {
+        series.push(Series {
+            name: "consumed / s".into(),
+            points: consumed,
+            dashed: false,
+        });
+    }
     let ymax = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -370,7 +386,90 @@ fn throughput_chart(r: &Report) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, short(t))).collect(),
         y_label: "records per second",
         series,
+        first_color: 0,
     }))
+}
+
+/// The consumer group's lag at each interval's end; `None` when none was sampled.
+fn consumer_lag_chart(r: &Report) -> Option<String> {
+    let len = r.summary.interval_secs;
+    let points: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .filter_map(|i| Some((i.offset_secs + len, i.consumer_lag? as f64)))
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let ymax = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let (y, ticks) = linear_axis(ymax * 1.05);
+    let (x, x_ticks) = time_ticks(time_extent(r));
+    Some(chart(&Chart {
+        title: "Consumer lag over time",
+        x,
+        x_ticks,
+        x_label: "time since start",
+        y,
+        y_ticks: ticks.into_iter().map(|t| (t, short(t))).collect(),
+        y_label: "records behind",
+        series: vec![Series {
+            name: "lag (all partitions)".into(),
+            points,
+            dashed: false,
+        }],
+        first_color: 2,
+    }))
+}
+
+/// Records per partition, each with a bar of its share of the busiest partition's.
+fn partitions(h: &mut String, r: &Report) {
+    let Some(p) = &r.summary.partitions else {
+        return;
+    };
+    let most = p
+        .by_partition
+        .iter()
+        .map(|x| x.records)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let _ = write!(
+        h,
+        "<div class=\"card\"><h2>Partitions</h2><p class=\"note\">Records acknowledged per partition, from the delivery reports. Skew (busiest ÷ mean): {}.</p><div class=\"scroll\"><table><thead><tr><th>partition</th><th>records</th><th>bytes</th><th>share</th><th></th></tr></thead><tbody>",
+        short(p.skew)
+    );
+    for x in &p.by_partition {
+        let width = (x.records as f64 / most as f64 * 100.0).round();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td style=\"width:40%\"><div style=\"background:{};height:10px;width:{width}%\"></div></td></tr>",
+            x.partition,
+            int(x.records),
+            int(x.bytes),
+            x.share * 100.0,
+            COLORS[0]
+        );
+    }
+    h.push_str("</tbody></table></div></div>");
+}
+
+/// The consumer lag section: the chart over time and where each partition stood at the end.
+fn consumer_lag(h: &mut String, r: &Report) {
+    let (Some(lag), Some(c)) = (&r.summary.consumer_lag, consumer_lag_chart(r)) else {
+        return;
+    };
+    let _ = write!(
+        h,
+        "<div class=\"card\"><h2>Consumer lag</h2>{c}<p class=\"note\">Records the consumers were behind at each interval's end, summed over partitions (high watermark − position). Max {}, p99 {} over {} intervals.</p><div class=\"scroll\"><table><thead><tr><th>partition</th><th>lag at interval {}</th></tr></thead><tbody>",
+        int(lag.max),
+        int(lag.p99),
+        lag.intervals,
+        lag.last_interval
+    );
+    for (partition, records) in &lag.last_by_partition {
+        let _ = write!(h, "<tr><td>{partition}</td><td>{}</td></tr>", int(*records));
+    }
+    h.push_str("</tbody></table></div></div>");
 }
 
 /// Seconds from the run's start to the end of the report's last interval: the x axis of the
@@ -427,6 +526,7 @@ fn latency_over_time_chart(r: &Report, tag: &HistogramTag) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, ms_label(t))).collect(),
         y_label: "latency (log scale)",
         series,
+        first_color: 0,
     }))
 }
 
@@ -508,6 +608,7 @@ fn distribution_chart(r: &Report) -> Option<String> {
         y_ticks: ticks.into_iter().map(|t| (t, ms_label(t))).collect(),
         y_label: "latency",
         series,
+        first_color: 0,
     }))
 }
 
@@ -627,6 +728,8 @@ pub fn render(r: &Report) -> String {
     summary(&mut h, r);
     thresholds(&mut h, r);
     charts(&mut h, r);
+    consumer_lag(&mut h, r);
+    partitions(&mut h, r);
     latency_table(&mut h, &r.summary);
     windows(&mut h, r);
     agents(&mut h, r);
@@ -713,6 +816,21 @@ fn summary(h: &mut String, r: &Report) {
     if s.records.lost > 0 || s.records.duplicated > 0 {
         tile(h, "lost", &int(s.records.lost));
         tile(h, "duplicated", &int(s.records.duplicated));
+    }
+    if s.records.consumed > 0 {
+        tile(h, "records consumed", &int(s.records.consumed));
+    }
+    if let Some(lag) = &s.consumer_lag {
+        tile(h, "consumer lag max", &int(lag.max));
+    }
+    if let Some(d) = &s.drain {
+        let seconds = d
+            .seconds
+            .map_or("not drained".to_string(), |x| format!("{} s", short(x)));
+        tile(h, "backlog drained in", &seconds);
+        if let Some(rate) = d.rate {
+            tile(h, "consumed / s (drain)", &int(rate.round() as u64));
+        }
     }
     h.push_str("</div></div>");
 }

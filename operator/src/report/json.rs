@@ -15,9 +15,11 @@ use barrage_crds::status::{Summary, Verdict};
 use serde::Serialize;
 
 use super::blob::IntervalCounters;
-use super::merge::{Gap, Merged, Stats, round3};
+use super::drain::Drain;
+use super::merge::{Gap, Merged, Stats, WindowSummary, round3};
 use super::verdict::{Check, ThresholdResult};
 use super::{ReportContext, ReportError, Settings};
+use barrage_crds::interval::ConsumerLag;
 
 /// The schema identifier of `report.json`.
 pub const SCHEMA: &str = "barrage.dev/report/v2";
@@ -114,6 +116,105 @@ pub struct SummaryJson {
     /// The paused spans, seconds from the run's start, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paused: Vec<PausedJson>,
+    /// The consumer group's lag (Consume, RoundTrip; absent when none was sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag: Option<ConsumerLagJson>,
+    /// How the group drained the backlog (Consume with `workload.backlog`; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+    /// Records acknowledged per partition, from the delivery reports (absent when nothing was
+    /// produced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsJson>,
+}
+
+/// Records acknowledged per partition: the skew keyed records show.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionsJson {
+    /// The busiest partition's records over the mean of the partitions listed (1 when even).
+    pub skew: f64,
+    /// Each partition that acknowledged a record, by number.
+    pub by_partition: Vec<PartitionJson>,
+}
+
+/// One partition's records.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionJson {
+    /// Partition number.
+    pub partition: u32,
+    /// Records acknowledged.
+    pub records: u64,
+    /// Their value and key bytes.
+    pub bytes: u64,
+    /// Its share of the records acknowledged.
+    pub share: f64,
+}
+
+impl PartitionsJson {
+    fn build(merged: &Merged) -> Option<PartitionsJson> {
+        let total: u64 = merged.partitions.values().map(|c| c.records).sum();
+        if total == 0 {
+            return None;
+        }
+        let most = merged
+            .partitions
+            .values()
+            .map(|c| c.records)
+            .max()
+            .unwrap_or(0);
+        let mean = total as f64 / merged.partitions.len() as f64;
+        Some(PartitionsJson {
+            skew: round3(most as f64 / mean),
+            by_partition: merged
+                .partitions
+                .iter()
+                .map(|(p, c)| PartitionJson {
+                    partition: *p,
+                    records: c.records,
+                    bytes: c.bytes,
+                    share: round3(c.records as f64 / total as f64),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The consumer group's lag over the run, in records: at each interval's end, the sum over
+/// partitions of high watermark − position (a partition two agents reported counts with the
+/// higher lag). After the warm-up, when there is one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLagJson {
+    /// The highest interval lag (`consumer_lag.max`).
+    pub max: u64,
+    /// The 99th percentile of the interval lags, nearest rank (`consumer_lag.p99`).
+    pub p99: u64,
+    /// Intervals that sampled a lag.
+    pub intervals: u32,
+    /// The last interval that sampled one.
+    pub last_interval: u32,
+    /// Its lag by partition: where the consumers stood at the end.
+    pub last_by_partition: ConsumerLag,
+}
+
+impl ConsumerLagJson {
+    fn build(merged: &Merged) -> Option<ConsumerLagJson> {
+        let acc = &merged.total;
+        let last = merged
+            .intervals
+            .iter()
+            .rev()
+            .find(|i| !i.warmup && !i.consumer_lag.is_empty())?;
+        Some(ConsumerLagJson {
+            max: acc.consumer_lag_at(100.0)?,
+            p99: acc.consumer_lag_at(99.0)?,
+            intervals: u32::try_from(acc.consumer_lag.len()).unwrap_or(u32::MAX),
+            last_interval: last.index,
+            last_by_partition: last.consumer_lag.clone(),
+        })
+    }
 }
 
 /// The warm-up's intervals, measured apart.
@@ -179,6 +280,10 @@ pub struct IntervalJson {
     /// `summary.warmup` (absent when false).
     #[serde(skip_serializing_if = "is_false")]
     pub warmup: bool,
+    /// The consumer group's lag at the interval's end, records summed over partitions (absent
+    /// when none was sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -205,10 +310,41 @@ pub struct WindowJson {
     pub records: IntervalCounters,
     /// Latency statistics by tag over the window (after the warm-up).
     pub latency: BTreeMap<HistogramTag, Stats>,
+    /// The highest consumer lag at an interval's end in the window (absent when none was
+    /// sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_lag_max: Option<u64>,
     /// Whether every window-scoped threshold held in this window.
     pub passed: bool,
     /// Failed thresholds in this window.
     pub failures: Vec<String>,
+}
+
+impl WindowJson {
+    /// A window with the window-scoped thresholds it failed.
+    fn build(w: &WindowSummary, results: &[ThresholdResult]) -> WindowJson {
+        let failures: Vec<String> = results
+            .iter()
+            .flat_map(|r| {
+                r.windows
+                    .iter()
+                    .filter(|c: &&Check| c.window == Some(w.index) && !c.passed)
+                    .map(move |c| format!("{}: observed {}", r.threshold, c.observed_display))
+            })
+            .collect();
+        WindowJson {
+            index: w.index,
+            first_interval: w.first_interval,
+            last_interval: w.last_interval,
+            intervals_with_data: w.intervals_with_data,
+            warmup_intervals: w.warmup_intervals,
+            records: w.acc.counters.clone(),
+            latency: w.acc.stats(),
+            consumer_lag_max: w.acc.consumer_lag_at(100.0),
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
 }
 
 /// One agent incarnation.
@@ -341,6 +477,9 @@ impl SummaryJson {
                     until_secs: round3(until as f64 / 1000.0),
                 })
                 .collect(),
+            consumer_lag: ConsumerLagJson::build(merged),
+            drain: ctx.drain(merged),
+            partitions: PartitionsJson::build(merged),
         }
     }
 }
@@ -373,35 +512,17 @@ impl Report {
                 sent_rate: per_sec(i.counters.sent, length_secs),
                 latency: i.stats.clone(),
                 warmup: i.warmup,
+                consumer_lag: (!i.consumer_lag.is_empty()).then(|| {
+                    i.consumer_lag
+                        .values()
+                        .fold(0u64, |t, l| t.saturating_add(*l))
+                }),
             })
             .collect();
         let windows = merged
             .windows
             .iter()
-            .map(|w| {
-                let failures: Vec<String> = results
-                    .iter()
-                    .flat_map(|r| {
-                        r.windows
-                            .iter()
-                            .filter(|c: &&Check| c.window == Some(w.index) && !c.passed)
-                            .map(move |c| {
-                                format!("{}: observed {}", r.threshold, c.observed_display)
-                            })
-                    })
-                    .collect();
-                WindowJson {
-                    index: w.index,
-                    first_interval: w.first_interval,
-                    last_interval: w.last_interval,
-                    intervals_with_data: w.intervals_with_data,
-                    warmup_intervals: w.warmup_intervals,
-                    records: w.acc.counters.clone(),
-                    latency: w.acc.stats(),
-                    passed: failures.is_empty(),
-                    failures,
-                }
-            })
+            .map(|w| WindowJson::build(w, results))
             .collect();
         let agents = merged
             .agents
@@ -518,6 +639,8 @@ mod tests {
                         acked: n,
                         ..IntervalCounters::default()
                     }),
+                    consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect()

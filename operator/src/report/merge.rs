@@ -17,6 +17,7 @@
 //! Everything that ends up in a report is kept in ordered maps and sorted vectors, so the same
 //! blobs in any order give byte-identical output.
 
+use barrage_crds::interval::{ConsumerLag, PartitionTotals};
 use barrage_crds::names::HistogramTag;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -163,6 +164,9 @@ pub struct Accumulator {
     pub histograms: BTreeMap<HistogramTag, Histogram<u64>>,
     /// Counters.
     pub counters: IntervalCounters,
+    /// The consumer group's lag (records, summed over partitions) at the end of each interval
+    /// that sampled one, in interval order.
+    pub consumer_lag: Vec<u64>,
 }
 
 impl Accumulator {
@@ -191,7 +195,21 @@ impl Accumulator {
             self.add_histogram(config, tag, h)?;
         }
         self.counters.add(&other.counters);
+        self.consumer_lag.extend_from_slice(&other.consumer_lag);
         Ok(())
+    }
+
+    /// The consumer lag at percentile `p` (0–100, nearest rank; 100 is the maximum) over the
+    /// intervals' lags; `None` when no interval sampled one.
+    pub fn consumer_lag_at(&self, p: f64) -> Option<u64> {
+        let mut lags = self.consumer_lag.clone();
+        lags.sort_unstable();
+        let n = lags.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        lags.get(rank.clamp(1, n) - 1).copied()
     }
 
     /// Adds one closed interval: its counters, and its histograms unless it is part of the
@@ -238,6 +256,9 @@ pub struct IntervalSummary {
     pub encoded: BTreeMap<HistogramTag, String>,
     /// Part of the warm-up: its latency is in [`Merged::warmup`], not in the run's total.
     pub warmup: bool,
+    /// The consumer's lag by partition at the interval's end (the highest any agent reported
+    /// for a partition); empty when none was sampled.
+    pub consumer_lag: ConsumerLag,
 }
 
 /// A merged window (soaks): a fixed range of intervals.
@@ -397,6 +418,9 @@ pub struct Merged {
     pub warmup_intervals: u32,
     /// Intervals without data, by slot and interval.
     pub gaps: Vec<Gap>,
+    /// Records acknowledged by partition over the whole run (warm-up included, like the
+    /// summary's records).
+    pub partitions: PartitionTotals,
     /// Agent interval blobs merged.
     pub blobs: u64,
     /// Inconsistencies found in the data (they make the run invalid).
@@ -444,6 +468,7 @@ impl FlatCounts {
 struct OpenInterval {
     histograms: BTreeMap<HistogramTag, FlatCounts>,
     counters: IntervalCounters,
+    consumer_lag: ConsumerLag,
     start_ms: Option<u64>,
     agents: BTreeSet<(u32, u32)>,
 }
@@ -469,6 +494,7 @@ pub struct Merger {
     agents: BTreeMap<(u32, u32), AgentAcc>,
     total: Accumulator,
     warmup: Accumulator,
+    partitions: PartitionTotals,
     blobs: u64,
     problems: Vec<String>,
 }
@@ -571,6 +597,13 @@ impl Merger {
         agent.intervals.push(interval.index);
         agent.counters.add(&counters);
         open.counters.add(&counters);
+        for (partition, counts) in &interval.partitions {
+            self.partitions.entry(*partition).or_default().add(counts);
+        }
+        for (partition, lag) in &interval.consumer_lag {
+            let highest = open.consumer_lag.entry(*partition).or_default();
+            *highest = (*highest).max(*lag);
+        }
         // Add each histogram's counts at their indexes, to the interval and (produce, lag, after
         // the warm-up) to the agent: the bucket layouts are the same (checked above), so this
         // is exact.
@@ -603,9 +636,15 @@ impl Merger {
         let keep = self.open.split_off(&index.saturating_add(1));
         let done = std::mem::replace(&mut self.open, keep);
         for (i, open) in done {
+            let group_lag = (!open.consumer_lag.is_empty()).then(|| {
+                open.consumer_lag
+                    .values()
+                    .fold(0u64, |t, l| t.saturating_add(*l))
+            });
             let mut acc = Accumulator {
                 histograms: BTreeMap::new(),
                 counters: open.counters,
+                consumer_lag: group_lag.into_iter().collect(),
             };
             for (tag, flat) in open.histograms {
                 acc.histograms.insert(tag, flat.to_histogram(config)?);
@@ -649,6 +688,7 @@ impl Merger {
                     counters: open_acc.counters,
                     encoded,
                     warmup,
+                    consumer_lag: open.consumer_lag,
                 },
             );
         }
@@ -717,6 +757,7 @@ impl Merger {
             warmup: self.warmup,
             warmup_intervals: warmup_end,
             gaps,
+            partitions: std::mem::take(&mut self.partitions),
             blobs: self.blobs,
             problems: self.problems,
         })
@@ -847,7 +888,74 @@ mod tests {
                 acked: values.len() as u64,
                 ..IntervalCounters::default()
             }),
+            consumer_lag: Default::default(),
+            partitions: Default::default(),
         }
+    }
+
+    fn lagging(slot: u32, index: u32, lag: &[(u32, u64)]) -> AgentInterval {
+        AgentInterval {
+            consumer_lag: lag.iter().copied().collect(),
+            ..interval(slot, 0, index, &[])
+        }
+    }
+
+    #[test]
+    fn records_per_partition_add_up_over_agents_and_intervals() {
+        let counts = |records, bytes| barrage_crds::interval::PartitionCounts { records, bytes };
+        let with = |slot, index, parts: &[(u32, u64)]| AgentInterval {
+            partitions: parts
+                .iter()
+                .map(|(p, n)| (*p, counts(*n, *n * 10)))
+                .collect(),
+            ..interval(slot, 0, index, &[])
+        };
+        let m = merge_all(
+            &[
+                with(0, 0, &[(0, 5), (1, 2)]),
+                with(1, 0, &[(1, 3)]),
+                with(0, 1, &[(2, 1)]),
+            ],
+            MergeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.partitions,
+            PartitionTotals::from([(0, counts(5, 50)), (1, counts(5, 50)), (2, counts(1, 10))])
+        );
+    }
+
+    #[test]
+    fn the_group_lag_sums_partitions_taking_the_higher_report_of_one() {
+        // Interval 0 is the warm-up; in interval 1 both agents report partition 1 (a
+        // rebalance): the higher lag counts. Interval 2 sampled nothing.
+        let blobs = [
+            lagging(0, 0, &[(0, 900)]),
+            lagging(0, 1, &[(0, 50), (1, 7)]),
+            lagging(1, 1, &[(1, 30), (2, 5)]),
+            lagging(0, 2, &[]),
+            lagging(0, 3, &[(0, 0), (1, 2)]),
+        ];
+        let options = MergeOptions {
+            warmup_intervals: 1,
+            window_intervals: Some(2),
+            ..MergeOptions::default()
+        };
+        let m = merge_all(&blobs, options).unwrap();
+        assert_eq!(
+            m.intervals[1].consumer_lag,
+            ConsumerLag::from([(0, 50), (1, 30), (2, 5)])
+        );
+        assert!(m.intervals[2].consumer_lag.is_empty());
+        assert_eq!(
+            m.total.consumer_lag,
+            vec![85, 2],
+            "the warm-up's 900 is apart"
+        );
+        assert_eq!(m.warmup.consumer_lag, vec![900]);
+        assert_eq!(m.total.consumer_lag_at(100.0), Some(85));
+        assert_eq!(m.windows[0].acc.consumer_lag, vec![85]);
+        assert_eq!(m.windows[1].acc.consumer_lag, vec![2]);
     }
 
     #[test]

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 pub mod blob;
 pub mod counts;
+pub mod drain;
 pub mod fetch;
 pub mod hlogout;
 pub mod html;
@@ -178,6 +179,15 @@ pub struct Settings {
     pub warmup: Option<String>,
     /// Extra librdkafka producer properties.
     pub producer_properties: std::collections::BTreeMap<String, String>,
+    /// Records written before the start for the group to drain (`workload.backlog`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_records: Option<u64>,
+    /// The lag at or below which the backlog counts as drained (`backlog.caughtUp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_caught_up: Option<u64>,
+    /// The agents also produced at the load's rate while the group drained.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backlog_under_load: bool,
 }
 
 impl Settings {
@@ -227,6 +237,13 @@ impl Settings {
             window: spec.report.window.as_ref().map(ToString::to_string),
             warmup: spec.load.warmup.as_ref().map(ToString::to_string),
             producer_properties: p.properties.clone(),
+            backlog_records: spec
+                .workload
+                .backlog
+                .as_ref()
+                .and_then(|b| b.record_count(&r.value)),
+            backlog_caught_up: spec.workload.backlog.as_ref().map(|b| b.caught_up),
+            backlog_under_load: spec.workload.backlog.as_ref().is_some_and(|b| b.under_load),
         }
     }
 }
@@ -326,6 +343,30 @@ fn records_in(load: &barrage_crds::spec::LoadSpec, spans: &[(u64, u64)]) -> u64 
 }
 
 impl ReportContext {
+    /// The backlog's drain, when the run had one.
+    pub fn drain(&self, merged: &Merged) -> Option<drain::Drain> {
+        let settings = self.settings.as_ref()?;
+        let backlog = settings.backlog_records?;
+        let caught_up = settings.backlog_caught_up.unwrap_or(0);
+        Some(drain::drain(merged, backlog, caught_up))
+    }
+
+    /// The figures of the whole run thresholds judge (`drain.seconds`, `consume.rate`).
+    pub fn run_figures(&self, merged: &Merged) -> drain::RunFigures {
+        match self.drain(merged) {
+            Some(d) => drain::RunFigures {
+                drain_seconds: d.seconds,
+                consume_rate: d.rate,
+            },
+            None => drain::RunFigures {
+                drain_seconds: None,
+                consume_rate: self.load_ms.filter(|ms| *ms > 0).map(|ms| {
+                    merge::round3(merged.total.counters.consumed as f64 * 1000.0 / ms as f64)
+                }),
+            },
+        }
+    }
+
     /// For rendering files with nothing else known: no thresholds, no target, complete.
     pub fn offline() -> ReportContext {
         ReportContext {
@@ -463,7 +504,9 @@ pub fn build_report(merged: &Merged, ctx: &ReportContext) -> Result<ReportSet, R
             (after > 0).then_some(after)
         }
     };
-    let results = verdict::evaluate_thresholds(&ctx.thresholds, merged, judged_target);
+    let figures = ctx.run_figures(merged);
+    let results =
+        verdict::evaluate_thresholds_with(&ctx.thresholds, merged, judged_target, &figures);
     let invalid = verdict::invalid_reasons(merged, generator_target, &ctx.bounds);
     let mut incomplete = verdict::incomplete_reasons(merged, ctx.complete);
     if let Some(why) = &ctx.cut_short {

@@ -122,6 +122,8 @@ pub fn intervals_from_texts<'a>(
                 length_ms,
                 histograms: BTreeMap::new(),
                 counters: None,
+                consumer_lag: Default::default(),
+                partitions: Default::default(),
             });
             let tag = e.tag.map_or(HistogramTag::Produce, HistogramTag::from);
             match interval.histograms.get_mut(&tag) {

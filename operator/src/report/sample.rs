@@ -123,6 +123,8 @@ pub fn sample_interval(run: &SampleRun, slot: u32, incarnation: u32, index: u32)
             late: n / 500,
             ..IntervalCounters::default()
         }),
+        consumer_lag: Default::default(),
+        partitions: Default::default(),
     }
 }
 

@@ -12,15 +12,14 @@
 //! is all warm-up has no latency check, and its counts are nothing to judge.
 
 use barrage_crds::names::HistogramTag;
-use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use barrage_crds::interval::IntervalCounters;
 use barrage_crds::spec::{Metric, MetricKind, Threshold, ThresholdScope};
 use barrage_crds::status::{Verdict, VerdictResult};
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::drain::RunFigures;
 use super::merge::{Accumulator, Merged};
 
 /// Bounds past which the load generator, not the system under test, was the bottleneck.
@@ -45,19 +44,19 @@ impl Default for ValidityBounds {
     }
 }
 
-/// The observed value of `metric` over `histograms` and `counters`, in the metric's unit (µs,
-/// fraction, count); `None` when it was not measured (no such histogram, or no target for a
-/// rate).
+/// The observed value of `metric` over `acc`'s histograms and consumer lags and over
+/// `counters`, in the metric's unit (µs, fraction, count); `None` when it was not measured (no
+/// such histogram, no lag sampled, or no target for a rate).
 pub fn observe(
     metric: Metric,
-    histograms: &BTreeMap<HistogramTag, Histogram<u64>>,
+    acc: &Accumulator,
     c: &IntervalCounters,
     target: Option<u64>,
 ) -> Option<f64> {
     match metric.kind() {
         MetricKind::Latency => {
             let tag = metric.histogram_tag()?;
-            let h = histograms.get(&tag).filter(|h| !h.is_empty())?;
+            let h = acc.histograms.get(&tag).filter(|h| !h.is_empty())?;
             let p = metric.percentile()?;
             Some(if p >= 100.0 {
                 h.max() as f64
@@ -84,8 +83,13 @@ pub fn observe(
             Metric::ErrorsCount => Some(c.errors as f64),
             Metric::RecordsLost => Some(c.lost as f64),
             Metric::RecordsDuplicated => Some(c.duplicated as f64),
+            Metric::ConsumerLagMax | Metric::ConsumerLagP99 => {
+                Some(acc.consumer_lag_at(metric.percentile()?)? as f64)
+            }
             _ => None,
         },
+        // Figures of the whole run: see [`RunFigures`].
+        MetricKind::Number => None,
     }
 }
 
@@ -95,6 +99,10 @@ pub fn format_value(kind: MetricKind, value: f64) -> String {
         MetricKind::Latency => format_micros(value),
         MetricKind::Ratio => format!("{:.4} ({:.2}%)", value, value * 100.0),
         MetricKind::Count => format!("{value:.0}"),
+        MetricKind::Number => {
+            let text = format!("{value:.3}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
     }
 }
 
@@ -174,15 +182,22 @@ pub fn counters_after_warmup(merged: &Merged, range: RangeInclusive<u32>) -> Int
     c
 }
 
-fn check(
-    t: &Threshold,
-    scope: String,
-    window: Option<u32>,
-    acc: &Accumulator,
-    counters: &IntervalCounters,
+/// What a check looks at: the intervals' histograms and counters, and (for the run's own
+/// check) the figures of the whole run.
+struct Scope<'a> {
+    acc: &'a Accumulator,
+    counters: &'a IntervalCounters,
     target: Option<u64>,
-) -> Check {
-    let observed = observe(t.metric, &acc.histograms, counters, target).map(super::merge::round3);
+    run: Option<&'a RunFigures>,
+}
+
+fn check(t: &Threshold, scope: String, window: Option<u32>, over: &Scope<'_>) -> Check {
+    let observed = match (t.metric, over.run) {
+        (Metric::DrainSeconds, Some(run)) => run.drain_seconds,
+        (Metric::ConsumeRate, Some(run)) => run.consume_rate,
+        (metric, _) => observe(metric, over.acc, over.counters, over.target),
+    }
+    .map(super::merge::round3);
     let passed = observed.is_some_and(|o| t.holds(o));
     Check {
         scope,
@@ -207,6 +222,17 @@ pub fn evaluate_thresholds(
     merged: &Merged,
     target: Option<u64>,
 ) -> Vec<ThresholdResult> {
+    evaluate_thresholds_with(thresholds, merged, target, &RunFigures::default())
+}
+
+/// [`evaluate_thresholds`] with the figures of the whole run (`drain.seconds`,
+/// `consume.rate`), which are judged over the run only.
+pub fn evaluate_thresholds_with(
+    thresholds: &[Threshold],
+    merged: &Merged,
+    target: Option<u64>,
+    figures: &RunFigures,
+) -> Vec<ThresholdResult> {
     let run_counters = if merged.warmup_intervals == 0 {
         merged.total.counters.clone()
     } else {
@@ -220,12 +246,17 @@ pub fn evaluate_thresholds(
     thresholds
         .iter()
         .map(|t| {
-            let has_windows = !merged.windows.is_empty();
+            let has_windows = !merged.windows.is_empty() && !t.metric.is_run_only();
             let run_scope = t.scope != ThresholdScope::Window || !has_windows;
             let window_scope = t.scope != ThresholdScope::Run && has_windows;
             let run = run_scope.then(|| {
-                let scope = "run".to_string();
-                check(t, scope, None, &merged.total, &run_counters, target)
+                let over = Scope {
+                    acc: &merged.total,
+                    counters: &run_counters,
+                    target,
+                    run: Some(figures),
+                };
+                check(t, "run".to_string(), None, &over)
             });
             let windows: Vec<Check> = if window_scope {
                 merged
@@ -235,14 +266,13 @@ pub fn evaluate_thresholds(
                     .filter(|(w, _)| !w.is_warmup_only())
                     .map(|(w, counters)| {
                         let scheduled = counters.scheduled;
-                        check(
-                            t,
-                            format!("window {}", w.index),
-                            Some(w.index),
-                            &w.acc,
+                        let over = Scope {
+                            acc: &w.acc,
                             counters,
-                            (scheduled > 0).then_some(scheduled),
-                        )
+                            target: (scheduled > 0).then_some(scheduled),
+                            run: None,
+                        };
+                        check(t, format!("window {}", w.index), Some(w.index), &over)
                     })
                     .collect()
             } else {
@@ -400,6 +430,7 @@ mod tests {
     use crate::report::blob::{AgentInterval, IntervalCounters};
     use crate::report::merge::{MergeOptions, merge_all};
     use barrage_crds::hlog;
+    use std::collections::BTreeMap;
 
     fn run(
         latencies: &[u64],
@@ -429,6 +460,8 @@ mod tests {
                         acked: latencies.len() as u64,
                         ..counters.clone()
                     }),
+                    consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect();
@@ -538,11 +571,26 @@ mod tests {
         let mut c = counters(1000);
         c.errors = 2;
         let m = run(&[1_000], 10, c, None);
-        let (h, c) = (&m.total.histograms, &m.total.counters);
+        let (h, c) = (&m.total, &m.total.counters);
         assert_eq!(observe(Metric::ErrorsRatio, h, c, None), Some(0.002));
         assert_eq!(observe(Metric::ErrorsCount, h, c, None), Some(8.0));
         assert_eq!(observe(Metric::RateAchievedRatio, h, c, Some(8)), Some(0.5));
         assert_eq!(observe(Metric::RateAchievedRatio, h, c, None), None);
+        assert_eq!(observe(Metric::ConsumerLagMax, h, c, None), None);
+    }
+
+    #[test]
+    fn consumer_lag_is_observed_over_the_intervals_lags() {
+        let mut acc = Accumulator {
+            consumer_lag: vec![40, 0, 7, 100],
+            ..Accumulator::default()
+        };
+        let c = IntervalCounters::default();
+        assert_eq!(observe(Metric::ConsumerLagMax, &acc, &c, None), Some(100.0));
+        assert_eq!(observe(Metric::ConsumerLagP99, &acc, &c, None), Some(100.0));
+        acc.consumer_lag = (1..=200).collect();
+        assert_eq!(observe(Metric::ConsumerLagP99, &acc, &c, None), Some(198.0));
+        assert_eq!(acc.consumer_lag_at(50.0), Some(100));
     }
 
     /// Four intervals of one record each; interval 0 carries `warmup_errors` errors and a
@@ -564,6 +612,8 @@ mod tests {
                         errors: if i == 0 { warmup_errors } else { 0 },
                         ..counters(1 + if i == 0 { warmup_errors } else { 0 })
                     }),
+                    consumer_lag: Default::default(),
+                    partitions: Default::default(),
                 }
             })
             .collect();

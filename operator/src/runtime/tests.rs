@@ -412,6 +412,8 @@ async fn due_soak_windows_are_written_once_with_their_verdict_in_the_status() {
                     scheduled: 10,
                     ..IntervalCounters::default()
                 }),
+                consumer_lag: Default::default(),
+                partitions: Default::default(),
             };
             let key = keys::interval_key("soak", "r1", slot, 0, index);
             let text = encode_interval_blob(&blob).unwrap();

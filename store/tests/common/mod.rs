@@ -354,7 +354,7 @@ pub async fn raw_items_with_only_a_doc_are_readable(store: &dyn Store, raw: &dyn
         .await
         .expect("get")
         .expect("exists");
-    let err = got.doc.expect_err("malformed doc");
+    let err = got.doc.expect_err("malformed doc").to_string();
     assert!(
         err.contains("spec.kafka"),
         "the message names the field path: {err}"

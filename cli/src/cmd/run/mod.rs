@@ -52,10 +52,9 @@ pub struct RunArgs {
     pub progress_every: Duration,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, barrage_crds::duration::DurationError> {
     s.parse::<barrage_crds::duration::HumanDuration>()
         .map(|d| d.as_std())
-        .map_err(|e| e.to_string())
 }
 
 /// How far ahead of its writing `startAt` is set: every agent reads its LoadTest every

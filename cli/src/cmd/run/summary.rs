@@ -42,6 +42,7 @@ pub fn print_summary(lt: &LoadTest, runs: &[AgentRun], planned: u64, report: Opt
         elapsed_secs(runs)
     );
     print_latencies(report, lt.spec.workload.kind == WorkloadKind::RoundTrip);
+    print_consumer_lag(report);
     for r in runs {
         let c = &r.outcome.counters;
         if !c.errors_by_kind.is_empty() {
@@ -127,6 +128,7 @@ fn print_consume_summary(lt: &LoadTest, runs: &[AgentRun], report: Option<&Summa
     println!("  elapsed           {:.1}s", elapsed_secs(runs));
     let e2e = "end-to-end latency (record timestamp to receipt)";
     print_latency_lines(report, &[(e2e, HistogramTag::E2e)]);
+    print_consumer_lag(report);
     for r in runs {
         let c = &r.outcome.counters;
         println!("  agent {} consumed {}", r.slot, thousands(c.consumed));
@@ -135,6 +137,39 @@ fn print_consume_summary(lt: &LoadTest, runs: &[AgentRun], report: Option<&Summa
         }
     }
     print_per_partition(runs);
+}
+
+/// The consumer group's lag, when one was sampled: `consumer lag      max 10,213  p99 10,213
+/// records; at the end 0:3,804  1:2,053  2:4,356`.
+fn print_consumer_lag(report: Option<&SummaryJson>) {
+    let Some(lag) = report.and_then(|s| s.consumer_lag.as_ref()) else {
+        return;
+    };
+    let end: Vec<String> = lag
+        .last_by_partition
+        .iter()
+        .map(|(p, n)| format!("{p}:{}", thousands(*n)))
+        .collect();
+    println!(
+        "  consumer lag      max {}  p99 {} records; at the end {}",
+        thousands(lag.max),
+        thousands(lag.p99),
+        end.join("  ")
+    );
+    let Some(d) = report.and_then(|s| s.drain.as_ref()) else {
+        return;
+    };
+    let rate = d.rate.map_or("-".to_string(), |r| format!("{r:.0}"));
+    match d.seconds {
+        Some(secs) => println!(
+            "  backlog drain     {} records drained in {secs} s ({rate} consumed/s)",
+            thousands(d.backlog_records)
+        ),
+        None => println!(
+            "  backlog drain     {} records not drained by the end ({rate} consumed/s)",
+            thousands(d.backlog_records)
+        ),
+    }
 }
 
 /// Records per partition, summed over the agents (the line is left out when none were counted).
