@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use barrage_system_tests::spec::ProduceSpec;
+use barrage_system_tests::spec::Spec;
 use barrage_system_tests::{barrage_run, kafka, root, run_bounded, temp_file, unique};
 
 /// Records in the backlog, and the bytes per second the quota lets the consumer read: about
@@ -101,7 +101,7 @@ fn read_report(out_dir: &Path) -> serde_json::Value {
 fn a_throttled_consumer_reports_the_lag_kafka_sees() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-lag");
-    let backlog = ProduceSpec::new("lag-backlog", &topic, &bootstrap)
+    let backlog = Spec::new("lag-backlog", &topic, &bootstrap)
         .rate(BACKLOG_RATE)
         .secs(BACKLOG_SECS)
         .partitions(3)
@@ -229,7 +229,7 @@ fn groups(classpath: &str, bootstrap: &str) -> Vec<String> {
 fn no_consumer_group_outlives_its_run() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-groups");
-    let backlog = ProduceSpec::new("groups-backlog", &topic, &bootstrap)
+    let backlog = Spec::new("groups-backlog", &topic, &bootstrap)
         .rate(500)
         .secs(2)
         .partitions(3)
