@@ -5,7 +5,8 @@ Usage:
   report.py rate CASE_DIR     print the case's achieved records/s (for sizing the next cases)
   report.py table WORK_DIR    print the markdown tables for every case under WORK_DIR
 
-A case folder holds `meta` (key=value lines written by the script), `stdout` and `stderr` of the
+The tools are Barrage (`barrage run`), Kafka's ProducerPerformance ("java") and librdkafka's
+rdkafka_performance ("rdkafka"). A case folder holds `meta` (key=value lines written by the script), `stdout` and `stderr` of the
 tool, `time` (GNU time: "%U %S %M %e"), `broker` (broker utime+stime clock ticks before and after),
 `batches` ("batches records bytes" of the topic's log segments, from DumpLogSegments), `headers`
 ("records-sampled records-with-headers" from the first 64 KiB of partition 0) and `rc` (the tool's
@@ -90,6 +91,34 @@ def parse_barrage(out):
     return r
 
 
+# `% 500000 messages produced (50000000 bytes), 500000 delivered (offset 108014, 0 failed) in 1914ms:
+# 261229 msgs/s and 26.12 MB/s, 0 produce failures, 0 in queue, no compression` (rdkafka_performance's summary;
+# printed every second and once more at the end, which is the result).
+RDKAFKA_SUMMARY = re.compile(
+    r"^% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) "
+    r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s, (\d+) produce failures",
+    re.M,
+)
+
+
+def parse_rdkafka(out):
+    r = {}
+    finals = RDKAFKA_SUMMARY.findall(out)
+    if not finals:
+        return r
+    produced, _bytes, delivered, failed, ms, rate, _mb, backpressure = finals[-1]
+    r["produced"] = float(produced)
+    r["records"] = float(delivered)
+    r["failed"] = float(failed)
+    # Produce calls refused with QUEUE_FULL (queue.buffering.max.messages reached); it polls 10 ms and retries.
+    r["backpressure"] = int(backpressure)
+    if int(ms) > 0:
+        # msgs/s is delivered over its first produce call to its last delivery report (t_end - t_start, in µs).
+        r["elapsed"] = int(ms) / 1000.0
+        r["rate"] = float(rate)
+    return r
+
+
 JAVA_PER_REQUEST = re.compile(r"^producer-metrics:records-per-request-avg:\{[^}]*\}\s*:\s*([\d.]+)", re.M)
 
 
@@ -165,11 +194,12 @@ def broker_per_m(r):
 def load_case(case):
     m = meta(case)
     out = read(os.path.join(case, "stdout"))
-    r = parse_barrage(out) if m.get("tool") == "barrage" else parse_java(out)
+    parse = {"barrage": parse_barrage, "rdkafka": parse_rdkafka}.get(m.get("tool"), parse_java)
+    r = parse(out)
     r.update(parse_time(case))
     r.update(parse_broker(case))
     r.update(parse_batches(case))
-    if m.get("tool") == "barrage" and "per_batch" in r:
+    if m.get("tool") in ("barrage", "rdkafka") and "per_batch" in r:
         # librdkafka (2.12) writes one partition's batch per ProduceRequest (rdkafka_msgset_writer.c).
         r["per_request"] = r["per_batch"]
     r["broker_per_m"] = broker_per_m(r)
@@ -230,9 +260,13 @@ MEAN_KEYS = (
 )
 
 
+TOOLS = ("barrage", "java", "rdkafka")
+# The ratios the table gives: Barrage over each of the two reference producers.
+VERSUS = (("java", "Java"), ("rdkafka", "rdkafka_performance"))
+
+
 def table(work):
     all_cases = cases(work)
-    lines = []
     maxr = [c for c in all_cases if c["meta"].get("phase") == "max"]
     fixed = [c for c in all_cases if c["meta"].get("phase") == "fixed"]
     sizes = sorted({int(c["meta"]["size"]) for c in maxr + fixed})
@@ -246,8 +280,27 @@ def table(work):
         if base is not None and c.get("records") and "cpu" in c:
             c["cpu_per_m_net"] = max(c["cpu"] - base, 0.0) / (c["records"] / 1e6)
 
-    lines.append("### Maximum rate (every run, in the order run)")
+    lines = max_runs_table(maxr)
+    means, summary = max_means_table(maxr, sizes)
+    lines.extend(means)
+    lines.extend(ratio_table(summary))
+    lines.extend(goal_lines(summary))
+    if startup:
+        lines.append("")
+        lines.append(
+            "Start-up CPU (a 1,000-record run, subtracted in the \"without start-up\" columns): "
+            + ", ".join(f"{tool_name(t)} {startup[t]:.2f} s" for t in TOOLS if t in startup)
+            + "."
+        )
     lines.append("")
+    if fixed:
+        lines.extend(fixed_table(fixed))
+    return "\n".join(lines)
+
+
+def max_runs_table(maxr):
+    """Every maximum-rate case, in the order run."""
+    lines = ["### Maximum rate (every run, in the order run)", ""]
     lines.append(
         "| # | value | tool | round | records | elapsed s | records/s | MB/s | CPU s (user+sys) | "
         "CPU s / M records | same without start-up | peak RSS MiB | broker CPU s | broker CPU s / M records | "
@@ -265,6 +318,8 @@ def table(work):
             note.append(exit_note(c))
         if c.get("with_headers"):
             note.append(f"headers on {c['with_headers']} of {c['sampled']} records read")
+        if c.get("backpressure"):
+            note.append(f"{c['backpressure']:,} produce calls refused (queue full)")
         elapsed = c.get("elapsed")
         if m["tool"] == "java" and c.get("rate"):
             elapsed = c["records"] / c["rate"]
@@ -275,8 +330,14 @@ def table(work):
             f"{fmt(c.get('rss_mib'), 0)} | {fmt(c.get('broker_cpu'), 1)} | {broker_cells(c)} | {'; '.join(note)} |"
         )
     lines.append("")
-    lines.append("### Maximum rate, mean of the rounds, and the ratio Barrage / Java")
-    lines.append("")
+    return lines
+
+
+def max_means_table(maxr, sizes):
+    """Per size, each tool's mean over the rounds, then the rows Barrage / Java and Barrage / rdkafka_performance.
+
+    Returns the lines and, per size, {other tool: {key: ratio Barrage / other}}."""
+    lines = ["### Maximum rate, mean of the rounds, and the ratios Barrage / Java and Barrage / rdkafka_performance", ""]
     lines.append(
         "| value | tool | runs | records/s | MB/s | CPU s | CPU s / M records | same without start-up | "
         "peak RSS MiB | broker CPU s | broker CPU s / M records | records / batch | batch KiB | records / request |"
@@ -285,12 +346,9 @@ def table(work):
     summary = {}
     for size in sizes:
         per_tool = {}
-        for tool in ("barrage", "java"):
+        for tool in TOOLS:
             runs = [c for c in maxr if c["ok"] and c["meta"]["tool"] == tool and int(c["meta"]["size"]) == size]
-            agg = {
-                k: mean([c.get(k) for c in runs])
-                for k in MEAN_KEYS
-            }
+            agg = {k: mean([c.get(k) for c in runs]) for k in MEAN_KEYS}
             agg["runs"] = len(runs)
             per_tool[tool] = agg
             lines.append(
@@ -298,41 +356,61 @@ def table(work):
                 f"{fmt(agg['cpu'], 1)} | {fmt(agg['cpu_per_m'], 2)} | {fmt(agg['cpu_per_m_net'], 2)} | "
                 f"{fmt(agg['rss_mib'], 0)} | {fmt(agg['broker_cpu'], 1)} | {broker_cells(agg)} |"
             )
-        b, j = per_tool["barrage"], per_tool["java"]
-        r = {k: ratio(b[k], j[k]) for k in MEAN_KEYS}
-        summary[size] = r
-        lines.append(
-            f"| {size_label(size)} | **ratio Barrage/Java** | | **{fx(r['rate'])}** | {fx(r['mb_s'])} | "
-            f"{fx(r['cpu'])} | **{fx(r['cpu_per_m'])}** | {fx(r['cpu_per_m_net'])} | "
-            f"{fx(r['rss_mib'])} | {fx(r['broker_cpu'])} | **{fx(r['broker_per_m'])}** | {fx(r['per_batch'])} | "
-            f"{fx(r['batch_kib'])} | {fx(r['per_request'])} |"
-        )
+        summary[size] = {}
+        for other, label in VERSUS:
+            r = {k: ratio(per_tool["barrage"][k], per_tool[other][k]) for k in MEAN_KEYS}
+            summary[size][other] = r
+            lines.append(
+                f"| {size_label(size)} | **ratio Barrage/{label}** | | **{fx(r['rate'])}** | {fx(r['mb_s'])} | "
+                f"{fx(r['cpu'])} | **{fx(r['cpu_per_m'])}** | {fx(r['cpu_per_m_net'])} | "
+                f"{fx(r['rss_mib'])} | {fx(r['broker_cpu'])} | **{fx(r['broker_per_m'])}** | {fx(r['per_batch'])} | "
+                f"{fx(r['batch_kib'])} | {fx(r['per_request'])} |"
+            )
     lines.append("")
-    for size, r in summary.items():
-        rate_ok = r["rate"] is not None and r["rate"] >= 1.3
-        cpu_ok = r["cpu_per_m"] is not None and r["cpu_per_m"] <= 0.5
-        lines.append(
-            f"Goal at {size_label(size)} (records/s ≥ 1.3×, CPU per record ≤ 0.5×): "
-            f"records/s {fx(r['rate'])} {'met' if rate_ok else 'NOT met'}, "
-            f"CPU per record {fx(r['cpu_per_m'])} {'met' if cpu_ok else 'NOT met'} "
-            f"({fx(r['cpu_per_m_net'])} without either tool's start-up)."
-        )
-    if startup:
-        lines.append("")
-        lines.append(
-            "Start-up CPU (a 1,000-record run, subtracted in the \"without start-up\" columns): "
-            + ", ".join(f"{tool_name(t)} {v:.2f} s" for t, v in sorted(startup.items()))
-            + "."
-        )
-    lines.append("")
+    return lines, summary
 
-    if fixed:
-        lines.extend(fixed_table(fixed))
-    return "\n".join(lines)
+
+def ratio_table(summary):
+    """The ratios side by side: Barrage ÷ rdkafka_performance (the library it drives) and ÷ Java."""
+    lines = ["### Maximum rate: Barrage ÷ rdkafka_performance and Barrage ÷ Java (means of the rounds)", ""]
+    lines.append(
+        "| value | records/s ÷ rdkafka_performance | records/s ÷ Java | CPU s / M records ÷ rdkafka_performance | "
+        "CPU s / M records ÷ Java | same without start-up ÷ rdkafka_performance | same without start-up ÷ Java | "
+        "peak RSS ÷ rdkafka_performance | peak RSS ÷ Java | broker CPU s / M records ÷ rdkafka_performance | "
+        "broker CPU s / M records ÷ Java |"
+    )
+    lines.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for size, vs in summary.items():
+        r, j = vs["rdkafka"], vs["java"]
+        lines.append(
+            f"| {size_label(size)} | **{fx(r['rate'])}** | **{fx(j['rate'])}** | {fx(r['cpu_per_m'])} | "
+            f"**{fx(j['cpu_per_m'])}** | {fx(r['cpu_per_m_net'])} | {fx(j['cpu_per_m_net'])} | "
+            f"{fx(r['rss_mib'])} | {fx(j['rss_mib'])} | {fx(r['broker_per_m'])} | {fx(j['broker_per_m'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def goal_lines(summary):
+    """Issue 17's goals: records/s ≥ 0.95× rdkafka_performance and ≥ 1.3× Java, CPU per record ≤ 0.5× Java."""
+    def verdict(v, ok):
+        return f"{fx(v)} {'met' if v is not None and ok(v) else 'NOT met'}"
+
+    lines = []
+    for size, vs in summary.items():
+        r, j = vs["rdkafka"], vs["java"]
+        lines.append(
+            f"Goal at {size_label(size)} (records/s ≥ 0.95× rdkafka_performance and ≥ 1.3× Java, CPU per record "
+            f"≤ 0.5× Java): records/s {verdict(r['rate'], lambda v: v >= 0.95)} against rdkafka_performance, "
+            f"{verdict(j['rate'], lambda v: v >= 1.3)} against Java; "
+            f"CPU per record {verdict(j['cpu_per_m'], lambda v: v <= 0.5)} "
+            f"({fx(j['cpu_per_m_net'])} without either tool's start-up; {fx(r['cpu_per_m'])} of rdkafka_performance's)."
+        )
+    return lines
 
 
 def fixed_table(fixed):
-    """The fixed-rate cases, then broker CPU per record and records per batch, Barrage / Java, per size."""
+    """The fixed-rate cases, then broker CPU per record and records per batch, Barrage / each other tool, per size."""
     lines = ["### Fixed rate: 50 % of Java's measured maximum", ""]
     lines.append(
         "| value | tool | target/s | achieved/s | achieved / target | p50 ms | p99 ms | p99.9 ms | "
@@ -362,6 +440,13 @@ def fixed_table(fixed):
                 f"| {size_label(m['size'])} | Barrage | | | | {fmt(c.get('s50'), 2)} | {fmt(c.get('s99'), 2)} | "
                 f"{fmt(c.get('s999'), 2)} | actual send (service time; comparable to Java's) | | | | | | same run |"
             )
+        elif m["tool"] == "rdkafka":
+            achieved = c.get("rate")  # delivered / first produce to last delivery report
+            lines.append(
+                f"| {size_label(m['size'])} | rdkafka_performance | {fmt(target)} | {fmt(achieved)} | "
+                f"{fmt(ratio(achieved, target), 4, False)} | n/a | n/a | n/a | not measured (no -l) | "
+                f"{fmt(c.get('cpu_per_m'), 2)} | {broker_cells(c)} | {note}-r polls in a loop between messages |"
+            )
         else:
             achieved = c.get("rate")
             lines.append(
@@ -373,15 +458,18 @@ def fixed_table(fixed):
     lines.append("")
     for size in sorted({int(c["meta"]["size"]) for c in fixed}):
         per_tool = {c["meta"]["tool"]: c for c in fixed if c["ok"] and int(c["meta"]["size"]) == size}
-        b, j = per_tool.get("barrage", {}), per_tool.get("java", {})
-        lines.append(
-            f"Broker at {size_label(size)}, Barrage / Java at the same rate: CPU per record "
-            f"{fx(ratio(b.get('broker_per_m'), j.get('broker_per_m')))}, records per batch "
-            f"{fx(ratio(b.get('per_batch'), j.get('per_batch')))}, records per request "
-            f"{fx(ratio(b.get('per_request'), j.get('per_request')))}."
-        )
+        b = per_tool.get("barrage", {})
+        for other, label in VERSUS:
+            o = per_tool.get(other, {})
+            lines.append(
+                f"Broker at {size_label(size)}, Barrage / {label} at the same rate: CPU per record "
+                f"{fx(ratio(b.get('broker_per_m'), o.get('broker_per_m')))}, records per batch "
+                f"{fx(ratio(b.get('per_batch'), o.get('per_batch')))}, records per request "
+                f"{fx(ratio(b.get('per_request'), o.get('per_request')))}."
+            )
     lines.append("")
     return lines
+
 
 def broker_cells(c):
     """Broker CPU per million records, records per batch, batch KiB and records per request, as table cells."""
@@ -403,7 +491,7 @@ def exit_note(c):
 
 
 def tool_name(tool):
-    return {"barrage": "Barrage", "java": "Java ProducerPerformance"}.get(tool, tool)
+    return {"barrage": "Barrage", "java": "Java ProducerPerformance", "rdkafka": "rdkafka_performance"}.get(tool, tool)
 
 
 def main(argv):
