@@ -294,16 +294,20 @@ spec:
     assert!(left.is_empty(), "groups outlived their runs: {left:?}");
 }
 
-/// Issue 15.2: a backlog written before the start, drained by a group of two agents.
-#[test]
-fn a_backlog_is_written_before_the_start_and_its_drain_is_timed() {
-    let Some(bootstrap) = kafka() else { return };
-    let topic = unique("barrage-it-backlog");
-    let backlog: u64 = 30_001;
-    let spec = format!(
+/// A Consume spec for two agents on a 3-partition topic it creates, `size`-byte values,
+/// 1 s intervals: `backlog` and `step` are YAML flow mappings of `workload.backlog` and the
+/// load's one step, `thresholds` the items of the list.
+fn backlog_spec(
+    (name, bootstrap, topic): (&str, &str, &str),
+    size: u32,
+    backlog: &str,
+    step: &str,
+    thresholds: &str,
+) -> String {
+    format!(
         "apiVersion: barrage.dev/v1alpha1
 kind: LoadTest
-metadata: {{name: backlog-drain}}
+metadata: {{name: {name}}}
 spec:
   kafka:
     bootstrapServers: {bootstrap}
@@ -311,13 +315,28 @@ spec:
   topic: {{name: {topic}, create: {{partitions: 3, replicationFactor: 1}}}}
   workload:
     kind: Consume
-    records: {{value: {{size: 120}}}}
-    backlog: {{records: {backlog}}}
-  load: {{steps: [{{constant: {{rate: 1, for: 8s}}}}]}}
+    records: {{value: {{size: {size}}}}}
+    backlog: {backlog}
+  load: {{steps: [{{constant: {step}}}]}}
   agents: {{count: 2}}
   report: {{interval: 1s}}
-  thresholds: [\"drain.seconds < 8\", \"consume.rate > 0\", \"consumer_lag.max <= {backlog}\"]
+  thresholds: [{thresholds}]
 "
+    )
+}
+
+/// Issue 15.2: a backlog written before the start, drained by a group of two agents.
+#[test]
+fn a_backlog_is_written_before_the_start_and_its_drain_is_timed() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = unique("barrage-it-backlog");
+    let backlog: u64 = 30_001;
+    let spec = backlog_spec(
+        ("backlog-drain", &bootstrap, &topic),
+        120,
+        &format!("{{records: {backlog}}}"),
+        "{rate: 1, for: 8s}",
+        &format!("\"drain.seconds < 8\", \"consume.rate > 0\", \"consumer_lag.max <= {backlog}\""),
     );
     let (out, dir) = barrage_run(
         &temp_file("backlog.yaml", &spec),
@@ -383,24 +402,12 @@ fn a_backlog_drains_under_load() {
     let Some(bootstrap) = kafka() else { return };
     let topic = unique("barrage-it-backlog-load");
     let backlog: u64 = 20_000;
-    let spec = format!(
-        "apiVersion: barrage.dev/v1alpha1
-kind: LoadTest
-metadata: {{name: backlog-load}}
-spec:
-  kafka:
-    bootstrapServers: {bootstrap}
-    consumer: {{autoOffsetReset: earliest}}
-  topic: {{name: {topic}, create: {{partitions: 3, replicationFactor: 1}}}}
-  workload:
-    kind: Consume
-    records: {{value: {{size: 100}}}}
-    backlog: {{records: {backlog}, underLoad: true, caughtUp: 2000}}
-  load: {{steps: [{{constant: {{rate: 1000, for: 6s}}}}]}}
-  agents: {{count: 2}}
-  report: {{interval: 1s}}
-  thresholds: [\"drain.seconds < 6\", \"produce.p99 < 2s\", \"consume.rate > 0\"]
-"
+    let spec = backlog_spec(
+        ("backlog-load", &bootstrap, &topic),
+        100,
+        &format!("{{records: {backlog}, underLoad: true, caughtUp: 2000}}"),
+        "{rate: 1000, for: 6s}",
+        "\"drain.seconds < 6\", \"produce.p99 < 2s\", \"consume.rate > 0\"",
     );
     let (out, dir) = barrage_run(
         &temp_file("load.yaml", &spec),
